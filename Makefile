@@ -1,0 +1,38 @@
+# ExpertBook: `make run` to try it, `make test` to check it. See README.md.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+FLASK  := $(BIN)/flask --app wsgi
+STAMP  := $(VENV)/.installed
+
+export EXPERTBOOK_ENV ?= development
+
+.PHONY: install run test worker migrate demo clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## install: create .venv with the app and its test tools
+install: $(STAMP)
+
+## migrate: bring the database (DATABASE_URL, default instance/expertbook.sqlite3) up to date
+migrate: install
+	$(FLASK) db upgrade
+
+## demo: load the demo data (idempotent) and print the demo logins
+demo: migrate
+	$(FLASK) demo
+
+## run: install, migrate, load demo data and serve on http://127.0.0.1:5000
+run: demo
+	$(FLASK) run --host 127.0.0.1 --port 5000
+
+## test: run the whole suite (PostgreSQL, Redis and browser tests need TEST_DATABASE_URL, REDIS_URL, chromium)
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

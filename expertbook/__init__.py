@@ -1,0 +1,65 @@
+"""ExpertBook: booking for hospitals and for independent experts, in one Flask + htmx app."""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+
+from expertbook import config as config_module
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Each area is a package with a ``views.bp`` blueprint; the order is the order of registration.
+AREAS = ("main", "auth", "clinic")
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Create and configure an ExpertBook application.
+
+    ``config`` overrides what the environment says; tests pass their database and options here.
+    """
+    app = Flask(
+        __name__,
+        instance_path=str(ROOT / "instance"),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    app.config.update(config_module.from_env(instance_path=app.instance_path))
+    if config:
+        app.config.update(config)
+    config_module.validate(app.config)
+    app.debug = app.debug and not app.config["PRODUCTION"]
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
+        os.makedirs(app.instance_path, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+    _init_extensions(app)
+    import_module("expertbook.models")
+    for area in AREAS:
+        app.register_blueprint(import_module(f"expertbook.{area}.views").bp)
+
+    from expertbook import cli, security
+
+    security.init_app(app)
+    cli.init_app(app)
+    return app
+
+
+def _init_extensions(app: Flask) -> None:
+    from expertbook.database import configure_engine
+    from expertbook.extensions import csrf, db, limiter, login_manager, mail, migrate
+
+    db.init_app(app)
+    with app.app_context():
+        configure_engine(db.engine, app.config["SQLITE_BUSY_TIMEOUT_MS"])
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True)
+    csrf.init_app(app)
+    mail.init_app(app)
+    limiter.init_app(app)
+    login_manager.init_app(app)

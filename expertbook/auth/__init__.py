@@ -1,0 +1,1 @@
+"""Accounts: registration, login, sessions, the profile page and roles."""

@@ -1,0 +1,1 @@
+"""Clinics: hospitals and their staff, doctor slots, token-numbered appointments."""

@@ -1,0 +1,90 @@
+"""Configuration read from the environment.
+
+Every setting the README documents is read here and nowhere else. ``create_app`` takes
+an optional mapping of overrides on top, which is how the tests configure an app.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+DEV_SECRET_KEY = "dev-only-not-secret"
+
+
+class ConfigError(RuntimeError):
+    """Raised when the configuration cannot be used safely (e.g. production without a key)."""
+
+
+def _bool(value: str | None, default: bool = False) -> bool:
+    if value is None or value == "":
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _int(value: str | None, default: int) -> int:
+    return int(value) if value not in (None, "") else default
+
+
+def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "instance") -> dict[str, Any]:
+    """Build the configuration dictionary from environment variables."""
+    env = os.environ if environ is None else environ
+    mode = env.get("EXPERTBOOK_ENV", "production").strip().lower()
+    production = mode == "production"
+    database_url = env.get("DATABASE_URL") or f"sqlite:///{os.path.join(instance_path, 'expertbook.sqlite3')}"
+    redis_url = env.get("REDIS_URL") or None
+    return {
+        "ENV_NAME": mode,
+        "PRODUCTION": production,
+        "SECRET_KEY": env.get("SECRET_KEY") or (None if production else DEV_SECRET_KEY),
+        "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
+        "REDIS_URL": redis_url,
+        "BASE_URL": (env.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
+        # Mail: with no MAIL_SERVER every email is written to the log instead of sent.
+        "MAIL_SERVER": env.get("MAIL_SERVER") or None,
+        "MAIL_PORT": _int(env.get("MAIL_PORT"), 25),
+        "MAIL_USERNAME": env.get("MAIL_USERNAME") or None,
+        "MAIL_PASSWORD": env.get("MAIL_PASSWORD") or None,
+        "MAIL_USE_TLS": _bool(env.get("MAIL_USE_TLS")),
+        "MAIL_USE_SSL": _bool(env.get("MAIL_USE_SSL")),
+        "MAIL_DEFAULT_SENDER": env.get("MAIL_DEFAULT_SENDER") or "ExpertBook <no-reply@expertbook.example>",
+        "MAIL_TIMEOUT": float(env.get("MAIL_TIMEOUT") or 10),
+        # Sessions and cookies.
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": production,
+        "PERMANENT_SESSION_LIFETIME": timedelta(days=_int(env.get("SESSION_DAYS"), 14)),
+        "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session; a stale tab must still work
+        "WTF_CSRF_SSL_STRICT": production,
+        # Throttling: storage is shared through Redis when there is one, so limits hold across workers.
+        "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI") or redis_url or "memory://",
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "LOGIN_LIMIT_PER_ACCOUNT": env.get("LOGIN_LIMIT_PER_ACCOUNT") or "5 per minute;20 per hour",
+        "LOGIN_LIMIT_PER_IP": env.get("LOGIN_LIMIT_PER_IP") or "20 per minute;200 per hour",
+        # JSON API bearer tokens.
+        "API_TOKEN_HOURS": _int(env.get("API_TOKEN_HOURS"), 12),
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "SQLITE_BUSY_TIMEOUT_MS": _int(env.get("SQLITE_BUSY_TIMEOUT_MS"), 30000),
+        "RUN_JOBS_INLINE": redis_url is None,
+        "DEMO_PASSWORD": env.get("DEMO_PASSWORD") or "demo-password-1",
+    }
+
+
+def normalise_database_url(url: str) -> str:
+    """Point plain PostgreSQL URLs at psycopg 3, the driver this project pins."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def validate(config: Mapping[str, Any]) -> None:
+    """Refuse configurations that would run unsafely."""
+    if not config.get("SECRET_KEY"):
+        raise ConfigError("SECRET_KEY must be set when EXPERTBOOK_ENV=production")
+    if config.get("PRODUCTION") and config.get("SECRET_KEY") == DEV_SECRET_KEY:
+        raise ConfigError("SECRET_KEY is the development default; set a real one in production")

@@ -1,0 +1,140 @@
+"""Database plumbing shared by every area: the declarative base, SQLite tuning and the unit of work.
+
+Services write through :func:`transaction`; it is the one place that commits. On SQLite it opens
+the write transaction with ``BEGIN IMMEDIATE`` so concurrent writers queue on the busy timeout
+instead of failing half-way; on PostgreSQL the services use conditional updates and row locks.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
+
+log = logging.getLogger(__name__)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+WRITE_OPTION = "expertbook_write"
+
+
+class Base(DeclarativeBase):
+    """Declarative base with a naming convention, so migrations name constraints the same everywhere."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator):
+    """A timestamp stored in UTC that always reads back timezone-aware, on SQLite too."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given where an aware one is required")
+        value = value.astimezone(UTC)
+        # SQLite has no zone-aware type; store naive UTC so text ordering stays chronological.
+        return value if dialect.name == "postgresql" else value.replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+def configure_engine(engine: Engine, busy_timeout_ms: int) -> None:
+    """Tune a SQLite engine: WAL, busy timeout, foreign keys, and explicit BEGIN control."""
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):  # pragma: no cover - exercised through every SQLite test
+        # Take transaction control away from pysqlite so BEGIN is ours to choose.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        # A deferred BEGIN that later writes can fail with SQLITE_BUSY without waiting;
+        # IMMEDIATE takes the write lock up front and so honours the busy timeout.
+        if conn.get_execution_options().get(WRITE_OPTION):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+
+@contextmanager
+def transaction() -> Iterator:
+    """Run the enclosed work as one write transaction and commit it.
+
+    Nested use joins the outer transaction. Callbacks registered with :func:`after_commit`
+    run only once the outermost transaction has committed, and never on rollback.
+    """
+    from expertbook.extensions import db
+
+    session = db.session()
+    if session.info.get("uow_depth"):
+        session.info["uow_depth"] += 1
+        try:
+            yield session
+        finally:
+            session.info["uow_depth"] -= 1
+        return
+
+    if session.in_transaction():
+        if session.new or session.dirty or session.deleted:
+            raise RuntimeError("unflushed changes outside a service transaction")
+        # End the read snapshot the request opened, so the write starts from fresh data.
+        session.rollback()
+    session.info["uow_depth"] = 1
+    session.info["after_commit"] = []
+    try:
+        session.connection(execution_options={WRITE_OPTION: True})
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        session.info["after_commit"] = []
+        raise
+    finally:
+        session.info["uow_depth"] = 0
+    callbacks, session.info["after_commit"] = session.info["after_commit"], []
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception:  # a follow-up must never undo or hide a committed change
+            log.exception("after-commit callback %r failed", callback)
+
+
+def after_commit(callback: Callable[[], None]) -> None:
+    """Run ``callback`` after the current service transaction commits (at once if there is none)."""
+    from expertbook.extensions import db
+
+    if db.session.info.get("uow_depth"):
+        db.session.info["after_commit"].append(callback)
+    else:
+        callback()

@@ -1,0 +1,115 @@
+"""Cross-cutting protections: login loading, security headers and error pages."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, make_response, render_template, request, url_for
+from flask_limiter.errors import RateLimitExceeded
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from expertbook.extensions import login_manager
+from expertbook.web import is_htmx, wants_fragment
+
+log = logging.getLogger(__name__)
+
+# htmx runs without eval and without its injected indicator <style> (see base.html's htmx-config),
+# so the policy needs no 'unsafe-eval' and no 'unsafe-inline'.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+        "form-action 'self'",
+    ]
+)
+
+
+def init_app(app: Flask) -> None:
+    """Install the user loader, the headers and the error handlers on ``app``."""
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please log in to continue."
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = None  # sessions are revocable server-side instead
+    login_manager.user_loader(_load_user)
+    login_manager.unauthorized_handler(_unauthorized)
+
+    @app.after_request
+    def _headers(response):
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("Referrer-Policy", "same-origin")
+        headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        if app.config["PRODUCTION"]:
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+        if is_htmx() or request.path.startswith("/api/"):
+            # Personal fragments and API answers must not be replayed from a shared cache.
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    @app.errorhandler(CSRFError)
+    def _csrf_error(error: CSRFError):
+        return _error_response(400, "Your form expired or was sent from another site. Please reload the page and try again.")
+
+    @app.errorhandler(RateLimitExceeded)
+    def _rate_limited(error: RateLimitExceeded):
+        response = _error_response(429, "Too many attempts. Please wait a minute and try again.")
+        return response
+
+    @app.errorhandler(HTTPException)
+    def _http_error(error: HTTPException):
+        return _error_response(error.code or 500, error.description or error.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(error: Exception):
+        if isinstance(error, HTTPException):  # pragma: no cover - handled above
+            return _http_error(error)
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        if app.testing or app.debug or app.config.get("PROPAGATE_EXCEPTIONS"):
+            raise error
+        return _error_response(500, "Something went wrong on our side. Please try again.")
+
+
+def _load_user(token: str):
+    from expertbook.auth import service
+
+    return service.user_for_session(token)
+
+
+def _unauthorized():
+    """Send anonymous users to the login page; htmx gets HX-Redirect, the API a JSON 401."""
+    from expertbook.web import is_safe_next
+
+    if request.path.startswith("/api/"):
+        return jsonify(error="No login token found"), 401
+    target = request.full_path.rstrip("?") if request.method == "GET" else request.headers.get("HX-Current-URL", "")
+    if target.startswith(request.host_url):
+        target = "/" + target[len(request.host_url):]
+    login_url = url_for("auth.login", next=target) if is_safe_next(target) else url_for("auth.login")
+    if is_htmx():
+        # Never swap a login page into a fragment: make the browser go there.
+        response = make_response("", 401)
+        response.headers["HX-Redirect"] = login_url
+        return response
+    from flask import flash, redirect
+
+    flash(login_manager.login_message, login_manager.login_message_category)
+    return redirect(login_url)
+
+
+def _error_response(status: int, message: str):
+    if request.path.startswith("/api/"):
+        return jsonify(error=message), status
+    template = "errors/_error.html" if wants_fragment() else "errors/error.html"
+    response = make_response(render_template(template, status=status, message=message), status)
+    response.vary.add("HX-Request")
+    return response

@@ -1,0 +1,42 @@
+// ExpertBook's only script besides htmx. It runs under a strict CSP: no inline code, no eval.
+(function () {
+  "use strict";
+
+  function toast(message) {
+    var box = document.getElementById("toast");
+    if (!box) return;
+    box.textContent = message;
+    box.hidden = false;
+    clearTimeout(box._timer);
+    box._timer = setTimeout(function () { box.hidden = true; }, 6000);
+  }
+
+  document.addEventListener("htmx:responseError", function (event) {
+    var xhr = event.detail.xhr;
+    if (xhr.status === 429) {
+      toast("Too many requests. Please wait a moment and try again.");
+    } else if (xhr.status === 400 && /expired/i.test(xhr.responseText)) {
+      toast("This page has expired. Please reload it and try again.");
+    } else if (xhr.status === 404) {
+      toast("That is no longer available.");
+    } else if (xhr.status >= 500) {
+      toast("Something went wrong on our side. Please try again.");
+    }
+  });
+  document.addEventListener("htmx:sendError", function () {
+    toast("You appear to be offline. We will keep trying.");
+  });
+
+  // Time zone detection: any input named "tz" that is still empty gets the browser's zone.
+  function fillTimeZones(root) {
+    var zone;
+    try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone; } catch (e) { return; }
+    if (!zone) return;
+    (root || document).querySelectorAll("input[data-detect-tz], select[data-detect-tz]").forEach(function (el) {
+      if (!el.value || el.dataset.detectTz === "always") el.value = zone;
+    });
+  }
+  document.addEventListener("DOMContentLoaded", function () { fillTimeZones(document); });
+  document.addEventListener("htmx:load", function (event) { fillTimeZones(event.target); });
+  window.ExpertBook = { toast: toast };
+})();

@@ -1,0 +1,34 @@
+"""A person registers, logs in, becomes an expert and logs out in a real browser."""
+import pytest
+
+pytestmark = pytest.mark.browser
+
+
+def test_register_login_become_expert_logout(live_server, browser_page):
+    page = browser_page()
+    page.goto(live_server + "/register")
+    page.get_by_label("Full name").fill("Browser Person")
+    page.get_by_label("Email").fill("browser@example.com")
+    page.get_by_label("Password", exact=True).fill("a long browser password")
+    page.get_by_label("Repeat password").fill("a long browser password")
+    page.get_by_role("button", name="Create account").click()
+    page.wait_for_url("**/profile")
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url(live_server + "/")
+
+    page.goto(live_server + "/login")
+    page.get_by_label("Email").fill("browser@example.com")
+    page.get_by_label("Password").fill("wrong password here")
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_text("Invalid email or password.").wait_for()
+    page.get_by_label("Password").fill("a long browser password")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(live_server + "/")
+
+    page.goto(live_server + "/profile")
+    page.get_by_role("button", name="Become an expert").click()
+    page.get_by_text("You are an expert").first.wait_for()
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url(live_server + "/")
+    page.goto(live_server + "/profile")
+    page.wait_for_url("**/login?next=/profile")

@@ -1,0 +1,309 @@
+"""Test fixtures shared by every area.
+
+Every test that uses ``app`` runs twice: on a SQLite file and on PostgreSQL (when
+``TEST_DATABASE_URL`` is set). Both databases are built by the real migrations. Outside CI a
+missing PostgreSQL, Redis or Chromium skips those tests with a plain reason; in CI it fails them.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from expertbook import create_app
+from expertbook.extensions import db
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
+REDIS_URL = os.environ.get("REDIS_URL")
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+# In CI nothing may be skipped for want of a service: a skip there would hide a failure.
+REQUIRE_ALL = os.environ.get("CI", "").lower() in {"1", "true", "yes"} or os.environ.get("EXPERTBOOK_REQUIRE_ALL") == "1"
+
+_skipped_parts: dict[str, str] = {}
+
+
+def missing(part: str, reason: str):
+    """Skip (or, in CI, fail) a test because ``part`` is not available here."""
+    if REQUIRE_ALL:
+        pytest.fail(f"{part} is required in CI but {reason}")
+    _skipped_parts[part] = reason
+    pytest.skip(f"{part}: {reason}")
+
+
+def pytest_report_header(config):
+    lines = [f"SQLite: always; PostgreSQL: {TEST_DATABASE_URL or 'not configured (set TEST_DATABASE_URL)'}"]
+    lines.append(f"Redis: {REDIS_URL or 'not configured (set REDIS_URL)'}; Chromium: {CHROMIUM if shutil.which(CHROMIUM) else 'not installed'}")
+    return lines
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _skipped_parts:
+        terminalreporter.section("parts not tested on this machine")
+        for part, reason in sorted(_skipped_parts.items()):
+            terminalreporter.write_line(f"SKIPPED all {part} tests: {reason}")
+
+
+# ---------------------------------------------------------------------------- databases
+
+
+def _migrate(url: str) -> None:
+    from flask_migrate import upgrade
+
+    app = create_app(_test_config(url))
+    with app.app_context():
+        upgrade()
+        db.session.remove()
+        db.engine.dispose()
+
+
+def _test_config(url: str, **extra) -> dict:
+    config = {
+        "TESTING": True,
+        "PRODUCTION": False,
+        "SECRET_KEY": "test-secret-key",
+        "SQLALCHEMY_DATABASE_URI": url,
+        "REDIS_URL": None,
+        "RUN_JOBS_INLINE": True,
+        "MAIL_SERVER": None,
+        "RATELIMIT_STORAGE_URI": "memory://",
+        "BASE_URL": "http://testserver.example",
+        "SESSION_COOKIE_SECURE": False,
+    }
+    config.update(extra)
+    return config
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> str:
+    """A SQLite file built once by the migrations; each test gets a copy."""
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.sqlite3"
+    _migrate(f"sqlite:///{path}")
+    return str(path)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str | None]:
+    """A PostgreSQL database of this test run, built by the migrations, dropped at the end."""
+    if not TEST_DATABASE_URL:
+        yield None
+        return
+    from expertbook.config import normalise_database_url
+
+    admin_url = make_url(normalise_database_url(TEST_DATABASE_URL))
+    name = f"expertbook_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # the server is down or refuses us
+        admin.dispose()
+        yield f"unavailable: {exc.__class__.__name__}: {exc}".splitlines()[0]
+        return
+    url = admin_url.set(database=name).render_as_string(hide_password=False)
+    _migrate(url)
+    yield url
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path, sqlite_template, postgres_url) -> Iterator[str]:
+    """The URL of an empty, migrated database of each kind in turn."""
+    if request.param == "sqlite":
+        path = tmp_path / "test.sqlite3"
+        shutil.copyfile(sqlite_template, path)
+        yield f"sqlite:///{path}"
+        return
+    if postgres_url is None:
+        missing("PostgreSQL", "TEST_DATABASE_URL is not set")
+    if postgres_url.startswith("unavailable:"):
+        missing("PostgreSQL", postgres_url)
+    yield postgres_url
+    _truncate_all(postgres_url)
+
+
+def _truncate_all(url: str) -> None:
+    engine = create_engine(url)
+    tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture
+def app_config() -> dict:
+    """Extra configuration for the ``app`` fixture; override in a test module to change it."""
+    return {}
+
+
+@pytest.fixture
+def app(database_url, app_config):
+    """An application on a fresh database, with an application context pushed."""
+    application = create_app(_test_config(database_url, **app_config))
+    with application.app_context():
+        yield application
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def backend(database_url) -> str:
+    """``"sqlite"`` or ``"postgresql"``: which database this run of the test uses."""
+    return "sqlite" if database_url.startswith("sqlite") else "postgresql"
+
+
+# ---------------------------------------------------------------------------- clients
+
+
+class Client(FlaskClient):
+    """A test client that knows how to send the CSRF token like a browser (and htmx) does."""
+
+    def open(self, *args, **kwargs):
+        # Each request gets its own application context (and so its own ``g`` and database
+        # session), as in production; otherwise it would reuse the one the test pushed.
+        with self.application.app_context():
+            return super().open(*args, **kwargs)
+
+    def csrf_token(self, path: str = "/") -> str:
+        """The CSRF token of this client's session, read from a page as a browser would."""
+        page = self.get(path)
+        match = re.search(r'"X-CSRFToken": "([^"]+)"', page.get_data(as_text=True))
+        assert match, f"no CSRF token on {path} (status {page.status_code})"
+        return match.group(1)
+
+    def post_form(self, url: str, data: dict | None = None, htmx: bool = False, **kwargs):
+        """POST a form with a valid CSRF token (as a header when ``htmx``, as a field otherwise)."""
+        data = dict(data or {})
+        token = self.csrf_token()
+        headers = dict(kwargs.pop("headers", {}) or {})
+        if htmx:
+            headers.update({"HX-Request": "true", "X-CSRFToken": token})
+        else:
+            data.setdefault("csrf_token", token)
+        return self.post(url, data=data, headers=headers, **kwargs)
+
+
+@pytest.fixture
+def client(app) -> Client:
+    app.test_client_class = Client
+    return app.test_client()
+
+
+@pytest.fixture
+def make_client(app):
+    """Make further independent clients (browsers) for the same app."""
+
+    def _make() -> Client:
+        app.test_client_class = Client
+        return app.test_client()
+
+    return _make
+
+
+# ---------------------------------------------------------------------------- servers and browsers
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def live_server(app):
+    """The app served over real HTTP on loopback in a background thread; yields its base URL."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def _playwright():
+    if not shutil.which(CHROMIUM):
+        yield None
+        return
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        yield playwright
+
+
+@pytest.fixture(scope="session")
+def chromium(_playwright):
+    """Debian's Chromium, driven by Playwright."""
+    if _playwright is None:
+        missing("browser (Chromium)", f"{CHROMIUM} is not installed (apt-get install chromium)")
+    browser = _playwright.chromium.launch(
+        executable_path=CHROMIUM,
+        headless=True,
+        args=[
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+        ],
+    )
+    yield browser
+    browser.close()
+
+
+class PageProblems:
+    """Console errors, CSP violations and failed requests seen by a page."""
+
+    def __init__(self):
+        self.items: list[str] = []
+
+    # Chromium logs every 4xx answer as a console error; 409 and 422 are the app's intended
+    # answers to conflicts and invalid forms, which the page then shows to the person.
+    EXPECTED = re.compile(r"Failed to load resource: the server responded with a status of (409|422)")
+
+    def _console(self, msg) -> None:
+        if msg.type == "error" and not self.EXPECTED.search(msg.text):
+            self.items.append(f"console: {msg.text} at {msg.location.get('url')}")
+
+    def watch(self, page):
+        page.on("console", self._console)
+        page.on("pageerror", lambda exc: self.items.append(f"page error: {exc}"))
+        return page
+
+
+@pytest.fixture
+def browser_page(chromium):
+    """A fresh browser context and page; fails the test if the page logged errors or CSP violations."""
+    problems = PageProblems()
+    contexts = []
+
+    def new_page():
+        context = chromium.new_context()
+        # Chromium reports CSP violations as console errors; this makes sure each one is seen by name.
+        context.add_init_script(
+            "document.addEventListener('securitypolicyviolation', e =>"
+            " console.error('CSP violation: ' + e.violatedDirective + ' blocked ' + e.blockedURI))"
+        )
+        contexts.append(context)
+        page = problems.watch(context.new_page())
+        page.set_default_timeout(15000)
+        return page
+
+    yield new_page
+    for context in contexts:
+        context.close()
+    assert not problems.items, "the browser reported problems:\n" + "\n".join(problems.items)
