@@ -1,0 +1,253 @@
+"""The JSON API blueprint: bearer-token authentication, JSON errors, accounts and the OpenAPI document.
+
+The API authenticates only with ``Authorization: Bearer`` tokens, never with the session cookie,
+which is why it is exempt from CSRF. Each area's endpoints live in their own module of this package
+and are imported at the bottom of this file.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from importlib import import_module
+from typing import Any
+
+from flask import Blueprint, current_app, g, jsonify, request, url_for
+from werkzeug.exceptions import HTTPException
+
+from expertbook.api import openapi, service
+from expertbook.auth import service as accounts
+from expertbook.auth.models import User
+from expertbook.errors import ServiceError, ValidationFailed
+from expertbook.extensions import csrf, db, limiter
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+csrf.exempt(bp)
+
+MISSING_FIELDS = "Please fill in all fields"
+
+
+# ---------------------------------------------------------------------------- plumbing
+
+
+@bp.errorhandler(ServiceError)
+def _service_error(error: ServiceError):
+    body: dict[str, Any] = {"error": error.message}
+    if isinstance(error, ValidationFailed):
+        body["fields"] = error.errors
+    return jsonify(body), error.status
+
+
+@bp.errorhandler(HTTPException)
+def _http_error(error: HTTPException):
+    return jsonify(error=error.description or error.name), error.code
+
+
+def json_body(*required: str) -> dict[str, Any]:
+    """The request's JSON object; raises 422 naming every required field that is missing or blank."""
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise ValidationFailed({"body": "Send a JSON object."}, MISSING_FIELDS)
+    missing = {
+        name: "This field is required."
+        for name in required
+        if data.get(name) is None or (isinstance(data.get(name), str) and not data[name].strip())
+    }
+    if missing:
+        raise ValidationFailed(missing, MISSING_FIELDS)
+    return data
+
+
+def api_user() -> User:
+    """The user the current request's bearer token belongs to (set by :func:`token_required`)."""
+    return g.api_user
+
+
+def token_required(view: Callable) -> Callable:
+    """Require a valid bearer token: 401 "No login token found", "Token expired" or "Invalid token"."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return jsonify(error="No login token found"), 401
+        try:
+            user_id = service.user_id_from_token(token.strip(), current_app.config["SECRET_KEY"])
+        except service.TokenError as error:
+            return jsonify(error=str(error)), 401
+        user = db.session.get(User, user_id)
+        if user is None:
+            return jsonify(error="Invalid token"), 401
+        g.api_user = user
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def user_json(user: User) -> dict[str, Any]:
+    """The public JSON shape of an account."""
+    return {
+        "id": user.id,
+        "name": user.name,
+        "email": user.email,
+        "role": "hospital" if user.is_staff else "patient",
+        "isExpert": user.is_expert,
+        "hospitalId": user.hospital_id,
+    }
+
+
+def _token_json(user: User) -> dict[str, Any]:
+    token, expires_in = service.issue_token(user.id, current_app.config["SECRET_KEY"], current_app.config["API_TOKEN_HOURS"])
+    return {"token": token, "tokenType": "Bearer", "expiresIn": expires_in, "user": user_json(user)}
+
+
+def _failed(response) -> bool:
+    return response.status_code >= 400
+
+
+def _account_key() -> str:
+    data = request.get_json(silent=True)
+    email = data.get("email", "") if isinstance(data, dict) else ""
+    return "login-account:" + str(email).strip().lower()
+
+
+# ---------------------------------------------------------------------------- accounts
+
+
+@bp.post("/auth/signup")
+def signup():
+    """Create an account (clinic API): role ``patient``, or ``hospital`` with ``hospitalName`` and ``location``."""
+    data = json_body("name", "email", "password")
+    role = data.get("role") or "patient"
+    if role == "hospital":
+        data = json_body("name", "email", "password", "hospitalName", "location")
+        user = accounts.register_hospital(data["hospitalName"], data["location"], data["name"], data["email"], data["password"])
+    elif role == "patient":
+        user = accounts.register_user(data["name"], data["email"], data["password"])
+    else:
+        raise ValidationFailed({"role": 'Use "patient" or "hospital".'}, 'Role must be "patient" or "hospital"')
+    return jsonify(user=user_json(user)), 201
+
+
+@bp.post("/auth/register")
+def register():
+    """Create a customer account (experts API) and return a bearer token for it."""
+    data = json_body("name", "email", "password")
+    user = accounts.register_user(data["name"], data["email"], data["password"])
+    return jsonify(_token_json(user)), 201
+
+
+@bp.post("/auth/login")
+@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_IP"], deduct_when=_failed)
+@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_ACCOUNT"], deduct_when=_failed, key_func=_account_key)
+def login():
+    """Exchange email and password for a signed bearer token with an expiry."""
+    data = json_body("email", "password")
+    user = accounts.authenticate(str(data["email"]), str(data["password"]))
+    if user is None:
+        return jsonify(error="Invalid email or password"), 401
+    return jsonify(_token_json(user))
+
+
+@bp.get("/auth/me")
+@token_required
+def me():
+    """The account the bearer token belongs to."""
+    return jsonify(user=user_json(api_user()))
+
+
+@bp.get("/openapi.json")
+def openapi_document():
+    """The OpenAPI 3.1 description of this API."""
+    return jsonify(openapi.document(url_for("main.index", _external=True).rstrip("/") + "/api"))
+
+
+_CREDENTIALS = {"type": "object", "required": ["email", "password"], "properties": {"email": {"type": "string", "format": "email"}, "password": {"type": "string"}}}
+openapi.register(
+    {
+        "/auth/signup": {
+            "post": {
+                "summary": "Create a patient or hospital account",
+                "requestBody": openapi.json_body("Signup"),
+                "responses": {
+                    "201": openapi.json_response("Created", {"type": "object", "properties": {"user": openapi.ref("User")}}),
+                    "422": openapi.INVALID,
+                },
+            }
+        },
+        "/auth/register": {
+            "post": {
+                "summary": "Create a customer account and log in",
+                "requestBody": openapi.json_body("Register"),
+                "responses": {"201": openapi.json_response("Created", openapi.ref("TokenResponse")), "422": openapi.INVALID},
+            }
+        },
+        "/auth/login": {
+            "post": {
+                "summary": "Get a bearer token",
+                "requestBody": openapi.json_body("Credentials"),
+                "responses": {
+                    "200": openapi.json_response("Logged in", openapi.ref("TokenResponse")),
+                    "401": openapi.error_response("Invalid email or password"),
+                    "422": openapi.INVALID,
+                    "429": openapi.error_response("Too many failed attempts"),
+                },
+            }
+        },
+        "/auth/me": {
+            "get": {
+                "summary": "The caller's account",
+                "security": [{"bearer": []}],
+                "responses": {
+                    "200": openapi.json_response("The account", {"type": "object", "properties": {"user": openapi.ref("User")}}),
+                    "401": openapi.UNAUTHORIZED,
+                },
+            }
+        },
+    },
+    {
+        "Credentials": _CREDENTIALS,
+        "Register": {
+            "type": "object",
+            "required": ["name", "email", "password"],
+            "properties": {"name": {"type": "string"}, "email": {"type": "string", "format": "email"}, "password": {"type": "string", "minLength": accounts.MIN_PASSWORD}},
+        },
+        "Signup": {
+            "type": "object",
+            "required": ["name", "email", "password"],
+            "properties": {
+                "name": {"type": "string"},
+                "email": {"type": "string", "format": "email"},
+                "password": {"type": "string", "minLength": accounts.MIN_PASSWORD},
+                "role": {"type": "string", "enum": ["patient", "hospital"], "default": "patient"},
+                "hospitalName": {"type": "string", "description": "Required when role is hospital"},
+                "location": {"type": "string", "description": "Required when role is hospital"},
+            },
+        },
+        "User": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "name": {"type": "string"},
+                "email": {"type": "string"},
+                "role": {"type": "string", "enum": ["patient", "hospital"]},
+                "isExpert": {"type": "boolean"},
+                "hospitalId": {"type": ["integer", "null"]},
+            },
+        },
+        "TokenResponse": {
+            "type": "object",
+            "properties": {
+                "token": {"type": "string"},
+                "tokenType": {"const": "Bearer"},
+                "expiresIn": {"type": "integer", "description": "Seconds"},
+                "user": openapi.ref("User"),
+            },
+        },
+    },
+)
+
+# Each area's endpoints live in ``expertbook/api/<area>.py`` and register themselves on ``bp`` when imported.
+API_AREAS: tuple[str, ...] = ()
+for _area in API_AREAS:
+    import_module(f"expertbook.api.{_area}")
