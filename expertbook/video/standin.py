@@ -361,6 +361,7 @@ class ZoomStandIn:
             meeting_id = secrets.randbelow(20_000_000_000) + 80_000_000_000  # 11 digits, > 2**32
             while meeting_id in self.meetings or meeting_id in self.deleted:
                 meeting_id = secrets.randbelow(20_000_000_000) + 80_000_000_000
+            self.meetings[meeting_id] = {}  # reserve the id; filled in below
         password = body.get("password") or secrets.token_hex(3)
         base = request.host_url.rstrip("/")
         pwd = secrets.token_urlsafe(24)
@@ -422,7 +423,8 @@ class ZoomStandIn:
     # ------------------------------------------------------------------ where join and start URLs lead
 
     def _room_page(self, meeting_id: int, role: str) -> Response:
-        meeting = self.meetings.get(meeting_id)
+        with self._lock:
+            meeting = self.meetings.get(meeting_id)
         if meeting is None:
             return Response("<!doctype html><title>Not found</title><p>This meeting does not exist.</p>", 404,
                             content_type="text/html")
