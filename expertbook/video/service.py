@@ -32,9 +32,9 @@ from flask import current_app
 from requests import RequestException
 from sqlalchemy import delete, select, update
 
-from expertbook.database import transaction, utcnow
+from expertbook.database import after_commit, transaction, utcnow
 from expertbook.extensions import db
-from expertbook.video import crypto, zoom
+from expertbook.video import crypto, signals, zoom
 from expertbook.video.errors import (
     MeetingNotFound,
     MeetingProviderError,
@@ -85,6 +85,21 @@ class ZoomAccount:
 
 
 # ---------------------------------------------------------------------------- connections
+
+
+def _send_after_commit(signal, user_id: int) -> None:
+    app = current_app._get_current_object()
+
+    def send() -> None:
+        signal.send(app, user_id=user_id)
+
+    after_commit(send)
+
+
+def reauthorize_url() -> str:
+    """The absolute link for a "please re-authorize Zoom" email (login first, then straight to Zoom)."""
+    path = current_app.url_map.bind("localhost").build("video.zoom_connect")
+    return current_app.config["BASE_URL"] + path
 
 
 def _secrets(connection: ZoomConnection) -> dict[str, Any]:
@@ -149,6 +164,7 @@ def save_connection(user_id: int, token: Mapping[str, Any], profile: Mapping[str
         connection.zoom_user_index = crypto.blind_indexes(data["zoom_user_id"])[0] if data["zoom_user_id"] else None
         connection.connected_at = now
         connection.refreshed_at = now
+        _send_after_commit(signals.zoom_connected, user_id)
     log.info("user %s connected Zoom", user_id)
     return zoom_account(user_id)
 
@@ -179,11 +195,16 @@ def disconnect(user_id: int) -> bool:
     return revoked
 
 
-def _mark(user_id: int, status: str) -> None:
+def _mark_reconnect_needed(user_id: int) -> None:
+    """Mark a connected credential ``reconnect_needed``; only the call that changes it sends the signal."""
     with transaction():
-        db.session.execute(
-            update(ZoomConnection).where(ZoomConnection.user_id == user_id).values(status=status, updated_at=utcnow())
+        result = db.session.execute(
+            update(ZoomConnection)
+            .where(ZoomConnection.user_id == user_id, ZoomConnection.status == CONNECTED)
+            .values(status=RECONNECT_NEEDED, updated_at=utcnow())
         )
+        if result.rowcount:
+            _send_after_commit(signals.zoom_reauth_required, user_id)
 
 
 def access_token(user_id: int, rejected: str | None = None) -> str:
@@ -226,6 +247,7 @@ def access_token(user_id: int, rejected: str | None = None) -> str:
                     data["active"] = False
                     connection.secrets = crypto.encrypt(data)
                     refused = True
+                    _send_after_commit(signals.zoom_reauth_required, user_id)
                 except RequestException as error:
                     raise TransientMeetingError(f"Zoom's token endpoint could not be reached: {error.__class__.__name__}") from error
                 else:
@@ -248,12 +270,12 @@ def _api(user_id: int, method: str, path: str, json: Any = None):
         response = zoom.send(method, url, token, config["ZOOM_TIMEOUT"], json)
         if zoom.is_invalid_token(response):
             # A token fresh from the token endpoint refused too: the grant is gone (app removed, scopes changed).
-            _mark(user_id, RECONNECT_NEEDED)
+            _mark_reconnect_needed(user_id)
             raise ReauthRequired(user_id)
     return zoom.check(response)
 
 
-def test_connection(user_id: int) -> ZoomAccount:
+def check_connection(user_id: int) -> ZoomAccount:
     """Check the connection works by asking Zoom who the user is; refreshes the token if due."""
     profile = _api(user_id, "GET", "/users/me").json()
     account = zoom_account(user_id)

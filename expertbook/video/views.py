@@ -7,7 +7,7 @@ from functools import wraps
 
 import click
 from authlib.integrations.base_client import OAuthError
-from flask import Blueprint, abort, current_app, flash, jsonify, render_template, request, url_for
+from flask import Blueprint, abort, current_app, flash, jsonify, render_template, request, session, url_for
 from flask_login import current_user, login_required
 
 from expertbook.extensions import csrf
@@ -66,6 +66,9 @@ def zoom_connect():
     the (signed) session, where the callback checks them.
     """
     _zoom_or_404()
+    # Only the latest attempt stays valid: repeated clicks must not pile states up in the session cookie.
+    for key in [key for key in session if key.startswith("_state_zoom_")]:
+        session.pop(key)
     redirect_uri = current_app.config["BASE_URL"] + url_for("video.zoom_callback")
     return oauth.web_client().authorize_redirect(redirect_uri)
 
@@ -108,7 +111,7 @@ def zoom_test():
     _zoom_or_404()
     ok, message = False, ""
     try:
-        account = service.test_connection(current_user.id)
+        account = service.check_connection(current_user.id)
     except ReauthRequired:
         message = "Zoom refused our access. Please re-authorize Zoom."
     except TransientMeetingError:

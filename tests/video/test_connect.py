@@ -221,3 +221,48 @@ def test_without_zoom_credentials_only_jitsi_is_offered(client, app, zoom):
     page = client.get("/video/settings").get_data(as_text=True)
     assert "Zoom is not set up" in page
     assert client.get("/video/zoom/connect").status_code == 404
+
+
+def test_only_the_latest_connect_attempt_is_valid(client, zoom):
+    expert = make_expert()
+    login(client, expert)
+    first = client.get("/video/zoom/connect").headers["Location"]
+    for _ in range(30):  # many clicks must not grow the session cookie
+        client.get("/video/zoom/connect")
+    with client.session_transaction() as session:
+        assert len([key for key in session if key.startswith("_state_zoom_")]) == 1
+    back = requests.get(first, allow_redirects=False, timeout=10)
+    target = urlsplit(back.headers["Location"])
+    assert client.get(f"{target.path}?{target.query}").status_code == 400
+
+
+def test_signals_tell_the_booking_code_about_connections(app, client, zoom):
+    from expertbook.video import signals
+
+    expert = make_expert()
+    login(client, expert)
+    connected, reauth = [], []
+
+    def on_connected(sender, user_id):
+        connected.append(user_id)
+
+    def on_reauth(sender, user_id):
+        reauth.append(user_id)
+
+    with signals.zoom_connected.connected_to(on_connected, app), signals.zoom_reauth_required.connected_to(on_reauth, app):
+        connect_zoom(client, zoom.url)
+        assert connected == [expert.id] and reauth == []
+        zoom.standin.revoke_all()
+        for _ in range(3):  # three failing bookings, one signal (one email)
+            client.post_form("/video/zoom/test", htmx=True)
+        assert reauth == [expert.id]
+        connect_zoom(client, zoom.url)
+        assert connected == [expert.id, expert.id]
+
+
+def test_reauthorize_url_logs_in_then_goes_to_zoom(app, client, zoom):
+    db.session.rollback()
+    url = service.reauthorize_url()
+    assert url == "http://testserver.example/video/zoom/connect"
+    response = client.get("/video/zoom/connect")
+    assert response.status_code == 302 and "/login?next=/video/zoom/connect" in response.headers["Location"]

@@ -134,7 +134,7 @@ def test_concurrent_refresh_makes_exactly_one_call(app, connected_expert, zoom):
     assert len(tokens) == workers and len(set(tokens)) == 1
     assert _stored(user_id)["status"] == CONNECTED
     # The token all of them got works at Zoom.
-    assert service.test_connection(user_id).email == zoom.standin.user["email"]
+    assert service.check_connection(user_id).email == zoom.standin.user["email"]
 
 
 _WORKER = """
