@@ -96,6 +96,13 @@ def _send_after_commit(signal, user_id: int) -> None:
     after_commit(send)
 
 
+def _outside_transaction() -> None:
+    # A refresh must commit the rotated pair at once, and a refusal must commit "reconnect needed"
+    # even though the caller then fails; inside someone else's transaction neither would hold.
+    if db.session.info.get("uow_depth"):
+        raise RuntimeError("video provider calls must not run inside a service transaction; use after_commit or a job")
+
+
 def reauthorize_url() -> str:
     """The absolute link for a "please re-authorize Zoom" email (login first, then straight to Zoom)."""
     path = current_app.url_map.bind("localhost").build("video.zoom_connect")
@@ -219,6 +226,7 @@ def access_token(user_id: int, rejected: str | None = None) -> str:
     Raises :class:`ReauthRequired` (and marks the connection ``reconnect_needed``) if Zoom refuses the
     refresh, and :class:`TransientMeetingError` if Zoom cannot be reached.
     """
+    _outside_transaction()
     connection = _load(user_id)
     if connection is None or connection.status == DEAUTHORIZED or not connection.secrets:
         raise ReauthRequired(user_id, "The expert has no Zoom connection.")
@@ -398,6 +406,7 @@ def create_meeting(
     (type 2) at ``start_utc`` shown in ``timezone``, with the waiting room on, join-before-host off
     and cloud recording when ``recording`` is true.
     """
+    _outside_transaction()
     if provider_for(expert_user_id, provider) == JITSI:
         return _jitsi_meeting()
     body = {

@@ -9,6 +9,7 @@ import click
 from authlib.integrations.base_client import OAuthError
 from flask import Blueprint, abort, current_app, flash, jsonify, render_template, request, session, url_for
 from flask_login import current_user, login_required
+from requests import RequestException
 
 from expertbook.extensions import csrf
 from expertbook.video import oauth, service
@@ -93,7 +94,7 @@ def zoom_callback():
         log.warning("Zoom authorization failed for user %s: %s", current_user.id, error.error)
         abort(400, description="This Zoom authorization could not be completed (it may be old or already used). "
                                "Please start again from Settings → Video.")
-    except TransientMeetingError:
+    except (TransientMeetingError, RequestException):
         flash("Zoom is not answering right now. Please try connecting again in a minute.", "error")
         return redirect_to(url_for("video.settings"))
     except MeetingError:

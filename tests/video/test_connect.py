@@ -266,3 +266,16 @@ def test_reauthorize_url_logs_in_then_goes_to_zoom(app, client, zoom):
     assert url == "http://testserver.example/video/zoom/connect"
     response = client.get("/video/zoom/connect")
     assert response.status_code == 302 and "/login?next=/video/zoom/connect" in response.headers["Location"]
+
+
+def test_an_unreachable_token_endpoint_during_connect_is_explained(client, zoom):
+    expert = make_expert()
+    login(client, expert)
+    start = client.get("/video/zoom/connect")
+    back = requests.get(start.headers["Location"], allow_redirects=False, timeout=10)
+    target = urlsplit(back.headers["Location"])
+    zoom.standin.fail(TOKEN_CODE, "500")
+    response = client.get(f"{target.path}?{target.query}")
+    assert response.status_code == 303
+    assert "not answering" in client.get("/video/settings").get_data(as_text=True)
+    assert _connection(expert.id) is None

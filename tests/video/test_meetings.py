@@ -199,3 +199,13 @@ def test_retry_after_header_parsing():
     assert retry_after_seconds("Tue, 01 Jan 2030 12:01:30 GMT", now=now) == 90
     assert retry_after_seconds("Tue, 01 Jan 2030 11:00:00 GMT", now=now) == 0
     assert retry_after_seconds("soon") is None and retry_after_seconds(None) is None
+
+
+def test_provider_calls_refuse_to_run_inside_a_service_transaction(connected_expert, zoom):
+    from expertbook.database import transaction
+
+    db.session.rollback()
+    with pytest.raises(RuntimeError, match="inside a service transaction"):
+        with transaction():
+            _create(connected_expert.id, provider="jitsi")
+    assert zoom.standin.calls[MEETING_CREATE] == 0
