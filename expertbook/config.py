@@ -71,6 +71,18 @@ def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "ins
         "SQLITE_BUSY_TIMEOUT_MS": _int(env.get("SQLITE_BUSY_TIMEOUT_MS"), 30000),
         "RUN_JOBS_INLINE": redis_url is None,
         "DEMO_PASSWORD": env.get("DEMO_PASSWORD") or "demo-password-1",
+        # Video meetings (expertbook/video): Zoom over OAuth; the URLs default to Zoom's real ones.
+        "ZOOM_CLIENT_ID": env.get("ZOOM_CLIENT_ID") or None,
+        "ZOOM_CLIENT_SECRET": env.get("ZOOM_CLIENT_SECRET") or None,
+        "ZOOM_AUTHORIZE_URL": env.get("ZOOM_AUTHORIZE_URL") or "https://zoom.us/oauth/authorize",
+        "ZOOM_TOKEN_URL": env.get("ZOOM_TOKEN_URL") or "https://zoom.us/oauth/token",
+        "ZOOM_REVOKE_URL": env.get("ZOOM_REVOKE_URL") or "https://zoom.us/oauth/revoke",
+        "ZOOM_API_URL": (env.get("ZOOM_API_URL") or "https://api.zoom.us/v2").rstrip("/"),
+        "ZOOM_WEBHOOK_SECRET": env.get("ZOOM_WEBHOOK_SECRET") or None,
+        "ZOOM_TIMEOUT": float(env.get("ZOOM_TIMEOUT") or 10),
+        "JITSI_BASE_URL": (env.get("JITSI_BASE_URL") or "https://meet.jit.si").rstrip("/"),
+        # Comma-separated Fernet keys; the first encrypts, all decrypt (key rotation).
+        "TOKEN_ENCRYPTION_KEYS": env.get("TOKEN_ENCRYPTION_KEYS") or None,
     }
 
 
@@ -88,3 +100,5 @@ def validate(config: Mapping[str, Any]) -> None:
         raise ConfigError("SECRET_KEY must be set when EXPERTBOOK_ENV=production")
     if config.get("PRODUCTION") and config.get("SECRET_KEY") == DEV_SECRET_KEY:
         raise ConfigError("SECRET_KEY is the development default; set a real one in production")
+    if config.get("PRODUCTION") and config.get("ZOOM_CLIENT_ID") and not config.get("TOKEN_ENCRYPTION_KEYS"):
+        raise ConfigError("TOKEN_ENCRYPTION_KEYS must be set in production when Zoom is configured")

@@ -72,3 +72,26 @@ def login_via_form(client, email: str, password: str = PASSWORD, next: str = "")
 def session_cookie(client, app: Flask) -> str | None:
     cookie = client.get_cookie(app.config.get("SESSION_COOKIE_NAME", "session"))
     return cookie.value if cookie else None
+
+
+# ---------------------------------------------------------------------------- video
+
+
+def make_expert(**kwargs) -> User:
+    return make_user(is_expert=True, **kwargs)
+
+
+def connect_zoom(client, standin_url: str):
+    """Run the whole Zoom OAuth flow for the logged-in ``client`` against a stand-in, as a browser would:
+    our /video/zoom/connect → the stand-in's authorize (auto-approve) → our callback. Returns the callback answer."""
+    import requests
+    from urllib.parse import urlsplit
+
+    start = client.get("/video/zoom/connect")
+    assert start.status_code == 302, start.status_code
+    authorize_url = start.headers["Location"]
+    assert authorize_url.startswith(standin_url + "/oauth/authorize?")
+    back = requests.get(authorize_url, allow_redirects=False, timeout=10)
+    assert back.status_code == 302, back.text
+    target = urlsplit(back.headers["Location"])
+    return client.get(f"{target.path}?{target.query}")
