@@ -253,6 +253,10 @@ def enqueue(outbox_id: int, attempts: int, at: datetime | None = None) -> bool:
         "description": f"send outbox email {outbox_id}",
     }
     if at is not None and at > utcnow():
+        # RQ's scheduler keeps whole seconds (it truncates); rounding up keeps the job from arriving
+        # before the row is due, when its claim would find nothing to do.
+        if at.microsecond:
+            at = at.replace(microsecond=0) + timedelta(seconds=1)
         queue.enqueue_at(at, JOB_PATH, outbox_id, **options)
     else:
         queue.enqueue(JOB_PATH, outbox_id, **options)
