@@ -44,7 +44,7 @@ def index():
         "notifications/_outbox.html",
         rows=service.outbox(None if status == "unsent" else status),
         counts=service.outbox_counts(),
-        status=status,
+        selected=status,  # not "status": render() takes that as the HTTP status
         filters=FILTERS,
         form=RetryForm(),
     )

@@ -47,7 +47,9 @@ def test_failed_and_pending_rows_are_listed_with_reason_and_attempts(app, client
     assert "later@example.com" in page and "451 4.3.0 Greylisted" in page and "next attempt" in page
     assert "fine@example.com" not in page  # by default only what is not sent yet
     assert page.count(">Retry</button>") == 1  # only the failed row can be retried
-    failed_only = client.get("/notifications?status=failed").get_data(as_text=True)
+    failed_response = client.get("/notifications?status=failed")
+    assert failed_response.status_code == 200
+    failed_only = failed_response.get_data(as_text=True)
     assert "gone@example.com" in failed_only and "later@example.com" not in failed_only
     sent_only = client.get("/notifications?status=sent").get_data(as_text=True)
     assert "fine@example.com" in sent_only and "gone@example.com" not in sent_only
