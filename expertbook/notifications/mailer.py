@@ -65,13 +65,16 @@ def build_message(email: Email) -> EmailMessage:
     except Exception as exc:  # a template bug will not fix itself on retry
         raise PermanentFailure(f"cannot render email/{email.template}: {exc.__class__.__name__}: {exc}") from exc
     message = EmailMessage()
-    # The default policy refuses CR/LF inside header values, a second line of defence after validation.
-    message["From"] = current_app.config["MAIL_DEFAULT_SENDER"]
-    message["To"] = formataddr((email.to_name, email.to_email))
-    message["Subject"] = email.subject
-    message["Date"] = formatdate(localtime=False)
-    message["Message-ID"] = email.message_id
-    message["Auto-Submitted"] = "auto-generated"
+    try:
+        # The default policy refuses CR/LF inside header values, a second line of defence after validation.
+        message["From"] = current_app.config["MAIL_DEFAULT_SENDER"]
+        message["To"] = formataddr((email.to_name, email.to_email))
+        message["Subject"] = email.subject
+        message["Date"] = formatdate(localtime=False)
+        message["Message-ID"] = email.message_id
+        message["Auto-Submitted"] = "auto-generated"
+    except (ValueError, TypeError) as exc:  # a row written around the validation: it will never be sendable
+        raise PermanentFailure(f"invalid header: {exc}") from exc
     message.set_content(text)
     message.add_alternative(html, subtype="html")
     if email.ics_text:

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
+from jinja2 import TemplateNotFound
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -45,7 +46,7 @@ JOB_PATH = "expertbook.notifications.jobs.send_email"
 # ---------------------------------------------------------------------------- input checks
 
 # Characters that would start a new header line, or a second address, if they reached a header.
-_ADDRESS_BREAKERS = set(",;<>\"'()[]\\:") | {" ", "\t"}
+_ADDRESS_BREAKERS = set(",;<>\"()[]\\:") | {" ", "\t"}
 
 
 def _has_control(value: str) -> bool:
@@ -142,15 +143,18 @@ def queue_email(
     """
     to_email = check_address(to_email, "to_email")
     to_name = check_display_name(to_name, "to_name")
-    subject = " ".join((subject or "").split()) if not _has_control(subject or "") else None
-    if not subject or len(subject) > MAX_SUBJECT:
+    if _has_control(subject or "") or not (subject or "").strip() or len(subject.strip()) > MAX_SUBJECT:
         raise ValidationFailed({"subject": "The subject must be one line of at most 255 characters."})
+    subject = " ".join(subject.split())
     try:
         context = json.loads(json.dumps(dict(context)))
     except (TypeError, ValueError) as exc:
         raise ValueError(f"email context must be JSON-serialisable: {exc}") from exc
     for suffix in ("txt", "html"):
-        current_app.jinja_env.get_template(f"email/{template}.{suffix}")  # TemplateNotFound is a bug: fail loudly
+        try:
+            current_app.jinja_env.get_template(f"email/{template}.{suffix}")
+        except TemplateNotFound as exc:  # a bug in the caller: fail loudly, before anything is written
+            raise ValueError(f"no email template templates/email/{template}.{suffix}") from exc
     ics_method = _ics_method(ics) if ics else None
 
     with transaction() as session:

@@ -228,3 +228,31 @@ def test_concurrent_sends_of_one_row_deliver_it_once(app, smtp):
     assert len(smtp.wait_for(1)) == 1
     time.sleep(0.1)
     assert len(smtp.messages) == 1
+
+
+def test_ordinary_addresses_and_names_pass(app, smtp):
+    queue_notice(to_email="o'brien@example.com", to_name="Siva Kümar O'Brien")
+    [message] = smtp.wait_for(1)
+    assert message["To"].addresses[0].addr_spec == "o'brien@example.com"
+    assert message["To"].addresses[0].display_name == "Siva Kümar O'Brien"
+
+
+def test_an_unknown_template_is_a_programming_error_and_writes_nothing(app, smtp):
+    with pytest.raises(ValueError, match="no email template"):
+        with transaction():
+            service.queue_email("notice", "a@example.com", "A", "no_such_template", {}, subject="s")
+    assert rows() == []
+
+
+def test_a_row_that_cannot_become_an_email_fails_permanently(app, smtp):
+    # Written around the service's validation (as a buggy migration or script might): never sendable.
+    with transaction():
+        db.session.add(row := OutboxEmail(
+            kind="notice", to_email="a@example.com", to_name="A\r\nBcc: all@example.com", subject="s", template="notice",
+            context={"heading": "h", "message": "m"}, message_id="<bad@testserver.example>",
+        ))
+    outbox_id = row.id
+    assert service.send(outbox_id) == "failed"
+    [row] = rows()
+    assert row.status == "failed" and row.attempts == 1 and "invalid header" in row.last_error
+    assert smtp.data_commands == 0

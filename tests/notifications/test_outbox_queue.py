@@ -133,6 +133,41 @@ def test_550_is_failed_at_once_and_visible_to_admins(app, smtp, redis_url, clien
     assert "nobody@example.com" in page and "550 5.1.1 User unknown" in page and "Retry" in page
 
 
+def test_an_admin_retry_of_a_failed_email_goes_through_the_queue(app, smtp, redis_url):
+    smtp.then("550 5.1.1 User unknown")
+    outbox_id = queue_notice()
+    run_worker(app)
+    assert rows()[0].status == "failed"
+    service.retry_failed(outbox_id)  # reuses the job id of attempt 0, whose job has finished
+    run_worker(app)
+    [row] = rows()
+    assert row.status == "sent" and row.attempts == 1
+    assert len(smtp.messages) == 1 and smtp.data_commands == 2
+
+
+def test_the_workers_periodic_pass_relays_what_redis_missed(app, smtp, redis_url):
+    from expertbook.notifications.jobs import Ticker
+
+    app.config["REDIS_URL"] = closed_port_url()
+    queue_notice()
+    assert rows()[0].status == "pending"
+    app.config["REDIS_URL"] = redis_url
+    app.extensions.pop("notifications_redis", None)
+    app.config["WORKER_TICK_SECONDS"] = 0.05
+    ticker = Ticker(app)
+    ticker.start()
+    try:
+        queue = Queue(TEST_QUEUE, connection=Redis.from_url(redis_url))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not queue.job_ids:
+            time.sleep(0.05)
+    finally:
+        ticker.stop()
+        ticker.join(5)
+    run_worker(app)
+    assert rows()[0].status == "sent" and len(smtp.messages) == 1
+
+
 def test_a_hanging_server_times_out_the_worker_moves_on_and_the_email_is_retried(app, smtp, redis_url):
     smtp.then("hang")
     first = queue_notice(to_email="first@example.com")
