@@ -156,6 +156,8 @@ def queue_email(
         except TemplateNotFound as exc:  # a bug in the caller: fail loudly, before anything is written
             raise ValueError(f"no email template templates/email/{template}.{suffix}") from exc
     ics_method = _ics_method(ics) if ics else None
+    if len(kind) > 60 or len(template) > 80 or (dedupe_key is not None and len(dedupe_key) > 200):
+        raise ValueError("kind, template or dedupe_key is longer than its column (60, 80, 200)")
 
     with transaction() as session:
         if dedupe_key is not None and session.scalar(select(OutboxEmail.id).where(OutboxEmail.dedupe_key == dedupe_key)):
@@ -179,6 +181,7 @@ def queue_email(
             session.add(row)
             session.flush()
         else:
+            session.flush()  # the caller's pending writes first, so their errors stay theirs
             # A savepoint, so losing the race for the key undoes only this row, never the caller's work.
             try:
                 with session.begin_nested():
@@ -229,7 +232,10 @@ def job_id(outbox_id: int, attempts: int) -> str:
     return f"{current_app.config['NOTIFICATIONS_QUEUE']}-email-{outbox_id}-{attempts}"
 
 
-_ACTIVE_JOB_STATES = {"queued", "scheduled", "deferred", "started"}
+# A job in these states will still run; enqueueing it again would only add a redundant run. A "started"
+# job is not one of them: its worker may have died before claiming the row, and a second run is harmless
+# (the claim lets only one of them send).
+_WAITING_JOB_STATES = {"queued", "scheduled", "deferred"}
 
 
 def enqueue(outbox_id: int, attempts: int, at: datetime | None = None) -> bool:
@@ -246,7 +252,7 @@ def enqueue(outbox_id: int, attempts: int, at: datetime | None = None) -> bool:
         existing = Job.fetch(jid, connection=queue.connection)
     except NoSuchJobError:
         existing = None
-    if existing is not None and existing.get_status(refresh=False) in _ACTIVE_JOB_STATES:
+    if existing is not None and existing.get_status(refresh=False) in _WAITING_JOB_STATES:
         return False
     options = {
         "job_id": jid,

@@ -168,6 +168,21 @@ def test_the_workers_periodic_pass_relays_what_redis_missed(app, smtp, redis_url
     assert rows()[0].status == "sent" and len(smtp.messages) == 1
 
 
+def test_a_job_taken_by_a_worker_that_died_before_claiming_is_relayed(app, smtp, redis_url):
+    from rq.job import Job, JobStatus
+
+    outbox_id = queue_notice()
+    queue = Queue(TEST_QUEUE, connection=Redis.from_url(redis_url))
+    job = Job.fetch(service.job_id(outbox_id, 0), connection=queue.connection)
+    queue.remove(job)  # a worker took it off the queue...
+    job.set_status(JobStatus.STARTED)  # ...started it, and died before its claim committed
+    assert rows()[0].status == "pending" and rows()[0].attempts == 0
+    assert service.relay() == 1
+    run_worker(app)
+    [row] = rows()
+    assert row.status == "sent" and len(smtp.messages) == 1
+
+
 def test_a_hanging_server_times_out_the_worker_moves_on_and_the_email_is_retried(app, smtp, redis_url):
     smtp.then("hang")
     first = queue_notice(to_email="first@example.com")
