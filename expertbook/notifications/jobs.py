@@ -78,7 +78,10 @@ class Ticker(threading.Thread):
     """Runs :func:`periodic_pass` every ``WORKER_TICK_SECONDS`` beside the worker loop.
 
     Several workers may each run one: the relay and the reminders are safe to run concurrently.
-    The thread has its own app context per pass, so its own database session.
+    The thread has its own app context per pass, so its own database session. RQ forks its scheduler
+    process while this thread may be running; the child only runs the scheduler, which opens its own
+    Redis connection (redis-py resets its pool on a pid change) and never touches the database, whose
+    pool ``dispose_engine_after_fork`` drops in the child; logging re-creates its locks after a fork.
     """
 
     def __init__(self, app: Flask):

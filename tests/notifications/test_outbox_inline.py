@@ -256,3 +256,16 @@ def test_a_row_that_cannot_become_an_email_fails_permanently(app, smtp):
     [row] = rows()
     assert row.status == "failed" and row.attempts == 1 and "invalid header" in row.last_error
     assert smtp.data_commands == 0
+
+
+def test_a_dedupe_key_never_swallows_the_callers_own_integrity_error(app, smtp):
+    from sqlalchemy.exc import IntegrityError
+
+    with transaction():
+        db.session.add(User(name="First", email="taken@example.com", password_hash="x"))
+    with pytest.raises(IntegrityError):
+        with transaction():
+            db.session.add(User(name="Second", email="taken@example.com", password_hash="x"))
+            service.queue_email("notice", "a@example.com", "A", "notice", {"heading": "h", "message": "m"},
+                                subject="s", dedupe_key="once")
+    assert rows() == []
