@@ -30,6 +30,10 @@ demo: migrate
 run: demo
 	$(FLASK) run --host 127.0.0.1 --port 5000
 
+## worker: run the RQ worker that sends emails (needs REDIS_URL; without it emails go out in-process)
+worker: migrate
+	$(FLASK) worker
+
 ## test: run the whole suite (PostgreSQL, Redis and browser tests need TEST_DATABASE_URL, REDIS_URL, chromium)
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -50,6 +50,14 @@ def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "ins
         "MAIL_USE_SSL": _bool(env.get("MAIL_USE_SSL")),
         "MAIL_DEFAULT_SENDER": env.get("MAIL_DEFAULT_SENDER") or "ExpertBook <no-reply@expertbook.example>",
         "MAIL_TIMEOUT": float(env.get("MAIL_TIMEOUT") or 10),
+        # Notifications (the outbox): retries, claims and the worker's periodic passes.
+        "MAIL_MAX_ATTEMPTS": _int(env.get("MAIL_MAX_ATTEMPTS"), 8),
+        "MAIL_RETRY_BASE_SECONDS": float(env.get("MAIL_RETRY_BASE_SECONDS") or 30),
+        "MAIL_RETRY_MAX_SECONDS": float(env.get("MAIL_RETRY_MAX_SECONDS") or 3600),
+        "MAIL_CLAIM_SECONDS": float(env.get("MAIL_CLAIM_SECONDS") or 300),
+        "NOTIFICATIONS_QUEUE": env.get("NOTIFICATIONS_QUEUE") or "notifications",
+        "WORKER_TICK_SECONDS": float(env.get("WORKER_TICK_SECONDS") or 60),
+        "REMINDER_HOURS": float(env.get("REMINDER_HOURS") or 24),
         # Sessions and cookies.
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",

@@ -95,3 +95,26 @@ def connect_zoom(client, standin_url: str):
     assert back.status_code == 302, back.text
     target = urlsplit(back.headers["Location"])
     return client.get(f"{target.path}?{target.query}")
+# ---------------------------------------------------------------------------- notifications
+
+
+def make_admin(**kwargs) -> User:
+    """A site administrator (sees /notifications)."""
+    user = make_user(**kwargs)
+    user.is_admin = True
+    db.session.commit()
+    return user
+
+
+def queue_notice(to_email: str = "someone@example.com", to_name: str = "Some One", *, dedupe_key: str | None = None,
+                 message: str = "Your appointment is confirmed.", ics: str | None = None, subject: str = "A notice") -> int | None:
+    """Queue a generic notice through the real service, in its own transaction; returns the outbox id."""
+    from expertbook.database import transaction
+    from expertbook.notifications.service import queue_email
+
+    with transaction():
+        return queue_email(
+            "notice", to_email, to_name, "notice",
+            {"heading": "Hello", "message": message, "action_url": "http://testserver.example/x", "action_label": "Open"},
+            subject=subject, ics=ics, dedupe_key=dedupe_key,
+        )

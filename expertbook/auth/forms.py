@@ -4,10 +4,12 @@ from wtforms import BooleanField, EmailField, HiddenField, PasswordField, String
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from expertbook.auth.service import MAX_PASSWORD, MIN_PASSWORD
+from expertbook.notifications.forms import HeaderSafeName
 
 
 class RegisterForm(FlaskForm):
-    name = StringField("Full name", validators=[DataRequired("Please enter your name."), Length(max=120)])
+    # The name goes into email headers (To: "Name" <address>): line breaks are refused, not folded.
+    name = StringField("Full name", validators=[DataRequired("Please enter your name."), Length(max=120), HeaderSafeName()])
     email = EmailField("Email", validators=[DataRequired("Please enter your email."), Length(max=254)])
     password = PasswordField(
         "Password",
@@ -34,7 +36,7 @@ class ChangePasswordForm(FlaskForm):
 class HospitalRegisterForm(FlaskForm):
     hospital_name = StringField("Hospital name", validators=[DataRequired("Please enter the hospital's name."), Length(max=120)])
     location = StringField("Location (city or area)", validators=[DataRequired("Please enter the location."), Length(max=120)])
-    name = StringField("Your full name", validators=[DataRequired("Please enter your name."), Length(max=120)])
+    name = StringField("Your full name", validators=[DataRequired("Please enter your name."), Length(max=120), HeaderSafeName()])
     email = EmailField("Your work email", validators=[DataRequired("Please enter your email."), Length(max=254)])
     password = PasswordField(
         "Password", validators=[DataRequired("Please choose a password."), Length(min=MIN_PASSWORD, max=MAX_PASSWORD)]

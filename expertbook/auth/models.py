@@ -5,7 +5,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from flask_login import UserMixin
-from sqlalchemy import Boolean, ForeignKey, Integer, String
+from sqlalchemy import Boolean, ForeignKey, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from expertbook.database import UTCDateTime, utcnow
@@ -27,6 +27,8 @@ class User(UserMixin, db.Model):
     is_expert: Mapped[bool] = mapped_column(Boolean, default=False)
     hospital_id: Mapped[int | None] = mapped_column(ForeignKey("hospitals.id"), index=True)
     is_staff_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Site administrator (not a hospital role): sees the notifications outbox. Added by migration 0004.
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     hospital: Mapped[Hospital | None] = relationship(back_populates="staff", lazy="joined")

@@ -1,7 +1,7 @@
 """video: Zoom connections (secrets encrypted at rest)
 
 Revision ID: 0005_video
-Revises: 0001_accounts
+Revises: 0004_notifications
 Create Date: 2026-11-21 13:29:08.241241
 
 """
@@ -12,7 +12,7 @@ import expertbook.database
 
 # revision identifiers, used by Alembic.
 revision = '0005_video'
-down_revision = '0001_accounts'
+down_revision = '0004_notifications'
 branch_labels = None
 depends_on = None
 

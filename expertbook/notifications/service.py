@@ -1,0 +1,547 @@
+"""Notification rules: the outbox, its delivery, retries, the relay and reminders.
+
+How an email flows:
+
+1. A service calls :func:`queue_email` inside its own ``transaction()``. The row is written in that
+   transaction, so the email exists if and only if the change that caused it committed.
+2. After commit the row is dispatched: with Redis, an RQ job (deterministic id) on the notifications
+   queue; without Redis, delivered in-process. If Redis is down the row simply stays ``pending``.
+3. :func:`send` (the job body) claims the row with a compare-and-swap UPDATE, sends it outside any
+   transaction, and records the outcome: ``sent``; ``pending`` again with backoff after a transient
+   failure; ``failed`` after a permanent one or after ``MAIL_MAX_ATTEMPTS``.
+4. :func:`relay` re-dispatches whatever is pending and due, or stuck in ``sending`` because a worker
+   died. The worker runs it periodically; ``flask --app wsgi relay`` runs one pass.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import random
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+from jinja2 import TemplateNotFound
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from expertbook.database import after_commit, transaction, utcnow
+from expertbook.errors import NotFound, ValidationFailed
+from expertbook.extensions import db
+from expertbook.notifications import mailer
+from expertbook.notifications.models import FAILED, PENDING, SENDING, SENT, STATUSES, OutboxEmail
+
+log = logging.getLogger(__name__)
+
+MAX_NAME = 120
+MAX_SUBJECT = 255
+JOB_PATH = "expertbook.notifications.jobs.send_email"
+
+
+# ---------------------------------------------------------------------------- input checks
+
+# Characters that would start a new header line, or a second address, if they reached a header.
+_ADDRESS_BREAKERS = set(",;<>\"()[]\\:") | {" ", "\t"}
+
+
+def _has_control(value: str) -> bool:
+    return any(ord(ch) < 0x20 or ord(ch) == 0x7F or ch in "\u2028\u2029\x85" for ch in value)
+
+
+def address_problem(value: str | None) -> str | None:
+    """Why ``value`` is not exactly one plain email address, or None if it is one.
+
+    Shared by forms (which answer 422) and :func:`check_address`. CR/LF, commas, semicolons and
+    angle brackets are refused outright: they are how one field turns into several recipients
+    or extra headers.
+    """
+    value = (value or "").strip()
+    if not value:
+        return "Please enter an email address."
+    if _has_control(value) or any(ch in _ADDRESS_BREAKERS for ch in value):
+        return "Enter a single email address."
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        return str(exc)
+    return None
+
+
+def name_problem(value: str | None) -> str | None:
+    """Why ``value`` cannot be a display name in an email header, or None if it can."""
+    value = value or ""
+    if _has_control(value):
+        return "The name contains line breaks or other characters that are not allowed."
+    if any(ch in value for ch in "<>@"):
+        return "Enter a name, not an email address."
+    if len(value.strip()) > MAX_NAME:
+        return f"Keep it under {MAX_NAME} characters."
+    return None
+
+
+def check_address(value: str, field: str = "email") -> str:
+    """One valid address, normalised; raise ValidationFailed({field: ...}) otherwise."""
+    problem = address_problem(value)
+    if problem:
+        raise ValidationFailed({field: problem})
+    return validate_email(value.strip(), check_deliverability=False).normalized
+
+
+def check_display_name(value: str | None, field: str = "name") -> str:
+    """A display name safe for a header; raise ValidationFailed({field: ...}) otherwise."""
+    problem = name_problem(value)
+    if problem:
+        raise ValidationFailed({field: problem})
+    return " ".join((value or "").split())
+
+
+# ---------------------------------------------------------------------------- queueing
+
+
+def _message_id() -> str:
+    domain = urlsplit(current_app.config.get("BASE_URL") or "").hostname or "expertbook.invalid"
+    return f"<{uuid.uuid4().hex}@{domain}>"
+
+
+def _ics_method(ics: str) -> str:
+    from icalendar import Calendar
+
+    try:
+        calendar = Calendar.from_ical(ics)
+    except ValueError as exc:
+        raise ValueError(f"ics is not a valid calendar: {exc}") from exc
+    return str(calendar.get("METHOD") or "PUBLISH").upper()
+
+
+def queue_email(
+    kind: str,
+    to_email: str,
+    to_name: str,
+    template: str,
+    context: Mapping[str, Any],
+    *,
+    subject: str,
+    ics: str | None = None,
+    dedupe_key: str | None = None,
+) -> int | None:
+    """Write one email to the outbox and dispatch it once the surrounding transaction commits.
+
+    Call it inside the caller's ``transaction()`` (it joins it; alone it opens its own).
+    ``template`` names ``templates/email/<template>.txt`` and ``.html``; ``context`` must be
+    JSON-serialisable (format dates and build absolute links before calling). ``ics`` is the text of
+    a calendar; its METHOD (REQUEST, CANCEL, ...) becomes the attachment's MIME parameter.
+    With ``dedupe_key`` the email is queued at most once, ever: a second call with the same key
+    returns None without touching the caller's transaction. Returns the outbox row's id.
+
+    Raises ValidationFailed for an unusable address, name or subject (fields ``to_email``,
+    ``to_name``, ``subject``), ValueError for programming errors (unknown template, bad context).
+    """
+    to_email = check_address(to_email, "to_email")
+    to_name = check_display_name(to_name, "to_name")
+    if _has_control(subject or "") or not (subject or "").strip() or len(subject.strip()) > MAX_SUBJECT:
+        raise ValidationFailed({"subject": "The subject must be one line of at most 255 characters."})
+    subject = " ".join(subject.split())
+    try:
+        context = json.loads(json.dumps(dict(context)))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"email context must be JSON-serialisable: {exc}") from exc
+    for suffix in ("txt", "html"):
+        try:
+            current_app.jinja_env.get_template(f"email/{template}.{suffix}")
+        except TemplateNotFound as exc:  # a bug in the caller: fail loudly, before anything is written
+            raise ValueError(f"no email template templates/email/{template}.{suffix}") from exc
+    ics_method = _ics_method(ics) if ics else None
+    if len(kind) > 60 or len(template) > 80 or (dedupe_key is not None and len(dedupe_key) > 200):
+        raise ValueError("kind, template or dedupe_key is longer than its column (60, 80, 200)")
+
+    with transaction() as session:
+        if dedupe_key is not None and session.scalar(select(OutboxEmail.id).where(OutboxEmail.dedupe_key == dedupe_key)):
+            return None
+        row = OutboxEmail(
+            kind=kind,
+            to_email=to_email,
+            to_name=to_name,
+            subject=subject,
+            template=template,
+            context=context,
+            ics_text=ics,
+            ics_method=ics_method,
+            message_id=_message_id(),
+            status=PENDING,
+            attempts=0,
+            next_attempt_at=utcnow(),
+            dedupe_key=dedupe_key,
+        )
+        if dedupe_key is None:
+            session.add(row)
+            session.flush()
+        else:
+            session.flush()  # the caller's pending writes first, so their errors stay theirs
+            # A savepoint, so losing the race for the key undoes only this row, never the caller's work.
+            try:
+                with session.begin_nested():
+                    session.add(row)
+            except IntegrityError:
+                log.info("email %s not queued again: dedupe key %r exists", kind, dedupe_key)
+                return None
+        row_id, attempts = row.id, row.attempts
+        after_commit(lambda: dispatch(row_id, attempts))
+    return row_id
+
+
+# ---------------------------------------------------------------------------- dispatch
+
+
+def uses_queue() -> bool:
+    """Whether emails go through RQ (Redis configured) rather than being delivered in-process."""
+    config = current_app.config
+    return bool(config.get("REDIS_URL")) and not config.get("RUN_JOBS_INLINE")
+
+
+def redis_connection():
+    """The app's Redis client for the queues, created once; short timeouts so a dead Redis fails fast."""
+    from redis import Redis
+
+    app = current_app._get_current_object()
+    client = app.extensions.get("notifications_redis")
+    if client is None:
+        client = Redis.from_url(app.config["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5)
+        app.extensions["notifications_redis"] = client
+    return client
+
+
+def notifications_queue():
+    """The RQ queue emails are sent from."""
+    from rq import Queue
+
+    return Queue(current_app.config["NOTIFICATIONS_QUEUE"], connection=redis_connection())
+
+
+def job_id(outbox_id: int, attempts: int) -> str:
+    """The RQ job id of the attempt that follows ``attempts`` earlier ones of a row.
+
+    Deterministic, so dispatching the same row twice (after-commit, then the relay) finds the job
+    already queued instead of adding a second one. Each claim increments ``attempts``, so the job
+    that replaces one lost with a dead worker gets a fresh id.
+    """
+    return f"{current_app.config['NOTIFICATIONS_QUEUE']}-email-{outbox_id}-{attempts}"
+
+
+# A job in these states will still run; enqueueing it again would only add a redundant run. A "started"
+# job is not one of them: its worker may have died before claiming the row, and a second run is harmless
+# (the claim lets only one of them send).
+_WAITING_JOB_STATES = {"queued", "scheduled", "deferred"}
+
+
+def enqueue(outbox_id: int, attempts: int, at: datetime | None = None) -> bool:
+    """Put the row's next attempt on the queue (at ``at`` if given) unless that job is already waiting.
+
+    Raises redis errors; :func:`dispatch` and :func:`relay` decide what they mean.
+    """
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    queue = notifications_queue()
+    jid = job_id(outbox_id, attempts)
+    try:
+        existing = Job.fetch(jid, connection=queue.connection)
+    except NoSuchJobError:
+        existing = None
+    if existing is not None and existing.get_status(refresh=False) in _WAITING_JOB_STATES:
+        return False
+    options = {
+        "job_id": jid,
+        # RQ's own limit sits above the claim: a job still running then has lost its claim anyway.
+        "job_timeout": int(current_app.config["MAIL_CLAIM_SECONDS"]) + 60,
+        "result_ttl": 24 * 3600,
+        "failure_ttl": 7 * 24 * 3600,
+        "description": f"send outbox email {outbox_id}",
+    }
+    if at is not None and at > utcnow():
+        # RQ's scheduler keeps whole seconds (it truncates); rounding up keeps the job from arriving
+        # before the row is due, when its claim would find nothing to do.
+        if at.microsecond:
+            at = at.replace(microsecond=0) + timedelta(seconds=1)
+        queue.enqueue_at(at, JOB_PATH, outbox_id, **options)
+    else:
+        queue.enqueue(JOB_PATH, outbox_id, **options)
+    return True
+
+
+def dispatch(outbox_id: int, attempts: int = 0) -> None:
+    """Start delivering a committed row. Never raises: the caller's change is committed and stays.
+
+    With a queue, a Redis failure leaves the row pending for the relay; without one the row is
+    delivered here and now (bounded by ``MAIL_TIMEOUT``).
+    """
+    if uses_queue():
+        try:
+            enqueue(outbox_id, attempts)
+        except Exception as exc:  # Redis down or unreachable: the relay will pick the row up
+            log.warning("could not enqueue email %s (%s); it stays pending for the relay", outbox_id, exc)
+        return
+    try:
+        send(outbox_id)
+    except Exception:
+        log.exception("in-process delivery of email %s failed; it stays in the outbox", outbox_id)
+
+
+# ---------------------------------------------------------------------------- sending
+
+
+def _backoff(attempt: int) -> timedelta:
+    config = current_app.config
+    delay = min(config["MAIL_RETRY_BASE_SECONDS"] * 2 ** max(attempt - 1, 0), config["MAIL_RETRY_MAX_SECONDS"])
+    # A little jitter, so a burst of rows that failed together does not retry in lockstep.
+    return timedelta(seconds=delay * random.uniform(1.0, 1.1))
+
+
+def _claim(outbox_id: int) -> tuple[mailer.Email, int] | None:
+    """Move the row to ``sending`` if it is ours to send now; return what to send and the attempt number."""
+    config = current_app.config
+    now = utcnow()
+    with transaction() as session:
+        claimed = session.execute(
+            update(OutboxEmail)
+            .where(
+                OutboxEmail.id == outbox_id,
+                OutboxEmail.attempts < config["MAIL_MAX_ATTEMPTS"],
+                or_(
+                    and_(OutboxEmail.status == PENDING, OutboxEmail.next_attempt_at <= now),
+                    and_(OutboxEmail.status == SENDING, OutboxEmail.claimed_until < now),
+                ),
+            )
+            .values(
+                status=SENDING,
+                attempts=OutboxEmail.attempts + 1,
+                claimed_until=now + timedelta(seconds=config["MAIL_CLAIM_SECONDS"]),
+            )
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if claimed != 1:
+            return None
+        row = session.get(OutboxEmail, outbox_id, populate_existing=True)
+        return mailer.Email(
+            to_email=row.to_email,
+            to_name=row.to_name,
+            subject=row.subject,
+            template=row.template,
+            context=row.context,
+            message_id=row.message_id,
+            ics_text=row.ics_text,
+            ics_method=row.ics_method,
+        ), row.attempts
+
+
+def _finish(outbox_id: int, attempt: int, **values: Any) -> bool:
+    """Record an outcome, only if the claim of ``attempt`` is still ours (``attempts`` is the fence)."""
+    with transaction() as session:
+        done = session.execute(
+            update(OutboxEmail)
+            .where(OutboxEmail.id == outbox_id, OutboxEmail.status == SENDING, OutboxEmail.attempts == attempt)
+            .values(claimed_until=None, **values)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    if done != 1:
+        log.warning("email %s: attempt %s lost its claim before recording its outcome", outbox_id, attempt)
+    return done == 1
+
+
+def send(outbox_id: int) -> str:
+    """Send one outbox row if it is due and unclaimed: the body of the RQ job. Idempotent.
+
+    Returns ``"sent"``, ``"retry"``, ``"failed"`` or ``"skipped"`` (already sent, failed, claimed
+    by another worker, or not due yet).
+    """
+    claimed = _claim(outbox_id)
+    if claimed is None:
+        return "skipped"
+    email, attempt = claimed
+    try:
+        mailer.deliver(mailer.build_message(email))
+    except mailer.PermanentFailure as exc:
+        log.warning("email %s failed permanently: %s", outbox_id, exc)
+        _finish(outbox_id, attempt, status=FAILED, last_error=str(exc)[:2000])
+        return "failed"
+    except Exception as exc:  # TransientFailure, or something unexpected: retry, within the limit
+        if not isinstance(exc, mailer.TransientFailure):
+            log.exception("email %s: unexpected error while sending", outbox_id)
+        return _retry_later(outbox_id, attempt, f"{exc}" if isinstance(exc, mailer.TransientFailure) else repr(exc))
+    _finish(outbox_id, attempt, status=SENT, sent_at=utcnow(), last_error=None)
+    log.info("email %s sent (attempt %s)", outbox_id, attempt)
+    return "sent"
+
+
+def _retry_later(outbox_id: int, attempt: int, reason: str) -> str:
+    max_attempts = current_app.config["MAIL_MAX_ATTEMPTS"]
+    if attempt >= max_attempts:
+        log.warning("email %s failed after %s attempts: %s", outbox_id, attempt, reason)
+        _finish(outbox_id, attempt, status=FAILED, last_error=f"gave up after {attempt} attempts: {reason}"[:2000])
+        return "failed"
+    due = utcnow() + _backoff(attempt)
+    log.info("email %s: attempt %s failed (%s); retrying at %s", outbox_id, attempt, reason, due.isoformat())
+    if _finish(outbox_id, attempt, status=PENDING, next_attempt_at=due, last_error=reason[:2000]) and uses_queue():
+        try:
+            enqueue(outbox_id, attempt, at=due)
+        except Exception as exc:
+            log.warning("could not schedule the retry of email %s (%s); the relay will", outbox_id, exc)
+    return "retry"
+
+
+# ---------------------------------------------------------------------------- relay and admin
+
+
+def relay(now: datetime | None = None, limit: int = 500) -> int:
+    """One pass: re-dispatch rows that are due (pending) or abandoned (``sending`` past their claim).
+
+    Rows a dead worker left behind on their last allowed attempt are marked failed. Safe to run
+    anywhere, any number of times at once: jobs have deterministic ids and sending claims the row.
+    Returns how many rows were dispatched. Raises a redis error if the queue is unreachable.
+    """
+    now = now or utcnow()
+    max_attempts = current_app.config["MAIL_MAX_ATTEMPTS"]
+    abandoned = and_(OutboxEmail.status == SENDING, OutboxEmail.claimed_until < now)
+    with transaction() as session:
+        session.execute(
+            update(OutboxEmail)
+            .where(abandoned, OutboxEmail.attempts >= max_attempts)
+            .values(status=FAILED, claimed_until=None,
+                    last_error=f"gave up after {max_attempts} attempts: the worker stopped during the last one")
+            .execution_options(synchronize_session=False)
+        )
+    rows = db.session.execute(
+        select(OutboxEmail.id, OutboxEmail.attempts)
+        .where(or_(and_(OutboxEmail.status == PENDING, OutboxEmail.next_attempt_at <= now), abandoned))
+        .order_by(OutboxEmail.next_attempt_at, OutboxEmail.id)
+        .limit(limit)
+    ).all()
+    db.session.rollback()  # end the read before sending, so no snapshot is held across SMTP calls
+    if not uses_queue():
+        for outbox_id, _ in rows:
+            send(outbox_id)
+        return len(rows)
+    for outbox_id, attempts in rows:
+        enqueue(outbox_id, attempts)
+    if rows:
+        log.info("relay dispatched %s email(s)", len(rows))
+    return len(rows)
+
+
+def retry_failed(outbox_id: int) -> OutboxEmail:
+    """Give a failed email a fresh set of attempts (an admin fixed the address or the server)."""
+    with transaction() as session:
+        done = session.execute(
+            update(OutboxEmail)
+            .where(OutboxEmail.id == outbox_id, OutboxEmail.status == FAILED)
+            .values(status=PENDING, attempts=0, next_attempt_at=utcnow(), claimed_until=None)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if done != 1:
+            raise NotFound("There is no failed email with this number.")
+        after_commit(lambda: dispatch(outbox_id, 0))
+    row = db.session.get(OutboxEmail, outbox_id, populate_existing=True)
+    assert row is not None
+    return row
+
+
+def outbox(status: str | None = None, limit: int = 200) -> list[OutboxEmail]:
+    """Rows for the admin page, newest first: one status, or by default everything not yet sent."""
+    query = select(OutboxEmail).order_by(OutboxEmail.id.desc()).limit(limit)
+    if status in STATUSES:
+        query = query.where(OutboxEmail.status == status)
+    elif status != "all":
+        query = query.where(OutboxEmail.status != SENT)
+    return list(db.session.scalars(query))
+
+
+def outbox_counts() -> dict[str, int]:
+    """How many rows each status has."""
+    from sqlalchemy import func
+
+    counts = dict(db.session.execute(select(OutboxEmail.status, func.count()).group_by(OutboxEmail.status)).all())
+    return {status: counts.get(status, 0) for status in STATUSES}
+
+
+def make_admin(email: str) -> None:
+    """Make an existing account a site administrator."""
+    from expertbook.auth.models import User
+
+    with transaction() as session:
+        user = session.scalar(select(User).where(User.email == (email or "").strip().lower()))
+        if user is None:
+            raise NotFound(f"No account has the email {email!r}.")
+        user.is_admin = True
+
+
+# ---------------------------------------------------------------------------- reminders
+
+
+@dataclass(frozen=True)
+class Reminder:
+    """One reminder a booking area wants sent. ``kind`` and ``id`` identify it: it goes out once."""
+
+    kind: str
+    id: int | str
+    to_email: str
+    to_name: str
+    subject: str
+    context: Mapping[str, Any] = field(default_factory=dict)
+    template: str = "reminder"
+    ics: str | None = None
+
+
+ReminderSource = Callable[[datetime, datetime], Iterable[Reminder]]
+_reminder_sources: list[ReminderSource] = []
+
+
+def register_reminder_source(source: ReminderSource) -> ReminderSource:
+    """Register ``source(now, until)``: it yields a :class:`Reminder` for each booking starting in [now, until).
+
+    Usable as a decorator. Call it at import time of the booking area's module.
+    """
+    if source not in _reminder_sources:
+        _reminder_sources.append(source)
+    return source
+
+
+def unregister_reminder_source(source: ReminderSource) -> None:
+    """Remove a source registered earlier (tests use this to clean up)."""
+    if source in _reminder_sources:
+        _reminder_sources.remove(source)
+
+
+def send_due_reminders(now: datetime | None = None) -> int:
+    """Queue a reminder for every booking starting within ``REMINDER_HOURS``; each is queued once, ever.
+
+    The unique ``dedupe_key`` ``reminder:<kind>:<id>`` makes concurrent or repeated passes harmless.
+    Returns how many reminders this pass queued.
+    """
+    now = now or utcnow()
+    until = now + timedelta(hours=current_app.config["REMINDER_HOURS"])
+    queued = 0
+    for source in list(_reminder_sources):
+        reminders = list(source(now, until))
+        db.session.rollback()  # the source's reads end here; each reminder is its own transaction
+        for reminder in reminders:
+            key = f"reminder:{reminder.kind}:{reminder.id}"
+            try:
+                row_id = queue_email(
+                    f"reminder-{reminder.kind}",
+                    reminder.to_email,
+                    reminder.to_name,
+                    reminder.template,
+                    reminder.context,
+                    subject=reminder.subject,
+                    ics=reminder.ics,
+                    dedupe_key=key,
+                )
+            except ValidationFailed as error:
+                log.warning("reminder %s not queued: %s", key, error.errors)
+                continue
+            queued += row_id is not None
+    return queued

@@ -1,0 +1,124 @@
+"""The site administrator's view of the outbox: what failed, what is waiting, and a retry button."""
+from __future__ import annotations
+
+from functools import wraps
+
+import click
+from flask import Blueprint, abort, current_app, flash, request, url_for
+from flask_login import current_user, login_required
+
+from expertbook.errors import NotFound
+from expertbook.notifications import service
+from expertbook.notifications.forms import RetryForm
+from expertbook.notifications.models import STATUSES
+from expertbook.web import redirect_to, render
+
+# cli_group=None: the commands are ``flask worker``, ``flask relay``... not ``flask notifications worker``.
+bp = Blueprint("notifications", __name__, url_prefix="/notifications", cli_group=None)
+
+FILTERS = ("unsent", *STATUSES, "all")
+
+
+def admin_required(view):
+    """Only site administrators may use ``view``; everyone else gets 404, as if it were not there."""
+
+    @wraps(view)
+    @login_required
+    def wrapped(*args, **kwargs):
+        if not current_user.is_admin:
+            abort(404)
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+@bp.get("")
+@admin_required
+def index():
+    """Emails that are failed, waiting or being sent (or any status with ``?status=``)."""
+    status = request.args.get("status", "unsent")
+    if status not in FILTERS:
+        status = "unsent"
+    return render(
+        "notifications/index.html",
+        "notifications/_outbox.html",
+        rows=service.outbox(None if status == "unsent" else status),
+        counts=service.outbox_counts(),
+        selected=status,  # not "status": render() takes that as the HTTP status
+        filters=FILTERS,
+        form=RetryForm(),
+    )
+
+
+@bp.post("/<int:outbox_id>/retry")
+@admin_required
+def retry(outbox_id: int):
+    """Put a failed email back in the queue with a fresh set of attempts."""
+    form = RetryForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        row = service.retry_failed(outbox_id)
+    except NotFound:
+        abort(404)
+    flash(f"Email {row.id} to {row.to_email} is queued again.", "success")
+    return redirect_to(url_for("notifications.index", status=request.args.get("status", "unsent")))
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+@bp.cli.command("worker")
+@click.option("--burst", is_flag=True, help="Work until the queues are empty, then exit.")
+@click.option("--queue", "queues", multiple=True, help="Queue names (default: the notifications queue and 'default').")
+def worker_command(burst: bool, queues: tuple[str, ...]) -> None:
+    """Run an RQ worker with its scheduler; it also relays the outbox and queues reminders periodically."""
+    from rq import Queue
+
+    from expertbook.notifications.jobs import AppWorker, Ticker, dispose_engine_after_fork, periodic_pass
+
+    app = current_app._get_current_object()
+    if not app.config.get("REDIS_URL"):
+        raise click.ClickException("REDIS_URL is not set. Without Redis, emails are delivered in-process; no worker is needed.")
+    connection = service.redis_connection()
+    names = queues or (app.config["NOTIFICATIONS_QUEUE"], "default")
+    worker = AppWorker([Queue(name, connection=connection) for name in names], connection=connection, app=app)
+    dispose_engine_after_fork(app)
+    periodic_pass(app)  # at once: catch up with whatever piled up while no worker ran
+    ticker = None
+    if not burst:
+        ticker = Ticker(app)
+        ticker.start()
+    try:
+        worker.work(burst=burst, with_scheduler=True)
+    finally:
+        if ticker is not None:
+            ticker.stop()
+
+
+@bp.cli.command("relay")
+def relay_command() -> None:
+    """One relay pass: dispatch every email that is due, or abandoned by a dead worker."""
+    try:
+        count = service.relay()
+    except Exception as exc:  # Redis down: say so plainly
+        raise click.ClickException(f"relay failed: {exc}") from exc
+    click.echo(f"{count} email(s) dispatched.")
+
+
+@bp.cli.command("reminders")
+def reminders_command() -> None:
+    """Queue the reminders that are due (each booking's reminder is sent once)."""
+    count = service.send_due_reminders()
+    click.echo(f"{count} reminder(s) queued.")
+
+
+@bp.cli.command("make-admin")
+@click.argument("email")
+def make_admin_command(email: str) -> None:
+    """Make the account with EMAIL a site administrator (it sees /notifications)."""
+    try:
+        service.make_admin(email)
+    except NotFound as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"{email} is now a site administrator.")

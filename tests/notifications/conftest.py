@@ -1,0 +1,155 @@
+"""Fixtures for the notification tests: a real SMTP server on loopback whose answers a test scripts,
+and (for the queue tests) a real Redis database this area owns (number 1)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from email import message_from_bytes, policy
+from email.message import EmailMessage
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from tests.conftest import REDIS_URL, free_port, missing
+
+TEST_QUEUE = "eb-notifications-test"
+
+
+class ScriptedSMTPHandler:
+    """An aiosmtpd handler that answers DATA as scripted, then accepts.
+
+    ``script`` holds one action per upcoming DATA command: an SMTP reply like ``"451 4.3.0 Try later"``
+    or ``"550 5.1.1 No such user"``, or ``"hang"`` (no answer until ``release()`` or ``hang_seconds``).
+    When the script is empty, messages are accepted and kept in ``messages``.
+    """
+
+    def __init__(self):
+        self.script: list[str] = []
+        self.messages: list[EmailMessage] = []
+        self.data_commands = 0
+        self.hang_started = threading.Event()
+        self.released = threading.Event()
+        self.hang_seconds = 60.0
+        self.lock = threading.Lock()
+
+    def then(self, *actions: str) -> "ScriptedSMTPHandler":
+        self.script.extend(actions)
+        return self
+
+    def release(self) -> None:
+        self.released.set()
+
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            self.data_commands += 1
+            action = self.script.pop(0) if self.script else "accept"
+        if action == "hang":
+            self.hang_started.set()
+            deadline = time.monotonic() + self.hang_seconds
+            while not self.released.is_set() and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            return "451 4.4.2 Gave up waiting"  # never delivered: the client is gone by now
+        if action != "accept":
+            return action
+        message = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
+        with self.lock:
+            self.messages.append(message)
+        return "250 2.0.0 OK"
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[EmailMessage]:
+        """Wait (bounded) until ``count`` messages arrived; return them."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and len(self.messages) < count:
+            time.sleep(0.02)
+        return list(self.messages)
+
+
+@pytest.fixture
+def smtp():
+    """A real SMTP server on 127.0.0.1, scripted through its handler (yielded)."""
+    handler = ScriptedSMTPHandler()
+    controller = Controller(handler, hostname="127.0.0.1", port=free_port(), ready_timeout=10)
+    controller.start()
+    handler.port = controller.port
+    yield handler
+    handler.release()
+    controller.stop()
+
+
+@pytest.fixture
+def redis_url() -> str:
+    """Redis database 1 (this area's own), flushed before the test. Skips without REDIS_URL."""
+    if not REDIS_URL:
+        missing("Redis", "REDIS_URL is not set")
+    parts = urlsplit(REDIS_URL)
+    url = urlunsplit((parts.scheme, parts.netloc, "/1", "", ""))
+    from redis import Redis
+
+    client = Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        client.flushdb()
+    except Exception as exc:
+        missing("Redis", f"{url} is unreachable: {exc}")
+    yield url
+    client.flushdb()
+    client.close()
+
+
+def closed_port_url() -> str:
+    """A Redis URL on a loopback port where nothing listens."""
+    return f"redis://127.0.0.1:{free_port()}/1"
+
+
+class Records(logging.Handler):
+    """Collects log records of one logger (works with or without pytest's logging plugin)."""
+
+    def __init__(self):
+        super().__init__(level=logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record):
+        self.records.append(record)
+
+    @property
+    def text(self) -> str:
+        return "\n".join(record.getMessage() for record in self.records)
+
+
+@pytest.fixture
+def notification_logs():
+    """Log records of ``expertbook.notifications`` during the test."""
+    handler = Records()
+    logger = logging.getLogger("expertbook.notifications")
+    # Alembic's fileConfig (run by the migrations fixture) disables every logger that existed then.
+    children = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict) if name.startswith(logger.name)]
+    disabled = {child: child.disabled for child in children}
+    for child in children:
+        child.disabled = False
+    previous = logger.level
+    logger.setLevel(logging.DEBUG)
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(previous)
+    for child, was in disabled.items():
+        child.disabled = was
+
+
+def mail_config(smtp: ScriptedSMTPHandler, **extra) -> dict:
+    """App configuration that sends to ``smtp`` with short timeouts and backoff, for fast tests."""
+    config = {
+        "MAIL_SERVER": "127.0.0.1",
+        "MAIL_PORT": smtp.port,
+        "MAIL_TIMEOUT": 0.5,
+        "MAIL_RETRY_BASE_SECONDS": 0.05,
+        "MAIL_RETRY_MAX_SECONDS": 0.2,
+        "MAIL_CLAIM_SECONDS": 30,
+        "MAIL_MAX_ATTEMPTS": 8,
+        "NOTIFICATIONS_QUEUE": TEST_QUEUE,
+    }
+    config.update(extra)
+    return config
+
