@@ -12,11 +12,11 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
-from functools import partial
+from functools import lru_cache, partial
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from flask import current_app
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -76,18 +76,15 @@ def timezone_or(name: str | None, default: str) -> str:
         return default
 
 
-_ZONES: list[str] = []
+@lru_cache(maxsize=1)
+def _zones() -> frozenset[str]:
+    return frozenset(all_timezones())
 
 
-def _zones() -> set[str]:
-    return set(all_timezones())
-
-
-def all_timezones() -> list[str]:
-    """Every IANA zone name, sorted, for the zone pickers."""
-    if not _ZONES:
-        _ZONES.extend(sorted(z for z in available_timezones() if "/" in z or z == "UTC"))
-    return _ZONES
+@lru_cache(maxsize=1)
+def all_timezones() -> tuple[str, ...]:
+    """Every IANA zone name (region/city form, and UTC), sorted, for the zone pickers."""
+    return tuple(sorted(z for z in available_timezones() if "/" in z or z == "UTC"))
 
 
 def slugify(text: str) -> str:

@@ -1,7 +1,5 @@
 """The experts JSON API (seed 002): become an expert, event types, availability, bookings,
 accept/decline/cancel, idempotency, conflicts and access."""
-from datetime import timedelta
-
 from expertbook.api import service as tokens
 from tests.experts.helpers import next_weekday_at
 from tests.factories import make_expert, make_service, make_user
