@@ -318,3 +318,11 @@ def test_same_idempotency_key_racing_makes_one_booking(app, backend, expert):
     outcomes = _race(app, [call] * 8)
     assert outcomes == ["ok"] * 8
     assert len(set(ids)) == 1
+
+
+def test_a_booking_that_is_over_cannot_be_cancelled(expert):
+    consult = make_service(expert)
+    customer = make_user()
+    booking = service.book(customer.id, consult.id, next_weekday_at(10), **book_kwargs(customer))
+    with pytest.raises(Conflict, match="over"):
+        service.cancel(customer.id, booking.id, now=booking.end_at + timedelta(minutes=1))

@@ -70,3 +70,39 @@ def test_book_accept_confirmed_and_download_ics(live_server, browser_page, tmp_p
     assert str(cal["METHOD"]) == "REQUEST"
     assert (str(event["STATUS"]), int(event["SEQUENCE"])) == ("CONFIRMED", 1)
     assert str(event["SUMMARY"]) == "Strategy session with Ada Expert"
+
+
+def test_expert_sets_up_a_service_and_hours_in_the_browser(live_server, browser_page):
+    expert = make_expert("Bo Expert", handle="bo", timezone="Europe/London")
+    email = expert.user.email
+    page = browser_page()
+    _log_in(page, live_server, email)
+    page.goto(live_server + "/experts/settings/services/new")
+    page.get_by_label("Title").fill("Portfolio review")
+    page.get_by_label("Duration (minutes)").fill("30")
+    page.get_by_label("Price").fill("75")
+    page.get_by_label("Location").select_option("in_person")
+    page.get_by_role("button", name="Create service").click()
+    page.get_by_text("Give the address.").wait_for()  # 422 swapped in place
+    page.get_by_label("Address or phone number").fill("1 Main Street")
+    page.get_by_role("button", name="Create service").click()
+    page.wait_for_url("**/experts/settings/services")
+    page.get_by_role("link", name="Portfolio review").wait_for()
+    page.get_by_role("button", name="Hide").click()
+    page.locator("#service-list").get_by_text("hidden").wait_for()
+    page.get_by_role("button", name="Show").click()
+    page.locator("#service-list").get_by_text("visible").wait_for()
+
+    page.goto(live_server + "/experts/settings/hours")
+    page.get_by_label("Saturday").fill("10:00-12:00")
+    page.get_by_label("Monday").fill("09:00-08:00")
+    page.get_by_role("button", name="Save weekly hours").click()
+    page.get_by_text("ends before it starts").wait_for()
+    page.get_by_label("Monday").fill("08:00-12:00, 13:00-17:00")
+    page.get_by_role("button", name="Save weekly hours").click()
+    page.get_by_text("Your weekly hours were saved.").wait_for()
+    assert page.get_by_label("Saturday").input_value() == "10:00-12:00"
+
+    page.goto(live_server + "/expert/bo")
+    page.get_by_role("link", name="Portfolio review").first.wait_for()
+    assert page.locator("ul.next-times li").count() == 14

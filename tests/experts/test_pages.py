@@ -266,3 +266,18 @@ def test_no_state_change_on_get_and_csrf_required(client):
     assert client.post(f"/experts/bookings/{booking.id}/cancel", data={"view": "mine"}).status_code in (400, 422, 303)
     db.session.rollback()
     assert booking.status == "confirmed"
+
+
+def test_dashboard_shows_new_bookings_without_reload(client):
+    profile = make_expert(handle="ada")
+    svc = make_service(profile)
+    login(client, profile.user)
+    page = client.get("/expert-dashboard").get_data(as_text=True)
+    assert "Nothing booked today." in page or "No upcoming bookings." in page
+    poll_url = re.search(r'hx-get="(/expert-dashboard\?since=[^"]+)"', page).group(1).replace("&amp;", "&")
+    assert client.get(poll_url, headers={"HX-Request": "true"}).status_code == 204
+    customer = make_user("New Customer")
+    service.book(customer.id, svc.id, next_weekday_at(10), **book_kwargs(customer))
+    fresh = client.get(poll_url, headers={"HX-Request": "true"})
+    assert fresh.status_code == 200 and "New Customer" in fresh.get_data(as_text=True)
+    assert fresh.get_data(as_text=True).lstrip().startswith('<div id="dashboard"')
