@@ -287,8 +287,10 @@ def cancel_booking(booking_id: int):
         service.cancel(current_user.id, booking_id, form.reason.data or "")
     except NotFound:
         abort(404)
-    except (Conflict, ValidationFailed) as error:
-        return _after_action(booking_id, form.view.data, error.message, error.status)
+    except ValidationFailed as error:
+        return _after_action(booking_id, form.view.data, " ".join(m for msgs in error.errors.values() for m in msgs), 422)
+    except Conflict as error:
+        return _after_action(booking_id, form.view.data, error.message, 409)
     if not is_htmx():
         flash("The booking was cancelled.", "success")
     return _after_action(booking_id, form.view.data)
