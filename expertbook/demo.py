@@ -90,7 +90,7 @@ def _experts(password: str) -> list[tuple[str, str]]:
             key = f"demo-{spec['handle']}-{index}"
             if _has_key(patient.id, key):
                 continue
-            times = experts.next_times([svc], 4)
+            times = experts.next_times([svc], 4 + 9 * index)  # spread over a few days
             if not times:
                 continue
             experts.book(

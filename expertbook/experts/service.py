@@ -140,6 +140,14 @@ def require_profile(user_id: int) -> ExpertProfile:
     return profile
 
 
+def _locked_profile(user_id: int) -> ExpertProfile:
+    """The user's profile, row-locked for the rest of the transaction (hours are replaced as a whole)."""
+    profile = db.session.scalar(select(ExpertProfile).where(ExpertProfile.user_id == user_id).with_for_update(of=ExpertProfile))
+    if profile is None:
+        raise NotFound("Not found")
+    return profile
+
+
 def profile_by_handle(handle: str) -> ExpertProfile:
     """The public profile with this handle, or NotFound."""
     profile = db.session.scalar(select(ExpertProfile).where(ExpertProfile.handle == (handle or "").lower()))
@@ -447,7 +455,7 @@ def weekly_ranges(expert_id: int) -> dict[int, list[tuple[time, time]]]:
 def set_weekly_hours(user_id: int, week: Mapping[int, Sequence[tuple[time, time]]]) -> None:
     """Replace the expert's weekly hours. Existing bookings are kept even if now outside the hours."""
     with transaction():
-        profile = require_profile(user_id)
+        profile = _locked_profile(user_id)
         db.session.query(WeeklyHours).filter(WeeklyHours.expert_id == profile.id).delete()
         for weekday, ranges in week.items():
             if not 0 <= weekday <= 6:
@@ -474,7 +482,7 @@ def overrides_of(expert_id: int, since: date | None = None) -> dict[date, list[t
 def set_override(user_id: int, day: date, ranges: Sequence[tuple[time, time]]) -> None:
     """Give one date its own hours; no ranges means a day off. Replaces an earlier override of that date."""
     with transaction():
-        profile = require_profile(user_id)
+        profile = _locked_profile(user_id)
         db.session.query(DateOverride).filter(DateOverride.expert_id == profile.id, DateOverride.day == day).delete()
         if not ranges:
             db.session.add(DateOverride(expert_id=profile.id, day=day))
