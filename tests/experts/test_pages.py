@@ -281,3 +281,33 @@ def test_dashboard_shows_new_bookings_without_reload(client):
     fresh = client.get(poll_url, headers={"HX-Request": "true"})
     assert fresh.status_code == 200 and "New Customer" in fresh.get_data(as_text=True)
     assert fresh.get_data(as_text=True).lstrip().startswith('<div id="dashboard"')
+
+
+def test_display_zone_defaults_to_the_experts_until_the_browser_says_otherwise(client):
+    profile = make_expert(handle="ada", timezone="Asia/Kolkata")
+    make_service(profile, slug="consult")
+    first = client.get("/expert/ada/consult").get_data(as_text=True)
+    assert 'data-tz-autosubmit="1"' in first and '<option value="Asia/Kolkata" selected>' in first
+    chosen = client.get("/expert/ada/consult?tz=America/Chicago").get_data(as_text=True)
+    assert 'data-tz-autosubmit="0"' in chosen and '<option value="America/Chicago" selected>' in chosen
+    bogus = client.get("/expert/ada/consult?tz=Not/AZone").get_data(as_text=True)
+    assert '<option value="Asia/Kolkata" selected>' in bogus
+
+
+def test_meeting_actions_include_point_gets_the_booking(app, client):
+    profile = make_expert(handle="ada")
+    svc = make_service(profile)
+    customer = make_user()
+    booking = service.book(customer.id, svc.id, next_weekday_at(10), **book_kwargs(customer))
+    login(client, customer)
+    loader = app.jinja_loader
+    from jinja2 import ChoiceLoader, DictLoader
+
+    app.jinja_loader = ChoiceLoader([DictLoader({"experts/_meeting_actions.html": '<span class="probe">{{ booking.id }}-{{ as_expert }}</span>'}), loader])
+    app.jinja_env.cache = {}
+    try:
+        for url in (f"/experts/bookings/{booking.id}", "/my-bookings"):
+            assert f'<span class="probe">{booking.id}-False</span>' in client.get(url).get_data(as_text=True)
+    finally:
+        app.jinja_loader = loader
+        app.jinja_env.cache = {}
