@@ -15,7 +15,7 @@ from expertbook import config as config_module
 ROOT = Path(__file__).resolve().parent.parent
 
 # Each area is a package with a ``views.bp`` blueprint; the order is the order of registration.
-AREAS = ("main", "auth", "clinic", "api", "video", "notifications")
+AREAS = ("main", "auth", "clinic", "experts", "api", "video", "notifications")
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:

@@ -24,6 +24,7 @@ def load(password: str) -> list[tuple[str, str]]:
         accounts.register_hospital(HOSPITAL[0], HOSPITAL[1], HOSPITAL[2], HOSPITAL[3], password)
     logins = [("patient / customer", PATIENT[1]), ("hospital staff admin", HOSPITAL[3])]
     logins += _notifications(password)
+    logins += _experts(password)
     return logins
 
 
@@ -35,3 +36,83 @@ def _notifications(password: str) -> list[tuple[str, str]]:
         accounts.register_user(ADMIN[0], ADMIN[1], password)
     notifications.make_admin(ADMIN[1])
     return [("site admin (emails)", ADMIN[1])]
+
+
+EXPERTS = (
+    {
+        "name": "Sivakumar Ganesh",
+        "email": "expert@demo.expertbook.example",
+        "handle": "sivakumar",
+        "headline": "Technology and business consulting",
+        "bio": "Twenty years of building software teams. I help founders choose technology and plan their first hires.",
+        "timezone": "Asia/Kolkata",
+        "services": [
+            {"title": "Technology Consulting Session", "duration_min": 60, "price": "100", "currency": "USD", "location_kind": "video",
+             "description": "An hour on your architecture, hiring or roadmap.", "buffer_after_min": 15, "min_notice_min": 120},
+            {"title": "Quick Call", "duration_min": 30, "price": "40", "currency": "USD", "location_kind": "phone",
+             "location_detail": "+91 44 2345 6789", "description": "A short call to see if we are a fit."},
+        ],
+    },
+    {
+        "name": "Dr. Meera Iyer",
+        "email": "expert2@demo.expertbook.example",
+        "handle": "meera-iyer",
+        "headline": "Nutrition and wellbeing coach",
+        "bio": "Registered dietitian. Consultations are confirmed by me personally.",
+        "timezone": "Europe/London",
+        "services": [
+            {"title": "Nutrition Consultation", "duration_min": 45, "price": "60", "currency": "GBP", "location_kind": "in_person",
+             "location_detail": "12 Harley Street, London", "requires_acceptance": True, "buffer_before_min": 15, "min_notice_min": 1440},
+            {"title": "Follow-up (video)", "duration_min": 20, "price": "25", "currency": "GBP", "location_kind": "video", "requires_acceptance": True},
+        ],
+    },
+)
+
+
+def _experts(password: str) -> list[tuple[str, str]]:
+    """Two experts with services (one set needing acceptance), hours, a day off, and bookings by the demo patient."""
+    from datetime import datetime, time, timedelta
+    from zoneinfo import ZoneInfo
+
+    from expertbook.experts import service as experts
+
+    logins = []
+    for spec in EXPERTS:
+        user = _user(spec["email"]) or accounts.register_user(spec["name"], spec["email"], password)
+        if experts.profile_of(user.id) is None:
+            experts.create_profile(user.id, spec["name"], spec["headline"], spec["bio"], spec["handle"], spec["timezone"])
+            if spec["handle"] == "meera-iyer":
+                # Split days and a Saturday morning, plus a day off next week.
+                week = {d: [(time(9), time(12, 30)), (time(14), time(18))] for d in range(5)}
+                week[5] = [(time(9), time(12))]
+                experts.set_weekly_hours(user.id, week)
+                off = datetime.now(ZoneInfo(spec["timezone"])).date() + timedelta(days=9)
+                experts.set_override(user.id, off, [])
+        existing = {s.slug for s in experts.own_services(user.id)}
+        for svc in spec["services"]:
+            if experts.slugify(svc["title"]) not in existing:
+                experts.create_service(user.id, svc)
+        logins.append(("expert", spec["email"]))
+
+    patient = _user(PATIENT[1])
+    for spec in EXPERTS:
+        profile = experts.profile_of(_user(spec["email"]).id)
+        services = experts.visible_services(profile.id)
+        for index, svc in enumerate(services):
+            key = f"demo-{spec['handle']}-{index}"
+            if _has_key(patient.id, key):
+                continue
+            times = experts.next_times([svc], 4 + 9 * index)  # spread over a few days
+            if not times:
+                continue
+            experts.book(
+                patient.id, svc.id, times[-1][0], name=patient.name, email=patient.email, phone="+91 98765 43210",
+                notes="Demo booking", customer_timezone="Asia/Kolkata", idempotency_key=key,
+            )
+    return logins
+
+
+def _has_key(customer_id: int, key: str) -> bool:
+    from expertbook.experts.models import Booking
+
+    return db.session.scalar(select(Booking.id).where(Booking.customer_id == customer_id, Booking.idempotency_key == key)) is not None

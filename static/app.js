@@ -36,7 +36,26 @@
       if (!el.value || el.dataset.detectTz === "always") el.value = zone;
     });
   }
-  document.addEventListener("DOMContentLoaded", function () { fillTimeZones(document); });
-  document.addEventListener("htmx:load", function (event) { fillTimeZones(event.target); });
+  // Experts: a display-zone picker the viewer has not chosen yet switches once to the browser's zone.
+  function adoptBrowserZone(root) {
+    var zone;
+    try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone; } catch (e) { return; }
+    if (!zone) return;
+    (root || document).querySelectorAll("form[data-tz-autosubmit='1']").forEach(function (form) {
+      var select = form.querySelector("select[data-tz-select]");
+      form.dataset.tzAutosubmit = "0";
+      if (!select || select.value === zone) return;
+      if (!Array.prototype.some.call(select.options, function (o) { return o.value === zone; })) return;
+      select.value = zone;
+      form.requestSubmit();
+    });
+  }
+  // Changing the zone select re-renders the times at once.
+  document.addEventListener("change", function (event) {
+    var el = event.target;
+    if (el.matches && el.matches("select[data-tz-select]") && el.form) el.form.requestSubmit();
+  });
+  document.addEventListener("DOMContentLoaded", function () { fillTimeZones(document); adoptBrowserZone(document); });
+  document.addEventListener("htmx:load", function (event) { fillTimeZones(event.target); adoptBrowserZone(event.target); });
   window.ExpertBook = { toast: toast };
 })();

@@ -77,8 +77,9 @@ def session_cookie(client, app: Flask) -> str | None:
 # ---------------------------------------------------------------------------- video
 
 
-def make_expert(**kwargs) -> User:
-    return make_user(is_expert=True, **kwargs)
+def make_expert_user(**kwargs) -> User:
+    """An expert (with a profile), as the user account the video code works with."""
+    return make_expert(**kwargs).user
 
 
 def connect_zoom(client, standin_url: str):
@@ -118,3 +119,63 @@ def queue_notice(to_email: str = "someone@example.com", to_name: str = "Some One
             {"heading": "Hello", "message": message, "action_url": "http://testserver.example/x", "action_label": "Open"},
             subject=subject, ics=ics, dedupe_key=dedupe_key,
         )
+# ---------------------------------------------------------------------------- experts
+
+
+def make_expert(
+    name: str | None = None,
+    *,
+    handle: str | None = None,
+    timezone: str = "Europe/London",
+    hours: dict | None = None,
+    **user_kwargs,
+):
+    """An expert (user + profile) with weekly hours (default Mon-Fri 08:00-17:00)."""
+    from datetime import time
+
+    from expertbook.experts.models import ExpertProfile, WeeklyHours
+
+    user = make_user(name, is_expert=True, **user_kwargs)
+    profile = ExpertProfile(
+        user_id=user.id,
+        display_name=user.name,
+        headline="Test expert",
+        bio="",
+        handle=handle or f"expert-{user.id}",
+        timezone=timezone,
+    )
+    db.session.add(profile)
+    db.session.flush()
+    week = hours if hours is not None else {d: [(time(8), time(17))] for d in range(5)}
+    for weekday, ranges in week.items():
+        for start, end in ranges:
+            db.session.add(WeeklyHours(expert_id=profile.id, weekday=weekday, start_time=start, end_time=end))
+    db.session.commit()
+    return profile
+
+
+def make_service(expert, title: str = "Consultation", **fields):
+    """A bookable service of ``expert`` (a profile); 60 minutes, no notice, no buffers unless given."""
+    from expertbook.experts.models import Service
+
+    values = dict(
+        title=title,
+        slug=fields.pop("slug", None) or f"{title.lower().replace(' ', '-')}-{next(_counter)}",
+        description="",
+        duration_min=60,
+        price_cents=10000,
+        currency="USD",
+        location_kind="video",
+        location_detail="",
+        requires_acceptance=False,
+        buffer_before_min=0,
+        buffer_after_min=0,
+        min_notice_min=0,
+        horizon_days=365,
+        hidden=False,
+    )
+    values.update(fields)
+    service = Service(expert_id=expert.id, **values)
+    db.session.add(service)
+    db.session.commit()
+    return service

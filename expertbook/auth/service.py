@@ -154,13 +154,13 @@ def change_password(user_id: int, current: str, new: str) -> str:
     return start_session(user_id)
 
 
-def become_expert(user_id: int) -> User:
-    """Give a user the expert role."""
+def become_expert(user_id: int, display_name: str, headline: str, bio: str, handle: str, timezone: str) -> User:
+    """Give a user the expert role together with a public expert profile and default weekly hours."""
+    from expertbook.experts import service as experts
+
     with transaction():
+        experts.create_profile(user_id, display_name, headline, bio, handle, timezone)
         user = db.session.get(User, user_id)
-        if user is None:
-            raise NotFound("User not found")
-        user.is_expert = True
     return user
 
 

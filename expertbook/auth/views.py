@@ -8,8 +8,8 @@ from flask import Blueprint, current_app, flash, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from expertbook.auth import service
-from expertbook.auth.forms import ChangePasswordForm, EmptyForm, LoginForm, RegisterForm
-from expertbook.errors import ValidationFailed
+from expertbook.auth.forms import ChangePasswordForm, LoginForm, RegisterForm
+from expertbook.errors import Conflict, ValidationFailed
 from expertbook.extensions import limiter
 from expertbook.web import apply_errors, redirect_to, render, safe_next
 
@@ -86,6 +86,25 @@ def logout():
     return redirect_to(url_for("main.index"))
 
 
+def _expert_form(formdata=None):
+    """The become-an-expert form, prefilled from the account when first shown."""
+    from expertbook.experts import service as experts
+    from expertbook.experts.forms import ExpertProfileForm
+
+    if formdata is not None:
+        return ExpertProfileForm()
+    form = ExpertProfileForm(formdata=None)
+    form.display_name.data = current_user.name
+    form.handle.data = experts.suggest_handle(current_user.name)
+    return form
+
+
+def _expert_profile():
+    from expertbook.experts import service as experts
+
+    return experts.profile_of(current_user.id)
+
+
 @bp.get("/profile")
 @login_required
 def profile():
@@ -94,7 +113,8 @@ def profile():
         "auth/profile.html",
         "auth/_password_form.html",
         password_form=ChangePasswordForm(),
-        expert_form=EmptyForm(),
+        expert_form=_expert_form(),
+        expert_profile=_expert_profile(),
     )
 
 
@@ -115,16 +135,33 @@ def change_password():
             session.permanent = True
             flash("Your password was changed. Other devices have been logged out.", "success")
             return redirect_to(url_for("auth.profile"))
-    return render("auth/profile.html", "auth/_password_form.html", status=422, password_form=form, expert_form=EmptyForm())
+    return render(
+        "auth/profile.html", "auth/_password_form.html", status=422, password_form=form, expert_form=_expert_form(), expert_profile=_expert_profile()
+    )
 
 
 @bp.post("/profile/become-expert")
 @login_required
 def become_expert():
-    """Give the current user the expert role."""
-    form = EmptyForm()
-    if not form.validate_on_submit():
-        return render("auth/profile.html", "auth/_password_form.html", status=422, password_form=ChangePasswordForm(), expert_form=form)
-    service.become_expert(current_user.id)
-    flash("You are now an expert. Set up your profile and services to start taking bookings.", "success")
-    return redirect_to(url_for("auth.profile"))
+    """Set up the current user's expert profile (name, headline, bio, handle, time zone) and give them the expert role."""
+    form = _expert_form(request.form)
+    if form.validate_on_submit():
+        try:
+            service.become_expert(
+                current_user.id, form.display_name.data, form.headline.data, form.bio.data, form.handle.data, form.timezone.data
+            )
+        except ValidationFailed as error:
+            apply_errors(form, error)
+        except Conflict as error:
+            form.form_errors.append(error.message)
+        else:
+            flash("You are now an expert. Add your services and check your weekly hours to start taking bookings.", "success")
+            return redirect_to(url_for("experts.settings_services"))
+    return render(
+        "auth/profile.html",
+        "experts/_become_expert_form.html",
+        status=422,
+        password_form=ChangePasswordForm(),
+        expert_form=form,
+        expert_profile=_expert_profile(),
+    )

@@ -1,7 +1,7 @@
 """notifications: the email outbox, and users.is_admin for the Notifications page
 
 Revision ID: 0004_notifications
-Revises: 0001_accounts
+Revises: 0003_experts
 Create Date: 2026-11-21 13:29:51.739229
 
 """
@@ -12,7 +12,7 @@ import expertbook.database
 
 # revision identifiers, used by Alembic.
 revision = '0004_notifications'
-down_revision = '0001_accounts'
+down_revision = '0003_experts'
 branch_labels = None
 depends_on = None
 

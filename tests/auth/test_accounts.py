@@ -75,8 +75,15 @@ def test_become_an_expert_from_the_profile(client):
     user = make_user()
     login(client, user)
     assert "Become an expert" in client.get("/profile").get_data(as_text=True)
-    response = client.post_form("/profile/become-expert")
+    # Becoming an expert sets up a public profile; without its fields nothing changes.
+    assert client.post_form("/profile/become-expert").status_code == 422
+    db.session.refresh(user)
+    assert not user.is_expert
+    response = client.post_form(
+        "/profile/become-expert", {"display_name": user.name, "handle": "test-expert", "timezone": "Europe/London"}
+    )
     assert response.status_code == 303
+    db.session.rollback()
     db.session.refresh(user)
     assert user.is_expert
     assert "You are an expert" in client.get("/profile").get_data(as_text=True)

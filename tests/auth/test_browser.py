@@ -26,7 +26,13 @@ def test_register_login_become_expert_logout(live_server, browser_page):
     page.wait_for_url(live_server + "/")
 
     page.goto(live_server + "/profile")
+    # Becoming an expert sets up a public profile; name, handle and (from the browser) time zone are prefilled.
+    assert page.get_by_label("Display name").input_value() == "Browser Person"
+    page.get_by_label("Public handle").fill("browser-person")
     page.get_by_role("button", name="Become an expert").click()
+    page.wait_for_url("**/experts/settings/services")
+    page.get_by_text("You are now an expert").wait_for()
+    page.goto(live_server + "/profile")
     page.get_by_text("You are an expert").first.wait_for()
     page.get_by_role("button", name="Log out").click()
     page.wait_for_url(live_server + "/")

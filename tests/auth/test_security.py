@@ -27,11 +27,12 @@ def test_form_post_without_csrf_token_is_refused_and_writes_nothing(client):
 def test_htmx_post_sends_token_as_header(client):
     user = make_user()
     login(client, user)
-    refused = client.post("/profile/become-expert", headers={"HX-Request": "true"})
+    profile = {"display_name": "Someone", "handle": "someone", "timezone": "UTC"}
+    refused = client.post("/profile/become-expert", data=profile, headers={"HX-Request": "true"})
     assert refused.status_code == 400
     token = client.csrf_token()
-    accepted = client.post("/profile/become-expert", headers={"HX-Request": "true", "X-CSRFToken": token})
-    assert accepted.status_code == 204 and accepted.headers["HX-Redirect"] == "/profile"
+    accepted = client.post("/profile/become-expert", data=profile, headers={"HX-Request": "true", "X-CSRFToken": token})
+    assert accepted.status_code == 204 and accepted.headers["HX-Redirect"] == "/experts/settings/services"
     db.session.refresh(user)
     assert user.is_expert
 

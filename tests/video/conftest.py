@@ -33,9 +33,9 @@ def app_config(zoom, encryption_key):
 
 @pytest.fixture
 def expert(app):
-    from tests.factories import make_expert
+    from tests.factories import make_expert_user
 
-    return make_expert()
+    return make_expert_user()
 
 
 @pytest.fixture

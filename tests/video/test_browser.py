@@ -2,14 +2,14 @@
 import pytest
 
 from expertbook.video.standin import REVOKE, TOKEN_CODE, USERS_ME
-from tests.factories import PASSWORD, make_expert
+from tests.factories import PASSWORD, make_expert_user
 
 pytestmark = pytest.mark.browser
 
 
 def test_expert_connects_tests_and_disconnects_zoom(app, live_server, browser_page, zoom):
     app.config["BASE_URL"] = live_server  # the OAuth redirect URI must point at this server
-    expert = make_expert(email="zoom.browser@example.com")
+    expert = make_expert_user(email="zoom.browser@example.com")
     page = browser_page()
     page.goto(live_server + "/login")
     page.get_by_label("Email").fill(expert.email)

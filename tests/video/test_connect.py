@@ -10,7 +10,7 @@ from expertbook.extensions import db
 from expertbook.video import service
 from expertbook.video.models import RECONNECT_NEEDED, ZoomConnection
 from expertbook.video.standin import REVOKE, TOKEN_CODE, USERS_ME
-from tests.factories import connect_zoom, login, make_expert, make_user
+from tests.factories import connect_zoom, login, make_expert_user, make_user
 
 
 def _connection(user_id: int) -> ZoomConnection | None:
@@ -33,7 +33,7 @@ def test_settings_page_needs_login(client, zoom):
 
 
 def test_connect_uses_state_and_pkce_and_shows_the_account(client, zoom):
-    expert = make_expert()
+    expert = make_expert_user()
     login(client, expert)
     page = client.get("/video/settings")
     assert page.status_code == 200
@@ -69,7 +69,7 @@ def test_connect_uses_state_and_pkce_and_shows_the_account(client, zoom):
 
 
 def test_callback_refuses_a_missing_state(client, zoom):
-    expert = make_expert()
+    expert = make_expert_user()
     login(client, expert)
     start = client.get("/video/zoom/connect")
     back = requests.get(start.headers["Location"], allow_redirects=False, timeout=10)
@@ -83,7 +83,7 @@ def test_callback_refuses_a_missing_state(client, zoom):
 
 
 def test_callback_refuses_a_wrong_state(client, zoom):
-    expert = make_expert()
+    expert = make_expert_user()
     login(client, expert)
     start = client.get("/video/zoom/connect")
     back = requests.get(start.headers["Location"], allow_redirects=False, timeout=10)
@@ -97,7 +97,7 @@ def test_callback_refuses_a_wrong_state(client, zoom):
 
 def test_state_from_another_browser_is_refused(client, make_client, zoom):
     """An attacker's authorization code and state, replayed into a victim's browser, do not connect the victim."""
-    attacker, victim = make_expert(), make_expert()
+    attacker, victim = make_expert_user(), make_expert_user()
     login(client, attacker)
     start = client.get("/video/zoom/connect")
     back = requests.get(start.headers["Location"], allow_redirects=False, timeout=10)
@@ -111,7 +111,7 @@ def test_state_from_another_browser_is_refused(client, make_client, zoom):
 
 def test_the_standin_checks_the_pkce_verifier(client, zoom):
     """If the verifier sent with the code does not match the challenge, Zoom (the stand-in) refuses it."""
-    expert = make_expert()
+    expert = make_expert_user()
     login(client, expert)
     start = client.get("/video/zoom/connect")
     state = parse_qs(urlsplit(start.headers["Location"]).query)["state"][0]
@@ -130,7 +130,7 @@ def test_the_standin_checks_the_pkce_verifier(client, zoom):
 
 
 def test_a_state_is_single_use(client, zoom):
-    expert = make_expert()
+    expert = make_expert_user()
     login(client, expert)
     start = client.get("/video/zoom/connect")
     back = requests.get(start.headers["Location"], allow_redirects=False, timeout=10)
@@ -140,7 +140,7 @@ def test_a_state_is_single_use(client, zoom):
 
 
 def test_declined_authorization_changes_nothing(client, zoom):
-    expert = make_expert()
+    expert = make_expert_user()
     login(client, expert)
     client.get("/video/zoom/connect")
     response = client.get("/video/zoom/callback?error=access_denied&state=whatever")
@@ -151,7 +151,7 @@ def test_declined_authorization_changes_nothing(client, zoom):
 
 
 def test_test_connection_answers_a_fragment(client, zoom):
-    expert = make_expert()
+    expert = make_expert_user()
     login(client, expert)
     connect_zoom(client, zoom.url)
     response = client.post_form("/video/zoom/test", htmx=True)
@@ -163,7 +163,7 @@ def test_test_connection_answers_a_fragment(client, zoom):
 
 
 def test_test_connection_reports_a_refused_grant(client, zoom):
-    expert = make_expert()
+    expert = make_expert_user()
     login(client, expert)
     connect_zoom(client, zoom.url)
     zoom.standin.revoke_all()
@@ -175,7 +175,7 @@ def test_test_connection_reports_a_refused_grant(client, zoom):
 
 
 def test_reauthorize_replaces_the_grant_and_reactivates(client, zoom):
-    expert = make_expert()
+    expert = make_expert_user()
     login(client, expert)
     connect_zoom(client, zoom.url)
     zoom.standin.revoke_all()
@@ -190,7 +190,7 @@ def test_reauthorize_replaces_the_grant_and_reactivates(client, zoom):
 
 
 def test_disconnect_revokes_at_zoom_and_deletes_the_tokens(client, zoom):
-    expert = make_expert()
+    expert = make_expert_user()
     login(client, expert)
     connect_zoom(client, zoom.url)
     assert zoom.standin.live_refresh_tokens
@@ -205,7 +205,7 @@ def test_disconnect_revokes_at_zoom_and_deletes_the_tokens(client, zoom):
 
 
 def test_disconnect_deletes_the_tokens_even_if_zoom_is_down(client, zoom):
-    expert = make_expert()
+    expert = make_expert_user()
     login(client, expert)
     connect_zoom(client, zoom.url)
     zoom.standin.fail(REVOKE, "500")
@@ -216,7 +216,7 @@ def test_disconnect_deletes_the_tokens_even_if_zoom_is_down(client, zoom):
 
 def test_without_zoom_credentials_only_jitsi_is_offered(client, app, zoom):
     app.config["ZOOM_CLIENT_ID"] = None
-    expert = make_expert()
+    expert = make_expert_user()
     login(client, expert)
     page = client.get("/video/settings").get_data(as_text=True)
     assert "Zoom is not set up" in page
@@ -224,7 +224,7 @@ def test_without_zoom_credentials_only_jitsi_is_offered(client, app, zoom):
 
 
 def test_only_the_latest_connect_attempt_is_valid(client, zoom):
-    expert = make_expert()
+    expert = make_expert_user()
     login(client, expert)
     first = client.get("/video/zoom/connect").headers["Location"]
     for _ in range(30):  # many clicks must not grow the session cookie
@@ -239,7 +239,7 @@ def test_only_the_latest_connect_attempt_is_valid(client, zoom):
 def test_signals_tell_the_booking_code_about_connections(app, client, zoom):
     from expertbook.video import signals
 
-    expert = make_expert()
+    expert = make_expert_user()
     login(client, expert)
     connected, reauth = [], []
 
@@ -269,7 +269,7 @@ def test_reauthorize_url_logs_in_then_goes_to_zoom(app, client, zoom):
 
 
 def test_an_unreachable_token_endpoint_during_connect_is_explained(client, zoom):
-    expert = make_expert()
+    expert = make_expert_user()
     login(client, expert)
     start = client.get("/video/zoom/connect")
     back = requests.get(start.headers["Location"], allow_redirects=False, timeout=10)

@@ -12,7 +12,7 @@ from expertbook.video import service
 from expertbook.video.errors import MeetingNotFound, ReauthRequired, TransientMeetingError
 from expertbook.video.models import RECONNECT_NEEDED, ZoomConnection
 from expertbook.video.standin import MEETING_CREATE, MEETING_DELETE, MEETING_GET, MEETING_PATCH, TOKEN_REFRESH
-from tests.factories import make_expert
+from tests.factories import make_expert_user
 from tests.video.conftest import expire_stored_token
 
 START = datetime(2030, 3, 4, 9, 30, tzinfo=UTC)
@@ -45,7 +45,7 @@ def test_recording_off_is_sent_as_none(connected_expert, zoom):
 
 
 def test_jitsi_is_the_default_without_zoom(app, zoom):
-    expert = make_expert()
+    expert = make_expert_user()
     first, second = _create(expert.id), _create(expert.id)
     for result in (first, second):
         assert result.provider == "jitsi" and result.meeting_id is None and result.password is None

@@ -1,0 +1,470 @@
+"""Expert endpoints of the JSON API (seed 002): become an expert, event types (services),
+availability, bookings, and accept/decline/cancel. Bearer tokens as everywhere in the API."""
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import jsonify, request
+
+from expertbook.api import openapi
+from expertbook.api.views import api_user, bp, json_body, token_required, user_json
+from expertbook.errors import NotFound, ValidationFailed
+from expertbook.experts import service
+from expertbook.experts.models import Booking, ExpertProfile, Service
+from expertbook.extensions import db
+
+
+def expert_json(profile: ExpertProfile) -> dict[str, Any]:
+    """The public JSON shape of an expert profile."""
+    return {
+        "id": profile.id,
+        "userId": profile.user_id,
+        "displayName": profile.display_name,
+        "headline": profile.headline,
+        "bio": profile.bio,
+        "handle": profile.handle,
+        "timezone": profile.timezone,
+    }
+
+
+def event_type_json(svc: Service) -> dict[str, Any]:
+    """The JSON shape of a service ("event type")."""
+    return {
+        "id": svc.id,
+        "expertId": svc.expert_id,
+        "title": svc.title,
+        "slug": svc.slug,
+        "description": svc.description,
+        "duration": svc.duration_min,
+        "price": svc.price_cents / 100,
+        "currency": svc.currency,
+        "location": svc.location_kind,
+        "locationDetail": svc.location_detail,
+        "requiresAcceptance": svc.requires_acceptance,
+        "bufferBefore": svc.buffer_before_min,
+        "bufferAfter": svc.buffer_after_min,
+        "minNotice": svc.min_notice_min,
+        "horizonDays": svc.horizon_days,
+        "hidden": svc.hidden,
+    }
+
+
+def booking_json(booking: Booking, user_id: int) -> dict[str, Any]:
+    """The JSON shape of a booking, as its customer or expert sees it."""
+    return {
+        "id": booking.id,
+        "status": booking.status,
+        "role": "expert" if booking.expert.user_id == user_id else "customer",
+        "serviceId": booking.service_id,
+        "serviceTitle": booking.service.title,
+        "expertId": booking.expert_id,
+        "expertName": booking.expert.display_name,
+        "customerName": booking.customer_name,
+        "customerEmail": booking.customer_email,
+        "customerPhone": booking.customer_phone,
+        "notes": booking.notes,
+        "start": booking.start_at.isoformat(),
+        "end": booking.end_at.isoformat(),
+        "customerTimezone": booking.customer_timezone,
+        "cancelReason": booking.cancel_reason,
+        "cancelledBy": booking.cancelled_by,
+        "icsSequence": booking.ics_sequence,
+        "createdAt": booking.created_at.isoformat(),
+        "updatedAt": booking.updated_at.isoformat(),
+    }
+
+
+@bp.post("/auth/become-expert")
+@token_required
+def become_expert():
+    """Make the caller an expert with a profile; omitted fields default from the account (zone: UTC)."""
+    from expertbook.auth import service as accounts
+
+    data = request.get_json(silent=True)
+    data = data if isinstance(data, dict) else {}
+    user = api_user()
+    accounts.become_expert(
+        user.id,
+        str(data.get("displayName") or user.name),
+        str(data.get("headline") or ""),
+        str(data.get("bio") or ""),
+        str(data.get("handle") or service.suggest_handle(user.name)),
+        str(data.get("timezone") or "UTC"),
+    )
+    db.session.expire_all()
+    return jsonify(user=user_json(db.session.get(type(user), user.id)), expert=expert_json(service.require_profile(user.id))), 201
+
+
+@bp.get("/event-types")
+@token_required
+def event_types():
+    """The caller's own services (hidden ones included), or ``?expertId=`` an expert's visible ones."""
+    expert_id = request.args.get("expertId")
+    if expert_id:
+        profile = db.session.get(ExpertProfile, _int_arg(expert_id, "expertId"))
+        if profile is None:
+            raise NotFound("Expert not found")
+        return jsonify(eventTypes=[event_type_json(s) for s in service.visible_services(profile.id)])
+    if service.profile_of(api_user().id) is None:
+        raise NotFound("You are not an expert yet; POST /api/auth/become-expert first")
+    return jsonify(eventTypes=[event_type_json(s) for s in service.own_services(api_user().id)])
+
+
+_EVENT_FIELDS = {
+    "title": "title",
+    "slug": "slug",
+    "description": "description",
+    "duration": "duration_min",
+    "price": "price",
+    "currency": "currency",
+    "location": "location_kind",
+    "locationDetail": "location_detail",
+    "requiresAcceptance": "requires_acceptance",
+    "bufferBefore": "buffer_before_min",
+    "bufferAfter": "buffer_after_min",
+    "minNotice": "min_notice_min",
+    "horizonDays": "horizon_days",
+    "hidden": "hidden",
+}
+
+
+@bp.post("/event-types")
+@token_required
+def create_event_type():
+    """Create a service for the caller (who must be an expert)."""
+    data = json_body("title", "duration")
+    values = {internal: data.get(external) for external, internal in _EVENT_FIELDS.items()}
+    values["price"] = "" if values["price"] is None else str(values["price"])
+    try:
+        svc = service.create_service(api_user().id, values)
+    except ValidationFailed as error:
+        inverse = {v: k for k, v in _EVENT_FIELDS.items()}
+        raise ValidationFailed({inverse.get(k, k): v for k, v in error.errors.items()}, error.message) from None
+    return jsonify(eventType=event_type_json(svc)), 201
+
+
+def _int_arg(value, name: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValidationFailed({name: "Must be a whole number."}, f"{name} must be a whole number") from None
+
+
+@bp.get("/experts/<int:expert_id>/availability")
+@token_required
+def availability(expert_id: int):
+    """Free start times of one of the expert's services on ``date`` (in ``tz``, default the expert's zone)."""
+    profile = db.session.get(ExpertProfile, expert_id)
+    if profile is None:
+        raise NotFound("Expert not found")
+    try:
+        day = date.fromisoformat(request.args.get("date", ""))
+    except ValueError:
+        raise ValidationFailed({"date": "Use YYYY-MM-DD."}, "date must be YYYY-MM-DD") from None
+    zone = request.args.get("tz") or profile.timezone
+    service.valid_timezone(zone, "tz")
+    services = service.visible_services(profile.id)
+    if request.args.get("serviceId"):
+        wanted = _int_arg(request.args["serviceId"], "serviceId")
+        services = [s for s in services if s.id == wanted]
+    if not services:
+        raise NotFound("Service not found")
+    svc = services[0]
+    starts = service.times_on(svc, day, zone)
+    local = ZoneInfo(zone)
+    return jsonify(
+        expertId=profile.id,
+        serviceId=svc.id,
+        date=day.isoformat(),
+        timezone=zone,
+        expertTimezone=profile.timezone,
+        slots=[
+            {"start": s.isoformat(), "end": (s + service.rules_of(svc).duration).isoformat(), "localTime": s.astimezone(local).strftime("%H:%M")}
+            for s in starts
+        ],
+    )
+
+
+@bp.post("/bookings")
+@token_required
+def create_booking():
+    """Book a time. Send ``Idempotency-Key`` to make retries safe: a repeat answers the same booking (200)."""
+    data = json_body("serviceId", "start")
+    user = api_user()
+    try:
+        start = datetime.fromisoformat(str(data["start"]).replace("Z", "+00:00"))
+    except ValueError:
+        start = None
+    if start is None or start.tzinfo is None:
+        raise ValidationFailed({"start": "Use an ISO 8601 time with an offset, e.g. 2026-03-02T09:00:00Z."}, "start must be an ISO 8601 time with an offset")
+    key = request.headers.get("Idempotency-Key", "").strip() or None
+    existing = key and db.session.scalar(db.select(Booking).where(Booking.customer_id == user.id, Booking.idempotency_key == key[:80]))
+    booking = service.book(
+        user.id,
+        _int_arg(data["serviceId"], "serviceId"),
+        start.astimezone(UTC),
+        name=str(data.get("name") or user.name),
+        email=str(data.get("email") or user.email),
+        phone=str(data.get("phone") or ""),
+        notes=str(data.get("notes") or ""),
+        customer_timezone=str(data.get("timezone") or "UTC"),
+        idempotency_key=key,
+    )
+    return jsonify(booking=booking_json(booking, user.id)), 200 if existing else 201
+
+
+@bp.get("/bookings")
+@token_required
+def list_bookings():
+    """The caller's bookings as customer and as expert, soonest first."""
+    user = api_user()
+    bookings = {b.id: b for b in service.bookings_as_customer(user.id)}
+    if service.profile_of(user.id) is not None:
+        bookings.update({b.id: b for b in service.bookings_as_expert(user.id)})
+    ordered = sorted(bookings.values(), key=lambda b: (b.start_at, b.id))
+    return jsonify(bookings=[booking_json(b, user.id) for b in ordered])
+
+
+@bp.patch("/bookings/<int:booking_id>")
+@token_required
+def change_booking(booking_id: int):
+    """``{"action": "cancel"|"accept"|"decline", "reason": "..."}``: cancel (either party), or answer a request (expert)."""
+    data = json_body("action")
+    user = api_user()
+    action = data["action"]
+    if action == "cancel":
+        booking = service.cancel(user.id, booking_id, str(data.get("reason") or ""))
+    elif action in ("accept", "decline"):
+        booking = service.respond(user.id, booking_id, action == "accept")
+    else:
+        raise ValidationFailed({"action": 'Use "cancel", "accept" or "decline".'}, 'action must be "cancel", "accept" or "decline"')
+    return jsonify(booking=booking_json(booking, user.id))
+
+
+_BEARER = [{"bearer": []}]
+_NOT_FOUND = openapi.error_response("Not found (or not yours)")
+_CONFLICT = openapi.error_response('"That time was just taken. Please pick another." or the request was already answered')
+
+openapi.register(
+    {
+        "/auth/become-expert": {
+            "post": {
+                "summary": "Become an expert: creates the profile (defaults from the account) and Mon-Fri 08:00-17:00 hours",
+                "security": _BEARER,
+                "requestBody": {"required": False, "content": {"application/json": {"schema": openapi.ref("BecomeExpert")}}},
+                "responses": {
+                    "201": openapi.json_response("Now an expert", {"type": "object", "properties": {"user": openapi.ref("User"), "expert": openapi.ref("Expert")}}),
+                    "401": openapi.UNAUTHORIZED,
+                    "409": openapi.error_response("Already an expert"),
+                    "422": openapi.INVALID,
+                },
+            }
+        },
+        "/event-types": {
+            "get": {
+                "summary": "The caller's services, or an expert's visible services with ?expertId=",
+                "security": _BEARER,
+                "parameters": [{"name": "expertId", "in": "query", "required": False, "schema": {"type": "integer"}}],
+                "responses": {
+                    "200": openapi.json_response("Services", {"type": "object", "properties": {"eventTypes": {"type": "array", "items": openapi.ref("EventType")}}}),
+                    "401": openapi.UNAUTHORIZED,
+                    "404": _NOT_FOUND,
+                },
+            },
+            "post": {
+                "summary": "Create a service (experts only)",
+                "security": _BEARER,
+                "requestBody": openapi.json_body("EventTypeInput"),
+                "responses": {
+                    "201": openapi.json_response("Created", {"type": "object", "properties": {"eventType": openapi.ref("EventType")}}),
+                    "401": openapi.UNAUTHORIZED,
+                    "404": _NOT_FOUND,
+                    "422": openapi.INVALID,
+                },
+            },
+        },
+        "/experts/{expert_id}/availability": {
+            "get": {
+                "summary": "Free start times of a service on one date",
+                "security": _BEARER,
+                "parameters": [
+                    {"name": "expert_id", "in": "path", "required": True, "schema": {"type": "integer"}},
+                    {"name": "date", "in": "query", "required": True, "schema": {"type": "string", "format": "date"}},
+                    {"name": "serviceId", "in": "query", "required": False, "schema": {"type": "integer"}, "description": "Default: the expert's first visible service"},
+                    {"name": "tz", "in": "query", "required": False, "schema": {"type": "string"}, "description": "IANA zone the date is in; default the expert's"},
+                ],
+                "responses": {
+                    "200": openapi.json_response("Free times", openapi.ref("Availability")),
+                    "401": openapi.UNAUTHORIZED,
+                    "404": _NOT_FOUND,
+                    "422": openapi.INVALID,
+                },
+            }
+        },
+        "/bookings": {
+            "get": {
+                "summary": "The caller's bookings (as customer and as expert)",
+                "security": _BEARER,
+                "responses": {
+                    "200": openapi.json_response("Bookings", {"type": "object", "properties": {"bookings": {"type": "array", "items": openapi.ref("Booking")}}}),
+                    "401": openapi.UNAUTHORIZED,
+                },
+            },
+            "post": {
+                "summary": "Book a time (confirmed at once, or pending if the service requires acceptance)",
+                "security": _BEARER,
+                "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 80}, "description": "Repeat it on retries: the same booking is answered with 200"}],
+                "requestBody": openapi.json_body("BookingInput"),
+                "responses": {
+                    "201": openapi.json_response("Booked", {"type": "object", "properties": {"booking": openapi.ref("Booking")}}),
+                    "200": openapi.json_response("The booking this Idempotency-Key already made", {"type": "object", "properties": {"booking": openapi.ref("Booking")}}),
+                    "401": openapi.UNAUTHORIZED,
+                    "404": _NOT_FOUND,
+                    "409": _CONFLICT,
+                    "422": openapi.INVALID,
+                },
+            },
+        },
+        "/bookings/{booking_id}": {
+            "patch": {
+                "summary": "Cancel (customer or expert), accept or decline (expert) a booking",
+                "security": _BEARER,
+                "parameters": [{"name": "booking_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "requestBody": openapi.json_body("BookingAction"),
+                "responses": {
+                    "200": openapi.json_response("Changed", {"type": "object", "properties": {"booking": openapi.ref("Booking")}}),
+                    "401": openapi.UNAUTHORIZED,
+                    "404": _NOT_FOUND,
+                    "409": _CONFLICT,
+                    "422": openapi.INVALID,
+                },
+            }
+        },
+    },
+    {
+        "BecomeExpert": {
+            "type": "object",
+            "properties": {
+                "displayName": {"type": "string"},
+                "headline": {"type": "string"},
+                "bio": {"type": "string"},
+                "handle": {"type": "string", "pattern": "^[a-z0-9-]{3,40}$"},
+                "timezone": {"type": "string", "description": "IANA zone, default UTC"},
+            },
+        },
+        "Expert": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "userId": {"type": "integer"},
+                "displayName": {"type": "string"},
+                "headline": {"type": "string"},
+                "bio": {"type": "string"},
+                "handle": {"type": "string"},
+                "timezone": {"type": "string"},
+            },
+        },
+        "EventTypeInput": {
+            "type": "object",
+            "required": ["title", "duration"],
+            "properties": {
+                "title": {"type": "string"},
+                "slug": {"type": "string"},
+                "description": {"type": "string"},
+                "duration": {"type": "integer", "description": "Minutes (5-480)"},
+                "price": {"type": "number"},
+                "currency": {"type": "string", "description": "ISO 4217"},
+                "location": {"type": "string", "enum": ["video", "in_person", "phone"]},
+                "locationDetail": {"type": "string", "description": "Address or phone number"},
+                "requiresAcceptance": {"type": "boolean"},
+                "bufferBefore": {"type": "integer"},
+                "bufferAfter": {"type": "integer"},
+                "minNotice": {"type": "integer", "description": "Minutes"},
+                "horizonDays": {"type": "integer"},
+                "hidden": {"type": "boolean"},
+            },
+        },
+        "EventType": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "expertId": {"type": "integer"},
+                "title": {"type": "string"},
+                "slug": {"type": "string"},
+                "description": {"type": "string"},
+                "duration": {"type": "integer"},
+                "price": {"type": "number"},
+                "currency": {"type": "string"},
+                "location": {"type": "string"},
+                "locationDetail": {"type": "string"},
+                "requiresAcceptance": {"type": "boolean"},
+                "bufferBefore": {"type": "integer"},
+                "bufferAfter": {"type": "integer"},
+                "minNotice": {"type": "integer"},
+                "horizonDays": {"type": "integer"},
+                "hidden": {"type": "boolean"},
+            },
+        },
+        "Availability": {
+            "type": "object",
+            "properties": {
+                "expertId": {"type": "integer"},
+                "serviceId": {"type": "integer"},
+                "date": {"type": "string", "format": "date"},
+                "timezone": {"type": "string"},
+                "expertTimezone": {"type": "string"},
+                "slots": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "properties": {"start": {"type": "string", "format": "date-time"}, "end": {"type": "string", "format": "date-time"}, "localTime": {"type": "string"}},
+                    },
+                },
+            },
+        },
+        "BookingInput": {
+            "type": "object",
+            "required": ["serviceId", "start"],
+            "properties": {
+                "serviceId": {"type": "integer"},
+                "start": {"type": "string", "format": "date-time", "description": "One of the availability slots' start"},
+                "name": {"type": "string", "description": "Default: the account's name"},
+                "email": {"type": "string", "format": "email", "description": "Default: the account's email"},
+                "phone": {"type": "string"},
+                "notes": {"type": "string"},
+                "timezone": {"type": "string", "description": "The customer's IANA zone (default UTC)"},
+            },
+        },
+        "BookingAction": {
+            "type": "object",
+            "required": ["action"],
+            "properties": {"action": {"type": "string", "enum": ["cancel", "accept", "decline"]}, "reason": {"type": "string"}},
+        },
+        "Booking": {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "status": {"type": "string", "enum": ["pending", "confirmed", "declined", "cancelled"]},
+                "role": {"type": "string", "enum": ["customer", "expert"]},
+                "serviceId": {"type": "integer"},
+                "serviceTitle": {"type": "string"},
+                "expertId": {"type": "integer"},
+                "expertName": {"type": "string"},
+                "customerName": {"type": "string"},
+                "customerEmail": {"type": "string"},
+                "customerPhone": {"type": "string"},
+                "notes": {"type": "string"},
+                "start": {"type": "string", "format": "date-time"},
+                "end": {"type": "string", "format": "date-time"},
+                "customerTimezone": {"type": "string"},
+                "cancelReason": {"type": "string"},
+                "cancelledBy": {"type": ["integer", "null"]},
+                "icsSequence": {"type": "integer"},
+                "createdAt": {"type": "string", "format": "date-time"},
+                "updatedAt": {"type": "string", "format": "date-time"},
+            },
+        },
+    },
+)

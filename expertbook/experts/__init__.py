@@ -1,0 +1,1 @@
+"""Experts: profiles, services, weekly hours, time-slot bookings."""

@@ -1,0 +1,758 @@
+"""Expert rules: profiles, services, hours, availability and bookings.
+
+Every write runs in one :func:`transaction`. Booking locks the expert's profile row (on SQLite the
+``BEGIN IMMEDIATE`` write transaction already serialises writers), re-checks the requested time
+against the availability rules and the expert's other bookings, and only then inserts. Accept,
+decline and cancel are compare-and-swap updates, so each happens at most once.
+"""
+from __future__ import annotations
+
+import re
+import secrets
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache, partial
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from flask import current_app
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from expertbook.auth.models import User
+from expertbook.database import after_commit, transaction, utcnow
+from expertbook.errors import Conflict, NotFound, ValidationFailed
+from expertbook.experts import availability, signals
+from expertbook.experts.availability import Hours, Interval, Rules
+from expertbook.experts.models import (
+    ACTIVE_STATUSES,
+    LOCATION_KINDS,
+    Booking,
+    DateOverride,
+    ExpertProfile,
+    Service,
+    WeeklyHours,
+)
+from expertbook.extensions import db
+
+TAKEN = "That time was just taken. Please pick another."
+NOT_OFFERED = "That time is not available. Please pick another."
+DEFAULT_HOURS = [(weekday, time(8), time(17)) for weekday in range(5)]  # Monday-Friday 08:00-17:00 (seed 002)
+HANDLE_RE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){2,39}$")
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,59}$")
+# Handles share the URL space with pages; these would shadow them or mislead people.
+RESERVED_HANDLES = frozenset(
+    "admin administrator api app book bookings calendar clinic dashboard expert experts expert-dashboard help "
+    "login logout me my-bookings new null profile register root search settings signup static staff support "
+    "system www expertbook".split()
+)
+MAX_DURATION = 8 * 60
+MAX_BUFFER = 4 * 60
+MAX_NOTICE = 60 * 24 * 30
+MAX_HORIZON = 366
+
+
+# ---------------------------------------------------------------------------- small validators
+
+
+def valid_timezone(name: str, field: str = "timezone") -> str:
+    """An IANA time zone name known to zoneinfo, else ValidationFailed."""
+    name = (name or "").strip()
+    if not name or name not in _zones():
+        raise ValidationFailed({field: "Choose a time zone from the list (for example Europe/London)."})
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValidationFailed({field: "Unknown time zone."}) from None
+    return name
+
+
+def timezone_or(name: str | None, default: str) -> str:
+    """``name`` if it is a valid zone, else ``default`` (for viewer-chosen display zones)."""
+    try:
+        return valid_timezone(name or "")
+    except ValidationFailed:
+        return default
+
+
+@lru_cache(maxsize=1)
+def _zones() -> frozenset[str]:
+    return frozenset(all_timezones())
+
+
+@lru_cache(maxsize=1)
+def all_timezones() -> tuple[str, ...]:
+    """Every IANA zone name (region/city form, and UTC), sorted, for the zone pickers."""
+    return tuple(sorted(z for z in available_timezones() if "/" in z or z == "UTC"))
+
+
+def slugify(text: str) -> str:
+    """A URL slug from free text: lower-case ASCII letters, digits and single hyphens."""
+    slug = re.sub(r"[^a-z0-9]+", "-", (text or "").lower()).strip("-")
+    return slug[:60].strip("-")
+
+
+def clean_handle(handle: str) -> str:
+    """A public handle: 3-40 lower-case letters, digits or single hyphens, not a reserved word."""
+    handle = (handle or "").strip().lower()
+    if not HANDLE_RE.match(handle):
+        raise ValidationFailed({"handle": "Use 3-40 lower-case letters, digits and single hyphens (not at either end)."})
+    if handle in RESERVED_HANDLES:
+        raise ValidationFailed({"handle": "That handle is reserved. Please choose another."})
+    return handle
+
+
+def _text(value: str | None, field: str, limit: int, required: bool = False) -> str:
+    value = (value or "").strip()
+    if required and not value:
+        raise ValidationFailed({field: "This field is required."})
+    if len(value) > limit:
+        raise ValidationFailed({field: f"Keep it under {limit} characters."})
+    if any(ord(ch) < 0x20 and ch not in "\n\r\t" for ch in value):
+        raise ValidationFailed({field: "Contains characters that are not allowed."})
+    return value
+
+
+def _int(value, field: str, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ValidationFailed({field: "Enter a whole number."}) from None
+    if not low <= number <= high:
+        raise ValidationFailed({field: f"Enter a number from {low} to {high}."})
+    return number
+
+
+# ---------------------------------------------------------------------------- profiles
+
+
+def profile_of(user_id: int) -> ExpertProfile | None:
+    """The expert profile of a user, if any."""
+    return db.session.scalar(select(ExpertProfile).where(ExpertProfile.user_id == user_id))
+
+
+def require_profile(user_id: int) -> ExpertProfile:
+    """The expert profile of a user, or NotFound (non-experts never learn the pages exist)."""
+    profile = profile_of(user_id)
+    if profile is None:
+        raise NotFound("Not found")
+    return profile
+
+
+def _locked_profile(user_id: int) -> ExpertProfile:
+    """The user's profile, row-locked for the rest of the transaction (hours are replaced as a whole)."""
+    profile = db.session.scalar(select(ExpertProfile).where(ExpertProfile.user_id == user_id).with_for_update(of=ExpertProfile))
+    if profile is None:
+        raise NotFound("Not found")
+    return profile
+
+
+def profile_by_handle(handle: str) -> ExpertProfile:
+    """The public profile with this handle, or NotFound."""
+    profile = db.session.scalar(select(ExpertProfile).where(ExpertProfile.handle == (handle or "").lower()))
+    if profile is None:
+        raise NotFound("Expert not found")
+    return profile
+
+
+def suggest_handle(name: str) -> str:
+    """A free handle derived from a name, for defaults."""
+    base = slugify(name)[:30].strip("-") or "expert"
+    if len(base) < 3 or base in RESERVED_HANDLES:
+        base = f"{base}-expert".strip("-")
+    candidate = base
+    while db.session.scalar(select(ExpertProfile.id).where(ExpertProfile.handle == candidate)) is not None:
+        candidate = f"{base}-{secrets.randbelow(9000) + 1000}"
+    return candidate
+
+
+def _profile_fields(display_name: str, headline: str, bio: str, handle: str, timezone: str) -> dict:
+    from expertbook.auth.service import clean_name
+
+    return {
+        "display_name": clean_name(display_name, "display_name"),
+        "headline": _text(headline, "headline", 160),
+        "bio": _text(bio, "bio", 4000),
+        "handle": clean_handle(handle),
+        "timezone": valid_timezone(timezone),
+    }
+
+
+def _handle_taken(handle: str, except_id: int | None = None) -> bool:
+    query = select(ExpertProfile.id).where(ExpertProfile.handle == handle)
+    if except_id is not None:
+        query = query.where(ExpertProfile.id != except_id)
+    return db.session.scalar(query) is not None
+
+
+def create_profile(user_id: int, display_name: str, headline: str, bio: str, handle: str, timezone: str) -> ExpertProfile:
+    """Make a user an expert: the role flag, a public profile and default hours (Mon-Fri 08:00-17:00)."""
+    fields = _profile_fields(display_name, headline, bio, handle, timezone)
+    with transaction():
+        user = db.session.scalar(select(User).where(User.id == user_id).with_for_update(of=User))
+        if user is None:
+            raise NotFound("User not found")
+        if profile_of(user_id) is not None:
+            raise Conflict("You are already an expert.")
+        if _handle_taken(fields["handle"]):
+            raise ValidationFailed({"handle": "That handle is taken. Please choose another."})
+        profile = ExpertProfile(user_id=user_id, **fields)
+        db.session.add(profile)
+        user.is_expert = True
+        db.session.flush()
+        for weekday, start, end in DEFAULT_HOURS:
+            db.session.add(WeeklyHours(expert_id=profile.id, weekday=weekday, start_time=start, end_time=end))
+        try:
+            db.session.flush()
+        except IntegrityError:  # a concurrent request took the handle between our check and insert
+            raise ValidationFailed({"handle": "That handle is taken. Please choose another."}) from None
+    return profile
+
+
+def update_profile(user_id: int, display_name: str, headline: str, bio: str, handle: str, timezone: str) -> ExpertProfile:
+    """Change an expert's public profile. Hours stay wall-clock times in the (new) zone."""
+    fields = _profile_fields(display_name, headline, bio, handle, timezone)
+    with transaction():
+        profile = require_profile(user_id)
+        if _handle_taken(fields["handle"], profile.id):
+            raise ValidationFailed({"handle": "That handle is taken. Please choose another."})
+        for name, value in fields.items():
+            setattr(profile, name, value)
+        try:
+            db.session.flush()
+        except IntegrityError:
+            raise ValidationFailed({"handle": "That handle is taken. Please choose another."}) from None
+    return profile
+
+
+def search_experts(query: str = "", limit: int = 50) -> list[ExpertProfile]:
+    """Experts whose name, handle, headline, bio or a visible service matches every word of ``query``."""
+    statement = select(ExpertProfile).order_by(ExpertProfile.display_name).limit(limit)
+    for word in (query or "").split()[:8]:
+        pattern = "%" + word.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        in_services = select(Service.id).where(
+            Service.expert_id == ExpertProfile.id,
+            Service.hidden.is_(False),
+            Service.deleted_at.is_(None),
+            or_(func.lower(Service.title).like(pattern, escape="\\"), func.lower(Service.description).like(pattern, escape="\\")),
+        )
+        statement = statement.where(
+            or_(
+                func.lower(ExpertProfile.display_name).like(pattern, escape="\\"),
+                func.lower(ExpertProfile.handle).like(pattern, escape="\\"),
+                func.lower(ExpertProfile.headline).like(pattern, escape="\\"),
+                func.lower(ExpertProfile.bio).like(pattern, escape="\\"),
+                in_services.exists(),
+            )
+        )
+    return list(db.session.scalars(statement).unique())
+
+
+# ---------------------------------------------------------------------------- services
+
+
+def visible_services(expert_id: int) -> list[Service]:
+    """The services customers can book, in creation order."""
+    return list(
+        db.session.scalars(
+            select(Service)
+            .where(Service.expert_id == expert_id, Service.hidden.is_(False), Service.deleted_at.is_(None))
+            .order_by(Service.id)
+        )
+    )
+
+
+def own_services(user_id: int) -> list[Service]:
+    """An expert's services that are not deleted, hidden ones included."""
+    profile = require_profile(user_id)
+    return list(db.session.scalars(select(Service).where(Service.expert_id == profile.id, Service.deleted_at.is_(None)).order_by(Service.id)))
+
+
+def own_service(user_id: int, service_id: int) -> Service:
+    """One of the expert's own (not deleted) services, or NotFound."""
+    profile = require_profile(user_id)
+    service = db.session.get(Service, service_id)
+    if service is None or service.expert_id != profile.id or service.deleted_at is not None:
+        raise NotFound("Service not found")
+    return service
+
+
+def bookable_service(handle: str, slug: str) -> Service:
+    """A visible service of the expert with this handle, by slug, or NotFound."""
+    profile = profile_by_handle(handle)
+    service = db.session.scalar(select(Service).where(Service.expert_id == profile.id, Service.slug == slug))
+    if service is None or not service.bookable:
+        raise NotFound("Service not found")
+    return service
+
+
+def _service_fields(data: Mapping) -> dict:
+    errors: dict[str, str] = {}
+    fields: dict = {}
+
+    def take(name: str, fn: Callable):
+        try:
+            fields[name] = fn()
+        except ValidationFailed as error:
+            errors.update({k: v[0] for k, v in error.errors.items()})
+
+    take("title", lambda: _text(data.get("title"), "title", 120, required=True))
+    take("slug", lambda: _clean_slug(data.get("slug") or slugify(data.get("title") or "")))
+    take("description", lambda: _text(data.get("description"), "description", 4000))
+    take("duration_min", lambda: _int(data.get("duration_min"), "duration_min", 5, MAX_DURATION))
+    take("price_cents", lambda: _price_cents(data.get("price")))
+    take("currency", lambda: _currency(data.get("currency") or "USD"))
+    take("location_kind", lambda: _location_kind(data.get("location_kind") or "video"))
+    take("location_detail", lambda: _text(data.get("location_detail"), "location_detail", 255))
+    take("buffer_before_min", lambda: _int(data.get("buffer_before_min") or 0, "buffer_before_min", 0, MAX_BUFFER))
+    take("buffer_after_min", lambda: _int(data.get("buffer_after_min") or 0, "buffer_after_min", 0, MAX_BUFFER))
+    take("min_notice_min", lambda: _int(data.get("min_notice_min") if data.get("min_notice_min") not in (None, "") else 60, "min_notice_min", 0, MAX_NOTICE))
+    take("horizon_days", lambda: _int(data.get("horizon_days") or 60, "horizon_days", 1, MAX_HORIZON))
+    fields["requires_acceptance"] = bool(data.get("requires_acceptance"))
+    fields["hidden"] = bool(data.get("hidden"))
+    kind = fields.get("location_kind")
+    if kind in ("in_person", "phone") and not fields.get("location_detail"):
+        errors["location_detail"] = "Give the address." if kind == "in_person" else "Give the phone number to call."
+    if errors:
+        raise ValidationFailed(errors)
+    return fields
+
+
+def _clean_slug(slug: str) -> str:
+    slug = (slug or "").strip().lower()
+    if not SLUG_RE.match(slug):
+        raise ValidationFailed({"slug": "Use lower-case letters, digits and single hyphens."})
+    return slug
+
+
+def _price_cents(price) -> int:
+    if price in (None, ""):
+        return 0
+    try:
+        cents = round(float(str(price).replace(",", "")) * 100)
+    except ValueError:
+        raise ValidationFailed({"price": "Enter an amount like 100 or 49.50."}) from None
+    if not 0 <= cents <= 100_000_000:
+        raise ValidationFailed({"price": "Enter an amount from 0 to 1,000,000."})
+    return cents
+
+
+def _currency(code: str) -> str:
+    code = (code or "").strip().upper()
+    if not re.fullmatch(r"[A-Z]{3}", code):
+        raise ValidationFailed({"currency": "Use a three-letter ISO 4217 code such as USD, EUR or INR."})
+    return code
+
+
+def _location_kind(kind: str) -> str:
+    if kind not in LOCATION_KINDS:
+        raise ValidationFailed({"location_kind": "Choose video, in person or phone."})
+    return kind
+
+
+def _slug_taken(expert_id: int, slug: str, except_id: int | None = None) -> bool:
+    query = select(Service.id).where(Service.expert_id == expert_id, Service.slug == slug)
+    if except_id is not None:
+        query = query.where(Service.id != except_id)
+    return db.session.scalar(query) is not None
+
+
+def create_service(user_id: int, data: Mapping) -> Service:
+    """Add a service to an expert. ``data`` holds the form's plain values (price as a decimal string)."""
+    fields = _service_fields(data)
+    with transaction():
+        profile = require_profile(user_id)
+        if _slug_taken(profile.id, fields["slug"]):
+            raise ValidationFailed({"slug": "You already have a service with this URL slug."})
+        service = Service(expert_id=profile.id, **fields)
+        db.session.add(service)
+        db.session.flush()
+    return service
+
+
+def update_service(user_id: int, service_id: int, data: Mapping) -> Service:
+    """Change a service. Existing bookings keep their times; new rules apply to new bookings."""
+    fields = _service_fields(data)
+    with transaction():
+        service = own_service(user_id, service_id)
+        if _slug_taken(service.expert_id, fields["slug"], service.id):
+            raise ValidationFailed({"slug": "You already have a service with this URL slug."})
+        for name, value in fields.items():
+            setattr(service, name, value)
+    return service
+
+
+def set_service_hidden(user_id: int, service_id: int, hidden: bool) -> Service:
+    """Hide a service from customers (or show it again); its bookings stay."""
+    with transaction():
+        service = own_service(user_id, service_id)
+        service.hidden = hidden
+    return service
+
+
+def delete_service(user_id: int, service_id: int) -> None:
+    """Delete a service: it disappears everywhere but its bookings (past and upcoming) are kept.
+
+    The slug is freed for reuse by renaming the deleted row's slug.
+    """
+    with transaction():
+        service = own_service(user_id, service_id)
+        service.deleted_at = utcnow()
+        service.hidden = True
+        service.slug = f"deleted-{service.id}-{uuid.uuid4().hex[:8]}"
+
+
+# ---------------------------------------------------------------------------- hours
+
+
+TIME_RANGE_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*[-\u2013]\s*(\d{1,2}):(\d{2})\s*$")
+
+
+def parse_ranges(text: str, field: str) -> list[tuple[time, time]]:
+    """Parse "08:00-12:00, 13:00-17:00" into sorted, non-overlapping ranges; "24:00" means midnight."""
+    ranges = []
+    for part in [p for p in re.split(r"[,;\n]+", text or "") if p.strip()]:
+        match = TIME_RANGE_RE.match(part)
+        if not match:
+            raise ValidationFailed({field: f'"{part.strip()}" is not a range like 08:00-17:00.'})
+        h1, m1, h2, m2 = (int(g) for g in match.groups())
+        if h1 > 23 or m1 > 59 or h2 > 24 or m2 > 59 or (h2 == 24 and m2):
+            raise ValidationFailed({field: f'"{part.strip()}" is not a valid time.'})
+        start, end = time(h1, m1), (time(0) if h2 == 24 else time(h2, m2))
+        if end != time(0) and end <= start:
+            raise ValidationFailed({field: f'"{part.strip()}" ends before it starts.'})
+        ranges.append((start, end))
+    ranges.sort()
+    for (_, end), (start, _) in zip(ranges, ranges[1:]):
+        if end == time(0) or start < end:
+            raise ValidationFailed({field: "The ranges overlap."})
+    return ranges
+
+
+def format_ranges(ranges: Iterable[tuple[time, time]]) -> str:
+    """The inverse of :func:`parse_ranges`."""
+    return ", ".join(f"{s:%H:%M}-{'24:00' if e == time(0) else format(e, '%H:%M')}" for s, e in ranges)
+
+
+END_OF_DAY = time(23, 59, 59)
+
+
+def _end(stored: time) -> time:
+    # A range "until 24:00" is stored as 23:59:59 (a time column cannot hold 24:00); the engine reads 00:00 as midnight.
+    return time(0) if stored == END_OF_DAY else stored
+
+
+def weekly_ranges(expert_id: int) -> dict[int, list[tuple[time, time]]]:
+    """The expert's weekly hours by weekday."""
+    week: dict[int, list[tuple[time, time]]] = {}
+    rows = db.session.scalars(select(WeeklyHours).where(WeeklyHours.expert_id == expert_id).order_by(WeeklyHours.weekday, WeeklyHours.start_time))
+    for row in rows:
+        week.setdefault(row.weekday, []).append((row.start_time, _end(row.end_time)))
+    return week
+
+
+def set_weekly_hours(user_id: int, week: Mapping[int, Sequence[tuple[time, time]]]) -> None:
+    """Replace the expert's weekly hours. Existing bookings are kept even if now outside the hours."""
+    with transaction():
+        profile = _locked_profile(user_id)
+        db.session.query(WeeklyHours).filter(WeeklyHours.expert_id == profile.id).delete()
+        for weekday, ranges in week.items():
+            if not 0 <= weekday <= 6:
+                raise ValidationFailed({"weekday": "Weekdays are 0 (Monday) to 6 (Sunday)."})
+            for start, end in ranges:
+                if end == time(0):
+                    end = END_OF_DAY
+                db.session.add(WeeklyHours(expert_id=profile.id, weekday=weekday, start_time=start, end_time=end))
+
+
+def overrides_of(expert_id: int, since: date | None = None) -> dict[date, list[tuple[time, time]]]:
+    """The expert's date overrides (from ``since`` on); an empty list means a day off."""
+    query = select(DateOverride).where(DateOverride.expert_id == expert_id).order_by(DateOverride.day, DateOverride.start_time)
+    if since is not None:
+        query = query.where(DateOverride.day >= since)
+    days: dict[date, list[tuple[time, time]]] = {}
+    for row in db.session.scalars(query):
+        ranges = days.setdefault(row.day, [])
+        if row.start_time is not None and row.end_time is not None:
+            ranges.append((row.start_time, _end(row.end_time)))
+    return days
+
+
+def set_override(user_id: int, day: date, ranges: Sequence[tuple[time, time]]) -> None:
+    """Give one date its own hours; no ranges means a day off. Replaces an earlier override of that date."""
+    with transaction():
+        profile = _locked_profile(user_id)
+        db.session.query(DateOverride).filter(DateOverride.expert_id == profile.id, DateOverride.day == day).delete()
+        if not ranges:
+            db.session.add(DateOverride(expert_id=profile.id, day=day))
+        for start, end in ranges:
+            db.session.add(DateOverride(expert_id=profile.id, day=day, start_time=start, end_time=END_OF_DAY if end == time(0) else end))
+
+
+def delete_override(user_id: int, day: date) -> None:
+    """Remove the override of one date: the weekly hours apply again."""
+    with transaction():
+        profile = require_profile(user_id)
+        db.session.query(DateOverride).filter(DateOverride.expert_id == profile.id, DateOverride.day == day).delete()
+
+
+# ---------------------------------------------------------------------------- availability
+
+
+def hours_of(profile: ExpertProfile) -> Hours:
+    """The expert's hours as the availability engine's value."""
+    return Hours(profile.timezone, weekly_ranges(profile.id), overrides_of(profile.id))
+
+
+def rules_of(service: Service) -> Rules:
+    """A service's booking rules as the availability engine's value."""
+    return Rules(service.duration_min, service.buffer_before_min, service.buffer_after_min, service.min_notice_min, service.horizon_days)
+
+
+def busy_intervals(expert_id: int, start: datetime, end: datetime, exclude_id: int | None = None) -> list[Interval]:
+    """Blocked intervals of the expert's pending/confirmed bookings that touch ``[start, end)``."""
+    query = select(Booking.blocked_start, Booking.blocked_end).where(
+        Booking.expert_id == expert_id,
+        Booking.status.in_(ACTIVE_STATUSES),
+        Booking.blocked_start < end,
+        Booking.blocked_end > start,
+    )
+    if exclude_id is not None:
+        query = query.where(Booking.id != exclude_id)
+    return [(row.blocked_start, row.blocked_end) for row in db.session.execute(query)]
+
+
+# Bookings can block at most this far around a candidate (longest service plus buffers).
+_REACH = timedelta(minutes=MAX_DURATION + 2 * MAX_BUFFER)
+
+
+def offered_times(service: Service, window_start: datetime, window_end: datetime, now: datetime | None = None) -> list[datetime]:
+    """The start times (UTC) the service offers in ``[window_start, window_end)``."""
+    now = now or utcnow()
+    busy = busy_intervals(service.expert_id, window_start - _REACH, window_end + _REACH)
+    return availability.offered_starts(hours_of(service.expert), rules_of(service), busy, now=now, window_start=window_start, window_end=window_end)
+
+
+def times_on(service: Service, day: date, timezone: str, now: datetime | None = None) -> list[datetime]:
+    """The offered start times on one date of the viewer's ``timezone``."""
+    start, end = availability.local_day_window(day, timezone)
+    return offered_times(service, start, end, now)
+
+
+def days_with_times(service: Service, first: date, last: date, timezone: str, now: datetime | None = None) -> set[date]:
+    """The dates (in the viewer's zone) between ``first`` and ``last`` with at least one offered time."""
+    start, _ = availability.local_day_window(first, timezone)
+    _, end = availability.local_day_window(last, timezone)
+    return set(availability.group_by_local_day(offered_times(service, start, end, now), timezone))
+
+
+def next_times(services: Sequence[Service], count: int = 14, now: datetime | None = None) -> list[tuple[datetime, Service]]:
+    """The next ``count`` offered times over several services, soonest first."""
+    now = now or utcnow()
+    found: list[tuple[datetime, Service]] = []
+    for service in services:
+        horizon = now + timedelta(days=service.horizon_days, minutes=1)
+        window = now
+        # Look ahead a fortnight at a time so a busy expert does not cost a whole horizon's work.
+        picked: list[datetime] = []
+        while window < horizon and len(picked) < count:
+            window_end = min(window + timedelta(days=14), horizon)
+            picked.extend(offered_times(service, window, window_end, now))
+            window = window_end
+        found.extend((start, service) for start in picked[:count])
+    found.sort(key=lambda pair: (pair[0], pair[1].id))
+    return found[:count]
+
+
+# ---------------------------------------------------------------------------- bookings
+
+
+def _send(signal, **kwargs) -> Callable[[], None]:
+    app = current_app._get_current_object()
+    return partial(signal.send, app, **kwargs)
+
+
+def book(
+    customer_id: int,
+    service_id: int,
+    start_at: datetime,
+    *,
+    name: str,
+    email: str,
+    phone: str = "",
+    notes: str = "",
+    customer_timezone: str = "UTC",
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> Booking:
+    """Book ``start_at`` (aware) of a service for a customer.
+
+    Returns the existing booking when the same customer repeats an ``idempotency_key``. Raises
+    Conflict (409) with :data:`TAKEN` when another booking got there first, NotFound for a service
+    that cannot be booked, ValidationFailed for bad contact details.
+    """
+    from expertbook.auth.service import clean_name, normalise_email
+
+    if start_at.tzinfo is None:
+        raise ValidationFailed({"start": "The time needs a time zone."})
+    errors: dict[str, str] = {}
+    cleaned: dict[str, str] = {}
+    for field, fn in (
+        ("name", lambda: clean_name(name)),
+        ("email", lambda: normalise_email(email)),
+        ("phone", lambda: _phone(phone)),
+        ("notes", lambda: _text(notes, "notes", 2000)),
+        ("customer_timezone", lambda: valid_timezone(customer_timezone, "customer_timezone")),
+    ):
+        try:
+            cleaned[field] = fn()
+        except ValidationFailed as error:
+            errors.update({k: v[0] for k, v in error.errors.items()})
+    if errors:
+        raise ValidationFailed(errors)
+    name, email, phone, notes, customer_timezone = (cleaned[f] for f in ("name", "email", "phone", "notes", "customer_timezone"))
+    key = (idempotency_key or "").strip()[:80] or None
+    now = now or utcnow()
+
+    with transaction() as session:
+        service = db.session.get(Service, service_id)
+        if service is None or not service.bookable:
+            raise NotFound("Service not found")
+        # The lock every booking of this expert queues on: checks and insert below happen one at a time.
+        session.execute(select(ExpertProfile.id).where(ExpertProfile.id == service.expert_id).with_for_update(of=ExpertProfile))
+        if key is not None:
+            existing = _by_key(session, customer_id, key)
+            if existing is not None:
+                return existing
+        if service.expert.user_id == customer_id:
+            raise Conflict("You cannot book your own service.")
+        rules = rules_of(service)
+        blocked = rules.blocked(start_at)
+        hours = hours_of(service.expert)
+        if not availability.is_offered(hours, rules, [], start_at, now=now):
+            raise Conflict(NOT_OFFERED)
+        if busy_intervals(service.expert_id, *blocked):
+            raise Conflict(TAKEN)
+        status = "pending" if service.requires_acceptance else "confirmed"
+        booking = Booking(
+            expert_id=service.expert_id,
+            service_id=service.id,
+            customer_id=customer_id,
+            customer_name=name,
+            customer_email=email,
+            customer_phone=phone,
+            notes=notes,
+            start_at=start_at,
+            end_at=start_at + rules.duration,
+            blocked_start=blocked[0],
+            blocked_end=blocked[1],
+            customer_timezone=customer_timezone,
+            status=status,
+            ics_uid=uuid.uuid4().hex,
+            ics_sequence=0,
+            idempotency_key=key,
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(booking)
+        session.flush()
+        signal = signals.booking_requested if status == "pending" else signals.booking_confirmed
+        after_commit(_send(signal, booking_id=booking.id))
+    return booking
+
+
+def _by_key(session: Session, customer_id: int, key: str) -> Booking | None:
+    return session.scalar(select(Booking).where(Booking.customer_id == customer_id, Booking.idempotency_key == key))
+
+
+def _phone(phone: str) -> str:
+    phone = (phone or "").strip()
+    if phone and not re.fullmatch(r"\+?[0-9 ()./-]{5,40}", phone):
+        raise ValidationFailed({"phone": "Enter a phone number with digits, spaces and + ( ) - only."})
+    return phone
+
+
+def booking_for(user_id: int, booking_id: int) -> Booking:
+    """A booking the user is the customer or the expert of; NotFound for anyone else."""
+    booking = db.session.get(Booking, booking_id)
+    if booking is None or user_id not in (booking.customer_id, booking.expert.user_id):
+        raise NotFound("Booking not found")
+    return booking
+
+
+def _swap(booking_id: int, where, values: dict) -> bool:
+    """Compare-and-swap one booking; True if this call made the change."""
+    values = {**values, "updated_at": utcnow(), "ics_sequence": Booking.ics_sequence + 1}
+    result = db.session.execute(update(Booking).where(Booking.id == booking_id, where).values(**values).execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
+def respond(expert_user_id: int, booking_id: int, accept: bool) -> Booking:
+    """Accept or decline a pending request, once. Accepting never overlaps: the request already held its time."""
+    with transaction():
+        booking = booking_for(expert_user_id, booking_id)
+        if booking.expert.user_id != expert_user_id:
+            raise NotFound("Booking not found")
+        status = "confirmed" if accept else "declined"
+        if not _swap(booking_id, Booking.status == "pending", {"status": status}):
+            db.session.refresh(booking)
+            raise Conflict(f"This request was already {booking.status}.")
+        after_commit(_send(signals.booking_confirmed if accept else signals.booking_declined, booking_id=booking_id))
+    db.session.expire_all()
+    return db.session.get(Booking, booking_id)
+
+
+def cancel(user_id: int, booking_id: int, reason: str = "", now: datetime | None = None) -> Booking:
+    """Cancel a pending or confirmed booking, by its customer or its expert; frees the time."""
+    reason = _text(reason, "reason", 1000)
+    now = now or utcnow()
+    with transaction():
+        booking = booking_for(user_id, booking_id)
+        if booking.end_at <= now:
+            raise Conflict("This booking is over and can no longer be cancelled.")
+        changed = _swap(
+            booking_id,
+            Booking.status.in_(ACTIVE_STATUSES),
+            {"status": "cancelled", "cancel_reason": reason, "cancelled_by": user_id},
+        )
+        if not changed:
+            db.session.refresh(booking)
+            raise Conflict(f"This booking was already {booking.status}.")
+        after_commit(_send(signals.booking_cancelled, booking_id=booking_id, cancelled_by=user_id))
+    db.session.expire_all()
+    return db.session.get(Booking, booking_id)
+
+
+def bookings_as_customer(user_id: int) -> list[Booking]:
+    """All bookings a user made, soonest first."""
+    return list(db.session.scalars(select(Booking).where(Booking.customer_id == user_id).order_by(Booking.start_at)))
+
+
+def bookings_as_expert(user_id: int) -> list[Booking]:
+    """All bookings of an expert's services, soonest first."""
+    profile = require_profile(user_id)
+    return list(db.session.scalars(select(Booking).where(Booking.expert_id == profile.id).order_by(Booking.start_at)))
+
+
+def change_stamp(user_id: int, as_expert: bool) -> str:
+    """A short value that changes whenever one of the user's bookings changes (for cheap polling)."""
+    if as_expert:
+        profile = require_profile(user_id)
+        where = Booking.expert_id == profile.id
+    else:
+        where = Booking.customer_id == user_id
+    count, latest, sequences = db.session.execute(
+        select(func.count(Booking.id), func.max(Booking.updated_at), func.coalesce(func.sum(Booking.ics_sequence), 0)).where(where)
+    ).one()
+    return f"{count}-{sequences}-{latest.timestamp() if latest else 0}"
+
+
+def split_upcoming(bookings: Iterable[Booking], now: datetime | None = None) -> tuple[list[Booking], list[Booking]]:
+    """(upcoming, past): upcoming soonest first, past most recent first."""
+    now = now or utcnow()
+    bookings = list(bookings)
+    upcoming = [b for b in bookings if b.end_at > now]
+    past = [b for b in bookings if b.end_at <= now]
+    past.reverse()
+    return upcoming, past

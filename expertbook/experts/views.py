@@ -1,0 +1,532 @@
+"""Expert pages: marketplace, public profiles, the booking page, my bookings, the expert dashboard
+and the expert's settings.
+
+The issue fixes ``/expert/<handle>``, ``/expert-dashboard`` and ``/my-bookings`` literally, so this
+blueprint has no prefix; every other URL starts with ``/experts``.
+"""
+from __future__ import annotations
+
+import calendar as month_calendar
+import secrets
+from datetime import UTC, date, datetime, timedelta
+from functools import wraps
+from zoneinfo import ZoneInfo
+
+from flask import Blueprint, Response, abort, flash, make_response, redirect, request, url_for
+from flask_login import current_user, login_required
+
+from expertbook.database import utcnow
+from expertbook.errors import Conflict, NotFound, ValidationFailed
+from expertbook.experts import service
+from expertbook.experts.calendar import booking_ics
+from expertbook.experts.forms import (
+    WEEKDAY_NAMES,
+    ActionForm,
+    BookingForm,
+    CancelForm,
+    ExpertProfileForm,
+    OverrideForm,
+    ServiceForm,
+    WeeklyHoursForm,
+)
+from expertbook.experts.models import Booking, ExpertProfile, Service
+from expertbook.web import apply_errors, is_htmx, redirect_to, render, wants_fragment
+
+bp = Blueprint("experts", __name__)
+
+POLL_SECONDS = 5
+
+
+@bp.app_template_filter("localtime")
+def localtime(value: datetime, timezone: str, fmt: str = "%a %d %b %Y, %H:%M") -> str:
+    """Format an instant in a time zone (used by every page that shows a time)."""
+    return value.astimezone(ZoneInfo(timezone)).strftime(fmt)
+
+
+@bp.app_context_processor
+def _expert_nav():
+    return {"all_timezones": service.all_timezones}
+
+
+def expert_required(view):
+    """Only users with an expert profile may use ``view``; others get 404."""
+
+    @wraps(view)
+    @login_required
+    def wrapped(*args, **kwargs):
+        profile = service.profile_of(current_user.id)
+        if profile is None:
+            abort(404)
+        return view(profile, *args, **kwargs)
+
+    return wrapped
+
+
+def _or_404(fn, *args, **kwargs):
+    try:
+        return fn(*args, **kwargs)
+    except NotFound:
+        abort(404)
+
+
+def _viewer_zone(default: str) -> tuple[str, bool]:
+    """The zone the viewer asked for (``tz``), else ``default``; and whether they asked."""
+    asked = request.values.get("tz")
+    zone = service.timezone_or(asked, default)
+    return zone, bool(asked) and zone == asked
+
+
+# ---------------------------------------------------------------------------- marketplace and profiles
+
+
+@bp.get("/experts")
+def marketplace():
+    """Find an expert by name, service or keyword."""
+    query = request.args.get("q", "").strip()[:100]
+    experts = service.search_experts(query)
+    return render("experts/marketplace.html", "experts/_expert_list.html", experts=experts, q=query, services_of=service.visible_services)
+
+
+@bp.get("/expert/<handle>")
+def public_profile(handle: str):
+    """An expert's public page: who they are, their services and the next 14 available times."""
+    profile = _or_404(service.profile_by_handle, handle)
+    zone, explicit = _viewer_zone(profile.timezone)
+    services = service.visible_services(profile.id)
+    return render(
+        "experts/profile.html",
+        "experts/_next_times.html",
+        profile=profile,
+        services=services,
+        next_times=service.next_times(services, 14),
+        zone=zone,
+        zone_explicit=explicit,
+    )
+
+
+# ---------------------------------------------------------------------------- the booking page
+
+
+def _month_arg(value: str | None, fallback: date) -> date:
+    try:
+        year, month = (int(part) for part in (value or "").split("-"))
+        return date(year, month, 1)
+    except (TypeError, ValueError):
+        return fallback.replace(day=1)
+
+
+def _day_arg(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _start_arg(value: str | None) -> datetime | None:
+    try:
+        # A "+" in a hand-typed query string arrives as a space.
+        start = datetime.fromisoformat(value.replace(" ", "+")) if value else None
+    except ValueError:
+        return None
+    if start is None or start.tzinfo is None:
+        return None
+    return start.astimezone(UTC)
+
+
+def _booking_context(svc: Service, form: BookingForm | None = None, error: str | None = None, clear_start: bool = False) -> dict:
+    """Everything the booking panel shows: zone, month calendar, the chosen day's times, the form."""
+    profile = svc.expert
+    zone, explicit = _viewer_zone(profile.timezone)
+    today = datetime.now(ZoneInfo(zone)).date()
+    start = _start_arg(request.values.get("start"))
+    day = _day_arg(request.values.get("day"))
+    if start is not None and day is None:
+        day = start.astimezone(ZoneInfo(zone)).date()
+    if clear_start:
+        start = None
+    month = _month_arg(request.values.get("month"), day or today)
+    first_month = today.replace(day=1)
+    last_day = today + timedelta(days=svc.horizon_days + 1)
+    month = max(month, first_month)
+    month = min(month, last_day.replace(day=1))
+    weeks = month_calendar.Calendar(firstweekday=0).monthdatescalendar(month.year, month.month)
+    open_days = service.days_with_times(svc, weeks[0][0], weeks[-1][-1], zone)
+    times = service.times_on(svc, day, zone) if day else []
+    if start is not None and start not in times:
+        start = None
+    if form is None:
+        form = BookingForm(formdata=None)
+        if current_user.is_authenticated:
+            form.name.data = current_user.name
+            form.email.data = current_user.email
+        form.idempotency_key.data = secrets.token_urlsafe(18)
+    if start is not None:
+        form.start.data = start.isoformat()
+    form.tz.data = zone
+    prev_month = (month - timedelta(days=1)).replace(day=1)
+    next_month = (month + timedelta(days=32)).replace(day=1)
+    return {
+        "svc": svc,
+        "profile": profile,
+        "zone": zone,
+        "zone_explicit": explicit,
+        "month": month,
+        "weeks": weeks,
+        "open_days": open_days,
+        "today": today,
+        "day": day,
+        "times": times,
+        "start": start,
+        "form": form,
+        "error": error,
+        "prev_month": prev_month if prev_month >= first_month else None,
+        "next_month": next_month if next_month <= last_day else None,
+        "weekday_names": [name[:3] for name in WEEKDAY_NAMES],
+    }
+
+
+@bp.route("/expert/<handle>/<slug>", methods=["GET", "POST"])
+def book(handle: str, slug: str):
+    """Book a service: pick a date in the month calendar, a time, then fill in the form (login required)."""
+    svc = _or_404(service.bookable_service, handle, slug)
+    if request.method == "GET":
+        return render("experts/book.html", "experts/_booking_panel.html", **_booking_context(svc))
+    if not current_user.is_authenticated:
+        return redirect_to(url_for("auth.login", next=request.full_path.rstrip("?")))
+    form = BookingForm()
+    start = _start_arg(form.start.data)
+    if not form.validate_on_submit() or start is None:
+        if start is None:
+            form.start.errors = ["Pick a time."]
+        return render("experts/book.html", "experts/_booking_panel.html", status=422, **_booking_context(svc, form))
+    try:
+        booking = service.book(
+            current_user.id,
+            svc.id,
+            start,
+            name=form.name.data,
+            email=form.email.data,
+            phone=form.phone.data or "",
+            notes=form.notes.data or "",
+            customer_timezone=form.tz.data or svc.expert.timezone,
+            idempotency_key=form.idempotency_key.data,
+        )
+    except ValidationFailed as error:
+        apply_errors(form, error)
+        return render("experts/book.html", "experts/_booking_panel.html", status=422, **_booking_context(svc, form))
+    except Conflict as error:
+        # Show the fresh times of the same day, so the person can pick again at once.
+        fresh = BookingForm(formdata=None, obj=None)
+        for name in ("name", "email", "phone", "notes", "idempotency_key"):
+            getattr(fresh, name).data = getattr(form, name).data
+        return render("experts/book.html", "experts/_booking_panel.html", status=409, **_booking_context(svc, fresh, error.message, clear_start=True))
+    return redirect_to(url_for("experts.booking_detail", booking_id=booking.id))
+
+
+# ---------------------------------------------------------------------------- one booking
+
+
+def _unchanged(stamp: str) -> bool:
+    """Whether a polling fragment may skip its swap (204) because nothing changed since ``since``."""
+    return wants_fragment() and request.args.get("since") == stamp
+
+
+@bp.get("/experts/bookings/<int:booking_id>")
+@login_required
+def booking_detail(booking_id: int):
+    """One booking, for its customer or its expert: status (live), details, cancel, calendar file."""
+    booking = _or_404(service.booking_for, current_user.id, booking_id)
+    if _unchanged(str(booking.ics_sequence)):
+        return Response(status=204)
+    return render("experts/booking.html", "experts/_booking_detail.html", **_detail_context(booking))
+
+
+def _detail_context(booking: Booking, error: str | None = None) -> dict:
+    as_expert = booking.expert.user_id == current_user.id
+    zone = booking.expert.timezone if as_expert else booking.customer_timezone
+    return {"booking": booking, "as_expert": as_expert, "zone": zone, "cancel_form": CancelForm(formdata=None), "action_form": ActionForm(formdata=None), "error": error, "poll": POLL_SECONDS, "now": utcnow()}
+
+
+@bp.get("/experts/bookings/<int:booking_id>/booking.ics")
+@login_required
+def booking_calendar_file(booking_id: int):
+    """The booking as an .ics file ("Add to calendar")."""
+    booking = _or_404(service.booking_for, current_user.id, booking_id)
+    response = make_response(booking_ics(booking))
+    response.headers["Content-Type"] = "text/calendar; charset=utf-8"
+    response.headers["Content-Disposition"] = f'attachment; filename="expertbook-booking-{booking.id}.ics"'
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+def _after_action(booking_id: int, view: str, error: str | None = None, status: int = 200):
+    """Answer an accept/decline/cancel with the fragment of the page it was made on."""
+    if not is_htmx():
+        if error:
+            flash(error, "error")
+        target = {"dashboard": url_for("experts.dashboard"), "mine": url_for("experts.my_bookings")}.get(
+            view, url_for("experts.booking_detail", booking_id=booking_id)
+        )
+        return redirect(target, 303)
+    if view == "dashboard":
+        return render("experts/dashboard.html", "experts/_dashboard.html", status=status, **_dashboard_context(error))
+    if view == "mine":
+        return render("experts/my_bookings.html", "experts/_my_bookings.html", status=status, **_mine_context(error))
+    booking = _or_404(service.booking_for, current_user.id, booking_id)
+    return render("experts/booking.html", "experts/_booking_detail.html", status=status, **_detail_context(booking, error))
+
+
+@bp.post("/experts/bookings/<int:booking_id>/cancel")
+@login_required
+def cancel_booking(booking_id: int):
+    """Cancel a booking (customer or expert), with an optional reason."""
+    form = CancelForm()
+    if not form.validate_on_submit():
+        return _after_action(booking_id, form.view.data, "Please reload the page and try again.", 422)
+    try:
+        service.cancel(current_user.id, booking_id, form.reason.data or "")
+    except NotFound:
+        abort(404)
+    except ValidationFailed as error:
+        return _after_action(booking_id, form.view.data, " ".join(m for msgs in error.errors.values() for m in msgs), 422)
+    except Conflict as error:
+        return _after_action(booking_id, form.view.data, error.message, 409)
+    if not is_htmx():
+        flash("The booking was cancelled.", "success")
+    return _after_action(booking_id, form.view.data)
+
+
+def _respond(booking_id: int, accept: bool):
+    form = ActionForm()
+    if not form.validate_on_submit():
+        return _after_action(booking_id, form.view.data, "Please reload the page and try again.", 422)
+    try:
+        service.respond(current_user.id, booking_id, accept)
+    except NotFound:
+        abort(404)
+    except Conflict as error:
+        return _after_action(booking_id, form.view.data, error.message, 409)
+    return _after_action(booking_id, form.view.data)
+
+
+@bp.post("/experts/bookings/<int:booking_id>/accept")
+@login_required
+def accept_booking(booking_id: int):
+    """The expert accepts a pending request; it becomes confirmed (once)."""
+    return _respond(booking_id, True)
+
+
+@bp.post("/experts/bookings/<int:booking_id>/decline")
+@login_required
+def decline_booking(booking_id: int):
+    """The expert declines a pending request; the time becomes free again."""
+    return _respond(booking_id, False)
+
+
+# ---------------------------------------------------------------------------- my bookings and the dashboard
+
+
+def _mine_context(error: str | None = None) -> dict:
+    upcoming, past = service.split_upcoming(service.bookings_as_customer(current_user.id))
+    return {
+        "upcoming": upcoming,
+        "past": past,
+        "stamp": service.change_stamp(current_user.id, as_expert=False),
+        "cancel_form": CancelForm(formdata=None),
+        "error": error,
+        "poll": POLL_SECONDS,
+        "now": utcnow(),
+    }
+
+
+@bp.get("/my-bookings")
+@login_required
+def my_bookings():
+    """The customer's upcoming and past bookings; status changes appear live (polling)."""
+    if _unchanged(service.change_stamp(current_user.id, as_expert=False)):
+        return Response(status=204)
+    return render("experts/my_bookings.html", "experts/_my_bookings.html", **_mine_context())
+
+
+def _dashboard_context(error: str | None = None) -> dict:
+    profile = service.require_profile(current_user.id)
+    zone = ZoneInfo(profile.timezone)
+    bookings = service.bookings_as_expert(current_user.id)
+    now = utcnow()
+    upcoming, past = service.split_upcoming(bookings, now)
+    today = now.astimezone(zone).date()
+    return {
+        "profile": profile,
+        "pending": [b for b in upcoming if b.status == "pending"],
+        "agenda": [b for b in upcoming if b.is_active and b.start_at.astimezone(zone).date() == today],
+        "upcoming": [b for b in upcoming if b.status != "pending"],
+        "past": past[:50],
+        "stamp": service.change_stamp(current_user.id, as_expert=True),
+        "action_form": ActionForm(formdata=None),
+        "cancel_form": CancelForm(formdata=None),
+        "error": error,
+        "poll": POLL_SECONDS,
+        "now": now,
+    }
+
+
+@bp.get("/expert-dashboard")
+@expert_required
+def dashboard(profile: ExpertProfile):
+    """The expert's bookings: pending requests to answer, today's agenda, upcoming and past; live."""
+    if _unchanged(service.change_stamp(current_user.id, as_expert=True)):
+        return Response(status=204)
+    return render("experts/dashboard.html", "experts/_dashboard.html", **_dashboard_context())
+
+
+# ---------------------------------------------------------------------------- settings
+
+
+@bp.route("/experts/settings/profile", methods=["GET", "POST"])
+@expert_required
+def settings_profile(profile: ExpertProfile):
+    """Edit the public profile: name, headline, bio, handle and time zone."""
+    form = ExpertProfileForm(obj=profile)
+    status = 200
+    if form.validate_on_submit():
+        try:
+            service.update_profile(current_user.id, form.display_name.data, form.headline.data, form.bio.data, form.handle.data, form.timezone.data)
+        except ValidationFailed as error:
+            apply_errors(form, error)
+        else:
+            flash("Your profile was saved.", "success")
+            return redirect_to(url_for("experts.settings_profile"))
+    if request.method == "POST":
+        status = 422
+    return render("experts/settings_profile.html", "experts/_profile_form.html", status=status, form=form, profile=profile)
+
+
+@bp.get("/experts/settings/services")
+@expert_required
+def settings_services(profile: ExpertProfile):
+    """The expert's services, with edit, hide/show and delete."""
+    return render("experts/settings_services.html", "experts/_service_list.html", profile=profile, services=service.own_services(current_user.id), action_form=ActionForm(formdata=None))
+
+
+@bp.route("/experts/settings/services/new", methods=["GET", "POST"])
+@expert_required
+def new_service(profile: ExpertProfile):
+    """Create a service."""
+    form = ServiceForm()
+    if form.validate_on_submit():
+        try:
+            service.create_service(current_user.id, form.values())
+        except ValidationFailed as error:
+            apply_errors(form, error)
+        else:
+            flash(f"“{form.title.data}” was created.", "success")
+            return redirect_to(url_for("experts.settings_services"))
+    status = 422 if request.method == "POST" else 200
+    return render("experts/service_edit.html", "experts/_service_form.html", status=status, form=form, svc=None, profile=profile)
+
+
+@bp.route("/experts/settings/services/<int:service_id>", methods=["GET", "POST"])
+@expert_required
+def edit_service(profile: ExpertProfile, service_id: int):
+    """Edit a service; existing bookings keep their times."""
+    svc = _or_404(service.own_service, current_user.id, service_id)
+    form = ServiceForm(obj=svc)
+    if request.method == "GET":
+        form.price.data = svc.price_cents / 100
+    if form.validate_on_submit():
+        try:
+            service.update_service(current_user.id, service_id, form.values())
+        except ValidationFailed as error:
+            apply_errors(form, error)
+        else:
+            flash("The service was saved.", "success")
+            return redirect_to(url_for("experts.settings_services"))
+    status = 422 if request.method == "POST" else 200
+    return render("experts/service_edit.html", "experts/_service_form.html", status=status, form=form, svc=svc, profile=profile)
+
+
+@bp.post("/experts/settings/services/<int:service_id>/visibility")
+@expert_required
+def toggle_service(profile: ExpertProfile, service_id: int):
+    """Hide a service from customers, or show it again."""
+    form = ActionForm()
+    if form.validate_on_submit():
+        svc = _or_404(service.own_service, current_user.id, service_id)
+        service.set_service_hidden(current_user.id, service_id, not svc.hidden)
+    return render("experts/settings_services.html", "experts/_service_list.html", profile=profile, services=service.own_services(current_user.id), action_form=ActionForm(formdata=None))
+
+
+@bp.post("/experts/settings/services/<int:service_id>/delete")
+@expert_required
+def delete_service(profile: ExpertProfile, service_id: int):
+    """Delete a service; its bookings are kept."""
+    form = ActionForm()
+    if form.validate_on_submit():
+        _or_404(service.delete_service, current_user.id, service_id)
+    return render("experts/settings_services.html", "experts/_service_list.html", profile=profile, services=service.own_services(current_user.id), action_form=ActionForm(formdata=None))
+
+
+def _hours_context(profile: ExpertProfile, hours_form=None, override_form=None) -> dict:
+    if hours_form is None:
+        hours_form = WeeklyHoursForm(formdata=None)
+        week = service.weekly_ranges(profile.id)
+        for weekday in range(7):
+            getattr(hours_form, f"day{weekday}").data = service.format_ranges(week.get(weekday, []))
+    today = datetime.now(ZoneInfo(profile.timezone)).date()
+    return {
+        "profile": profile,
+        "hours_form": hours_form,
+        "override_form": override_form or OverrideForm(formdata=None),
+        "overrides": service.overrides_of(profile.id, since=today),
+        "format_ranges": service.format_ranges,
+        "action_form": ActionForm(formdata=None),
+    }
+
+
+@bp.route("/experts/settings/hours", methods=["GET", "POST"])
+@expert_required
+def settings_hours(profile: ExpertProfile):
+    """Weekly hours (several ranges a day) in the expert's zone, and date overrides."""
+    if request.method == "GET":
+        return render("experts/settings_hours.html", "experts/_hours_form.html", **_hours_context(profile))
+    form = WeeklyHoursForm()
+    if form.validate_on_submit():
+        try:
+            week = {d: service.parse_ranges(getattr(form, f"day{d}").data, f"day{d}") for d in range(7)}
+            service.set_weekly_hours(current_user.id, week)
+        except ValidationFailed as error:
+            apply_errors(form, error)
+        else:
+            flash("Your weekly hours were saved.", "success")
+            return redirect_to(url_for("experts.settings_hours"))
+    return render("experts/settings_hours.html", "experts/_hours_form.html", status=422, **_hours_context(profile, hours_form=form))
+
+
+@bp.post("/experts/settings/overrides")
+@expert_required
+def add_override(profile: ExpertProfile):
+    """Give one date different hours, or make it a day off."""
+    form = OverrideForm()
+    if form.validate_on_submit():
+        try:
+            service.set_override(current_user.id, form.day.data, service.parse_ranges(form.ranges.data, "ranges"))
+        except ValidationFailed as error:
+            apply_errors(form, error)
+        else:
+            flash("The date was saved.", "success")
+            return redirect_to(url_for("experts.settings_hours"))
+    return render("experts/settings_hours.html", "experts/settings_hours.html", status=422, **_hours_context(profile, override_form=form))
+
+
+@bp.post("/experts/settings/overrides/<day>/delete")
+@expert_required
+def delete_override(profile: ExpertProfile, day: str):
+    """Remove a date override; the weekly hours apply again."""
+    form = ActionForm()
+    parsed = _day_arg(day)
+    if parsed is None:
+        abort(404)
+    if form.validate_on_submit():
+        service.delete_override(current_user.id, parsed)
+        flash("The date override was removed.", "success")
+    return redirect_to(url_for("experts.settings_hours"))
