@@ -493,6 +493,16 @@ def set_appointment_status(appointment_id: int, hospital_id: int, status: str) -
     return appointment
 
 
+def staff_appointment_slot_id(appointment_id: int, hospital_id: int) -> int:
+    """The slot of one of the hospital's appointments; NotFound for any other hospital's."""
+    slot_id = db.session.scalar(
+        select(Appointment.slot_id).join(Slot).where(Appointment.id == appointment_id, Slot.hospital_id == hospital_id)
+    )
+    if slot_id is None:
+        raise NotFound(APPOINTMENT_NOT_FOUND)
+    return slot_id
+
+
 def call_next(slot_id: int, hospital_id: int) -> Slot:
     """Show the next waiting token on the "now serving" screen (cancelled and no-show tokens are skipped)."""
     with transaction() as session:
