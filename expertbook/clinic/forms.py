@@ -1,10 +1,10 @@
 """Clinic forms. They check shape; the service checks the rules and has the last word."""
 from flask_wtf import FlaskForm
-from wtforms import DateField, FieldList, Form, FormField, HiddenField, IntegerField, SelectMultipleField, StringField, TimeField
+from wtforms import DateField, FieldList, Form, FormField, HiddenField, IntegerField, SelectChoice, SelectMultipleField, StringField, TimeField
 from wtforms.validators import InputRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
-WEEKDAYS = [("0", "Mon"), ("1", "Tue"), ("2", "Wed"), ("3", "Thu"), ("4", "Fri"), ("5", "Sat"), ("6", "Sun")]
+WEEKDAYS = [SelectChoice(str(i), label) for i, label in enumerate(("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"))]
 
 
 class DoctorRowForm(Form):

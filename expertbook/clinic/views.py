@@ -379,7 +379,7 @@ def staff_slots():
         "clinic/_staff_slots.html",
         slots=slots,
         more=more,
-        page=page,
+        page_number=page,
         day=day,
         doctor_id=doctor_id,
         query=query,
