@@ -58,3 +58,16 @@ def test_statement_count_does_not_grow_with_rows(app, make_client, url, who):
         assert shown >= (rows // 3 if who == "staff" else rows), (url, rows, shown)
         counts.append(len(statements))
     assert counts[0] == counts[1], f"{url}: {counts[0]} statements for 3 rows but {counts[1]} for 30"
+
+
+def test_availability_fragment_is_one_select_even_for_a_logged_in_patient(app, make_client):
+    slot = make_slot()
+    client = make_client()
+    login(client, make_user())
+    client.get(f"/clinic/slots/{slot.id}/availability")
+    with count_statements() as statements:
+        response = client.get(f"/clinic/slots/{slot.id}/availability")
+    assert response.status_code == 200
+    selects = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert len(selects) == 1 and "FROM slots" in selects[0], statements
+    assert "Set-Cookie" not in response.headers
