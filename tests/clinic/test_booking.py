@@ -239,3 +239,14 @@ def test_badges(app):
     assert service.slot_badge(make_slot(capacity=10, booked=10, start=time(15), end=time(16)), now).label == "Fully booked"
     assert service.slot_badge(make_slot(closed=True, start=time(17), end=time(18)), now).label == "Closed"
     assert service.slot_badge(make_slot(days_ahead=-1), now).label == "Past"
+
+
+def test_slot_times_are_the_hospitals_wall_clock(app):
+    from datetime import date
+
+    from expertbook.auth import service as accounts
+
+    assert service.to_utc(date(2026, 1, 5), time(9), "Asia/Kolkata").isoformat() == "2026-01-05T03:30:00+00:00"
+    assert service.to_utc(date(2026, 7, 6), time(9), "Europe/London").isoformat() == "2026-07-06T08:00:00+00:00"
+    admin = accounts.register_hospital("Lotus", "Pune", "Meera", "meera@lotus.example", "a long password 1")
+    assert admin.hospital.timezone == app.config["CLINIC_TIMEZONE"] == "Asia/Kolkata"

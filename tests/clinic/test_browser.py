@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from expertbook.clinic import service
-from tests.factories import PASSWORD, make_hospital, make_staff, make_user
+from tests.factories import PASSWORD, make_appointment, make_hospital, make_slot, make_staff, make_user
 
 pytestmark = pytest.mark.browser
 
@@ -83,3 +83,36 @@ def test_staff_create_patient_books_and_another_browser_sees_the_count_drop(live
         "() => [...document.querySelectorAll('tr')].some(r => r.textContent.includes('Dr. Sharma') && r.textContent.includes('1/3'))",
         timeout=10000,
     )
+
+
+def test_desk_calls_the_next_token_and_the_waiting_room_screen_follows(live_server, browser_page):
+    staff = make_staff(make_hospital("Apollo", "Chennai"), email="desk@apollo.example")
+    patient = make_user("Asha Verma", email="asha@example.com")
+    slot = make_slot(staff.hospital, capacity=5)
+    mine = make_appointment(slot, patient, patient_name="Asha Verma")
+    make_appointment(slot, make_user(), patient_name="Second Patient")
+
+    screen = browser_page()
+    screen.goto(f"{live_server}/clinic/slots/{slot.id}/now-serving")
+    assert screen.locator("#current-token").inner_text() == "—"
+    assert screen.locator("#next-token").inner_text() == "101"
+
+    desk = browser_page()
+    _log_in(desk, live_server, "desk@apollo.example")
+    desk.goto(f"{live_server}/clinic/staff/slots/{slot.id}")
+    desk.locator("#appointment-%d" % mine.id).get_by_role("button", name="Arrived").click()
+    expect(desk.locator("#appointment-%d" % mine.id)).to_contain_text("Arrived")
+    desk.get_by_role("button", name="Call next").click()
+    expect(desk.locator("#staff-now-serving")).to_have_text("101")
+    desk.get_by_label("Places").fill("1")
+    desk.get_by_role("button", name="Change capacity").click()
+    desk.get_by_text("2 places are already booked, so the capacity cannot be less than 2.").wait_for()
+
+    expect(screen.locator("#current-token")).to_have_text("101", timeout=10000)
+    expect(screen.locator("#next-token")).to_have_text("102")
+    assert "Asha Verma" not in screen.content()
+
+    me = browser_page()
+    _log_in(me, live_server, "asha@example.com")
+    me.get_by_role("link", name="My appointments").click()
+    expect(me.locator("#appointment-%d" % mine.id)).to_contain_text("Arrived")
