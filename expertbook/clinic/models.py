@@ -78,8 +78,8 @@ class Slot(db.Model):
         CheckConstraint("end_time > start_time", name="ends_after_start"),
         # Patient search: by date (then time), open slots only; location and specialization come by join.
         Index("ix_slots_date_open", "date", "closed", "start_time"),
-        # Search without a date: the upcoming open sessions.
-        Index("ix_slots_ends_at_open", "ends_at", "closed"),
+        # Search without a date walks this in time order and stops at the page size (see search_slots).
+        Index("ix_slots_starts_at", "starts_at"),
         # Staff list: one hospital's slots by date.
         Index("ix_slots_hospital_date", "hospital_id", "date", "start_time"),
     )

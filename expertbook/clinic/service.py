@@ -32,6 +32,8 @@ MAX_DOCTORS_PER_FORM = 20
 SEARCH_LIMIT = 100
 STAFF_PAGE_SIZE = 50
 MY_LIST_LIMIT = 100
+# A session starts and ends on the same day, so one that has not ended started less than a day ago.
+MAX_SESSION = timedelta(days=1)
 
 SLOT_NOT_FOUND = "Slot not found"
 SLOT_FULL = "This slot is fully booked"
@@ -564,7 +566,11 @@ def search_slots(
     """
     now = utcnow()
     query = _with_doctor_and_hospital(select(Slot)).where(
-        Slot.closed.is_(False), Slot.booked_count < Slot.capacity, Slot.ends_at > now
+        Slot.closed.is_(False),
+        Slot.booked_count < Slot.capacity,
+        Slot.ends_at > now,
+        # Redundant with the line above, but lets the database walk ix_slots_starts_at in order.
+        Slot.starts_at > now - MAX_SESSION,
     )
     if day is not None:
         query = query.where(Slot.date == day)

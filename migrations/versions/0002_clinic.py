@@ -60,7 +60,7 @@ def upgrade():
     )
     with op.batch_alter_table('slots', schema=None) as batch_op:
         batch_op.create_index('ix_slots_date_open', ['date', 'closed', 'start_time'], unique=False)
-        batch_op.create_index('ix_slots_ends_at_open', ['ends_at', 'closed'], unique=False)
+        batch_op.create_index('ix_slots_starts_at', ['starts_at'], unique=False)
         batch_op.create_index('ix_slots_hospital_date', ['hospital_id', 'date', 'start_time'], unique=False)
 
     op.create_table('appointments',
@@ -102,7 +102,7 @@ def downgrade():
     op.drop_table('appointments')
     with op.batch_alter_table('slots', schema=None) as batch_op:
         batch_op.drop_index('ix_slots_hospital_date')
-        batch_op.drop_index('ix_slots_ends_at_open')
+        batch_op.drop_index('ix_slots_starts_at')
         batch_op.drop_index('ix_slots_date_open')
 
     op.drop_table('slots')

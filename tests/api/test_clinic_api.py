@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import time, timedelta
+from datetime import timedelta
 
 import pytest
 import requests

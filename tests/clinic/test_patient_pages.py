@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from datetime import time, timedelta
+from datetime import time
 
 import pytest
 from sqlalchemy import func, select
