@@ -188,7 +188,17 @@ def book(slot_id: int):
     """
     form = BookingForm()
     status = 422
-    if form.validate_on_submit():
+    valid = form.validate_on_submit()
+    if not valid and "csrf_token" not in form.errors:
+        # Show every problem at once: the service's checks too, not only the ones the form caught.
+        try:
+            service.clean_patient(form.patient_name.data, form.contact_number.data)
+        except ValidationFailed as error:
+            for name, messages in error.errors.items():
+                field = getattr(form, name)
+                if not field.errors:
+                    field.errors = list(field.errors) + messages
+    if valid:
         try:
             booking = service.book(slot_id, current_user.id, form.patient_name.data, form.contact_number.data, form.booking_key.data or None)
         except ValidationFailed as error:

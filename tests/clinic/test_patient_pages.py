@@ -137,6 +137,7 @@ def test_closed_since_loading_is_409_availability_changed(app, client):
         ({"patient_name": "", "contact_number": ""}, ["Please enter the patient&#39;s name.", "Please enter a contact number."]),
         ({"contact_number": "98765"}, ["The contact number must be exactly 10 digits."]),
         ({"contact_number": "98765432109"}, ["The contact number must be exactly 10 digits."]),
+        ({"patient_name": "", "contact_number": "123"}, ["Please enter the patient&#39;s name.", "The contact number must be exactly 10 digits."]),
     ],
 )
 def test_invalid_fields_are_422_with_each_message_and_write_nothing(app, client, fields, messages):
