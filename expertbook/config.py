@@ -78,6 +78,9 @@ def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "ins
         "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
         "SQLITE_BUSY_TIMEOUT_MS": _int(env.get("SQLITE_BUSY_TIMEOUT_MS"), 30000),
         "RUN_JOBS_INLINE": redis_url is None,
+        # Clinics: the zone of a new hospital's wall-clock slot times, and how often live pages poll.
+        "CLINIC_TIMEZONE": env.get("CLINIC_TIMEZONE") or "Asia/Kolkata",
+        "CLINIC_POLL_SECONDS": _int(env.get("CLINIC_POLL_SECONDS"), 10),
         "DEMO_PASSWORD": env.get("DEMO_PASSWORD") or "demo-password-1",
         # Video meetings (expertbook/video): Zoom over OAuth; the URLs default to Zoom's real ones.
         "ZOOM_CLIENT_ID": env.get("ZOOM_CLIENT_ID") or None,

@@ -57,5 +57,24 @@
   });
   document.addEventListener("DOMContentLoaded", function () { fillTimeZones(document); adoptBrowserZone(document); });
   document.addEventListener("htmx:load", function (event) { fillTimeZones(event.target); adoptBrowserZone(event.target); });
+  // Clinic: live lists poll only while the page is visible, and catch up at once when it is shown again.
+  document.addEventListener("htmx:beforeRequest", function (event) {
+    var elt = event.detail.elt;
+    // A hidden tab skips its polls; the visibilitychange handler below refreshes it when it is shown.
+    if (document.hidden && elt && elt.hasAttribute && elt.hasAttribute("data-poll")) {
+      event.preventDefault();
+    }
+  });
+  document.addEventListener("visibilitychange", function () {
+    if (document.hidden || !window.htmx) return;
+    document.querySelectorAll("[data-poll]").forEach(function (el) { window.htmx.trigger(el, "clinicRefresh"); });
+  });
+  // Clinic slot form: remove a doctor row that was added by mistake.
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest && event.target.closest("[data-remove-closest]");
+    if (!button) return;
+    var row = button.closest(button.getAttribute("data-remove-closest"));
+    if (row) row.remove();
+  });
   window.ExpertBook = { toast: toast };
 })();

@@ -10,9 +10,13 @@ import os
 import re
 import shutil
 import socket
+import subprocess
+import sys
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
@@ -230,6 +234,72 @@ def live_server(app):
     yield f"http://127.0.0.1:{server.server_port}"
     server.shutdown()
     thread.join(timeout=5)
+
+
+GUNICORN_SECRET_KEY = "test-secret-key"  # the same key as the ``app`` fixture, so tests can sign API tokens
+
+
+@pytest.fixture
+def gunicorn_server(database_url, tmp_path) -> Iterator[Callable[..., str]]:
+    """Start the app under a real multi-process gunicorn on this test's database; yields ``start``.
+
+    ``start(workers=3, env=None)`` launches ``gunicorn -w <workers> wsgi:app`` on a free loopback port
+    in production mode with ``DATABASE_URL`` pointing at the test's database (the same SQLite file or
+    PostgreSQL database the ``app`` fixture uses), waits until ``/healthz`` answers and returns the
+    base URL. ``SECRET_KEY`` is the ``app`` fixture's, so ``app`` can sign bearer tokens for it.
+    Data the test writes must be committed before the server can see it. Every server is stopped
+    at the end of the test.
+    """
+    import requests
+
+    root = Path(__file__).resolve().parent.parent
+    started: list[tuple[subprocess.Popen, object]] = []
+
+    def start(workers: int = 3, env: dict | None = None) -> str:
+        port = free_port()
+        environment = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "RATELIMIT_STORAGE_URI", "MAIL_SERVER"}}
+        environment.update(
+            {
+                "EXPERTBOOK_ENV": "production",
+                "SECRET_KEY": GUNICORN_SECRET_KEY,
+                "DATABASE_URL": database_url,
+                "BASE_URL": f"http://127.0.0.1:{port}",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        environment.update(env or {})
+        log = open(tmp_path / f"gunicorn-{port}.log", "w+b")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}", "--graceful-timeout", "5", "wsgi:app"],
+            cwd=root,
+            env=environment,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        started.append((process, log))
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                log.seek(0)
+                pytest.fail(f"gunicorn exited with {process.returncode}:\n{log.read().decode(errors='replace')[-3000:]}")
+            try:
+                if requests.get(url + "/healthz", timeout=2).status_code == 200:
+                    return url
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        pytest.fail("gunicorn did not answer /healthz within 30 seconds")
+
+    yield start
+    for process, log in started:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
 
 
 @pytest.fixture(scope="session")

@@ -179,3 +179,79 @@ def make_service(expert, title: str = "Consultation", **fields):
     db.session.add(service)
     db.session.commit()
     return service
+# ---------------------------------------------------------------------------- clinic
+
+from datetime import UTC, date, datetime, time, timedelta  # noqa: E402
+
+from expertbook.clinic.models import Appointment, Doctor, Slot  # noqa: E402
+from expertbook.database import utcnow  # noqa: E402
+
+
+def make_doctor(hospital: Hospital, name: str = "Dr. Sharma", specialization: str = "Cardiology") -> Doctor:
+    doctor = Doctor(hospital_id=hospital.id, name=name, specialization=specialization)
+    db.session.add(doctor)
+    db.session.commit()
+    return doctor
+
+
+def make_slot(
+    hospital: Hospital | None = None,
+    doctor: Doctor | None = None,
+    *,
+    day: date | None = None,
+    start: time = time(9, 0),
+    end: time = time(12, 0),
+    capacity: int = 10,
+    booked: int = 0,
+    closed: bool = False,
+    days_ahead: int = 1,
+) -> Slot:
+    """A slot in the hospital's zone (``days_ahead`` from today unless ``day`` is given); ``booked`` only sets counters."""
+    from zoneinfo import ZoneInfo
+
+    hospital = hospital or (doctor.hospital if doctor else make_hospital())
+    doctor = doctor or make_doctor(hospital)
+    tz = ZoneInfo(hospital.timezone or "Asia/Kolkata")
+    day = day or (utcnow().astimezone(tz).date() + timedelta(days=days_ahead))
+    slot = Slot(
+        hospital_id=hospital.id,
+        doctor_id=doctor.id,
+        date=day,
+        start_time=start,
+        end_time=end,
+        starts_at=datetime.combine(day, start, tzinfo=tz).astimezone(UTC),
+        ends_at=datetime.combine(day, end, tzinfo=tz).astimezone(UTC),
+        capacity=capacity,
+        booked_count=booked,
+        tokens_issued=booked,
+        closed=closed,
+        version=1,
+    )
+    db.session.add(slot)
+    db.session.commit()
+    return slot
+
+
+def make_appointment(slot: Slot, user: User, *, patient_name: str = "Ravi Patel", contact: str = "9876543210", status: str = "booked") -> Appointment:
+    """An appointment written straight to the database, taking the slot's next token."""
+    slot.tokens_issued += 1
+    if status != "cancelled":
+        slot.booked_count += 1
+    appointment = Appointment(
+        slot_id=slot.id, user_id=user.id, patient_name=patient_name, contact_number=contact,
+        token_number=100 + slot.tokens_issued, status=status,
+    )
+    db.session.add(appointment)
+    db.session.commit()
+    return appointment
+
+
+def make_users(count: int) -> list[User]:
+    """Many users in one commit (for the race tests)."""
+    users = []
+    for _ in range(count):
+        n = next(_counter)
+        users.append(User(name=f"Patient {n}", email=f"patient{n}@example.com", password_hash=_password_hash(), is_expert=False, is_staff_admin=False))
+    db.session.add_all(users)
+    db.session.commit()
+    return users

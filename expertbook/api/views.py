@@ -248,6 +248,6 @@ openapi.register(
 )
 
 # Each area's endpoints live in ``expertbook/api/<area>.py`` and register themselves on ``bp`` when imported.
-API_AREAS: tuple[str, ...] = ("experts",)
+API_AREAS: tuple[str, ...] = ("clinic", "experts")
 for _area in API_AREAS:
     import_module(f"expertbook.api.{_area}")

@@ -1,15 +1,25 @@
-"""Clinic pages. Hospital registration and staff management live here; slots and booking build on them."""
+"""Clinic pages: hospital registration and staff, doctors' slots, booking with token numbers, live counts.
+
+Patients search, book and manage their appointments; staff (always within their own hospital)
+create slots, watch bookings arrive and run the waiting-room queue. Live parts poll small fragments.
+"""
 from __future__ import annotations
 
+import re
+from datetime import date, datetime
 from functools import wraps
 
-from flask import Blueprint, abort, flash, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, make_response, request, session, url_for
 from flask_login import current_user, login_required, login_user
 
 from expertbook.auth import service as accounts
-from expertbook.auth.forms import AddStaffForm, HospitalRegisterForm
-from expertbook.errors import Conflict, ValidationFailed
-from expertbook.web import apply_errors, redirect_to, render
+from expertbook.auth.forms import AddStaffForm, EmptyForm, HospitalRegisterForm
+from expertbook.clinic import service
+from expertbook.clinic.forms import BookingForm, CapacityForm, DoctorRowForm, SlotForm
+from expertbook.clinic.models import Slot
+from expertbook.database import utcnow
+from expertbook.errors import Conflict, NotFound, ServiceError, ValidationFailed
+from expertbook.web import apply_errors, is_htmx, redirect_to, render, wants_fragment
 
 bp = Blueprint("clinic", __name__, url_prefix="/clinic")
 
@@ -89,3 +99,437 @@ def staff():
             status = 422
     members = accounts.staff_of(current_user.hospital_id)
     return render("clinic/staff.html", "clinic/_staff_form.html", status=status, form=form, members=members)
+
+
+# ---------------------------------------------------------------------------- template helpers
+
+
+@bp.context_processor
+def _clinic_context():
+    return {
+        "poll_seconds": current_app.config["CLINIC_POLL_SECONDS"],
+        "slot_badge": service.slot_badge,
+        "availability_class": service.availability_class,
+        "now": utcnow(),
+    }
+
+
+@bp.app_template_filter("clinic_local")
+def _clinic_local(value: datetime | None, timezone: str | None, fmt: str = "%d %b %Y, %H:%M") -> str:
+    """A UTC timestamp shown in the hospital's zone."""
+    if value is None:
+        return ""
+    return value.astimezone(service.zone(timezone)).strftime(fmt)
+
+
+def _date_arg(name: str) -> date | None:
+    value = request.args.get(name, "").strip()
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        return None
+
+
+def _not_found(error: NotFound):
+    abort(404, description=error.message)
+
+
+# ---------------------------------------------------------------------------- patients: search and book
+
+
+@bp.get("/search")
+def search():
+    """Search bookable slots by date, location and specialization (each optional); htmx gets the results list.
+
+    The results poll every few seconds while the page is visible and refresh at once after the
+    patient's own booking (the ``slotBooked`` event).
+    """
+    filters = {
+        "date": request.args.get("date", "").strip(),
+        "location": request.args.get("location", "").strip()[:120],
+        "specialization": request.args.get("specialization", "").strip()[:120],
+    }
+    slots = service.search_slots(_date_arg("date"), filters["location"], filters["specialization"])
+    query = {k: v for k, v in filters.items() if v}
+    return render(
+        "clinic/search.html",
+        "clinic/_results.html",
+        slots=slots,
+        filters=filters,
+        results_url=url_for("clinic.search", **query),
+        specializations=service.specializations() if not wants_fragment() else [],
+    )
+
+
+def _booking_form() -> BookingForm:
+    form = BookingForm()
+    if not form.booking_key.data:
+        form.booking_key.data = service.new_idempotency_key()
+    return form
+
+
+@bp.get("/slots/<int:slot_id>")
+def slot_detail(slot_id: int):
+    """A slot's details and the booking form (a panel on the search page under htmx)."""
+    try:
+        slot = service.slot_with_details(slot_id)
+    except NotFound as error:
+        _not_found(error)
+    form = _booking_form() if current_user.is_authenticated else None
+    return render("clinic/slot.html", "clinic/_slot_panel.html", slot=slot, form=form)
+
+
+@bp.post("/slots/<int:slot_id>/book")
+@login_required
+def book(slot_id: int):
+    """Book a place for the patient; the confirmation shows the token number.
+
+    The form's one-time key makes a double click or a re-sent POST return the first booking.
+    """
+    form = BookingForm()
+    status = 422
+    valid = form.validate_on_submit()
+    if not valid and "csrf_token" not in form.errors:
+        # Show every problem at once: the service's checks too, not only the ones the form caught.
+        try:
+            service.clean_patient(form.patient_name.data, form.contact_number.data)
+        except ValidationFailed as error:
+            for name, messages in error.errors.items():
+                field = getattr(form, name)
+                if not field.errors:
+                    field.errors = list(field.errors) + messages
+    if valid:
+        try:
+            booking = service.book(slot_id, current_user.id, form.patient_name.data, form.contact_number.data, form.booking_key.data or None)
+        except ValidationFailed as error:
+            apply_errors(form, error)
+            if "idempotency_key" in error.errors:
+                form.form_errors.append("This form has expired. Please reload the page and try again.")
+        except NotFound as error:
+            _not_found(error)
+        except Conflict as error:
+            form.form_errors.append(error.message)
+            status = 409
+        else:
+            if not wants_fragment():
+                flash(f"Booked. Your token number is {booking.appointment.token_number}.", "success")
+                return redirect_to(url_for("clinic.appointment", appointment_id=booking.appointment.id))
+            appointment = service.own_appointment(booking.appointment.id, current_user.id)
+            response = render(
+                "clinic/appointment.html",
+                "clinic/_booked.html",
+                appointment=appointment,
+                slot=appointment.slot,
+                remaining=booking.remaining,
+                ahead=service.tokens_ahead(appointment, appointment.slot),
+            )
+            # Every list on the page refreshes at once, instead of at its next poll.
+            response.headers["HX-Trigger"] = "slotBooked"
+            return response
+    try:
+        slot = service.slot_with_details(slot_id)
+    except NotFound as error:
+        _not_found(error)
+    return render("clinic/slot.html", "clinic/_slot_panel.html", status=status, slot=slot, form=form)
+
+
+@bp.get("/slots/<int:slot_id>/availability")
+def availability(slot_id: int):
+    """``<span id="slot-<id>-availability">N of M left</span>``: the cheap fragment every open slot page polls.
+
+    One indexed SELECT; it never loads the user or touches the session, and answers 304 when
+    nothing changed (the ETag is the slot's version).
+    """
+    try:
+        counts = service.availability(slot_id)
+    except NotFound as error:
+        _not_found(error)
+    body = f'<span id="slot-{counts.slot_id}-availability" class="{counts.css}">{counts.left} of {counts.capacity} left</span>'
+    # Only integers are interpolated, so the markup needs no escaping.
+    response = make_response(body)
+    response.headers["Cache-Control"] = "no-cache"
+    response.set_etag(f"{counts.slot_id}-{counts.version}-{int(counts.past)}")
+    return response.make_conditional(request)
+
+
+@bp.get("/appointments/<int:appointment_id>")
+@login_required
+def appointment(appointment_id: int):
+    """The patient's confirmation: token number, details, places remaining and tokens ahead."""
+    try:
+        found = service.own_appointment(appointment_id, current_user.id)
+    except NotFound as error:
+        _not_found(error)
+    return render(
+        "clinic/appointment.html",
+        "clinic/_booked.html",
+        appointment=found,
+        slot=found.slot,
+        remaining=found.slot.places_left,
+        ahead=service.tokens_ahead(found, found.slot),
+    )
+
+
+@bp.get("/my-appointments")
+@login_required
+def my_appointments():
+    """The patient's upcoming and past appointments, with cancel."""
+    upcoming, past = service.my_appointments(current_user.id)
+    return render("clinic/my_appointments.html", "clinic/_my_appointments.html", upcoming=upcoming, past=past, cancel_form=EmptyForm())
+
+
+@bp.post("/appointments/<int:appointment_id>/cancel")
+@login_required
+def cancel(appointment_id: int):
+    """Cancel the patient's own upcoming appointment; the place is freed, the token is not reused."""
+    form = EmptyForm()
+    if not form.validate_on_submit():
+        abort(400)
+    try:
+        cancelled = service.cancel(appointment_id, current_user.id)
+    except NotFound as error:
+        _not_found(error)
+    except Conflict as error:
+        flash(error.message, "error")
+    else:
+        flash(f"Token {cancelled.token_number} is cancelled; the place is free for someone else.", "success")
+    return redirect_to(url_for("clinic.my_appointments"))
+
+
+@bp.get("/slots/<int:slot_id>/now-serving")
+def now_serving(slot_id: int):
+    """The waiting-room screen: the token being seen and the next one, large and live. No names."""
+    try:
+        slot = service.slot_with_details(slot_id)
+    except NotFound as error:
+        _not_found(error)
+    return render("clinic/now_serving.html", "clinic/_now_serving.html", slot=slot, following=service.next_token(slot))
+
+
+# ---------------------------------------------------------------------------- staff: slots
+
+
+def _doctor_row_index() -> int:
+    indices = [int(m.group(1)) for key in request.args for m in [re.fullmatch(r"doctors-(\d+)-name", key)] if m]
+    return max(indices, default=-1) + 1
+
+
+@bp.route("/staff/slots/new", methods=["GET", "POST"])
+@staff_required
+def new_slots():
+    """Create sessions: one or several doctors, a date and time window, capacity, optionally repeated."""
+    form = SlotForm()
+    status = 200
+    hospital = current_user.hospital
+    if request.method == "GET" and not form.date.data:
+        form.date.data = service.local_today(hospital.timezone)
+    if form.validate_on_submit():
+        try:
+            created = service.create_slots(
+                current_user.id,
+                [(row.form.name.data, row.form.specialization.data) for row in form.doctors],
+                form.date.data,
+                form.start_time.data,
+                form.end_time.data,
+                form.capacity.data,
+                form.repeat_until.data,
+                [int(d) for d in form.weekdays.data or []],
+            )
+        except ValidationFailed as error:
+            _apply_slot_errors(form, error)
+            status = 422
+        except Conflict as error:
+            form.form_errors.append(error.message)
+            status = 409
+        else:
+            count = len(created.slots)
+            message = f"Created {count} slot{'s' if count != 1 else ''}."
+            if created.skipped:
+                message += f" {created.skipped} already existed and {'was' if created.skipped == 1 else 'were'} left as they were."
+            flash(message, "success")
+            return redirect_to(url_for("clinic.staff_slots"))
+    elif request.method == "POST":
+        status = 422
+    return render("clinic/slot_form.html", "clinic/_slot_form.html", status=status, form=form, hospital=hospital)
+
+
+def _apply_slot_errors(form: SlotForm, error: ValidationFailed) -> None:
+    for name, messages in error.errors.items():
+        match = re.fullmatch(r"doctors-(\d+)-(name|specialization)", name)
+        if match and int(match.group(1)) < len(form.doctors.entries):
+            field = getattr(form.doctors.entries[int(match.group(1))].form, match.group(2))
+            field.errors = list(field.errors) + messages
+        elif name == "doctors":
+            form.form_errors.extend(messages)
+        elif hasattr(form, name):
+            field = getattr(form, name)
+            field.errors = list(field.errors) + messages
+
+
+@bp.get("/staff/slots/doctor-row")
+@staff_required
+def doctor_row():
+    """One more doctor row for the slot form (htmx appends it); its index follows the rows already there."""
+    index = _doctor_row_index()
+    row = DoctorRowForm(prefix=f"doctors-{index}-")
+    return render("clinic/_doctor_row.html", "clinic/_doctor_row.html", row=row, index=index)
+
+
+@bp.get("/staff/slots")
+@staff_required
+def staff_slots():
+    """The hospital's slots with live booked/total counts and badges; filter by date and doctor."""
+    day = _date_arg("date")
+    doctor_id = request.args.get("doctor", type=int)
+    page = max(request.args.get("page", 1, type=int), 1)
+    slots, more = service.staff_slots(current_user.hospital_id, day, doctor_id, page)
+    query = {k: v for k, v in {"date": day.isoformat() if day else None, "doctor": doctor_id, "page": page if page > 1 else None}.items() if v}
+    return render(
+        "clinic/staff_slots.html",
+        "clinic/_staff_slots.html",
+        slots=slots,
+        more=more,
+        page_number=page,
+        day=day,
+        doctor_id=doctor_id,
+        query=query,
+        doctors=service.doctors_of(current_user.hospital_id) if not wants_fragment() else [],
+        list_url=url_for("clinic.staff_slots", **query),
+    )
+
+
+def _own_slot(slot_id: int) -> Slot:
+    try:
+        return service.staff_slot(slot_id, current_user.hospital_id)
+    except NotFound as error:
+        _not_found(error)
+
+
+def _staff_slot_page(slot: Slot, status: int = 200, capacity_form: CapacityForm | None = None, message: str | None = None):
+    capacity_form = capacity_form or CapacityForm(formdata=None, capacity=slot.capacity)
+    return render(
+        "clinic/staff_slot.html",
+        "clinic/_slot_controls.html",
+        status=status,
+        slot=slot,
+        capacity_form=capacity_form,
+        action_form=EmptyForm(),
+        appointments=service.slot_appointments(slot.id),
+        following=service.next_token(slot),
+        message=message,
+    )
+
+
+@bp.get("/staff/slots/<int:slot_id>")
+@staff_required
+def staff_slot(slot_id: int):
+    """One slot for staff: its appointments (live), close, capacity, arrived/no-show and "call next"."""
+    return _staff_slot_page(_own_slot(slot_id))
+
+
+@bp.get("/staff/slots/<int:slot_id>/appointments")
+@staff_required
+def staff_slot_appointments(slot_id: int, status: int = 200, message: str | None = None):
+    """The live part of the staff slot page: counts, now serving and the appointments table."""
+    slot = _own_slot(slot_id)
+    return render(
+        "clinic/staff_slot.html",
+        "clinic/_staff_appointments.html",
+        status=status,
+        slot=slot,
+        capacity_form=CapacityForm(formdata=None, capacity=slot.capacity),
+        action_form=EmptyForm(),
+        appointments=service.slot_appointments(slot.id),
+        following=service.next_token(slot),
+        message=message,
+    )
+
+
+def _checked_action_form() -> None:
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+
+
+def _after_staff_action(slot_id: int, fragment_view, error: ServiceError | None = None, done: str | None = None):
+    """htmx gets the refreshed fragment (409/422 with the message); a plain form post goes back to the page."""
+    if is_htmx():
+        return fragment_view(slot_id, status=error.status if error else 200, message=error.message if error else None)
+    if error:
+        flash(error.message, "error")
+    elif done:
+        flash(done, "success")
+    return redirect_to(url_for("clinic.staff_slot", slot_id=slot_id))
+
+
+def _controls_fragment(slot_id: int, status: int = 200, message: str | None = None):
+    return _staff_slot_page(_own_slot(slot_id), status=status, message=message)
+
+
+@bp.post("/staff/slots/<int:slot_id>/capacity")
+@staff_required
+def change_capacity(slot_id: int):
+    """Change a slot's capacity; below the places already booked is a clear 422."""
+    form = CapacityForm()
+    if form.validate_on_submit():
+        try:
+            service.change_capacity(slot_id, current_user.hospital_id, form.capacity.data)
+        except NotFound as error:
+            _not_found(error)
+        except ValidationFailed as error:
+            apply_errors(form, error)
+        else:
+            return _after_staff_action(slot_id, _controls_fragment, done="Capacity changed.")
+    return _staff_slot_page(_own_slot(slot_id), status=422, capacity_form=form)
+
+
+@bp.post("/staff/slots/<int:slot_id>/close")
+@staff_required
+def close_slot(slot_id: int):
+    """Stop taking bookings for the slot."""
+    _checked_action_form()
+    try:
+        service.close_slot(slot_id, current_user.hospital_id)
+    except NotFound as error:
+        _not_found(error)
+    return _after_staff_action(slot_id, _controls_fragment, done="The slot is closed: no more bookings are taken.")
+
+
+@bp.post("/staff/slots/<int:slot_id>/reopen")
+@staff_required
+def reopen_slot(slot_id: int):
+    """Take bookings again."""
+    _checked_action_form()
+    try:
+        service.reopen_slot(slot_id, current_user.hospital_id)
+    except NotFound as error:
+        _not_found(error)
+    return _after_staff_action(slot_id, _controls_fragment, done="The slot is open for bookings again.")
+
+
+@bp.post("/staff/slots/<int:slot_id>/call-next")
+@staff_required
+def call_next(slot_id: int):
+    """Call the next waiting token to the doctor (shown on the "now serving" screen)."""
+    _checked_action_form()
+    try:
+        slot = service.call_next(slot_id, current_user.hospital_id)
+    except NotFound as error:
+        _not_found(error)
+    except Conflict as error:
+        return _after_staff_action(slot_id, staff_slot_appointments, error)
+    return _after_staff_action(slot_id, staff_slot_appointments, done=f"Now serving token {slot.now_serving}.")
+
+
+@bp.post("/staff/appointments/<int:appointment_id>/status")
+@staff_required
+def appointment_status(appointment_id: int):
+    """Mark a patient arrived or no-show (or back to booked)."""
+    _checked_action_form()
+    try:
+        changed = service.set_appointment_status(appointment_id, current_user.hospital_id, request.form.get("status", ""))
+    except NotFound as error:
+        _not_found(error)
+    except (Conflict, ValidationFailed) as error:
+        slot_id = service.staff_appointment_slot_id(appointment_id, current_user.hospital_id)
+        return _after_staff_action(slot_id, staff_slot_appointments, error)
+    return _after_staff_action(changed.slot_id, staff_slot_appointments, done=f"Token {changed.token_number} updated.")

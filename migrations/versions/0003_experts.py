@@ -1,7 +1,7 @@
 """experts
 
 Revision ID: 0003_experts
-Revises: 0001_accounts
+Revises: 0002_clinic
 Create Date: 2026-11-21 13:29:31.662283
 
 """
@@ -12,7 +12,7 @@ import expertbook.database
 
 # revision identifiers, used by Alembic.
 revision = '0003_experts'
-down_revision = '0001_accounts'
+down_revision = '0002_clinic'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,438 @@
+"""The clinic JSON API (seed 004): staff create slots, patients search and book, both list appointments.
+
+Field names follow the seed (``slotId``, ``totalSlots``, ``tokenNumber``, ...). Errors are
+``{"error": "<message>"}``; a 422 also names each invalid field in ``fields``.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, time
+from typing import Any
+
+from flask import jsonify, request
+
+from expertbook.api import openapi
+from expertbook.api.views import MISSING_FIELDS, api_user, bp, json_body, token_required
+from expertbook.clinic import service
+from expertbook.clinic.models import Appointment, Slot
+from expertbook.database import utcnow
+from expertbook.errors import NotFound, ValidationFailed
+
+# The service names fields as the web forms do; the API answers with the seed's names.
+_API_FIELDS = {
+    "patient_name": "patientName",
+    "contact_number": "contactNumber",
+    "idempotency_key": "Idempotency-Key",
+    "start_time": "timeSlot",
+    "end_time": "timeSlot",
+    "capacity": "totalSlots",
+    "repeat_until": "repeatUntil",
+}
+
+
+def _renamed(error: ValidationFailed) -> ValidationFailed:
+    fields: dict[str, list[str]] = {}
+    for name, messages in error.errors.items():
+        if name.startswith("doctors-"):
+            _, index, part = name.split("-", 2)
+            name = f"doctors[{index}].{'doctorName' if part == 'name' else part}"
+        fields.setdefault(_API_FIELDS.get(name, name), []).extend(messages)
+    return ValidationFailed(fields, error.message)
+
+
+def _staff_hospital_id() -> int:
+    user = api_user()
+    if not user.is_staff:
+        # Patients are not told that staff endpoints exist.
+        raise NotFound("Not found")
+    return user.hospital_id
+
+
+def _time_slot(slot: Slot) -> str:
+    return f"{slot.start_time:%H:%M}-{slot.end_time:%H:%M}"
+
+
+def slot_json(slot: Slot, now: datetime | None = None) -> dict[str, Any]:
+    """A slot in the seed's shape."""
+    now = now or utcnow()
+    badge = service.slot_badge(slot, now)
+    return {
+        "slotId": slot.id,
+        "hospitalName": slot.hospital.name,
+        "location": slot.hospital.location,
+        "doctorName": slot.doctor.name,
+        "specialization": slot.doctor.specialization,
+        "date": slot.date.isoformat(),
+        "timeSlot": _time_slot(slot),
+        "startTime": f"{slot.start_time:%H:%M}",
+        "endTime": f"{slot.end_time:%H:%M}",
+        "timezone": slot.hospital.timezone,
+        "totalSlots": slot.capacity,
+        "bookedSlots": slot.booked_count,
+        "availableSlots": slot.places_left,
+        "isActive": service.is_bookable(slot, now),
+        "status": badge.label,
+        "nowServing": slot.now_serving,
+    }
+
+
+def appointment_json(appointment: Appointment, with_slot: bool = True) -> dict[str, Any]:
+    """An appointment in the seed's shape (with its slot when loaded)."""
+    body = {
+        "appointmentId": appointment.id,
+        "slotId": appointment.slot_id,
+        "patientName": appointment.patient_name,
+        "contactNumber": appointment.contact_number,
+        "tokenNumber": appointment.token_number,
+        "status": appointment.status,
+        "bookedAt": appointment.booked_at.isoformat(),
+        "cancelledAt": appointment.cancelled_at.isoformat() if appointment.cancelled_at else None,
+    }
+    if with_slot:
+        body["slot"] = slot_json(appointment.slot)
+    return body
+
+
+def _date_arg(value: Any, field: str) -> date | None:
+    if value in (None, ""):
+        return None
+    try:
+        return date.fromisoformat(str(value))
+    except ValueError:
+        raise ValidationFailed({field: "Use a date like 2025-01-31."}) from None
+
+
+def _time_arg(value: Any, field: str) -> time | None:
+    if value in (None, ""):
+        return None
+    try:
+        return time.fromisoformat(str(value).strip())
+    except ValueError:
+        raise ValidationFailed({field: "Use a time like 09:30."}) from None
+
+
+def _int_arg(value: Any, field: str, default: int | None = None) -> int | None:
+    if value in (None, ""):
+        return default
+    if isinstance(value, bool):
+        raise ValidationFailed({field: "Use a whole number."})
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValidationFailed({field: "Use a whole number."}) from None
+
+
+@bp.post("/organization/save-details")
+@token_required
+def save_details():
+    """Staff create slots for their own hospital: one per doctor (and per date when repeated)."""
+    _staff_hospital_id()
+    data = json_body("doctors", "date")
+    doctors = data["doctors"]
+    if not isinstance(doctors, list) or not all(isinstance(d, dict) for d in doctors):
+        raise ValidationFailed({"doctors": "Send a list of {doctorName, specialization}."}, MISSING_FIELDS)
+    start, end = data.get("startTime"), data.get("endTime")
+    if data.get("timeSlot") and not (start or end):
+        start, _, end = str(data["timeSlot"]).partition("-")
+    if not start or not end:
+        raise ValidationFailed({"timeSlot": 'Send "timeSlot": "09:00-12:00" (or startTime and endTime).'}, MISSING_FIELDS)
+    weekdays = data.get("weekdays")
+    if weekdays is not None and (not isinstance(weekdays, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in weekdays)):
+        raise ValidationFailed({"weekdays": "Send a list of weekday numbers, 0 = Monday."})
+    try:
+        created = service.create_slots(
+            api_user().id,
+            [(d.get("doctorName"), d.get("specialization")) for d in doctors],
+            _date_arg(data["date"], "date"),
+            _time_arg(start, "timeSlot"),
+            _time_arg(end, "timeSlot"),
+            _int_arg(data.get("totalSlots"), "totalSlots", 10),
+            _date_arg(data.get("repeatUntil"), "repeatUntil"),
+            weekdays,
+        )
+    except ValidationFailed as error:
+        raise _renamed(error) from None
+    now = utcnow()
+    return jsonify(created=len(created.slots), skipped=created.skipped, slots=[slot_json(s, now) for s in created.slots]), 201
+
+
+@bp.get("/organization/available-slots")
+@token_required
+def available_slots():
+    """Slots a patient can book now; ``date``, ``location`` and ``specialization`` may each be left out."""
+    slots = service.search_slots(
+        _date_arg(request.args.get("date"), "date"), request.args.get("location"), request.args.get("specialization")
+    )
+    now = utcnow()
+    return jsonify(slots=[slot_json(s, now) for s in slots])
+
+
+@bp.get("/organization/all-slots")
+@token_required
+def all_slots():
+    """Staff: their own hospital's slots with booking status, a page at a time (``date``, ``doctorId``, ``page``)."""
+    hospital_id = _staff_hospital_id()
+    page = max(_int_arg(request.args.get("page"), "page", 1) or 1, 1)
+    slots, more = service.staff_slots(
+        hospital_id,
+        _date_arg(request.args.get("date"), "date"),
+        _int_arg(request.args.get("doctorId"), "doctorId"),
+        page=page,
+        page_size=200,
+        upcoming_only=False,
+    )
+    now = utcnow()
+    return jsonify(slots=[slot_json(s, now) for s in slots], page=page, hasMore=more)
+
+
+@bp.post("/appointments")
+@token_required
+def book_appointment():
+    """Book a place: answers 201 with ``tokenNumber`` and ``remainingSlots``.
+
+    Send an ``Idempotency-Key`` header to make retries safe: the same key returns the same booking.
+    """
+    data = json_body("slotId", "patientName", "contactNumber")
+    slot_id = _int_arg(data["slotId"], "slotId")
+    try:
+        booking = service.book(
+            slot_id, api_user().id, data["patientName"], str(data["contactNumber"]), request.headers.get("Idempotency-Key")
+        )
+    except ValidationFailed as error:
+        raise _renamed(error) from None
+    appointment = service.own_appointment(booking.appointment.id, api_user().id)
+    response = jsonify(
+        appointment=appointment_json(appointment),
+        tokenNumber=appointment.token_number,
+        remainingSlots=booking.remaining,
+    )
+    if booking.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response, 201
+
+
+@bp.post("/appointments/<int:appointment_id>/cancel")
+@token_required
+def cancel_appointment(appointment_id: int):
+    """Cancel the caller's own upcoming appointment; the place is freed, the token is not reused."""
+    service.cancel(appointment_id, api_user().id)
+    return jsonify(appointment=appointment_json(service.own_appointment(appointment_id, api_user().id)))
+
+
+@bp.get("/appointments/my")
+@token_required
+def my_appointments():
+    """The caller's own appointments: upcoming (soonest first), then past (latest first)."""
+    upcoming, past = service.my_appointments(api_user().id)
+    return jsonify(upcoming=[appointment_json(a) for a in upcoming], past=[appointment_json(a) for a in past])
+
+
+@bp.get("/appointments/all")
+@token_required
+def all_appointments():
+    """Staff: their own hospital's appointments (``slotId`` and ``date`` narrow it down)."""
+    hospital_id = _staff_hospital_id()
+    appointments = service.hospital_appointments(
+        hospital_id, _int_arg(request.args.get("slotId"), "slotId"), _date_arg(request.args.get("date"), "date")
+    )
+    return jsonify(appointments=[appointment_json(a) for a in appointments])
+
+
+# ---------------------------------------------------------------------------- OpenAPI
+
+_SECURED = [{"bearer": []}]
+_NOT_FOUND = openapi.error_response("Not found (also for another hospital's objects)")
+
+
+def _q(name: str, description: str, schema: dict | None = None) -> dict:
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema or {"type": "string"}}
+
+
+openapi.register(
+    {
+        "/organization/save-details": {
+            "post": {
+                "summary": "Staff: create slots (one per doctor, per date when repeated)",
+                "security": _SECURED,
+                "requestBody": openapi.json_body("SaveDetails"),
+                "responses": {
+                    "201": openapi.json_response(
+                        "Created",
+                        {"type": "object", "properties": {"created": {"type": "integer"}, "skipped": {"type": "integer", "description": "Sessions that already existed"}, "slots": {"type": "array", "items": openapi.ref("Slot")}}},
+                    ),
+                    "401": openapi.UNAUTHORIZED,
+                    "404": _NOT_FOUND,
+                    "409": openapi.error_response("The same sessions were created at the same moment by someone else"),
+                    "422": openapi.INVALID,
+                },
+            }
+        },
+        "/organization/available-slots": {
+            "get": {
+                "summary": "Search bookable slots (full, closed and past slots are left out)",
+                "security": _SECURED,
+                "parameters": [
+                    _q("date", "YYYY-MM-DD", {"type": "string", "format": "date"}),
+                    _q("location", "Part of the hospital's location, any case"),
+                    _q("specialization", "Part of the doctor's specialization, any case"),
+                ],
+                "responses": {
+                    "200": openapi.json_response("Matching slots, soonest first", {"type": "object", "properties": {"slots": {"type": "array", "items": openapi.ref("Slot")}}}),
+                    "401": openapi.UNAUTHORIZED,
+                    "422": openapi.INVALID,
+                },
+            }
+        },
+        "/organization/all-slots": {
+            "get": {
+                "summary": "Staff: all of their own hospital's slots with booking status",
+                "security": _SECURED,
+                "parameters": [
+                    _q("date", "YYYY-MM-DD", {"type": "string", "format": "date"}),
+                    _q("doctorId", "One doctor", {"type": "integer"}),
+                    _q("page", "Pages of 200", {"type": "integer", "minimum": 1}),
+                ],
+                "responses": {
+                    "200": openapi.json_response(
+                        "The slots",
+                        {"type": "object", "properties": {"slots": {"type": "array", "items": openapi.ref("Slot")}, "page": {"type": "integer"}, "hasMore": {"type": "boolean"}}},
+                    ),
+                    "401": openapi.UNAUTHORIZED,
+                    "404": _NOT_FOUND,
+                },
+            }
+        },
+        "/appointments": {
+            "post": {
+                "summary": "Book a place in a slot and get a token number",
+                "security": _SECURED,
+                "parameters": [
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "description": "8-64 characters; a retry with the same key returns the same booking",
+                        "schema": {"type": "string"},
+                    }
+                ],
+                "requestBody": openapi.json_body("BookAppointment"),
+                "responses": {
+                    "201": openapi.json_response("Booked", openapi.ref("BookingResult")),
+                    "401": openapi.UNAUTHORIZED,
+                    "404": openapi.error_response("Slot not found"),
+                    "409": openapi.error_response('"This slot is fully booked" or "Slot availability changed, please refresh"'),
+                    "422": openapi.INVALID,
+                },
+            }
+        },
+        "/appointments/{appointment_id}/cancel": {
+            "post": {
+                "summary": "Cancel one's own upcoming appointment",
+                "security": _SECURED,
+                "parameters": [{"name": "appointment_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "responses": {
+                    "200": openapi.json_response("Cancelled", {"type": "object", "properties": {"appointment": openapi.ref("Appointment")}}),
+                    "401": openapi.UNAUTHORIZED,
+                    "404": openapi.error_response("Appointment not found"),
+                    "409": openapi.error_response("Already taken place, or marked arrived/no-show"),
+                },
+            }
+        },
+        "/appointments/my": {
+            "get": {
+                "summary": "The caller's own appointments",
+                "security": _SECURED,
+                "responses": {
+                    "200": openapi.json_response(
+                        "Upcoming and past appointments",
+                        {"type": "object", "properties": {"upcoming": {"type": "array", "items": openapi.ref("Appointment")}, "past": {"type": "array", "items": openapi.ref("Appointment")}}},
+                    ),
+                    "401": openapi.UNAUTHORIZED,
+                },
+            }
+        },
+        "/appointments/all": {
+            "get": {
+                "summary": "Staff: their own hospital's appointments",
+                "security": _SECURED,
+                "parameters": [_q("slotId", "One slot", {"type": "integer"}), _q("date", "YYYY-MM-DD", {"type": "string", "format": "date"})],
+                "responses": {
+                    "200": openapi.json_response("The appointments", {"type": "object", "properties": {"appointments": {"type": "array", "items": openapi.ref("Appointment")}}}),
+                    "401": openapi.UNAUTHORIZED,
+                    "404": _NOT_FOUND,
+                },
+            }
+        },
+    },
+    {
+        "Slot": {
+            "type": "object",
+            "properties": {
+                "slotId": {"type": "integer"},
+                "hospitalName": {"type": "string"},
+                "location": {"type": "string"},
+                "doctorName": {"type": "string"},
+                "specialization": {"type": "string"},
+                "date": {"type": "string", "format": "date"},
+                "timeSlot": {"type": "string", "example": "09:00-12:00", "description": "The hospital's local time"},
+                "startTime": {"type": "string", "example": "09:00"},
+                "endTime": {"type": "string", "example": "12:00"},
+                "timezone": {"type": "string", "example": "Asia/Kolkata"},
+                "totalSlots": {"type": "integer"},
+                "bookedSlots": {"type": "integer"},
+                "availableSlots": {"type": "integer"},
+                "isActive": {"type": "boolean", "description": "Takes bookings now (not full, closed or past)"},
+                "status": {"type": "string", "enum": ["Available", "Almost full", "Fully booked", "Closed", "Past"]},
+                "nowServing": {"type": ["integer", "null"]},
+            },
+        },
+        "SaveDetails": {
+            "type": "object",
+            "required": ["doctors", "date", "timeSlot"],
+            "properties": {
+                "hospitalName": {"type": "string", "description": "Ignored: always the caller's own hospital"},
+                "location": {"type": "string", "description": "Ignored: always the caller's own hospital"},
+                "doctors": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {"type": "object", "required": ["doctorName", "specialization"], "properties": {"doctorName": {"type": "string"}, "specialization": {"type": "string"}}},
+                },
+                "date": {"type": "string", "format": "date"},
+                "timeSlot": {"type": "string", "example": "09:00-12:00"},
+                "totalSlots": {"type": "integer", "default": 10, "minimum": 1, "maximum": service.MAX_CAPACITY},
+                "repeatUntil": {"type": "string", "format": "date", "description": "Repeat the session up to this date"},
+                "weekdays": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 6}, "description": "With repeatUntil: only these days (0 = Monday)"},
+            },
+        },
+        "BookAppointment": {
+            "type": "object",
+            "required": ["slotId", "patientName", "contactNumber"],
+            "properties": {
+                "slotId": {"type": "integer"},
+                "patientName": {"type": "string"},
+                "contactNumber": {"type": "string", "pattern": "^[0-9]{10}$"},
+            },
+        },
+        "Appointment": {
+            "type": "object",
+            "properties": {
+                "appointmentId": {"type": "integer"},
+                "slotId": {"type": "integer"},
+                "patientName": {"type": "string"},
+                "contactNumber": {"type": "string"},
+                "tokenNumber": {"type": "integer", "example": 101},
+                "status": {"type": "string", "enum": list(Appointment.STATUSES)},
+                "bookedAt": {"type": "string", "format": "date-time"},
+                "cancelledAt": {"type": ["string", "null"], "format": "date-time"},
+                "slot": openapi.ref("Slot"),
+            },
+        },
+        "BookingResult": {
+            "type": "object",
+            "properties": {
+                "appointment": openapi.ref("Appointment"),
+                "tokenNumber": {"type": "integer", "example": 101},
+                "remainingSlots": {"type": "integer", "example": 9},
+            },
+        },
+    },
+)

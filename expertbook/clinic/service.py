@@ -1,0 +1,712 @@
+"""Clinic rules: doctors' slots, token-numbered bookings, cancellations and the waiting-room queue.
+
+Every write that touches a slot's counters is one conditional UPDATE, so two writers can never both
+take the last place, on SQLite (where ``transaction()`` serialises writers with BEGIN IMMEDIATE) and
+on PostgreSQL (where the UPDATE's row lock makes the second writer re-check the condition).
+"""
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from flask import current_app
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import contains_eager
+
+from expertbook.auth.models import User
+from expertbook.clinic import signals
+from expertbook.clinic.models import Appointment, Doctor, Hospital, Slot
+from expertbook.database import after_commit, transaction, utcnow
+from expertbook.errors import Conflict, NotFound, ValidationFailed
+from expertbook.extensions import db
+
+FIRST_TOKEN = 101
+MAX_CAPACITY = 500
+MAX_REPEAT_DAYS = 92
+MAX_DOCTORS_PER_FORM = 20
+SEARCH_LIMIT = 100
+STAFF_PAGE_SIZE = 50
+MY_LIST_LIMIT = 100
+# A session starts and ends on the same day, so one that has not ended started less than a day ago.
+MAX_SESSION = timedelta(days=1)
+
+SLOT_NOT_FOUND = "Slot not found"
+SLOT_FULL = "This slot is fully booked"
+SLOT_CHANGED = "Slot availability changed, please refresh"
+APPOINTMENT_NOT_FOUND = "Appointment not found"
+
+_CONTACT = re.compile(r"[0-9]{10}")
+_KEY = re.compile(r"[A-Za-z0-9_\-:.]{8,64}")
+WAITING = (Appointment.BOOKED, Appointment.ARRIVED)
+
+
+# ---------------------------------------------------------------------------- time and status
+
+
+def zone(name: str | None) -> ZoneInfo:
+    """The hospital's zone; an unknown name falls back to the configured default rather than failing a page."""
+    try:
+        return ZoneInfo(name or current_app.config["CLINIC_TIMEZONE"])
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(current_app.config["CLINIC_TIMEZONE"])
+
+
+def local_today(timezone: str | None) -> date:
+    """Today's date where the hospital is."""
+    return utcnow().astimezone(zone(timezone)).date()
+
+
+def to_utc(day: date, at: time, timezone: str | None) -> datetime:
+    """A hospital wall-clock time on ``day`` as an aware UTC datetime."""
+    return datetime.combine(day, at, tzinfo=zone(timezone)).astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Badge:
+    label: str
+    css: str
+
+
+def slot_badge(slot: Slot, now: datetime | None = None) -> Badge:
+    """The one place that decides a slot's status badge: Past, Closed, Fully booked, Almost full or Available."""
+    now = now or utcnow()
+    if slot.is_past(now):
+        return Badge("Past", "badge-past")
+    if slot.closed:
+        return Badge("Closed", "badge-closed")
+    left = slot.places_left
+    if left <= 0:
+        return Badge("Fully booked", "badge-fully-booked")
+    if left <= 2:
+        return Badge("Almost full", "badge-almost-full")
+    return Badge("Available", "badge-available")
+
+
+def availability_class(slot: Slot, now: datetime | None = None) -> str:
+    """The colour of "N of M left": the same rule as the badge, in three shades."""
+    css = slot_badge(slot, now).css
+    if css == "badge-available":
+        return "avail-ok"
+    if css == "badge-almost-full":
+        return "avail-warn"
+    return "avail-full"
+
+
+def is_bookable(slot: Slot, now: datetime | None = None) -> bool:
+    """Whether the slot takes bookings right now (what search offers)."""
+    return slot_badge(slot, now).css in {"badge-available", "badge-almost-full"}
+
+
+# ---------------------------------------------------------------------------- input
+
+
+def clean_text(value: str | None, field: str, label: str, max_length: int = 120) -> str:
+    """A single-line text value, stripped; raises ValidationFailed naming ``field``."""
+    text = " ".join(str(value or "").split())
+    if not text:
+        raise ValidationFailed({field: f"Please enter the {label}."})
+    if len(text) > max_length:
+        raise ValidationFailed({field: f"Keep the {label} under {max_length} characters."})
+    return text
+
+
+def clean_patient(patient_name: str | None, contact_number: str | None) -> tuple[str, str]:
+    """The patient's name and 10-digit contact number; all problems are reported together."""
+    errors: dict[str, str] = {}
+    name = contact = ""
+    try:
+        name = clean_text(patient_name, "patient_name", "patient's name")
+    except ValidationFailed as error:
+        errors.update({k: v[0] for k, v in error.errors.items()})
+    contact = re.sub(r"[\s\-]", "", str(contact_number or ""))
+    if not contact:
+        errors["contact_number"] = "Please enter a contact number."
+    elif not _CONTACT.fullmatch(contact):
+        errors["contact_number"] = "The contact number must be exactly 10 digits."
+    if errors:
+        raise ValidationFailed(errors)
+    return name, contact
+
+
+def new_idempotency_key() -> str:
+    """A one-time key for a booking form, so a double click or a retried POST books once."""
+    return secrets.token_urlsafe(18)
+
+
+def _clean_key(key: str | None) -> str | None:
+    if key is None or key == "":
+        return None
+    key = str(key).strip()
+    if not _KEY.fullmatch(key):
+        raise ValidationFailed({"idempotency_key": "Use 8 to 64 letters, digits, '-', '_', ':' or '.'."})
+    return key
+
+
+def _staff_hospital_id(user_id: int) -> int:
+    hospital_id = db.session.scalar(select(User.hospital_id).where(User.id == user_id))
+    if hospital_id is None:
+        raise NotFound("Not found")
+    return hospital_id
+
+
+# ---------------------------------------------------------------------------- staff: creating slots
+
+
+@dataclass
+class CreatedSlots:
+    slots: list[Slot]
+    skipped: int
+
+
+def slot_dates(first: date, repeat_until: date | None, weekdays: list[int] | None) -> list[date]:
+    """The dates a (possibly repeated) session falls on: ``first`` alone, or each chosen weekday up to ``repeat_until``."""
+    if repeat_until is None:
+        return [first]
+    chosen = set(weekdays or range(7))
+    days = (repeat_until - first).days
+    return [first + timedelta(days=i) for i in range(days + 1) if (first + timedelta(days=i)).weekday() in chosen]
+
+
+def create_slots(
+    staff_user_id: int,
+    doctors: list[tuple[str | None, str | None]],
+    day: date | None,
+    start: time | None,
+    end: time | None,
+    capacity: int | None = 10,
+    repeat_until: date | None = None,
+    weekdays: list[int] | None = None,
+) -> CreatedSlots:
+    """Create one session per doctor and date for the staff member's hospital.
+
+    Doctors are matched by name and specialization (a new pair adds the doctor). A session that
+    already exists for a doctor at that date and start time is skipped and counted, so submitting
+    the same form twice creates nothing twice.
+    """
+    hospital_id = _staff_hospital_id(staff_user_id)
+    hospital = db.session.get(Hospital, hospital_id)
+    errors: dict[str, str] = {}
+    cleaned: list[tuple[str, str]] = []
+    if not doctors:
+        errors["doctors"] = "Add at least one doctor."
+    if len(doctors) > MAX_DOCTORS_PER_FORM:
+        errors["doctors"] = f"Add at most {MAX_DOCTORS_PER_FORM} doctors at a time."
+    for index, (name, specialization) in enumerate(doctors):
+        try:
+            cleaned.append(
+                (clean_text(name, f"doctors-{index}-name", "doctor's name"), clean_text(specialization, f"doctors-{index}-specialization", "specialization"))
+            )
+        except ValidationFailed as error:
+            errors.update({k: v[0] for k, v in error.errors.items()})
+    if day is None:
+        errors["date"] = "Please choose a date."
+    if start is None:
+        errors["start_time"] = "Please enter a start time."
+    if end is None:
+        errors["end_time"] = "Please enter an end time."
+    elif start is not None and end <= start:
+        errors["end_time"] = "The session must end after it starts."
+    if capacity is None:
+        errors["capacity"] = "Please enter how many patients can book."
+    elif not 1 <= capacity <= MAX_CAPACITY:
+        errors["capacity"] = f"Choose between 1 and {MAX_CAPACITY} places."
+    today = local_today(hospital.timezone)
+    if day is not None and day < today:
+        errors["date"] = "Choose today or a later date."
+    if repeat_until is not None and day is not None:
+        if repeat_until < day:
+            errors["repeat_until"] = "Repeat until a date on or after the first date."
+        elif (repeat_until - day).days > MAX_REPEAT_DAYS:
+            errors["repeat_until"] = f"Repeat over at most {MAX_REPEAT_DAYS} days at a time."
+    if weekdays and any(d not in range(7) for d in weekdays):
+        errors["weekdays"] = "Choose days of the week."
+    if errors:
+        raise ValidationFailed(errors)
+
+    now = utcnow()
+    # Only today's session can already be over; skip it rather than publish a slot nobody can book.
+    dates = [d for d in slot_dates(day, repeat_until, weekdays) if to_utc(d, end, hospital.timezone) > now]
+    if not dates:
+        raise ValidationFailed({"end_time" if repeat_until is None else "repeat_until": "That session has already ended; choose a later time or date."})
+    # Drop a doctor listed twice in the same form.
+    cleaned = list(dict.fromkeys(cleaned))
+
+    try:
+        with transaction() as session:
+            doctor_rows = []
+            for name, specialization in cleaned:
+                doctor = session.scalar(
+                    select(Doctor).where(Doctor.hospital_id == hospital_id, Doctor.name == name, Doctor.specialization == specialization)
+                )
+                if doctor is None:
+                    doctor = Doctor(hospital_id=hospital_id, name=name, specialization=specialization)
+                    session.add(doctor)
+                    session.flush()
+                doctor_rows.append(doctor)
+            existing = {
+                tuple(row)
+                for row in session.execute(
+                    select(Slot.doctor_id, Slot.date).where(
+                        Slot.doctor_id.in_([d.id for d in doctor_rows]), Slot.date.in_(dates), Slot.start_time == start
+                    )
+                )
+            }
+            created = []
+            for d in dates:
+                for doctor in doctor_rows:
+                    if (doctor.id, d) in existing:
+                        continue
+                    slot = Slot(
+                        hospital_id=hospital_id,
+                        doctor=doctor,
+                        date=d,
+                        start_time=start,
+                        end_time=end,
+                        starts_at=to_utc(d, start, hospital.timezone),
+                        ends_at=to_utc(d, end, hospital.timezone),
+                        capacity=capacity,
+                        booked_count=0,
+                        tokens_issued=0,
+                        closed=False,
+                        version=1,
+                    )
+                    session.add(slot)
+                    created.append(slot)
+            session.flush()
+    except IntegrityError:
+        # Another staff member created the same session at the same moment.
+        raise Conflict("Some of these slots were just created by someone else. Please check the slot list.") from None
+    return CreatedSlots(created, len(dates) * len(doctor_rows) - len(created))
+
+
+# ---------------------------------------------------------------------------- booking
+
+
+@dataclass
+class Booking:
+    appointment: Appointment
+    remaining: int
+    replayed: bool = False
+
+
+def _send(signal, appointment_id: int) -> None:
+    signal.send(current_app._get_current_object(), appointment_id=appointment_id)
+
+
+def _by_key(user_id: int, key: str) -> Appointment | None:
+    return db.session.scalar(select(Appointment).where(Appointment.user_id == user_id, Appointment.idempotency_key == key))
+
+
+def _replay(existing: Appointment, slot_id: int) -> Booking:
+    if existing.slot_id != slot_id:
+        raise Conflict("This booking form was already used for another slot. Please refresh and try again.")
+    slot = db.session.get(Slot, existing.slot_id)
+    return Booking(existing, slot.places_left, replayed=True)
+
+
+def _refusal(slot_id: int, now: datetime) -> Exception:
+    """Why the conditional UPDATE matched nothing, as the error to raise."""
+    slot = db.session.get(Slot, slot_id, populate_existing=True)
+    if slot is None:
+        return NotFound(SLOT_NOT_FOUND)
+    if slot.closed or slot.is_past(now):
+        return Conflict(SLOT_CHANGED)
+    if slot.booked_count >= slot.capacity:
+        return Conflict(SLOT_FULL)
+    return Conflict(SLOT_CHANGED)
+
+
+def book(
+    slot_id: int,
+    user_id: int,
+    patient_name: str | None,
+    contact_number: str | None,
+    idempotency_key: str | None = None,
+) -> Booking:
+    """Book a place in a slot and give it the slot's next token number (101, 102, ...).
+
+    The place is taken by a single conditional UPDATE that also issues the token, so there is no
+    moment between checking and taking in which another booking could slip in. A repeated request
+    with the same idempotency key returns the first booking instead of making a second one.
+    """
+    patient_name, contact_number = clean_patient(patient_name, contact_number)
+    key = _clean_key(idempotency_key)
+    try:
+        with transaction() as session:
+            if key:
+                existing = _by_key(user_id, key)
+                if existing is not None:
+                    return _replay(existing, slot_id)
+            now = utcnow()
+            taken = session.execute(
+                update(Slot)
+                .where(
+                    Slot.id == slot_id,
+                    Slot.booked_count < Slot.capacity,
+                    Slot.closed.is_(False),
+                    Slot.ends_at > now,
+                )
+                .values(booked_count=Slot.booked_count + 1, tokens_issued=Slot.tokens_issued + 1, version=Slot.version + 1)
+                .returning(Slot.tokens_issued, Slot.booked_count, Slot.capacity),
+                execution_options={"synchronize_session": False},
+            ).one_or_none()
+            if taken is None:
+                raise _refusal(slot_id, now)
+            appointment = Appointment(
+                slot_id=slot_id,
+                user_id=user_id,
+                patient_name=patient_name,
+                contact_number=contact_number,
+                token_number=FIRST_TOKEN - 1 + taken.tokens_issued,
+                status=Appointment.BOOKED,
+                booked_at=now,
+                idempotency_key=key,
+            )
+            session.add(appointment)
+            session.flush()
+            after_commit(partial(_send, signals.appointment_booked, appointment.id))
+    except IntegrityError:
+        # The same key raced itself (two tabs, a retry while the first was in flight): the
+        # loser's transaction rolled back, counters included, and the winner's booking is the answer.
+        existing = _by_key(user_id, key) if key else None
+        if existing is None:
+            raise
+        return _replay(existing, slot_id)
+    return Booking(appointment, taken.capacity - taken.booked_count)
+
+
+def cancel(appointment_id: int, user_id: int) -> Appointment:
+    """The patient cancels their own upcoming appointment; the place is freed, the token is not reused."""
+    with transaction() as session:
+        appointment = _own_appointment(appointment_id, user_id)
+        if appointment.status == Appointment.CANCELLED:
+            return appointment
+        if appointment.status != Appointment.BOOKED:
+            raise Conflict("This appointment can no longer be cancelled.")
+        now = utcnow()
+        if appointment.slot.is_past(now):
+            raise Conflict("This appointment has already taken place.")
+        changed = session.execute(
+            update(Appointment)
+            .where(Appointment.id == appointment_id, Appointment.status == Appointment.BOOKED)
+            .values(status=Appointment.CANCELLED, cancelled_at=now),
+            execution_options={"synchronize_session": False},
+        ).rowcount
+        if changed:
+            session.execute(
+                update(Slot)
+                .where(Slot.id == appointment.slot_id)
+                .values(booked_count=Slot.booked_count - 1, version=Slot.version + 1),
+                execution_options={"synchronize_session": False},
+            )
+            after_commit(partial(_send, signals.appointment_cancelled, appointment_id))
+    session.expire_all()
+    return appointment
+
+
+# ---------------------------------------------------------------------------- staff: running a slot
+
+
+def _staff_slot(session, slot_id: int, hospital_id: int, lock: bool = False) -> Slot:
+    query = select(Slot).where(Slot.id == slot_id, Slot.hospital_id == hospital_id)
+    if lock:
+        query = query.with_for_update(of=Slot)
+    slot = session.scalar(query.execution_options(populate_existing=True))
+    if slot is None:
+        raise NotFound(SLOT_NOT_FOUND)
+    return slot
+
+
+def close_slot(slot_id: int, hospital_id: int) -> Slot:
+    """Stop taking bookings for a slot (existing appointments stay)."""
+    with transaction() as session:
+        session.execute(
+            update(Slot)
+            .where(Slot.id == slot_id, Slot.hospital_id == hospital_id, Slot.closed.is_(False))
+            .values(closed=True, closed_at=utcnow(), version=Slot.version + 1),
+            execution_options={"synchronize_session": False},
+        )
+        slot = _staff_slot(session, slot_id, hospital_id)
+    return slot
+
+
+def reopen_slot(slot_id: int, hospital_id: int) -> Slot:
+    """Take bookings again for a slot that was closed."""
+    with transaction() as session:
+        session.execute(
+            update(Slot)
+            .where(Slot.id == slot_id, Slot.hospital_id == hospital_id, Slot.closed.is_(True))
+            .values(closed=False, closed_at=None, version=Slot.version + 1),
+            execution_options={"synchronize_session": False},
+        )
+        slot = _staff_slot(session, slot_id, hospital_id)
+    return slot
+
+
+def change_capacity(slot_id: int, hospital_id: int, capacity: int | None) -> Slot:
+    """Set a slot's capacity; it can never go below the places already booked."""
+    if capacity is None:
+        raise ValidationFailed({"capacity": "Please enter the number of places."})
+    if not 1 <= capacity <= MAX_CAPACITY:
+        raise ValidationFailed({"capacity": f"Choose between 1 and {MAX_CAPACITY} places."})
+    with transaction() as session:
+        changed = session.execute(
+            update(Slot)
+            .where(Slot.id == slot_id, Slot.hospital_id == hospital_id, Slot.booked_count <= capacity)
+            .values(capacity=capacity, version=Slot.version + 1),
+            execution_options={"synchronize_session": False},
+        ).rowcount
+        slot = _staff_slot(session, slot_id, hospital_id)
+        if not changed:
+            raise ValidationFailed(
+                {"capacity": f"{slot.booked_count} places are already booked, so the capacity cannot be less than {slot.booked_count}."}
+            )
+    return slot
+
+
+def set_appointment_status(appointment_id: int, hospital_id: int, status: str) -> Appointment:
+    """Staff mark a patient arrived or no-show (or back to booked); cancelled appointments stay cancelled."""
+    if status not in (Appointment.BOOKED, Appointment.ARRIVED, Appointment.NO_SHOW):
+        raise ValidationFailed({"status": "Choose arrived, no-show or booked."})
+    with transaction() as session:
+        appointment = session.scalar(
+            select(Appointment)
+            .join(Slot)
+            .where(Appointment.id == appointment_id, Slot.hospital_id == hospital_id)
+            .execution_options(populate_existing=True)
+        )
+        if appointment is None:
+            raise NotFound(APPOINTMENT_NOT_FOUND)
+        changed = session.execute(
+            update(Appointment)
+            .where(Appointment.id == appointment_id, Appointment.status != Appointment.CANCELLED)
+            .values(status=status),
+            execution_options={"synchronize_session": False},
+        ).rowcount
+        if not changed:
+            raise Conflict("The patient cancelled this appointment.")
+        session.execute(update(Slot).where(Slot.id == appointment.slot_id).values(version=Slot.version + 1), execution_options={"synchronize_session": False})
+    session.expire_all()
+    return appointment
+
+
+def staff_appointment_slot_id(appointment_id: int, hospital_id: int) -> int:
+    """The slot of one of the hospital's appointments; NotFound for any other hospital's."""
+    slot_id = db.session.scalar(
+        select(Appointment.slot_id).join(Slot).where(Appointment.id == appointment_id, Slot.hospital_id == hospital_id)
+    )
+    if slot_id is None:
+        raise NotFound(APPOINTMENT_NOT_FOUND)
+    return slot_id
+
+
+def call_next(slot_id: int, hospital_id: int) -> Slot:
+    """Show the next waiting token on the "now serving" screen (cancelled and no-show tokens are skipped)."""
+    with transaction() as session:
+        # The row lock keeps two desks from calling the same patient at once.
+        slot = _staff_slot(session, slot_id, hospital_id, lock=True)
+        following = _next_waiting(slot.id, slot.now_serving)
+        if following is None:
+            raise Conflict("No more patients are waiting for this slot.")
+        slot.now_serving = following
+        slot.version = slot.version + 1
+    return slot
+
+
+def _next_waiting(slot_id: int, after: int | None) -> int | None:
+    return db.session.scalar(
+        select(func.min(Appointment.token_number)).where(
+            Appointment.slot_id == slot_id,
+            Appointment.token_number > (after or FIRST_TOKEN - 1),
+            Appointment.status.in_(WAITING),
+        )
+    )
+
+
+def next_token(slot: Slot) -> int | None:
+    """The token that will be called after the one now being served."""
+    return _next_waiting(slot.id, slot.now_serving)
+
+
+def tokens_ahead(appointment: Appointment, slot: Slot) -> int:
+    """How many waiting tokens will be called before this appointment's."""
+    return db.session.scalar(
+        select(func.count()).where(
+            Appointment.slot_id == slot.id,
+            Appointment.token_number < appointment.token_number,
+            Appointment.token_number > (slot.now_serving or FIRST_TOKEN - 1),
+            Appointment.status.in_(WAITING),
+        )
+    ) or 0
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def _with_doctor_and_hospital(query: Select) -> Select:
+    return query.join(Slot.doctor).join(Slot.hospital).options(contains_eager(Slot.doctor), contains_eager(Slot.hospital))
+
+
+def _contains(column, text: str):
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return column.ilike(f"%{escaped}%", escape="\\")
+
+
+def search_slots(
+    day: date | None = None, location: str | None = None, specialization: str | None = None, limit: int = SEARCH_LIMIT
+) -> list[Slot]:
+    """Slots a patient can book now, soonest first; each filter may be left empty.
+
+    Full, closed and past slots are not offered.
+    """
+    now = utcnow()
+    query = _with_doctor_and_hospital(select(Slot)).where(
+        Slot.closed.is_(False),
+        Slot.booked_count < Slot.capacity,
+        Slot.ends_at > now,
+        # Redundant with the line above, but lets the database walk ix_slots_starts_at in order.
+        Slot.starts_at > now - MAX_SESSION,
+    )
+    if day is not None:
+        query = query.where(Slot.date == day)
+    if location and location.strip():
+        query = query.where(_contains(Hospital.location, location.strip()))
+    if specialization and specialization.strip():
+        query = query.where(_contains(Doctor.specialization, specialization.strip()))
+    query = query.order_by(Slot.starts_at, Hospital.name, Doctor.name, Slot.id).limit(limit)
+    return list(db.session.scalars(query))
+
+
+def specializations() -> list[str]:
+    """Every specialization some doctor has, for the search form's suggestions."""
+    return list(db.session.scalars(select(Doctor.specialization).distinct().order_by(Doctor.specialization).limit(200)))
+
+
+def slot_with_details(slot_id: int) -> Slot:
+    """A slot with its doctor and hospital, for anyone to look at; NotFound if there is none."""
+    slot = db.session.scalar(_with_doctor_and_hospital(select(Slot)).where(Slot.id == slot_id))
+    if slot is None:
+        raise NotFound(SLOT_NOT_FOUND)
+    return slot
+
+
+@dataclass(frozen=True)
+class Availability:
+    slot_id: int
+    capacity: int
+    booked_count: int
+    closed: bool
+    past: bool
+    version: int
+
+    @property
+    def left(self) -> int:
+        return 0 if self.closed or self.past else max(self.capacity - self.booked_count, 0)
+
+    @property
+    def css(self) -> str:
+        if self.closed or self.past or self.left <= 0:
+            return "avail-full"
+        return "avail-warn" if self.left <= 2 else "avail-ok"
+
+
+def availability(slot_id: int) -> Availability:
+    """A slot's live counts in one indexed SELECT (polled by every open slot page)."""
+    row = db.session.execute(
+        select(Slot.capacity, Slot.booked_count, Slot.closed, Slot.ends_at, Slot.version).where(Slot.id == slot_id)
+    ).one_or_none()
+    if row is None:
+        raise NotFound(SLOT_NOT_FOUND)
+    return Availability(slot_id, row.capacity, row.booked_count, row.closed, row.ends_at <= utcnow(), row.version)
+
+
+def doctors_of(hospital_id: int) -> list[Doctor]:
+    """The hospital's doctors, by name."""
+    return list(db.session.scalars(select(Doctor).where(Doctor.hospital_id == hospital_id).order_by(Doctor.name, Doctor.specialization)))
+
+
+def staff_slots(
+    hospital_id: int, day: date | None = None, doctor_id: int | None = None, page: int = 1, page_size: int = STAFF_PAGE_SIZE, upcoming_only: bool = True
+) -> tuple[list[Slot], bool]:
+    """One page of the hospital's slots (from today on unless a date is chosen) and whether there is another page."""
+    query = select(Slot).join(Slot.doctor).options(contains_eager(Slot.doctor)).where(Slot.hospital_id == hospital_id)
+    if day is not None:
+        query = query.where(Slot.date == day)
+    elif upcoming_only:
+        hospital_zone = db.session.scalar(select(Hospital.timezone).where(Hospital.id == hospital_id))
+        query = query.where(Slot.date >= local_today(hospital_zone))
+    if doctor_id is not None:
+        query = query.where(Slot.doctor_id == doctor_id)
+    page = max(page, 1)
+    query = query.order_by(Slot.date, Slot.start_time, Doctor.name, Slot.id).offset((page - 1) * page_size).limit(page_size + 1)
+    rows = list(db.session.scalars(query))
+    return rows[:page_size], len(rows) > page_size
+
+
+def staff_slot(slot_id: int, hospital_id: int) -> Slot:
+    """One of the hospital's own slots with its doctor; NotFound for any other hospital's."""
+    slot = db.session.scalar(
+        _with_doctor_and_hospital(select(Slot)).where(Slot.id == slot_id, Slot.hospital_id == hospital_id).execution_options(populate_existing=True)
+    )
+    if slot is None:
+        raise NotFound(SLOT_NOT_FOUND)
+    return slot
+
+
+def slot_appointments(slot_id: int) -> list[Appointment]:
+    """A slot's appointments in token order."""
+    return list(db.session.scalars(select(Appointment).where(Appointment.slot_id == slot_id).order_by(Appointment.token_number)))
+
+
+def hospital_appointments(hospital_id: int, slot_id: int | None = None, day: date | None = None, limit: int = 500) -> list[Appointment]:
+    """The hospital's appointments (optionally of one slot or date), newest sessions first."""
+    query = (
+        select(Appointment)
+        .join(Appointment.slot)
+        .join(Slot.doctor)
+        .join(Slot.hospital)
+        .options(contains_eager(Appointment.slot).contains_eager(Slot.doctor), contains_eager(Appointment.slot).contains_eager(Slot.hospital))
+        .where(Slot.hospital_id == hospital_id)
+    )
+    if slot_id is not None:
+        query = query.where(Slot.id == slot_id)
+    if day is not None:
+        query = query.where(Slot.date == day)
+    query = query.order_by(Slot.starts_at.desc(), Appointment.token_number).limit(limit)
+    return list(db.session.scalars(query))
+
+
+def _own_query(user_id: int) -> Select:
+    return (
+        select(Appointment)
+        .join(Appointment.slot)
+        .join(Slot.doctor)
+        .join(Slot.hospital)
+        .options(contains_eager(Appointment.slot).contains_eager(Slot.doctor), contains_eager(Appointment.slot).contains_eager(Slot.hospital))
+        .where(Appointment.user_id == user_id)
+    )
+
+
+def _own_appointment(appointment_id: int, user_id: int) -> Appointment:
+    appointment = db.session.scalar(_own_query(user_id).where(Appointment.id == appointment_id).execution_options(populate_existing=True))
+    if appointment is None:
+        raise NotFound(APPOINTMENT_NOT_FOUND)
+    return appointment
+
+
+def own_appointment(appointment_id: int, user_id: int) -> Appointment:
+    """The patient's own appointment with its slot, doctor and hospital; NotFound for anyone else's."""
+    return _own_appointment(appointment_id, user_id)
+
+
+def my_appointments(user_id: int, limit: int = MY_LIST_LIMIT) -> tuple[list[Appointment], list[Appointment]]:
+    """The patient's upcoming appointments (soonest first) and past ones (latest first)."""
+    now = utcnow()
+    upcoming = list(db.session.scalars(_own_query(user_id).where(Slot.ends_at > now).order_by(Slot.starts_at, Appointment.id).limit(limit)))
+    past = list(db.session.scalars(_own_query(user_id).where(Slot.ends_at <= now).order_by(Slot.starts_at.desc(), Appointment.id).limit(limit)))
+    return upcoming, past
