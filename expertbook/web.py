@@ -5,7 +5,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Response, flash, make_response, redirect, render_template, request, url_for
+from flask import Response, current_app, flash, make_response, redirect, render_template, request, url_for
 
 from expertbook.errors import ServiceError, ValidationFailed
 
@@ -85,3 +85,10 @@ def flash_and_redirect(message: str, endpoint: str, category: str = "success", *
     """Flash ``message`` and redirect (303) to ``endpoint``."""
     flash(message, category)
     return redirect_to(url_for(endpoint, **values))
+
+
+def external_url(endpoint: str, **values: Any) -> str:
+    """An absolute link under ``BASE_URL``, for emails and jobs: it works outside a request and never
+    trusts the request's Host header."""
+    path = current_app.url_map.bind("localhost", script_name=current_app.config.get("APPLICATION_ROOT") or "/").build(endpoint, values)
+    return current_app.config["BASE_URL"] + path

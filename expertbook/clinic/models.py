@@ -145,3 +145,4 @@ class Appointment(db.Model):
     idempotency_key: Mapped[str | None] = mapped_column(String(64))
 
     slot: Mapped[Slot] = relationship()
+    user: Mapped[User] = relationship()

@@ -10,7 +10,6 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from functools import partial
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app
@@ -21,7 +20,7 @@ from sqlalchemy.orm import contains_eager
 from expertbook.auth.models import User
 from expertbook.clinic import signals
 from expertbook.clinic.models import Appointment, Doctor, Hospital, Slot
-from expertbook.database import after_commit, transaction, utcnow
+from expertbook.database import transaction, utcnow
 from expertbook.errors import Conflict, NotFound, ValidationFailed
 from expertbook.extensions import db
 
@@ -369,7 +368,7 @@ def book(
             )
             session.add(appointment)
             session.flush()
-            after_commit(partial(_send, signals.appointment_booked, appointment.id))
+            _send(signals.appointment_booked, appointment.id)
     except IntegrityError:
         # The same key raced itself (two tabs, a retry while the first was in flight): the
         # loser's transaction rolled back, counters included, and the winner's booking is the answer.
@@ -404,7 +403,7 @@ def cancel(appointment_id: int, user_id: int) -> Appointment:
                 .values(booked_count=Slot.booked_count - 1, version=Slot.version + 1),
                 execution_options={"synchronize_session": False},
             )
-            after_commit(partial(_send, signals.appointment_cancelled, appointment_id))
+            _send(signals.appointment_cancelled, appointment_id)
     session.expire_all()
     return appointment
 

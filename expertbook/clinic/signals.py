@@ -1,14 +1,18 @@
 """Clinic events other areas can subscribe to (e.g. to email the token), without editing the clinic code.
 
-Both are sent only after the transaction committed, with the application as sender and the
-appointment's id as the only keyword argument::
+Both are sent INSIDE the booking's transaction, right after the change is flushed, with the application
+as sender and the appointment's id as the only keyword argument::
 
     from expertbook.clinic.signals import appointment_booked
 
     @appointment_booked.connect
     def email_token(app, appointment_id: int) -> None: ...
 
-A failing receiver is logged and never undoes the booking.
+That is what lets a receiver write its own rows (an outbox email, say) in the same transaction, so they
+commit or roll back together with the booking. Receivers therefore only write through ``db.session`` and
+defer every side effect (HTTP, Redis, SMTP) with ``expertbook.database.after_commit``; a receiver whose
+failure must not cost the booking guards its writes with a savepoint and logs (see
+``expertbook.notifications.clinic``).
 """
 from blinker import Namespace
 

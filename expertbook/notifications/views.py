@@ -8,6 +8,7 @@ from flask import Blueprint, abort, current_app, flash, request, url_for
 from flask_login import current_user, login_required
 
 from expertbook.errors import NotFound
+from expertbook.notifications import clinic as _clinic_emails  # noqa: F401  (connects the clinic email receivers)
 from expertbook.notifications import service
 from expertbook.notifications.forms import RetryForm
 from expertbook.notifications.models import STATUSES

@@ -34,6 +34,7 @@ from sqlalchemy import delete, select, update
 
 from expertbook.database import after_commit, transaction, utcnow
 from expertbook.extensions import db
+from expertbook.web import external_url
 from expertbook.video import crypto, signals, zoom
 from expertbook.video.errors import (
     MeetingNotFound,
@@ -105,8 +106,7 @@ def _outside_transaction() -> None:
 
 def reauthorize_url() -> str:
     """The absolute link for a "please re-authorize Zoom" email (login first, then straight to Zoom)."""
-    path = current_app.url_map.bind("localhost").build("video.zoom_connect")
-    return current_app.config["BASE_URL"] + path
+    return external_url("video.zoom_connect")
 
 
 def _secrets(connection: ZoomConnection) -> dict[str, Any]:

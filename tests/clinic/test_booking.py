@@ -151,7 +151,7 @@ def test_signals_are_sent_after_commit_with_the_appointment_id(app):
     seen = []
 
     def booked(sender, appointment_id):
-        # Committed already: another connection can see it.
+        # Inside the booking's transaction: the row is there, and not yet visible to anyone else.
         seen.append(("booked", appointment_id, db.session.get(Appointment, appointment_id) is not None))
 
     def cancelled(sender, appointment_id):
@@ -168,6 +168,25 @@ def test_signals_are_sent_after_commit_with_the_appointment_id(app):
         signals.appointment_booked.disconnect(booked)
         signals.appointment_cancelled.disconnect(cancelled)
     assert seen == [("booked", result.appointment.id, True), ("cancelled", result.appointment.id, True)]
+
+
+def test_a_receivers_writes_commit_or_roll_back_with_the_booking(app):
+    """Receivers run inside the booking transaction, so what they write shares its fate."""
+    slot = make_slot(capacity=1)
+    user = make_user()
+
+    def fail(sender, appointment_id):
+        raise RuntimeError("receiver failed")
+
+    signals.appointment_booked.connect(fail)
+    try:
+        with pytest.raises(RuntimeError):
+            service.book(slot.id, user.id, "A", "9876543210")
+    finally:
+        signals.appointment_booked.disconnect(fail)
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(Appointment)) == 0
+    assert db.session.get(Slot, slot.id).booked_count == 0
 
 
 def test_capacity_cannot_go_below_booked_and_other_hospitals_get_404(app):

@@ -1,0 +1,147 @@
+"""Clinic emails: the token confirmation, the cancellation and the reminder.
+
+The receivers run inside the booking's transaction (see ``expertbook.clinic.signals``), so each
+email's outbox row commits or rolls back together with the appointment it is about.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import datetime
+
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
+
+from expertbook.clinic import signals
+from expertbook.clinic.models import Appointment, Slot
+from expertbook.extensions import db
+from expertbook.notifications.ics import event_ics
+from expertbook.notifications.service import Reminder, queue_email, register_reminder_source
+from expertbook.web import external_url
+
+log = logging.getLogger(__name__)
+
+
+def _load(appointment_id: int) -> Appointment:
+    return db.session.scalars(
+        select(Appointment)
+        .where(Appointment.id == appointment_id)
+        .options(joinedload(Appointment.slot).joinedload(Slot.doctor), joinedload(Appointment.slot).joinedload(Slot.hospital), joinedload(Appointment.user))
+    ).one()
+
+
+def _facts(appointment: Appointment) -> dict:
+    slot = appointment.slot
+    return {
+        "patient_name": appointment.patient_name,
+        "token_number": appointment.token_number,
+        "doctor_name": slot.doctor.name,
+        "specialization": slot.doctor.specialization,
+        "hospital_name": slot.hospital.name,
+        "location": slot.hospital.location,
+        "session_date": slot.date.strftime("%A %d %B %Y"),
+        "session_time": f"{slot.start_time:%H:%M}-{slot.end_time:%H:%M}",
+        "booking_url": external_url("clinic.appointment", appointment_id=appointment.id),
+    }
+
+
+def _uid(appointment: Appointment) -> str:
+    host = current_app.config["BASE_URL"].split("://", 1)[-1].split("/", 1)[0]
+    return f"clinic-appointment-{appointment.id}@{host}"
+
+
+def _calendar(appointment: Appointment, method: str, sequence: int) -> str:
+    slot = appointment.slot
+    return event_ics(
+        _uid(appointment),
+        slot.starts_at,
+        slot.ends_at,
+        f"{slot.doctor.name} - token {appointment.token_number}",
+        method=method,
+        sequence=sequence,
+        location=f"{slot.hospital.name}, {slot.hospital.location}",
+        description=f"Token number {appointment.token_number}. Patients are seen in token order.",
+        url=external_url("clinic.appointment", appointment_id=appointment.id),
+    )
+
+
+def _guarded(kind: str, appointment_id: int, write) -> None:
+    """Queue an email in a savepoint: a problem with the email is logged and never costs the booking."""
+    try:
+        with db.session.begin_nested():
+            write()
+    except Exception:
+        log.exception("%s email for appointment %s was not queued", kind, appointment_id)
+
+
+@signals.appointment_booked.connect
+def token_confirmation(app, appointment_id: int, **_) -> None:
+    """Email the patient their token number, with the session in a calendar file."""
+
+    def write() -> None:
+        appointment = _load(appointment_id)
+        facts = _facts(appointment)
+        queue_email(
+            "clinic-token",
+            appointment.user.email,
+            appointment.user.name,
+            "clinic_token_confirmed",
+            {**facts, "cancel_url": external_url("clinic.my_appointments")},
+            subject=f"Your token {appointment.token_number} - {facts['doctor_name']}, {appointment.slot.date:%d %b %Y}",
+            ics=_calendar(appointment, "REQUEST", 0),
+        )
+
+    _guarded("token confirmation", appointment_id, write)
+
+
+@signals.appointment_cancelled.connect
+def cancellation(app, appointment_id: int, **_) -> None:
+    """Confirm a cancellation to the patient, with a METHOD:CANCEL calendar file for the same event."""
+
+    def write() -> None:
+        appointment = _load(appointment_id)
+        facts = _facts(appointment)
+        queue_email(
+            "clinic-cancelled",
+            appointment.user.email,
+            appointment.user.name,
+            "booking_cancelled",
+            {
+                "what": f"Token {appointment.token_number} with {facts['doctor_name']} at {facts['hospital_name']}",
+                "when": f"{facts['session_date']}, {facts['session_time']}",
+                "cancelled_by": "you",
+                "rebook_url": external_url("clinic.search"),
+            },
+            subject=f"Cancelled: token {appointment.token_number} - {facts['doctor_name']}, {appointment.slot.date:%d %b %Y}",
+            ics=_calendar(appointment, "CANCEL", 1),
+        )
+
+    _guarded("cancellation", appointment_id, write)
+
+
+@register_reminder_source
+def clinic_reminders(now: datetime, until: datetime) -> Iterator[Reminder]:
+    """A reminder for every booked appointment whose session starts within the reminder window."""
+    appointments = db.session.scalars(
+        select(Appointment)
+        .join(Appointment.slot)
+        .where(Appointment.status == Appointment.BOOKED, Slot.starts_at >= now, Slot.starts_at < until, Slot.closed.is_(False))
+        .options(joinedload(Appointment.slot).joinedload(Slot.doctor), joinedload(Appointment.slot).joinedload(Slot.hospital), joinedload(Appointment.user))
+    ).all()
+    for appointment in appointments:
+        facts = _facts(appointment)
+        yield Reminder(
+            kind="clinic",
+            id=appointment.id,
+            to_email=appointment.user.email,
+            to_name=appointment.user.name,
+            subject=f"Reminder: token {appointment.token_number} - {facts['doctor_name']}, {appointment.slot.date:%d %b}",
+            context={
+                "what": f"{facts['doctor_name']} ({facts['specialization']}) at {facts['hospital_name']}",
+                "when": f"{facts['session_date']}, {facts['session_time']}",
+                "where": f"{facts['hospital_name']}, {facts['location']}",
+                "token_number": appointment.token_number,
+                "booking_url": facts["booking_url"],
+            },
+        )

@@ -1,0 +1,102 @@
+"""Clinic emails through the outbox: the token confirmation, the cancellation and the reminder."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from icalendar import Calendar
+from sqlalchemy import func, select
+
+from expertbook.clinic import service as clinic
+from expertbook.clinic.models import Appointment
+from expertbook.errors import Conflict
+from expertbook.extensions import db
+from expertbook.notifications import service
+from expertbook.notifications.models import OutboxEmail
+from tests.factories import login, make_slot, make_user
+from tests.notifications.conftest import mail_config
+
+
+@pytest.fixture
+def app_config(smtp):
+    return mail_config(smtp)
+
+
+def _calendar(message):
+    part = next(p for p in message.walk() if p.get_content_type() == "text/calendar")
+    return part, Calendar.from_ical(part.get_payload(decode=True))
+
+
+def test_booking_emails_the_token_with_a_calendar_file(app, client, smtp):
+    slot = make_slot()
+    patient = make_user(name="Priya Raman", email="priya@example.com")
+    login(client, patient)
+    page = client.get(f"/clinic/slots/{slot.id}").get_data(as_text=True)
+    assert page  # the booking form is there
+    booking = clinic.book(slot.id, patient.id, "Karthik Raman", "9876543210")
+    [message] = smtp.wait_for(1)
+    assert message["To"] == "Priya Raman <priya@example.com>"
+    assert "Your token 101" in message["Subject"]
+    text = message.get_body(("plain",)).get_content()
+    assert "Token number: 101" in text and "Karthik Raman" in text
+    assert "Dr. Sharma" in text and "City General Hospital" in text
+    assert f"/clinic/appointments/{booking.appointment.id}" in text
+    part, calendar = _calendar(message)
+    assert part.get_param("method") == "REQUEST"
+    event = next(iter(calendar.walk("VEVENT")))
+    assert str(event["UID"]).startswith(f"clinic-appointment-{booking.appointment.id}@")
+    assert event.decoded("DTSTART") == slot.starts_at
+
+
+def test_cancelling_emails_a_cancel_calendar_for_the_same_event(app, smtp):
+    slot = make_slot()
+    patient = make_user(email="c@example.com")
+    booking = clinic.book(slot.id, patient.id, "C", "9876543210")
+    clinic.cancel(booking.appointment.id, patient.id)
+    first, second = smtp.wait_for(2)
+    assert second["Subject"].startswith("Cancelled: token 101")
+    _, invite = _calendar(first)
+    part, cancel = _calendar(second)
+    assert part.get_param("method") == "CANCEL"
+    uid = lambda cal: str(next(iter(cal.walk("VEVENT")))["UID"])  # noqa: E731
+    assert uid(invite) == uid(cancel)
+    assert str(cancel["METHOD"]) == "CANCEL"
+
+
+def test_a_refused_booking_writes_no_email(app, smtp):
+    slot = make_slot(capacity=1, booked=1)
+    with pytest.raises(Conflict):
+        clinic.book(slot.id, make_user().id, "A", "9876543210")
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(OutboxEmail)) == 0
+    assert smtp.messages == []
+
+
+def test_an_email_problem_never_costs_the_booking(app, smtp, monkeypatch):
+    from expertbook.notifications import clinic as clinic_emails
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("template engine on fire")
+
+    monkeypatch.setattr(clinic_emails, "queue_email", broken)
+    slot = make_slot()
+    booking = clinic.book(slot.id, make_user().id, "A", "9876543210")
+    db.session.rollback()
+    assert db.session.get(Appointment, booking.appointment.id) is not None
+    assert db.session.scalar(select(func.count()).select_from(OutboxEmail)) == 0
+
+
+def test_clinic_reminder_is_sent_once(app, smtp):
+    slot = make_slot(days_ahead=2)
+    patient = make_user(email="r@example.com")
+    clinic.book(slot.id, patient.id, "R", "9876543210")
+    smtp.wait_for(1)
+    too_early = slot.starts_at - timedelta(hours=app.config["REMINDER_HOURS"] + 1)
+    assert service.send_due_reminders(too_early) == 0
+    an_hour_before = slot.starts_at - timedelta(hours=1)
+    assert service.send_due_reminders(an_hour_before) == 1
+    assert service.send_due_reminders(an_hour_before) == 0
+    messages = smtp.wait_for(2)
+    assert len(messages) == 2
+    assert messages[1]["Subject"].startswith("Reminder: token 101")
+    assert "Token number" in messages[1].get_body(("plain",)).get_content() or "101" in messages[1].get_body(("plain",)).get_content()
