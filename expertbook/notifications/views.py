@@ -19,6 +19,13 @@ bp = Blueprint("notifications", __name__, url_prefix="/notifications", cli_group
 FILTERS = ("unsent", *STATUSES, "all")
 
 
+@bp.record_once
+def _subscribe(state) -> None:
+    from expertbook.notifications import subscribers
+
+    subscribers.connect()
+
+
 def admin_required(view):
     """Only site administrators may use ``view``; everyone else gets 404, as if it were not there."""
 
@@ -98,7 +105,10 @@ def worker_command(burst: bool, queues: tuple[str, ...]) -> None:
 
 @bp.cli.command("relay")
 def relay_command() -> None:
-    """One relay pass: dispatch every email that is due, or abandoned by a dead worker."""
+    """One relay pass: dispatch every email (and other job, e.g. a video meeting) that is due, or abandoned by a dead worker."""
+    jobs = service.run_relay_hooks()
+    if jobs:
+        click.echo(f"{jobs} other job(s) dispatched.")
     try:
         count = service.relay()
     except Exception as exc:  # Redis down: say so plainly
