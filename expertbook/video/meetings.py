@@ -209,7 +209,7 @@ def relay(now: datetime | None = None, limit: int = 200) -> int:
             enqueue(meeting_id, due)
         else:
             try:
-                sync(meeting_id)
+                sync(meeting_id, now=max(now, utcnow()))
             except Exception:
                 log.exception("video meeting %s: the relay's attempt failed", meeting_id)
     if rows:
@@ -434,7 +434,7 @@ def _incident(expert_user_id: int) -> str | None:
     connection = db.session.scalar(select(ZoomConnection).where(ZoomConnection.user_id == expert_user_id))
     if connection is None or connection.status != RECONNECT_NEEDED:
         return None
-    return f"{connection.id}:{int(connection.connected_at.timestamp())}"
+    return f"{connection.id}:{connection.connected_at.strftime('%Y%m%dT%H%M%S.%f')}"
 
 
 def _record_reauth(meeting_id: int, claim: datetime, expert_user_id: int, plan: str, reason: str) -> str:
