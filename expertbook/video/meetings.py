@@ -109,7 +109,7 @@ def booking_confirmed(booking_id: int) -> Meeting | None:
         )
         db.session.add(meeting)
         db.session.flush()
-    after_commit(partial(dispatch, meeting.id))
+    _dispatch_after_commit(meeting)
     return meeting
 
 
@@ -126,7 +126,7 @@ def booking_ended(booking_id: int) -> None:
         return
     meeting.attempts = 0
     meeting.next_attempt_at = utcnow()
-    after_commit(partial(dispatch, meeting.id))
+    _dispatch_after_commit(meeting)
 
 
 # ---------------------------------------------------------------------------- dispatch
@@ -188,6 +188,11 @@ def dispatch(meeting_id: int, due: datetime | None = None) -> None:
         sync(meeting_id)
     except Exception:
         log.exception("in-process video meeting job %s failed; the relay will retry it", meeting_id)
+
+
+def _dispatch_after_commit(meeting: Meeting) -> None:
+    # The due time is part of the job id, so this and a relay pass for the same work make one job.
+    after_commit(partial(dispatch, meeting.id, meeting.next_attempt_at))
 
 
 def relay(now: datetime | None = None, limit: int = 200) -> int:
@@ -353,7 +358,7 @@ def _finish(meeting_id: int, claim: datetime, *, outcome: str, redispatch: bool 
                 meeting.next_attempt_at = utcnow()
                 redispatch = True
         if redispatch:
-            after_commit(partial(dispatch, meeting_id))
+            _dispatch_after_commit(meeting)
     return outcome
 
 
@@ -383,11 +388,11 @@ def _record_created(meeting_id: int, claim: datetime, result: provider.MeetingRe
             signals.meeting_ready.send(app, booking_id=booking.id, meeting_id=meeting.id)
             if _plan(meeting, booking) != "nothing":  # the time changed meanwhile
                 meeting.next_attempt_at = utcnow()
-                after_commit(partial(dispatch, meeting_id))
+                _dispatch_after_commit(meeting)
         else:
             # Cancelled while we were creating it: delete what we made.
             meeting.next_attempt_at = utcnow()
-            after_commit(partial(dispatch, meeting_id))
+            _dispatch_after_commit(meeting)
     log.info("video meeting %s created (%s)", meeting_id, result.provider)
     return "created"
 
@@ -424,7 +429,7 @@ def _retry_later(meeting_id: int, claim: datetime, reason: str, retry_after: flo
         meeting.next_attempt_at = due
         log.info("video meeting %s: attempt %s failed (%s); retrying at %s", meeting_id, meeting.attempts, reason, due.isoformat())
         if _uses_queue():
-            after_commit(partial(dispatch, meeting_id, due))
+            _dispatch_after_commit(meeting)
     return "retry"
 
 
@@ -491,7 +496,7 @@ def resume_expert(expert_user_id: int) -> int:
                 meeting.status = MEETING_PENDING
             meeting.attempts = 0
             meeting.next_attempt_at = now
-            after_commit(partial(dispatch, meeting.id))
+            _dispatch_after_commit(meeting)
     if rows:
         log.info("resuming %s video meeting(s) of user %s after (re)connecting Zoom", len(rows), expert_user_id)
     return len(rows)
