@@ -454,3 +454,19 @@ def test_reminders_go_to_both_sides_once_with_their_links(profile, zoom, smtp):
     assert f"{BASE}/video/meetings/{booking.id}/start" in text_of(for_expert) and meeting.join_url not in text_of(for_expert)
     # Too early, or cancelled: nothing.
     assert notifications.send_due_reminders(booking.start_at - timedelta(hours=30)) == 0
+
+
+def test_start_while_the_link_is_pending_or_zoom_refuses_says_what_to_do(client, profile, zoom):
+    zoom.standin.fail(MEETING_CREATE, "500")
+    booking = book(make_service(profile))
+    pending = client.get(f"/video/meetings/{booking.id}/start")
+    assert pending.status_code == 303 and pending.headers["Location"] == f"/experts/bookings/{booking.id}"
+    assert "meeting link pending" in client.get(pending.headers["Location"]).get_data(as_text=True)
+    meetings.relay(now=meeting_of(booking.id).next_attempt_at)
+    zoom.standin.fail(MEETING_GET, "500")
+    assert client.get(f"/video/meetings/{booking.id}/start").status_code == 503
+    zoom.standin.revoke_all()
+    expire_stored_token(profile.user_id, zoom.standin)
+    refused = client.get(f"/video/meetings/{booking.id}/start")
+    assert refused.status_code == 303 and refused.headers["Location"] == "/video/settings"
+    assert "re-authorize Zoom" in client.get("/video/settings").get_data(as_text=True)
