@@ -6,8 +6,9 @@ after the commit. Which email goes where:
 
 - request made (needs acceptance) → the expert: ``request_pending`` with links to the booking page,
   whose Accept / Decline buttons POST (a link in an email never changes a booking);
-- confirmed at once or accepted, not a video booking → both sides: ``expert_booking_customer`` and
-  ``expert_booking_expert``; an accepted request also tells the customer ``request_accepted``;
+- confirmed at once, not a video booking → both sides: ``expert_booking_customer`` and ``expert_booking_expert``;
+  an accepted request → the customer ``request_accepted`` (with the place, or "the link follows") and the expert
+  ``expert_booking_expert``;
 - a video booking's confirmation emails wait for its meeting (:data:`expertbook.video.signals.meeting_ready`),
   so they carry the customer's join link and the expert's start link (OUR route; never Zoom's start_url);
 - declined → the customer (``request_declined``); cancelled → both sides (``booking_cancelled``, METHOD:CANCEL);
@@ -17,6 +18,7 @@ after the commit. Which email goes where:
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -85,18 +87,8 @@ def _booking(booking_id: int) -> Booking | None:
 # ---------------------------------------------------------------------------- the emails
 
 
-def confirmed_emails(booking: Booking, meeting=None) -> None:
-    """Both sides' confirmation: the customer's with the join link, the expert's with our start link.
-
-    ``meeting`` is the booking's :class:`~expertbook.video.models.Meeting` for a video booking.
-    """
-    from expertbook.video.meetings import start_url
-
+def _customer_confirmation(booking: Booking, join_url: str | None, meeting_id: str | None, suffix: str) -> None:
     service, expert = booking.service, booking.expert
-    meeting_id = str(meeting.external_id) if meeting is not None and meeting.external_id else None
-    join_url = meeting.join_url if meeting is not None else None
-    # A meeting re-created after it vanished at Zoom sends new links: the key names the meeting.
-    suffix = f"{meeting.id}:{meeting_id or join_url}" if meeting is not None else "0"
     _queue(
         "expert-booking-customer", booking.customer_email, booking.customer_name, "expert_booking_customer",
         {
@@ -108,6 +100,23 @@ def confirmed_emails(booking: Booking, meeting=None) -> None:
         subject=f"Your appointment is confirmed - {service.title}", ics=_ics(booking),
         dedupe_key=f"booking-confirmed:{booking.id}:customer:{suffix}",
     )
+
+
+def confirmed_emails(booking: Booking, meeting=None, *, customer: bool = True) -> None:
+    """Both sides' confirmation: the customer's with the join link, the expert's with our start link.
+
+    ``meeting`` is the booking's :class:`~expertbook.video.models.Meeting` for a video booking;
+    ``customer=False`` leaves the customer out (they were just told by ``request_accepted``).
+    """
+    from expertbook.video.meetings import start_url
+
+    service, expert = booking.service, booking.expert
+    meeting_id = str(meeting.external_id) if meeting is not None and meeting.external_id else None
+    join_url = meeting.join_url if meeting is not None else None
+    # A meeting re-created after it vanished at Zoom sends new links: the key names the meeting.
+    suffix = f"{meeting.id}:{hashlib.sha256(join_url.encode()).hexdigest()[:16]}" if meeting is not None and join_url else "0"
+    if customer:
+        _customer_confirmation(booking, join_url, meeting_id, suffix)
     _queue(
         "expert-booking-expert", expert.user.email, expert.display_name, "expert_booking_expert",
         {
@@ -134,7 +143,7 @@ def on_booking_requested(sender, booking_id: int, **extra) -> None:
             "customer_email": booking.customer_email, "service_title": booking.service.title,
             "when": when(booking, expert.timezone), "duration_minutes": _minutes(booking), "note": booking.notes,
             # Both open the booking page, whose Accept / Decline buttons POST: a GET never changes it.
-            "accept_url": link + "#respond", "decline_url": link + "#respond",
+            "accept_url": link, "decline_url": link,
         },
         subject=f"Booking request: {booking.service.title} with {booking.customer_name}",
     )
@@ -157,7 +166,7 @@ def on_booking_confirmed(sender, booking_id: int, accepted: bool = False, **extr
             subject=f"{booking.expert.display_name} accepted your booking", ics=_ics(booking),
         )
     if not video:  # a video booking's confirmations go out with the links, once its meeting exists
-        confirmed_emails(booking)
+        confirmed_emails(booking, customer=not accepted)
 
 
 def on_booking_declined(sender, booking_id: int, **extra) -> None:

@@ -114,7 +114,7 @@ def test_accepting_a_request_creates_the_meeting_and_the_emails_follow(client, p
     assert pending["To"].endswith(f"<{profile.user.email}>") and pending["Subject"] == "Booking request: Tax advice with Ana Customer"
     body = text_of(pending)
     links = set(re.findall(r"(?:Accept|Decline):\s+(\S+)", body))
-    assert links == {f"{BASE}/experts/bookings/{booking.id}#respond"}
+    assert links == {f"{BASE}/experts/bookings/{booking.id}"}
     assert "About my <tax> return" in body and "About my &lt;tax&gt; return" in html_of(pending)
     # The link opens a page with POST buttons: following it (as a mail scanner would) changes nothing.
     page = client.get(f"/experts/bookings/{booking.id}")
@@ -161,6 +161,22 @@ def test_the_service_chooses_jitsi_even_with_zoom_connected(profile, zoom):
     svc = make_service(profile, video_provider="jitsi")
     assert meeting_of(book(svc).id).provider == "jitsi"
     assert zoom.standin.calls[MEETING_CREATE] == 0
+
+
+def test_an_accepted_in_person_request_tells_the_customer_once_with_the_place(profile, zoom, smtp):
+    svc = make_service(profile, "Office visit", location_kind="in_person", location_detail="1 High Street, London",
+                       requires_acceptance=True)
+    customer = make_user(email="walkin@example.com")
+    booking = book(svc, customer)
+    experts.respond(profile.user_id, booking.id, True)
+    messages = smtp.wait_for(3)
+    assert len(messages) == 3  # the request to the expert, then one email to each side
+    [accepted] = to(messages, "walkin@example.com")
+    assert accepted["Subject"] == f"{profile.display_name} accepted your booking" and "1 High Street, London" in text_of(accepted)
+    assert ics_of(accepted)["METHOD"] == "REQUEST"
+    assert [m["Subject"] for m in to(messages, profile.user.email)] == [
+        f"Booking request: Office visit with {customer.name}", f"New booking: Office visit with {customer.name}"]
+    assert meeting_of(booking.id) is None
 
 
 def test_in_person_bookings_get_no_meeting_and_their_emails_at_once(profile, zoom, smtp):
