@@ -168,8 +168,11 @@ def start_meeting(booking_id: int):
     booking = db.session.get(Booking, booking_id)
     if booking is None or booking.expert.user_id != current_user.id:
         abort(404)
+    if booking.status != "confirmed":
+        flash(f"This booking is {booking.status}: there is no meeting to start.", "warning")
+        return redirect(url_for("experts.booking_detail", booking_id=booking_id), 303)
     meeting = meetings.meeting_for(booking_id)
-    if meeting is None or meeting.status != MEETING_CREATED or booking.status != "confirmed":
+    if meeting is None or meeting.status != MEETING_CREATED:
         flash("The meeting link is not ready yet (meeting link pending). This page updates by itself.", "warning")
         return redirect(url_for("experts.booking_detail", booking_id=booking_id), 303)
     if meeting.provider != service.ZOOM or meeting.external_id is None:

@@ -486,3 +486,19 @@ def test_start_while_the_link_is_pending_or_zoom_refuses_says_what_to_do(client,
     refused = client.get(f"/video/meetings/{booking.id}/start")
     assert refused.status_code == 303 and refused.headers["Location"] == "/video/settings"
     assert "re-authorize Zoom" in client.get("/video/settings").get_data(as_text=True)
+    experts.cancel(profile.user_id, booking.id)
+    cancelled = client.get(f"/video/meetings/{booking.id}/start")
+    assert cancelled.status_code == 303 and "there is no meeting to start" in client.get(cancelled.headers["Location"]).get_data(as_text=True)
+
+
+def test_a_cancellation_during_a_refused_grant_deletes_the_meeting_after_reauthorization(client, profile, zoom):
+    booking = book(make_service(profile))
+    meeting = meeting_of(booking.id)
+    expire_stored_token(profile.user_id, zoom.standin)
+    zoom.standin.revoke_all()
+    experts.cancel(booking.customer_id, booking.id)
+    waiting = meeting_of(booking.id)
+    assert waiting.status == "created" and waiting.next_attempt_at is None and "re-authorize" in waiting.last_error
+    assert meeting.external_id in zoom.standin.meetings
+    assert connect_zoom(client, zoom.url).status_code == 303
+    assert meeting_of(booking.id).status == "deleted" and meeting.external_id not in zoom.standin.meetings
