@@ -48,6 +48,8 @@ def event_type_json(svc: Service) -> dict[str, Any]:
         "minNotice": svc.min_notice_min,
         "horizonDays": svc.horizon_days,
         "hidden": svc.hidden,
+        "videoProvider": svc.video_provider,
+        "recordMeetings": svc.record_meetings,
     }
 
 
@@ -155,6 +157,8 @@ _EVENT_FIELDS = {
     "minNotice": "min_notice_min",
     "horizonDays": "horizon_days",
     "hidden": "hidden",
+    "videoProvider": "video_provider",
+    "recordMeetings": "record_meetings",
 }
 
 
@@ -412,6 +416,8 @@ openapi.register(
                 "minNotice": {"type": "integer", "description": "Minutes"},
                 "horizonDays": {"type": "integer"},
                 "hidden": {"type": "boolean"},
+                "videoProvider": {"type": "string", "enum": ["auto", "zoom", "jitsi"], "description": "video services: auto = Zoom if connected, else Jitsi"},
+                "recordMeetings": {"type": "boolean", "description": "Zoom cloud recording"},
             },
         },
         "EventType": {
@@ -433,6 +439,8 @@ openapi.register(
                 "minNotice": {"type": "integer"},
                 "horizonDays": {"type": "integer"},
                 "hidden": {"type": "boolean"},
+                "videoProvider": {"type": "string", "enum": ["auto", "zoom", "jitsi"], "description": "video services: auto = Zoom if connected, else Jitsi"},
+                "recordMeetings": {"type": "boolean", "description": "Zoom cloud recording"},
             },
         },
         "Availability": {

@@ -502,3 +502,28 @@ def test_a_cancellation_during_a_refused_grant_deletes_the_meeting_after_reautho
     assert meeting.external_id in zoom.standin.meetings
     assert connect_zoom(client, zoom.url).status_code == 303
     assert meeting_of(booking.id).status == "deleted" and meeting.external_id not in zoom.standin.meetings
+
+
+def test_the_provider_and_recording_are_chosen_per_service_in_the_form_and_the_api(client, profile, zoom):
+    created = client.post_form("/experts/settings/services/new", {
+        "title": "Jitsi chat", "duration_min": 30, "currency": "USD", "location_kind": "video",
+        "video_provider": "jitsi", "min_notice_min": 0, "horizon_days": 60})
+    assert created.status_code in (200, 303)
+    bad = client.post_form("/experts/settings/services/new", {
+        "title": "Odd", "duration_min": 30, "currency": "USD", "location_kind": "video", "video_provider": "skype"})
+    assert bad.status_code == 422
+    from tests.factories import PASSWORD
+
+    token = client.post("/api/auth/login", json={"email": profile.user.email, "password": PASSWORD}).get_json()["token"]
+    answer = client.post("/api/event-types", json={"title": "Recorded", "duration": 30, "videoProvider": "zoom", "recordMeetings": True},
+                         headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 201 and answer.get_json()["eventType"]["videoProvider"] == "zoom"
+    db.session.rollback()
+    from expertbook.experts.models import Service
+
+    services = {s.title: s for s in db.session.scalars(select(Service))}
+    assert services["Jitsi chat"].video_provider == "jitsi" and services["Jitsi chat"].record_meetings is False
+    assert services["Recorded"].record_meetings is True
+    booking = book(services["Recorded"])
+    assert zoom.standin.meetings[meeting_of(booking.id).external_id]["settings"]["auto_recording"] == "cloud"
+    assert meeting_of(book(services["Jitsi chat"], hour=14).id).provider == "jitsi"
