@@ -263,7 +263,12 @@ def test_a_receiver_failure_rolls_back_the_booking_with_every_row_written_for_it
     in_person = make_service(expert, location_kind="in_person", location_detail="1 High Street")
     customer = make_user()
 
+    written = []
+
     def fail(sender, **kwargs):
+        # By now the other receivers have written their rows into this very transaction.
+        written.append((db.session.scalar(select(func.count()).select_from(Meeting)),
+                        db.session.scalar(select(func.count()).select_from(OutboxEmail))))
         raise RuntimeError("a later step of the booking failed")
 
     signals.booking_confirmed.connect(fail)  # connected last: runs after the meeting and email receivers wrote
@@ -273,6 +278,7 @@ def test_a_receiver_failure_rolls_back_the_booking_with_every_row_written_for_it
                 service.book(customer.id, svc.id, next_weekday_at(10), **book_kwargs(customer))
     finally:
         signals.booking_confirmed.disconnect(fail)
+    assert written == [(1, 0), (0, 2)]  # the video booking's meeting row; the in-person booking's two emails
     db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(Booking)) == 0
     assert db.session.scalar(select(func.count()).select_from(OutboxEmail)) == 0
