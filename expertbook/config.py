@@ -91,6 +91,7 @@ def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "ins
         "ZOOM_API_URL": (env.get("ZOOM_API_URL") or "https://api.zoom.us/v2").rstrip("/"),
         "ZOOM_WEBHOOK_SECRET": env.get("ZOOM_WEBHOOK_SECRET") or None,
         "ZOOM_TIMEOUT": float(env.get("ZOOM_TIMEOUT") or 10),
+        "VIDEO_RETRY_BASE_SECONDS": float(env.get("VIDEO_RETRY_BASE_SECONDS") or 30),
         "JITSI_BASE_URL": (env.get("JITSI_BASE_URL") or "https://meet.jit.si").rstrip("/"),
         # Comma-separated Fernet keys; the first encrypts, all decrypt (key rotation).
         "TOKEN_ENCRYPTION_KEYS": env.get("TOKEN_ENCRYPTION_KEYS") or None,

@@ -48,6 +48,8 @@ def event_type_json(svc: Service) -> dict[str, Any]:
         "minNotice": svc.min_notice_min,
         "horizonDays": svc.horizon_days,
         "hidden": svc.hidden,
+        "videoProvider": svc.video_provider,
+        "recordMeetings": svc.record_meetings,
     }
 
 
@@ -73,7 +75,35 @@ def booking_json(booking: Booking, user_id: int) -> dict[str, Any]:
         "icsSequence": booking.ics_sequence,
         "createdAt": booking.created_at.isoformat(),
         "updatedAt": booking.updated_at.isoformat(),
+        **meeting_json(booking, user_id),
     }
+
+
+def meeting_json(booking: Booking, user_id: int) -> dict[str, Any]:
+    """``meeting`` (null for bookings without one) and ``requiresReAuth`` (seed 001).
+
+    The join link goes to the customer only; the expert starts the meeting through ``startPath``,
+    which fetches a fresh host link at click time (Zoom's start URL is never stored or sent).
+    """
+    from expertbook.video import meetings
+
+    meeting = meetings.meeting_for(booking.id) if booking.service.location_kind == "video" else None
+    if meeting is None:
+        return {"meeting": None, "requiresReAuth": False}
+    as_expert = booking.expert.user_id == user_id
+    created = meeting.status == "created"
+    data = {
+        "provider": meeting.provider,
+        "meetingId": str(meeting.external_id) if meeting.external_id is not None else None,
+        "status": meeting.status,
+        "linkPending": meeting.status in ("pending", "reauth_needed"),
+    }
+    if as_expert:
+        data["startPath"] = meetings.start_path(booking.id) if created else None
+    else:
+        data["joinUrl"] = meeting.join_url if created else None
+        data["password"] = meeting.password if created else None
+    return {"meeting": data, "requiresReAuth": meetings.requires_reauth(meeting)}
 
 
 @bp.post("/auth/become-expert")
@@ -127,6 +157,8 @@ _EVENT_FIELDS = {
     "minNotice": "min_notice_min",
     "horizonDays": "horizon_days",
     "hidden": "hidden",
+    "videoProvider": "video_provider",
+    "recordMeetings": "record_meetings",
 }
 
 
@@ -384,6 +416,8 @@ openapi.register(
                 "minNotice": {"type": "integer", "description": "Minutes"},
                 "horizonDays": {"type": "integer"},
                 "hidden": {"type": "boolean"},
+                "videoProvider": {"type": "string", "enum": ["auto", "zoom", "jitsi"], "description": "video services: auto = Zoom if connected, else Jitsi"},
+                "recordMeetings": {"type": "boolean", "description": "Zoom cloud recording"},
             },
         },
         "EventType": {
@@ -405,6 +439,8 @@ openapi.register(
                 "minNotice": {"type": "integer"},
                 "horizonDays": {"type": "integer"},
                 "hidden": {"type": "boolean"},
+                "videoProvider": {"type": "string", "enum": ["auto", "zoom", "jitsi"], "description": "video services: auto = Zoom if connected, else Jitsi"},
+                "recordMeetings": {"type": "boolean", "description": "Zoom cloud recording"},
             },
         },
         "Availability": {
@@ -464,6 +500,21 @@ openapi.register(
                 "icsSequence": {"type": "integer"},
                 "createdAt": {"type": "string", "format": "date-time"},
                 "updatedAt": {"type": "string", "format": "date-time"},
+                "meeting": {
+                    "type": ["object", "null"],
+                    "description": "The video meeting (null without one). joinUrl/password: the customer only; "
+                                   "startPath: the expert only (our route; it redirects to a fresh host link).",
+                    "properties": {
+                        "provider": {"type": "string", "enum": ["zoom", "jitsi"]},
+                        "meetingId": {"type": ["string", "null"], "description": "Zoom's 64-bit meeting id, as a string"},
+                        "status": {"type": "string", "enum": ["pending", "created", "reauth_needed", "failed", "deleted"]},
+                        "linkPending": {"type": "boolean"},
+                        "joinUrl": {"type": ["string", "null"]},
+                        "password": {"type": ["string", "null"]},
+                        "startPath": {"type": ["string", "null"]},
+                    },
+                },
+                "requiresReAuth": {"type": "boolean", "description": "the meeting waits for the expert to re-authorize Zoom (the expert has been emailed)"},
             },
         },
     },

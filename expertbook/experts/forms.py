@@ -4,7 +4,7 @@ from wtforms import BooleanField, DateField, DecimalField, EmailField, HiddenFie
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
-from expertbook.experts.models import LOCATION_KINDS
+from expertbook.experts.models import LOCATION_KINDS, VIDEO_PROVIDERS
 
 WEEKDAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
 
@@ -34,6 +34,9 @@ class ServiceForm(FlaskForm):
     currency = StringField("Currency", default="USD", validators=[Length(min=3, max=3)], description="ISO 4217 code, e.g. USD, EUR, INR.")
     location_kind = SelectField("Location", choices=[SelectChoice(value, label) for value, label in LOCATION_KINDS.items()], default="video")
     location_detail = StringField("Address or phone number", validators=[Length(max=255)], description="Needed for in-person and phone services.")
+    video_provider = SelectField("Video meetings with", choices=[SelectChoice(value, label) for value, label in VIDEO_PROVIDERS.items()],
+                                 default="auto", description="For video services only.")
+    record_meetings = BooleanField("Record Zoom meetings to the cloud")
     requires_acceptance = BooleanField("I accept each booking myself (requests stay pending until then)")
     buffer_before_min = IntegerField("Buffer before (minutes)", default=0, validators=[Optional(), NumberRange(0, 240)])
     buffer_after_min = IntegerField("Buffer after (minutes)", default=0, validators=[Optional(), NumberRange(0, 240)])
@@ -53,6 +56,8 @@ class ServiceForm(FlaskForm):
             "location_kind": self.location_kind.data,
             "location_detail": self.location_detail.data,
             "requires_acceptance": self.requires_acceptance.data,
+            "video_provider": self.video_provider.data,
+            "record_meetings": self.record_meetings.data,
             "buffer_before_min": self.buffer_before_min.data or 0,
             "buffer_after_min": self.buffer_after_min.data or 0,
             "min_notice_min": 0 if self.min_notice_min.data is None else self.min_notice_min.data,

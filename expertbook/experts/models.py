@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time
 
-from sqlalchemy import Boolean, CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, Time, UniqueConstraint
+from sqlalchemy import Boolean, false, CheckConstraint, Date, ForeignKey, Index, Integer, String, Text, Time, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from expertbook.auth.models import User
@@ -15,6 +15,8 @@ from expertbook.database import UTCDateTime, utcnow
 from expertbook.extensions import db
 
 LOCATION_KINDS = {"video": "Video meeting", "in_person": "In person", "phone": "Phone call"}
+# Which video provider a video service's meetings use; "auto" is Zoom when the expert connected it, else Jitsi.
+VIDEO_PROVIDERS = {"auto": "Zoom if connected, else Jitsi", "zoom": "Zoom", "jitsi": "Jitsi Meet"}
 STATUSES = ("pending", "confirmed", "declined", "cancelled")
 # Bookings in these states hold their time; declined and cancelled ones free it.
 ACTIVE_STATUSES = ("pending", "confirmed")
@@ -64,6 +66,8 @@ class Service(db.Model):
     min_notice_min: Mapped[int] = mapped_column(Integer, default=60)
     horizon_days: Mapped[int] = mapped_column(Integer, default=60)
     hidden: Mapped[bool] = mapped_column(Boolean, default=False)
+    video_provider: Mapped[str] = mapped_column(String(10), default="auto", server_default="auto")
+    record_meetings: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 

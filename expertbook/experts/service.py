@@ -12,7 +12,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
-from functools import lru_cache, partial
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from flask import current_app
@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from expertbook.auth.models import User
-from expertbook.database import after_commit, transaction, utcnow
+from expertbook.database import transaction, utcnow
 from expertbook.errors import Conflict, NotFound, ValidationFailed
 from expertbook.experts import availability, signals
 from expertbook.experts.availability import Hours, Interval, Rules
@@ -31,6 +31,7 @@ from expertbook.experts.models import (
     Booking,
     DateOverride,
     ExpertProfile,
+    VIDEO_PROVIDERS,
     Service,
     WeeklyHours,
 )
@@ -309,6 +310,8 @@ def _service_fields(data: Mapping) -> dict:
     take("buffer_after_min", lambda: _int(data.get("buffer_after_min") or 0, "buffer_after_min", 0, MAX_BUFFER))
     take("min_notice_min", lambda: _int(data.get("min_notice_min") if data.get("min_notice_min") not in (None, "") else 60, "min_notice_min", 0, MAX_NOTICE))
     take("horizon_days", lambda: _int(data.get("horizon_days") or 60, "horizon_days", 1, MAX_HORIZON))
+    take("video_provider", lambda: _video_provider(data.get("video_provider") or "auto"))
+    fields["record_meetings"] = bool(data.get("record_meetings"))
     fields["requires_acceptance"] = bool(data.get("requires_acceptance"))
     fields["hidden"] = bool(data.get("hidden"))
     kind = fields.get("location_kind")
@@ -349,6 +352,12 @@ def _location_kind(kind: str) -> str:
     if kind not in LOCATION_KINDS:
         raise ValidationFailed({"location_kind": "Choose video, in person or phone."})
     return kind
+
+
+def _video_provider(choice: str) -> str:
+    if choice not in VIDEO_PROVIDERS:
+        raise ValidationFailed({"video_provider": "Choose Zoom, Jitsi or automatic."})
+    return choice
 
 
 def _slug_taken(expert_id: int, slug: str, except_id: int | None = None) -> bool:
@@ -568,9 +577,19 @@ def next_times(services: Sequence[Service], count: int = 14, now: datetime | Non
 # ---------------------------------------------------------------------------- bookings
 
 
-def _send(signal, **kwargs) -> Callable[[], None]:
-    app = current_app._get_current_object()
-    return partial(signal.send, app, **kwargs)
+def _send(signal, booking_id: int, **kwargs) -> None:
+    """Send a booking signal inside the current transaction, once the change is flushed.
+
+    Receivers write their rows (emails, meetings) into this same transaction, so they exist
+    exactly when the booking change commits (see :mod:`expertbook.experts.signals`). The booking
+    is expired first: compare-and-swap updates bypass the identity map, and receivers must see
+    the new state.
+    """
+    db.session.flush()
+    booking = db.session.get(Booking, booking_id)
+    if booking is not None:
+        db.session.expire(booking)
+    signal.send(current_app._get_current_object(), booking_id=booking_id, **kwargs)
 
 
 def book(
@@ -657,8 +676,10 @@ def book(
         )
         session.add(booking)
         session.flush()
-        signal = signals.booking_requested if status == "pending" else signals.booking_confirmed
-        after_commit(_send(signal, booking_id=booking.id))
+        if status == "pending":
+            _send(signals.booking_requested, booking.id)
+        else:
+            _send(signals.booking_confirmed, booking.id, accepted=False)
     return booking
 
 
@@ -698,7 +719,10 @@ def respond(expert_user_id: int, booking_id: int, accept: bool) -> Booking:
         if not _swap(booking_id, Booking.status == "pending", {"status": status}):
             db.session.refresh(booking)
             raise Conflict(f"This request was already {booking.status}.")
-        after_commit(_send(signals.booking_confirmed if accept else signals.booking_declined, booking_id=booking_id))
+        if accept:
+            _send(signals.booking_confirmed, booking_id, accepted=True)
+        else:
+            _send(signals.booking_declined, booking_id)
     db.session.expire_all()
     return db.session.get(Booking, booking_id)
 
@@ -719,7 +743,7 @@ def cancel(user_id: int, booking_id: int, reason: str = "", now: datetime | None
         if not changed:
             db.session.refresh(booking)
             raise Conflict(f"This booking was already {booking.status}.")
-        after_commit(_send(signals.booking_cancelled, booking_id=booking_id, cancelled_by=user_id))
+        _send(signals.booking_cancelled, booking_id, cancelled_by=user_id)
     db.session.expire_all()
     return db.session.get(Booking, booking_id)
 

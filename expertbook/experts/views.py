@@ -236,15 +236,20 @@ def _unchanged(stamp: str) -> bool:
 def booking_detail(booking_id: int):
     """One booking, for its customer or its expert: status (live), details, cancel, calendar file."""
     booking = _or_404(service.booking_for, current_user.id, booking_id)
-    if _unchanged(str(booking.ics_sequence)):
+    if _unchanged(booking_stamp(booking)):
         return Response(status=204)
     return render("experts/booking.html", "experts/_booking_detail.html", **_detail_context(booking))
+
+
+def booking_stamp(booking: Booking) -> str:
+    """Changes whenever the booking changes, its meeting's state included (which touches ``updated_at``)."""
+    return f"{booking.ics_sequence}-{int(booking.updated_at.timestamp() * 1000)}"
 
 
 def _detail_context(booking: Booking, error: str | None = None) -> dict:
     as_expert = booking.expert.user_id == current_user.id
     zone = booking.expert.timezone if as_expert else booking.customer_timezone
-    return {"booking": booking, "as_expert": as_expert, "zone": zone, "cancel_form": CancelForm(formdata=None), "action_form": ActionForm(formdata=None), "error": error, "poll": POLL_SECONDS, "now": utcnow()}
+    return {"booking": booking, "stamp": booking_stamp(booking), "as_expert": as_expert, "zone": zone, "cancel_form": CancelForm(formdata=None), "action_form": ActionForm(formdata=None), "error": error, "poll": POLL_SECONDS, "now": utcnow()}
 
 
 @bp.get("/experts/bookings/<int:booking_id>/booking.ics")

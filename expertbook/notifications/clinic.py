@@ -75,7 +75,6 @@ def _guarded(kind: str, appointment_id: int, write) -> None:
         log.exception("%s email for appointment %s was not queued", kind, appointment_id)
 
 
-@signals.appointment_booked.connect
 def token_confirmation(app, appointment_id: int, **_) -> None:
     """Email the patient their token number, with the session in a calendar file."""
 
@@ -95,7 +94,6 @@ def token_confirmation(app, appointment_id: int, **_) -> None:
     _guarded("token confirmation", appointment_id, write)
 
 
-@signals.appointment_cancelled.connect
 def cancellation(app, appointment_id: int, **_) -> None:
     """Confirm a cancellation to the patient, with a METHOD:CANCEL calendar file for the same event."""
 
@@ -120,7 +118,6 @@ def cancellation(app, appointment_id: int, **_) -> None:
     _guarded("cancellation", appointment_id, write)
 
 
-@register_reminder_source
 def clinic_reminders(now: datetime, until: datetime) -> Iterator[Reminder]:
     """A reminder for every booked appointment whose session starts within the reminder window."""
     appointments = db.session.scalars(
@@ -145,3 +142,10 @@ def clinic_reminders(now: datetime, until: datetime) -> Iterator[Reminder]:
                 "booking_url": facts["booking_url"],
             },
         )
+
+
+def connect() -> None:
+    """Subscribe to the clinic's signals and register the reminder source (idempotent)."""
+    signals.appointment_booked.connect(token_confirmation)
+    signals.appointment_cancelled.connect(cancellation)
+    register_reminder_source(clinic_reminders)

@@ -60,7 +60,7 @@ def dispose_engine_after_fork(app: Flask) -> None:
 
 
 def periodic_pass(app: Flask) -> None:
-    """Queue due reminders, then relay what is pending or abandoned. Errors are logged, never raised."""
+    """Queue due reminders, run the relay hooks (due meeting jobs), then relay the outbox. Errors are logged, never raised."""
     from expertbook.notifications import service
 
     with app.app_context():
@@ -68,6 +68,7 @@ def periodic_pass(app: Flask) -> None:
             service.send_due_reminders()
         except Exception:
             log.exception("the reminder pass failed")
+        service.run_relay_hooks()  # other areas' due jobs first (a meeting created now queues its emails)
         try:
             service.relay()
         except Exception:

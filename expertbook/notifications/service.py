@@ -432,6 +432,31 @@ def relay(now: datetime | None = None, limit: int = 500) -> int:
     return len(rows)
 
 
+RelayHook = Callable[[], int]
+_relay_hooks: list[RelayHook] = []
+
+
+def register_relay_hook(hook: RelayHook) -> RelayHook:
+    """Have the relay pass (the worker's tick, ``flask relay``) also run ``hook()``, e.g. due meeting jobs.
+
+    A hook re-dispatches its own area's due work and returns how many items it dispatched.
+    """
+    if hook not in _relay_hooks:
+        _relay_hooks.append(hook)
+    return hook
+
+
+def run_relay_hooks() -> int:
+    """Run every registered relay hook; a failing hook is logged and does not stop the others."""
+    done = 0
+    for hook in list(_relay_hooks):
+        try:
+            done += hook() or 0
+        except Exception:
+            log.exception("relay hook %r failed", hook)
+    return done
+
+
 def retry_failed(outbox_id: int) -> OutboxEmail:
     """Give a failed email a fresh set of attempts (an admin fixed the address or the server)."""
     with transaction() as session:

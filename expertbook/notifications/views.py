@@ -8,7 +8,6 @@ from flask import Blueprint, abort, current_app, flash, request, url_for
 from flask_login import current_user, login_required
 
 from expertbook.errors import NotFound
-from expertbook.notifications import clinic as _clinic_emails  # noqa: F401  (connects the clinic email receivers)
 from expertbook.notifications import service
 from expertbook.notifications.forms import RetryForm
 from expertbook.notifications.models import STATUSES
@@ -18,6 +17,14 @@ from expertbook.web import redirect_to, render
 bp = Blueprint("notifications", __name__, url_prefix="/notifications", cli_group=None)
 
 FILTERS = ("unsent", *STATUSES, "all")
+
+
+@bp.record_once
+def _subscribe(state) -> None:
+    from expertbook.notifications import clinic, subscribers
+
+    subscribers.connect()
+    clinic.connect()
 
 
 def admin_required(view):
@@ -99,7 +106,10 @@ def worker_command(burst: bool, queues: tuple[str, ...]) -> None:
 
 @bp.cli.command("relay")
 def relay_command() -> None:
-    """One relay pass: dispatch every email that is due, or abandoned by a dead worker."""
+    """One relay pass: dispatch every email (and other job, e.g. a video meeting) that is due, or abandoned by a dead worker."""
+    jobs = service.run_relay_hooks()
+    if jobs:
+        click.echo(f"{jobs} other job(s) dispatched.")
     try:
         count = service.relay()
     except Exception as exc:  # Redis down: say so plainly

@@ -1,9 +1,9 @@
-"""Video tables: an expert's Zoom connection, its secrets encrypted at rest."""
+"""Video tables: an expert's Zoom connection (secrets encrypted at rest) and the meeting of each video booking."""
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from expertbook.database import UTCDateTime, utcnow
@@ -32,3 +32,49 @@ class ZoomConnection(db.Model):
     connected_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)
     refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+# Meeting states. ``pending``: to be created (a job is queued or retrying at ``next_attempt_at``);
+# ``created``: join link known; ``reauth_needed``: waits for the expert to re-authorize Zoom;
+# ``failed``: gave up (the reason is in ``last_error``); ``deleted``: removed after a cancellation.
+MEETING_PENDING = "pending"
+MEETING_CREATED = "created"
+MEETING_REAUTH = "reauth_needed"
+MEETING_FAILED = "failed"
+MEETING_DELETED = "deleted"
+MEETING_STATUSES = (MEETING_PENDING, MEETING_CREATED, MEETING_REAUTH, MEETING_FAILED, MEETING_DELETED)
+
+
+class Meeting(db.Model):
+    """The video meeting of one booking; the row is written with the booking change that asks for it.
+
+    Zoom's host start URL is never stored: it carries host rights and expires, so the host's
+    "Start meeting" fetches a fresh one at click time. ``scheduled_start``/``scheduled_minutes``
+    record the time the meeting at the provider has, so a changed booking time is noticed and sent.
+    ``next_attempt_at`` is when the meeting job is due (None: nothing to do); ``claimed_until``
+    lets one worker at a time talk to the provider for this meeting.
+    """
+
+    __tablename__ = "meetings"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('pending', 'created', 'reauth_needed', 'failed', 'deleted')", name="status"
+        ),
+        Index("ix_meetings_next_attempt_at", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    booking_id: Mapped[int] = mapped_column(ForeignKey("bookings.id", ondelete="CASCADE"), unique=True)
+    provider: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(16), default=MEETING_PENDING)
+    external_id: Mapped[int | None] = mapped_column(BigInteger)
+    join_url: Mapped[str | None] = mapped_column(String(1000))
+    password: Mapped[str | None] = mapped_column(String(100))
+    scheduled_start: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    scheduled_minutes: Mapped[int | None] = mapped_column(Integer)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=utcnow)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

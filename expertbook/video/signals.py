@@ -18,3 +18,15 @@ _signals = Namespace()
 
 zoom_connected = _signals.signal("zoom-connected")
 zoom_reauth_required = _signals.signal("zoom-reauth-required")
+
+# Sent INSIDE the transaction that records a meeting change (the outbox rule of
+# :mod:`expertbook.experts.signals` applies: receivers only write rows, through ``db.session``).
+# Both carry ``booking_id`` and ``meeting_id``.
+#
+# - :data:`meeting_ready`: the meeting of a confirmed booking was created; its join link is stored.
+#   Subscribers queue the confirmation emails with the links.
+# - :data:`meeting_reauth_needed`: creating the meeting needs the expert to re-authorize Zoom. Also
+#   carries ``incident``, a string naming the refused grant (the same for every booking that waits on
+#   it), so a subscriber can send one email per incident with a dedupe key.
+meeting_ready = _signals.signal("meeting-ready")
+meeting_reauth_needed = _signals.signal("meeting-reauth-needed")

@@ -7,12 +7,13 @@ from functools import wraps
 
 import click
 from authlib.integrations.base_client import OAuthError
-from flask import Blueprint, abort, current_app, flash, jsonify, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
 from requests import RequestException
 
 from expertbook.extensions import csrf
-from expertbook.video import oauth, service
+from expertbook.video import meetings, oauth, service
+from expertbook.video.models import MEETING_CREATED
 from expertbook.video.errors import MeetingError, ReauthRequired, TransientMeetingError
 from expertbook.web import redirect_to, render
 
@@ -24,7 +25,10 @@ bp = Blueprint("video", __name__, url_prefix="/video", cli_group=None)
 
 @bp.record_once
 def _setup(state) -> None:
+    from expertbook.video import subscribers
+
     oauth.init_app(state.app)
+    subscribers.connect()
 
 
 def expert_required(view):
@@ -139,6 +143,54 @@ def zoom_disconnect():
         flash("Zoom is disconnected and your tokens are deleted here, but Zoom did not confirm the revocation. "
               "You can also remove ExpertBook under Zoom Marketplace → Manage → Added Apps.", "warning")
     return redirect_to(url_for("video.settings"))
+
+
+@bp.app_template_global("meeting_of")
+def meeting_of(booking):
+    """The booking's video meeting (or None), for ``templates/experts/_meeting_actions.html``."""
+    if booking.service.location_kind != "video":
+        return None
+    return meetings.meeting_for(booking.id)
+
+
+@bp.get("/meetings/<int:booking_id>/start")
+@login_required
+def start_meeting(booking_id: int):
+    """The host's "Start meeting": only the booking's expert; a fresh Zoom start URL fetched now (303).
+
+    Zoom's start URL carries host rights and expires after two hours, so it is never stored or
+    emailed; this route is what the expert's button and email link point at. A Jitsi room has no
+    separate host link: the expert goes to the room.
+    """
+    from expertbook.experts.models import Booking
+    from expertbook.extensions import db
+
+    booking = db.session.get(Booking, booking_id)
+    if booking is None or booking.expert.user_id != current_user.id:
+        abort(404)
+    if booking.status != "confirmed":
+        flash(f"This booking is {booking.status}: there is no meeting to start.", "warning")
+        return redirect(url_for("experts.booking_detail", booking_id=booking_id), 303)
+    meeting = meetings.meeting_for(booking_id)
+    if meeting is None or meeting.status != MEETING_CREATED:
+        flash("The meeting link is not ready yet (meeting link pending). This page updates by itself.", "warning")
+        return redirect(url_for("experts.booking_detail", booking_id=booking_id), 303)
+    if meeting.provider != service.ZOOM or meeting.external_id is None:
+        return redirect(meeting.join_url, 303)
+    try:
+        start_url = service.fresh_start_url(current_user.id, meeting.external_id)
+    except ReauthRequired:
+        flash("Zoom refused our access to your account. Please re-authorize Zoom, then start the meeting again.", "error")
+        return redirect(url_for("video.settings"), 303)
+    except TransientMeetingError:
+        abort(503, description="Zoom is not answering right now. Please try again in a moment.")
+    except MeetingError as error:
+        log.warning("could not fetch the start URL of meeting %s: %s", meeting.external_id, error)
+        abort(502, description="Zoom could not start this meeting. Please open it from your Zoom account.")
+    response = redirect(start_url, 303)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
 
 
 @bp.post("/zoom/webhook")

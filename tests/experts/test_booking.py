@@ -206,7 +206,15 @@ def test_only_the_customer_and_the_expert_see_a_booking(expert):
             call()
 
 
-def test_signals_are_sent_after_commit(expert):
+def _committed_status(booking_id: int) -> str | None:
+    """The booking's status as another connection sees it: only what has been committed."""
+    from sqlalchemy import text
+
+    with db.engine.connect() as other:
+        return other.execute(text("SELECT status FROM bookings WHERE id = :id"), {"id": booking_id}).scalar()
+
+
+def test_signals_are_sent_inside_the_booking_transaction(expert):
     consult = make_service(expert, requires_acceptance=True)
     instant = make_service(expert)
     customer = make_user()
@@ -214,8 +222,9 @@ def test_signals_are_sent_after_commit(expert):
 
     def recorder(name):
         def receive(sender, **kwargs):
-            # The change is committed: a fresh connection sees it.
-            seen.append((name, kwargs))
+            # Inside the transaction: the change is flushed (this session sees it), not yet committed.
+            booking = db.session.get(Booking, kwargs["booking_id"])
+            seen.append((name, kwargs, bool(db.session.info.get("uow_depth")), booking.status, _committed_status(booking.id)))
         return receive
 
     receivers = {sig: recorder(name) for sig, name in [
@@ -231,18 +240,54 @@ def test_signals_are_sent_after_commit(expert):
         service.respond(expert.user_id, b.id, False)
         service.cancel(expert.user_id, c.id, "sorry")
         with pytest.raises(Conflict):
-            service.book(customer.id, instant.id, next_weekday_at(10), **book_kwargs(customer))  # rolled back: no signal
+            service.book(customer.id, instant.id, next_weekday_at(10), **book_kwargs(customer))  # refused: no signal
     finally:
         for sig, receiver in receivers.items():
             sig.disconnect(receiver)
     assert seen == [
-        ("requested", {"booking_id": a.id}),
-        ("requested", {"booking_id": b.id}),
-        ("confirmed", {"booking_id": c.id}),
-        ("confirmed", {"booking_id": a.id}),
-        ("declined", {"booking_id": b.id}),
-        ("cancelled", {"booking_id": c.id, "cancelled_by": expert.user_id}),
+        ("requested", {"booking_id": a.id}, True, "pending", None),
+        ("requested", {"booking_id": b.id}, True, "pending", None),
+        ("confirmed", {"booking_id": c.id, "accepted": False}, True, "confirmed", None),
+        ("confirmed", {"booking_id": a.id, "accepted": True}, True, "confirmed", "pending"),
+        ("declined", {"booking_id": b.id}, True, "declined", "pending"),
+        ("cancelled", {"booking_id": c.id, "cancelled_by": expert.user_id}, True, "cancelled", "confirmed"),
     ]
+
+
+def test_a_failure_after_the_receivers_rolls_back_the_booking_with_every_row_written_for_it(expert, monkeypatch):
+    """The outbox rule: rows written by receivers (emails, the meeting) commit with the booking, or not at all."""
+    from expertbook.notifications.models import OutboxEmail
+    from expertbook.video.models import Meeting
+
+    video = make_service(expert)  # a video service: the meeting row and (for non-video) emails are written by receivers
+    in_person = make_service(expert, location_kind="in_person", location_detail="1 High Street")
+    customer = make_user()
+    written = []
+    send = signals.booking_confirmed.send
+
+    def send_then_fail(*args, **kwargs):
+        send(*args, **kwargs)
+        # Every receiver has written its rows into this very transaction; now a later step fails.
+        written.append((db.session.scalar(select(func.count()).select_from(Meeting)),
+                        db.session.scalar(select(func.count()).select_from(OutboxEmail))))
+        raise RuntimeError("a later step of the booking failed")
+
+    monkeypatch.setattr(signals.booking_confirmed, "send", send_then_fail)
+    for svc in (video, in_person):
+        with pytest.raises(RuntimeError):
+            service.book(customer.id, svc.id, next_weekday_at(10), **book_kwargs(customer))
+    monkeypatch.undo()
+    assert written == [(1, 0), (0, 2)]  # the video booking's meeting row; the in-person booking's two emails
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(Booking)) == 0
+    assert db.session.scalar(select(func.count()).select_from(OutboxEmail)) == 0
+    assert db.session.scalar(select(func.count()).select_from(Meeting)) == 0
+    # Without the failing step the same bookings write their rows.
+    service.book(customer.id, video.id, next_weekday_at(10), **book_kwargs(customer))
+    service.book(customer.id, in_person.id, next_weekday_at(12), **book_kwargs(customer))
+    assert db.session.scalar(select(Meeting.status)) == "created"  # a Jitsi room, made in-process after the commit
+    # Two confirmations each: the in-person booking's at once, the video booking's with its meeting links.
+    assert db.session.scalar(select(func.count()).select_from(OutboxEmail)) == 4
 
 
 # ---------------------------------------------------------------------------- races

@@ -1,0 +1,502 @@
+"""The meeting of each video booking: written with the booking change, created at the provider by a job.
+
+How a meeting flows:
+
+1. A video booking becomes confirmed (at once, or when the expert accepts). Inside that transaction
+   :func:`booking_confirmed` writes a ``pending`` :class:`~expertbook.video.models.Meeting` row and
+   registers :func:`dispatch` to run after the commit.
+2. :func:`dispatch` hands the meeting to the RQ queue ``default`` (with ``REDIS_URL``) or runs
+   :func:`sync` in-process. If Redis is down the row stays due and the relay picks it up.
+3. :func:`sync` (the job body) claims the row, decides what the provider must do (create, update,
+   delete) from the booking and the row, talks to the provider OUTSIDE any transaction, and records
+   the outcome in a new transaction: ``created`` (and :data:`~expertbook.video.signals.meeting_ready`
+   inside it, so the confirmation emails are written with the links); a retry at ``next_attempt_at``
+   after a transient fault (``retry_delay``, honouring Retry-After); ``reauth_needed`` when the
+   expert must re-authorize Zoom; ``failed`` when the provider refuses for good.
+4. :func:`relay` re-dispatches whatever is due; the worker runs it with the outbox relay.
+5. When the expert re-authorizes (:data:`~expertbook.video.signals.zoom_connected`),
+   :func:`resume_expert` makes every meeting that waited on it due again.
+
+A cancelled or declined booking's meeting is deleted at the provider the same way (a meeting already
+gone counts as done); a booking whose time differs from the meeting's is updated.
+"""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from functools import partial
+
+from flask import current_app
+from sqlalchemy import and_, or_, select, update
+
+from expertbook.database import after_commit, transaction, utcnow
+from expertbook.experts.models import ACTIVE_STATUSES, Booking
+from expertbook.extensions import db
+from expertbook.video import service as provider
+from expertbook.video import signals
+from expertbook.video.errors import MeetingError, MeetingNotFound, ReauthRequired, TransientMeetingError
+from expertbook.video.models import (
+    MEETING_CREATED,
+    MEETING_DELETED,
+    MEETING_FAILED,
+    MEETING_PENDING,
+    MEETING_REAUTH,
+    RECONNECT_NEEDED,
+    Meeting,
+    ZoomConnection,
+)
+
+log = logging.getLogger(__name__)
+
+QUEUE = "default"  # served by ``flask --app wsgi worker`` next to the notifications queue
+JOB_PATH = "expertbook.video.jobs.sync_meeting"
+MAX_ATTEMPTS = 10
+
+
+# ---------------------------------------------------------------------------- reading
+
+
+def meeting_for(booking_id: int) -> Meeting | None:
+    """The meeting row of a booking, if it has one."""
+    return db.session.scalar(select(Meeting).where(Meeting.booking_id == booking_id))
+
+
+def requires_reauth(meeting: Meeting | None) -> bool:
+    """Whether the meeting waits for the expert to re-authorize Zoom (seed 001's ``requiresReAuth``)."""
+    return meeting is not None and meeting.status == MEETING_REAUTH
+
+
+def start_path(booking_id: int) -> str:
+    """Our host "Start meeting" path for a booking (the route fetches a fresh start URL on click)."""
+    return current_app.url_map.bind("localhost").build("video.start_meeting", {"booking_id": booking_id})
+
+
+def start_url(booking_id: int) -> str:
+    """The absolute host "Start meeting" link, for emails."""
+    return current_app.config["BASE_URL"] + start_path(booking_id)
+
+
+def _requested_provider(choice: str | None) -> str | None:
+    return choice if choice in provider.PROVIDERS else None  # "auto": Zoom when connected
+
+
+def _locked(booking_id: int) -> Meeting | None:
+    return db.session.scalar(
+        select(Meeting).where(Meeting.booking_id == booking_id).with_for_update(of=Meeting).execution_options(populate_existing=True)
+    )
+
+
+# ---------------------------------------------------------------------------- inside the booking transaction
+
+
+def booking_confirmed(booking_id: int) -> Meeting | None:
+    """A booking became confirmed: give a video booking its (pending) meeting, created after commit.
+
+    Runs inside the booking's transaction (a signal receiver): it only writes the row; the provider
+    is called by the job :func:`dispatch` starts once the booking has committed.
+    """
+    booking = db.session.get(Booking, booking_id)
+    if booking is None or booking.service.location_kind != "video":
+        return None
+    meeting = _locked(booking_id)
+    if meeting is None:
+        meeting = Meeting(
+            booking_id=booking_id,
+            provider=provider.provider_for(booking.expert.user_id, _requested_provider(booking.service.video_provider)),
+            status=MEETING_PENDING,
+            attempts=0,
+            next_attempt_at=utcnow(),
+        )
+        db.session.add(meeting)
+        db.session.flush()
+    _dispatch_after_commit(meeting)
+    return meeting
+
+
+def booking_ended(booking_id: int) -> None:
+    """A booking was cancelled or declined: delete its meeting (after commit, if one exists at the provider)."""
+    meeting = _locked(booking_id)
+    if meeting is None or meeting.status == MEETING_DELETED:
+        return
+    if meeting.external_id is None:
+        # Nothing exists at the provider (a Jitsi room, or not created yet). A create job in flight
+        # notices the cancelled booking when it records its result and deletes what it made.
+        meeting.status = MEETING_DELETED
+        meeting.next_attempt_at = None
+        return
+    meeting.attempts = 0
+    meeting.next_attempt_at = utcnow()
+    _dispatch_after_commit(meeting)
+
+
+# ---------------------------------------------------------------------------- dispatch
+
+
+def _uses_queue() -> bool:
+    from expertbook.notifications.service import uses_queue
+
+    return uses_queue()
+
+
+def job_id(meeting_id: int, due: datetime | None) -> str:
+    """Deterministic per (meeting, due time): dispatching the same due work twice finds the job waiting."""
+    return f"meeting-{meeting_id}-{int(due.timestamp()) if due else 0}"
+
+
+def enqueue(meeting_id: int, due: datetime | None) -> bool:
+    """Put the meeting's job on the queue, scheduled at ``due`` if that is in the future. Raises redis errors."""
+    from rq import Queue
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    from expertbook.notifications.service import redis_connection
+
+    queue = Queue(QUEUE, connection=redis_connection())
+    jid = job_id(meeting_id, due)
+    try:
+        existing = Job.fetch(jid, connection=queue.connection)
+    except NoSuchJobError:
+        existing = None
+    if existing is not None and existing.get_status(refresh=False) in {"queued", "scheduled", "deferred"}:
+        return False
+    options = {"job_id": jid, "job_timeout": _claim_seconds() + 60, "result_ttl": 24 * 3600,
+               "failure_ttl": 7 * 24 * 3600, "description": f"sync video meeting {meeting_id}"}
+    if due is not None and due > utcnow():
+        # RQ's scheduler keeps whole seconds; rounding up keeps the job from arriving before it is due.
+        delay = due - utcnow()
+        queue.enqueue_in(timedelta(seconds=int(delay.total_seconds()) + 1), JOB_PATH, meeting_id, **options)
+    else:
+        queue.enqueue(JOB_PATH, meeting_id, **options)
+    return True
+
+
+def dispatch(meeting_id: int, due: datetime | None = None) -> None:
+    """Start the meeting's job now (or at ``due``). Never raises: the booking is committed and stays.
+
+    With a queue, a Redis failure leaves the row due for the relay; without one the job runs here
+    (in-process retries are left to the relay, which the worker tick or ``flask relay`` runs).
+    """
+    if _uses_queue():
+        try:
+            enqueue(meeting_id, due)
+        except Exception as exc:
+            log.warning("could not enqueue video meeting %s (%s); the relay will", meeting_id, exc)
+        return
+    if due is not None and due > utcnow():
+        return
+    try:
+        sync(meeting_id)
+    except Exception:
+        log.exception("in-process video meeting job %s failed; the relay will retry it", meeting_id)
+
+
+def _dispatch_after_commit(meeting: Meeting) -> None:
+    # The due time is part of the job id, so this and a relay pass for the same work make one job.
+    after_commit(partial(dispatch, meeting.id, meeting.next_attempt_at))
+
+
+def relay(now: datetime | None = None, limit: int = 200) -> int:
+    """Dispatch every meeting that is due and not claimed; returns how many. Part of the worker's periodic pass."""
+    now = now or utcnow()
+    rows = db.session.execute(
+        select(Meeting.id, Meeting.next_attempt_at)
+        .where(
+            Meeting.next_attempt_at <= now,
+            Meeting.status != MEETING_DELETED,
+            or_(Meeting.claimed_until.is_(None), Meeting.claimed_until < now),
+        )
+        .order_by(Meeting.next_attempt_at)
+        .limit(limit)
+    ).all()
+    db.session.rollback()
+    for meeting_id, due in rows:
+        if _uses_queue():
+            enqueue(meeting_id, due)
+        else:
+            try:
+                sync(meeting_id, now=max(now, utcnow()))
+            except Exception:
+                log.exception("video meeting %s: the relay's attempt failed", meeting_id)
+    if rows:
+        log.info("relay dispatched %s video meeting job(s)", len(rows))
+    return len(rows)
+
+
+# ---------------------------------------------------------------------------- the job
+
+
+def _claim_seconds() -> int:
+    # Long enough for a token refresh and two API calls, each bounded by ZOOM_TIMEOUT.
+    return int(float(current_app.config.get("ZOOM_TIMEOUT", 10)) * 4) + 30
+
+
+def _claim(meeting_id: int, now: datetime) -> datetime | None:
+    claim = now + timedelta(seconds=_claim_seconds())
+    with transaction() as session:
+        claimed = session.execute(
+            update(Meeting)
+            .where(
+                Meeting.id == meeting_id,
+                Meeting.next_attempt_at <= now,
+                Meeting.status != MEETING_DELETED,
+                or_(Meeting.claimed_until.is_(None), Meeting.claimed_until < now),
+            )
+            .values(claimed_until=claim)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+    return claim if claimed == 1 else None
+
+
+def _plan(meeting: Meeting, booking: Booking) -> str:
+    """What the provider must do for this meeting now: create, update, delete, forget (mark deleted) or nothing."""
+    active = booking.status in ACTIVE_STATUSES
+    if not active:
+        return "delete" if meeting.external_id is not None else "forget"
+    if booking.status != "confirmed":
+        return "nothing"
+    if meeting.join_url is None:
+        return "create"
+    if meeting.provider == provider.ZOOM and (meeting.scheduled_start != booking.start_at or meeting.scheduled_minutes != _minutes(booking)):
+        return "update"
+    return "nothing"
+
+
+def _minutes(booking: Booking) -> int:
+    return int((booking.end_at - booking.start_at).total_seconds() // 60)
+
+
+def _topic(booking: Booking) -> str:
+    return f"{booking.service.title} - {booking.customer_name}"
+
+
+def sync(meeting_id: int, now: datetime | None = None) -> str:
+    """The meeting job: bring the provider in line with the booking. Idempotent; returns what it did.
+
+    ``"created"``, ``"updated"``, ``"deleted"``, ``"retry"``, ``"reauth"``, ``"failed"``, or
+    ``"skipped"`` (not due, claimed elsewhere, or nothing to do).
+    """
+    now = now or utcnow()
+    claim = _claim(meeting_id, now)
+    if claim is None:
+        return "skipped"
+    meeting = db.session.get(Meeting, meeting_id, populate_existing=True)
+    booking = db.session.get(Booking, meeting.booking_id, populate_existing=True)
+    plan = _plan(meeting, booking)
+    expert_user_id = booking.expert.user_id
+    args = dict(
+        topic=_topic(booking), start_utc=booking.start_at, duration_min=_minutes(booking), timezone=booking.expert.timezone,
+    )
+    requested = _requested_provider(booking.service.video_provider)
+    recording = bool(booking.service.record_meetings)
+    provider_name, external_id = meeting.provider, meeting.external_id
+    db.session.rollback()  # end the read: no snapshot or lock is held while the provider is called
+
+    try:
+        if plan == "create":
+            result = provider.create_meeting(expert_user_id, recording=recording, provider=requested, **args)
+            return _record_created(meeting_id, claim, result, args["start_utc"], args["duration_min"])
+        if plan == "update":
+            try:
+                provider.update_meeting(expert_user_id, provider_name, external_id, **args)
+            except MeetingNotFound:
+                log.warning("meeting %s vanished at Zoom; creating a new one", meeting_id)
+                return _finish(meeting_id, claim, status=MEETING_PENDING, external_id=None, join_url=None,
+                               password=None, next_attempt_at=utcnow(), redispatch=True, outcome="retry")
+            return _finish(meeting_id, claim, scheduled_start=args["start_utc"], scheduled_minutes=args["duration_min"],
+                           attempts=0, last_error=None, next_attempt_at=None, outcome="updated", recheck=True)
+        if plan == "delete":
+            provider.delete_meeting(expert_user_id, provider_name, external_id)
+            return _finish(meeting_id, claim, status=MEETING_DELETED, next_attempt_at=None, last_error=None, outcome="deleted")
+        if plan == "forget":
+            return _finish(meeting_id, claim, status=MEETING_DELETED, next_attempt_at=None, outcome="deleted")
+        return _finish(meeting_id, claim, next_attempt_at=None, outcome="skipped")
+    except TransientMeetingError as error:
+        return _retry_later(meeting_id, claim, str(error), error.retry_after)
+    except ReauthRequired as error:
+        return _record_reauth(meeting_id, claim, expert_user_id, plan, str(error))
+    except MeetingError as error:
+        log.warning("video meeting %s: the provider refused to %s it: %s", meeting_id, plan, error)
+        return _finish(meeting_id, claim, status=MEETING_FAILED, next_attempt_at=None,
+                       last_error=f"{plan} refused: {error}"[:2000], outcome="failed")
+    except Exception as error:  # a bug or an unexpected answer: retry within the limit, loudly
+        log.exception("video meeting %s: unexpected error during %s", meeting_id, plan)
+        return _retry_later(meeting_id, claim, repr(error), None)
+
+
+def _touch(booking_id: int) -> None:
+    # The booking pages poll on the booking's updated_at: a meeting state change must show there.
+    db.session.execute(
+        update(Booking).where(Booking.id == booking_id).values(updated_at=utcnow()).execution_options(synchronize_session=False)
+    )
+
+
+def _owned(meeting_id: int, claim: datetime) -> Meeting | None:
+    meeting = db.session.scalar(
+        select(Meeting).where(Meeting.id == meeting_id).with_for_update(of=Meeting).execution_options(populate_existing=True)
+    )
+    if meeting is None or meeting.claimed_until != claim:
+        log.warning("video meeting %s: the job lost its claim before recording its outcome", meeting_id)
+        return None
+    return meeting
+
+
+def _finish(meeting_id: int, claim: datetime, *, outcome: str, redispatch: bool = False, recheck: bool = False, **values) -> str:
+    """Record an outcome if the claim is still ours; release the claim."""
+    with transaction():
+        meeting = _owned(meeting_id, claim)
+        if meeting is None:
+            return "skipped"
+        for name, value in values.items():
+            setattr(meeting, name, value)
+        meeting.claimed_until = None
+        if "status" in values:
+            _touch(meeting.booking_id)
+        if recheck:
+            # The booking may have changed again while the provider was being called.
+            booking = db.session.get(Booking, meeting.booking_id, populate_existing=True)
+            if _plan(meeting, booking) != "nothing":
+                meeting.next_attempt_at = utcnow()
+                redispatch = True
+        if redispatch:
+            _dispatch_after_commit(meeting)
+    return outcome
+
+
+def _record_created(meeting_id: int, claim: datetime, result: provider.MeetingResult, start: datetime, minutes: int) -> str:
+    app = current_app._get_current_object()
+    with transaction():
+        meeting = _owned(meeting_id, claim)
+        if meeting is None:
+            if result.meeting_id is not None:  # another run owns the row now; do not leave ours behind at Zoom
+                after_commit(partial(_discard, meeting_id, result))
+            return "skipped"
+        meeting.provider = result.provider
+        meeting.external_id = result.meeting_id
+        meeting.join_url = result.join_url
+        meeting.password = result.password
+        meeting.scheduled_start = start
+        meeting.scheduled_minutes = minutes
+        meeting.status = MEETING_CREATED
+        meeting.attempts = 0
+        meeting.last_error = None
+        meeting.claimed_until = None
+        _touch(meeting.booking_id)
+        booking = db.session.get(Booking, meeting.booking_id, populate_existing=True)
+        if booking.status == "confirmed":
+            meeting.next_attempt_at = None
+            db.session.flush()
+            signals.meeting_ready.send(app, booking_id=booking.id, meeting_id=meeting.id)
+            if _plan(meeting, booking) != "nothing":  # the time changed meanwhile
+                meeting.next_attempt_at = utcnow()
+                _dispatch_after_commit(meeting)
+        else:
+            # Cancelled while we were creating it: delete what we made.
+            meeting.next_attempt_at = utcnow()
+            _dispatch_after_commit(meeting)
+    log.info("video meeting %s created (%s)", meeting_id, result.provider)
+    return "created"
+
+
+def _discard(meeting_id: int, result: provider.MeetingResult) -> None:
+    meeting = db.session.get(Meeting, meeting_id)
+    booking = db.session.get(Booking, meeting.booking_id) if meeting else None
+    if booking is None:
+        return
+    try:
+        provider.delete_meeting(booking.expert.user_id, result.provider, result.meeting_id)
+    except MeetingError as error:
+        log.warning("could not delete duplicate Zoom meeting %s: %s", result.meeting_id, error)
+
+
+def _retry_later(meeting_id: int, claim: datetime, reason: str, retry_after: float | None) -> str:
+    with transaction():
+        meeting = _owned(meeting_id, claim)
+        if meeting is None:
+            return "skipped"
+        meeting.attempts += 1
+        meeting.claimed_until = None
+        meeting.last_error = reason[:2000]
+        delay = provider.retry_delay(meeting.attempts, retry_after, max_attempts=MAX_ATTEMPTS,
+                                     base=float(current_app.config.get("VIDEO_RETRY_BASE_SECONDS", 30)))
+        if delay is None:
+            log.warning("video meeting %s: giving up after %s attempts: %s", meeting_id, meeting.attempts, reason)
+            meeting.status = MEETING_FAILED
+            meeting.next_attempt_at = None
+            meeting.last_error = f"gave up after {meeting.attempts} attempts: {reason}"[:2000]
+            _touch(meeting.booking_id)
+            return "failed"
+        due = utcnow() + timedelta(seconds=delay)
+        meeting.next_attempt_at = due
+        log.info("video meeting %s: attempt %s failed (%s); retrying at %s", meeting_id, meeting.attempts, reason, due.isoformat())
+        if _uses_queue():
+            _dispatch_after_commit(meeting)
+    return "retry"
+
+
+def _incident(expert_user_id: int) -> str | None:
+    """Names the refused grant: a connection goes from connected to ``reconnect_needed`` at most once
+    per authorization (re-authorizing sets a new ``connected_at``), so (connection, connected_at) is one incident."""
+    connection = db.session.scalar(select(ZoomConnection).where(ZoomConnection.user_id == expert_user_id))
+    if connection is None or connection.status != RECONNECT_NEEDED:
+        return None
+    return f"{connection.id}:{connection.connected_at.strftime('%Y%m%dT%H%M%S.%f')}"
+
+
+def _record_reauth(meeting_id: int, claim: datetime, expert_user_id: int, plan: str, reason: str) -> str:
+    app = current_app._get_current_object()
+    with transaction():
+        meeting = _owned(meeting_id, claim)
+        if meeting is None:
+            return "skipped"
+        meeting.claimed_until = None
+        incident = _incident(expert_user_id)
+        if incident is None:
+            # Not waiting on a re-authorization (the expert disconnected meanwhile): try again soon,
+            # when the provider choice is made afresh.
+            meeting.attempts += 1
+            meeting.next_attempt_at = utcnow() + timedelta(seconds=provider.retry_delay(min(meeting.attempts, MAX_ATTEMPTS), max_attempts=MAX_ATTEMPTS))
+            meeting.last_error = reason[:2000]
+            return "retry"
+        meeting.next_attempt_at = None  # resumed by resume_expert() when the expert re-authorizes
+        meeting.last_error = f"waiting for the expert to re-authorize Zoom: {reason}"[:2000]
+        if plan == "create":
+            meeting.status = MEETING_REAUTH
+            _touch(meeting.booking_id)
+            db.session.flush()
+            signals.meeting_reauth_needed.send(app, booking_id=meeting.booking_id, meeting_id=meeting.id, incident=incident)
+    return "reauth"
+
+
+# ---------------------------------------------------------------------------- re-authorization
+
+
+def resume_expert(expert_user_id: int) -> int:
+    """The expert (re-)connected Zoom: make every meeting that waited on it due now; returns how many.
+
+    Meetings still to be created go back to ``pending`` (their provider is chosen afresh), and
+    deletions or updates that waited are retried. Runs after the connection's commit.
+    """
+    from expertbook.experts.models import ExpertProfile
+
+    with transaction():
+        rows = db.session.scalars(
+            select(Meeting)
+            .join(Booking, Booking.id == Meeting.booking_id)
+            .join(ExpertProfile, ExpertProfile.id == Booking.expert_id)
+            .where(
+                ExpertProfile.user_id == expert_user_id,
+                Meeting.status.in_((MEETING_PENDING, MEETING_REAUTH, MEETING_CREATED)),
+                or_(Meeting.status != MEETING_CREATED, and_(Meeting.next_attempt_at.is_(None), Meeting.last_error.is_not(None))),
+            )
+            .with_for_update(of=Meeting)
+        ).all()
+        now = utcnow()
+        for meeting in rows:
+            if meeting.status == MEETING_REAUTH:
+                meeting.status = MEETING_PENDING
+            meeting.attempts = 0
+            meeting.next_attempt_at = now
+            _dispatch_after_commit(meeting)
+    if rows:
+        log.info("resuming %s video meeting(s) of user %s after (re)connecting Zoom", len(rows), expert_user_id)
+    return len(rows)

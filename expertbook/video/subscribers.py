@@ -1,0 +1,35 @@
+"""Video's subscriptions: a meeting for every confirmed video booking, deleted when it ends.
+
+The booking receivers run inside the booking's transaction (see :mod:`expertbook.experts.signals`):
+they only write the meeting row and leave the provider call to a job started after the commit.
+:func:`connect` is called once per application; connecting the same functions again is a no-op.
+"""
+from __future__ import annotations
+
+from expertbook.experts import signals as booking_signals
+from expertbook.video import meetings
+from expertbook.video import signals as video_signals
+
+
+def on_booking_confirmed(sender, booking_id: int, **extra) -> None:
+    meetings.booking_confirmed(booking_id)
+
+
+def on_booking_ended(sender, booking_id: int, **extra) -> None:
+    meetings.booking_ended(booking_id)
+
+
+def on_zoom_connected(sender, user_id: int, **extra) -> None:
+    # Sent after the connection committed: resuming writes in its own transaction, then dispatches.
+    meetings.resume_expert(user_id)
+
+
+def connect() -> None:
+    """Subscribe to the booking and Zoom signals and join the relay pass (idempotent)."""
+    from expertbook.notifications.service import register_relay_hook
+
+    booking_signals.booking_confirmed.connect(on_booking_confirmed)
+    booking_signals.booking_cancelled.connect(on_booking_ended)
+    booking_signals.booking_declined.connect(on_booking_ended)
+    video_signals.zoom_connected.connect(on_zoom_connected)
+    register_relay_hook(meetings.relay)
