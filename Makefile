@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 
 export EXPERTBOOK_ENV ?= development
 
-.PHONY: install run test worker migrate demo clean
+.PHONY: install run test worker migrate demo bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,12 @@ worker: migrate
 ## test: run the whole suite (PostgreSQL, Redis and browser tests need TEST_DATABASE_URL, REDIS_URL, chromium)
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## bench: benchmark the app against the bare floor on PostgreSQL (see bench/README.md; BENCH_SECONDS, BENCH_KEEP_DBS)
+bench: install
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	command -v wrk >/dev/null || apt-get install -y wrk || { echo "wrk is missing: run 'apt-get install wrk' as root" >&2; exit 1; }
+	EXPERTBOOK_ENV=production $(BIN)/python -m bench.run $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

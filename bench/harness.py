@@ -151,11 +151,17 @@ def parse_wrk(label: str, output: str) -> WrkResult:
     non_2xx_match = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     errors_match = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     errors = sum(int(x) for x in errors_match.groups()) if errors_match else 0
-    return WrkResult(label, rps, p50, p99, total, int(non_2xx_match.group(1)) if non_2xx_match else 0, errors)
+    seconds_match = re.search(r"requests in ([\d.]+)(\w+),", output)
+    extra: dict = {name: int(value) for name, value in re.findall(r"^BENCH (\w+) (\d+)$", output, re.M)}
+    if seconds_match:
+        extra["seconds"] = _ms(seconds_match.group(1) + seconds_match.group(2)) / 1000
+    return WrkResult(label, rps, p50, p99, total, int(non_2xx_match.group(1)) if non_2xx_match else 0, errors, extra)
 
 
 def wrk(label: str, url: str, script: Path, connections: int, seconds: int, threads: int = 2, env: Mapping[str, str] | None = None) -> WrkResult:
     """Run wrk with a Lua script against ``url`` and parse its report."""
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url]
-    done = subprocess.run(cmd, env={**os.environ, **(env or {})}, capture_output=True, text=True, check=True)
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency", "-s", str(script), url]
+    done = subprocess.run(cmd, env={**os.environ, "BENCH_DIR": str(HERE), **(env or {})}, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
     return parse_wrk(label, done.stdout)
