@@ -2,7 +2,8 @@
 
 Services write through :func:`transaction`; it is the one place that commits. On SQLite it opens
 the write transaction with ``BEGIN IMMEDIATE`` so concurrent writers queue on the busy timeout
-instead of failing half-way; on PostgreSQL the services use conditional updates and row locks.
+instead of failing half-way; on PostgreSQL the services use conditional updates and row locks,
+and a write continues the request's read transaction (READ COMMITTED sees fresh data anyway).
 """
 from __future__ import annotations
 
@@ -105,15 +106,25 @@ def transaction() -> Iterator:
             session.info["uow_depth"] -= 1
         return
 
+    continuing = False
     if session.in_transaction():
         if session.new or session.dirty or session.deleted:
             raise RuntimeError("unflushed changes outside a service transaction")
-        # End the read snapshot the request opened, so the write starts from fresh data.
-        session.rollback()
+        if session.get_bind().dialect.name == "sqlite":
+            # End the read transaction the request opened: only a transaction that starts with
+            # BEGIN IMMEDIATE waits for SQLite's write lock instead of failing half-way.
+            session.rollback()
+        else:
+            # PostgreSQL reads committed data afresh at every statement (READ COMMITTED), so the
+            # write may continue the request's transaction, saving a ROLLBACK and a BEGIN; objects
+            # read earlier are expired so the service sees them as they are now, as after a rollback.
+            session.expire_all()
+            continuing = True
     session.info["uow_depth"] = 1
     session.info["after_commit"] = []
     try:
-        session.connection(execution_options={WRITE_OPTION: True})
+        if not continuing:
+            session.connection(execution_options={WRITE_OPTION: True})
         yield session
         session.commit()
     except BaseException:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import lru_cache
 
 from joserfc import jwt
 from joserfc.errors import ExpiredTokenError, JoseError
@@ -16,6 +17,7 @@ class TokenError(Exception):
     """A bearer token that cannot be used; the message is what the client is told."""
 
 
+@lru_cache(maxsize=4)
 def _key(secret_key: str) -> OctKey:
     # A key derived for this purpose only, so API tokens and session cookies never share a signature.
     return OctKey.import_key(("expertbook-api-token:" + secret_key).encode())

@@ -11,10 +11,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import partial
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Row, Select, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
 
@@ -287,26 +288,68 @@ def create_slots(
 # ---------------------------------------------------------------------------- booking
 
 
-@dataclass
+@dataclass(frozen=True)
+class SlotSnapshot:
+    """A slot as a booking's UPDATE left it, with its doctor and hospital: what a booking's answer shows.
+
+    It reads like a loaded :class:`Slot` (``slot.hospital.name``, ``places_left``, ``is_past()``), so
+    the same badge and JSON code serve both, but it is plain data that no commit can expire.
+    """
+
+    id: int
+    date: date
+    start_time: time
+    end_time: time
+    starts_at: datetime
+    ends_at: datetime
+    capacity: int
+    booked_count: int
+    closed: bool
+    now_serving: int | None
+    hospital: SimpleNamespace
+    doctor: SimpleNamespace
+
+    @property
+    def places_left(self) -> int:
+        return max(self.capacity - self.booked_count, 0)
+
+    def is_past(self, now: datetime | None = None) -> bool:
+        return self.ends_at <= (now or utcnow())
+
+
+@dataclass(frozen=True)
 class Booking:
-    appointment: Appointment
+    """The outcome of :func:`book`. A new booking carries everything its confirmation shows (``slot``,
+    the patient's details), so answering it needs no further query; a replay carries only the ids."""
+
+    appointment_id: int
+    token_number: int
     remaining: int
     replayed: bool = False
+    patient_name: str = ""
+    contact_number: str = ""
+    booked_at: datetime | None = None
+    slot: SlotSnapshot | None = None
+
+    @property
+    def appointment(self) -> Appointment:
+        """The appointment row itself (one query; the hot paths use the fields above instead)."""
+        return db.session.get(Appointment, self.appointment_id)
 
 
 def _send(signal, appointment_id: int) -> None:
     signal.send(current_app._get_current_object(), appointment_id=appointment_id)
 
 
-def _by_key(user_id: int, key: str) -> Appointment | None:
-    return db.session.scalar(select(Appointment).where(Appointment.user_id == user_id, Appointment.idempotency_key == key))
+def _by_key(user_id: int, key: str) -> Row | None:
+    return db.session.connection().execute(_BY_KEY, {"user_id": user_id, "key": key}).one_or_none()
 
 
-def _replay(existing: Appointment, slot_id: int) -> Booking:
+def _replay(existing: Row, slot_id: int) -> Booking:
     if existing.slot_id != slot_id:
         raise Conflict("This booking form was already used for another slot. Please refresh and try again.")
-    slot = db.session.get(Slot, existing.slot_id)
-    return Booking(existing, slot.places_left, replayed=True)
+    left = db.session.scalar(select(Slot.capacity - Slot.booked_count).where(Slot.id == slot_id))
+    return Booking(existing.id, existing.token_number, max(left or 0, 0), replayed=True)
 
 
 def _refusal(slot_id: int, now: datetime) -> Exception:
@@ -319,6 +362,51 @@ def _refusal(slot_id: int, now: datetime) -> Exception:
     if slot.booked_count >= slot.capacity:
         return Conflict(SLOT_FULL)
     return Conflict(SLOT_CHANGED)
+
+
+# Taking a place is the hot path of a rush. It is two Core statements built once (no per-request
+# statement building, no unit of work): a conditional UPDATE that issues the token and returns
+# everything the confirmation shows, then the INSERT.
+_slots = Slot.__table__
+_appointments = Appointment.__table__
+
+
+def _detail(column, key):
+    # A correlated scalar subquery: SQLite's RETURNING may not name UPDATE ... FROM tables, but may hold these.
+    return select(column).where(column.table.c.id == key).scalar_subquery().label(f"{column.table.name}_{column.name}")
+
+
+_TAKE_PLACE = (
+    update(_slots)
+    .where(
+        _slots.c.id == bindparam("slot_id"),
+        _slots.c.booked_count < _slots.c.capacity,
+        _slots.c.closed.is_(False),
+        _slots.c.ends_at > bindparam("now", type_=_slots.c.ends_at.type),
+    )
+    .values(booked_count=_slots.c.booked_count + 1, tokens_issued=_slots.c.tokens_issued + 1, version=_slots.c.version + 1)
+    .returning(
+        _slots.c.tokens_issued,
+        _slots.c.booked_count,
+        _slots.c.capacity,
+        _slots.c.date,
+        _slots.c.start_time,
+        _slots.c.end_time,
+        _slots.c.starts_at,
+        _slots.c.ends_at,
+        _slots.c.closed,
+        _slots.c.now_serving,
+        _detail(Doctor.__table__.c.name, _slots.c.doctor_id),
+        _detail(Doctor.__table__.c.specialization, _slots.c.doctor_id),
+        _detail(Hospital.__table__.c.name, _slots.c.hospital_id),
+        _detail(Hospital.__table__.c.location, _slots.c.hospital_id),
+        _detail(Hospital.__table__.c.timezone, _slots.c.hospital_id),
+    )
+)
+_INSERT_APPOINTMENT = insert(_appointments).returning(_appointments.c.id)
+_BY_KEY = select(_appointments.c.id, _appointments.c.slot_id, _appointments.c.token_number).where(
+    _appointments.c.user_id == bindparam("user_id"), _appointments.c.idempotency_key == bindparam("key")
+)
 
 
 def book(
@@ -343,33 +431,26 @@ def book(
                 if existing is not None:
                     return _replay(existing, slot_id)
             now = utcnow()
-            taken = session.execute(
-                update(Slot)
-                .where(
-                    Slot.id == slot_id,
-                    Slot.booked_count < Slot.capacity,
-                    Slot.closed.is_(False),
-                    Slot.ends_at > now,
-                )
-                .values(booked_count=Slot.booked_count + 1, tokens_issued=Slot.tokens_issued + 1, version=Slot.version + 1)
-                .returning(Slot.tokens_issued, Slot.booked_count, Slot.capacity),
-                execution_options={"synchronize_session": False},
-            ).one_or_none()
+            connection = session.connection()
+            taken = connection.execute(_TAKE_PLACE, {"slot_id": slot_id, "now": now}).one_or_none()
             if taken is None:
                 raise _refusal(slot_id, now)
-            appointment = Appointment(
-                slot_id=slot_id,
-                user_id=user_id,
-                patient_name=patient_name,
-                contact_number=contact_number,
-                token_number=FIRST_TOKEN - 1 + taken.tokens_issued,
-                status=Appointment.BOOKED,
-                booked_at=now,
-                idempotency_key=key,
-            )
-            session.add(appointment)
-            session.flush()
-            after_commit(partial(_send, signals.appointment_booked, appointment.id))
+            token = FIRST_TOKEN - 1 + taken.tokens_issued
+            appointment_id = connection.execute(
+                _INSERT_APPOINTMENT,
+                {
+                    "slot_id": slot_id,
+                    "user_id": user_id,
+                    "patient_name": patient_name,
+                    "contact_number": contact_number,
+                    "token_number": token,
+                    "status": Appointment.BOOKED,
+                    "booked_at": now,
+                    "cancelled_at": None,
+                    "idempotency_key": key,
+                },
+            ).scalar_one()
+            after_commit(partial(_send, signals.appointment_booked, appointment_id))
     except IntegrityError:
         # The same key raced itself (two tabs, a retry while the first was in flight): the
         # loser's transaction rolled back, counters included, and the winner's booking is the answer.
@@ -377,7 +458,21 @@ def book(
         if existing is None:
             raise
         return _replay(existing, slot_id)
-    return Booking(appointment, taken.capacity - taken.booked_count)
+    slot = SlotSnapshot(
+        slot_id,
+        taken.date,
+        taken.start_time,
+        taken.end_time,
+        taken.starts_at,
+        taken.ends_at,
+        taken.capacity,
+        taken.booked_count,
+        taken.closed,
+        taken.now_serving,
+        SimpleNamespace(name=taken.hospitals_name, location=taken.hospitals_location, timezone=taken.hospitals_timezone),
+        SimpleNamespace(name=taken.doctors_name, specialization=taken.doctors_specialization),
+    )
+    return Booking(appointment_id, token, taken.capacity - taken.booked_count, False, patient_name, contact_number, now, slot)
 
 
 def cancel(appointment_id: int, user_id: int) -> Appointment:
