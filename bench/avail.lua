@@ -6,13 +6,20 @@ local first = tonumber(os.getenv("SLOT_FIRST"))
 local count = tonumber(os.getenv("SLOTS"))
 local conditional = os.getenv("CONDITIONAL") == "1"
 local etags = {}
+-- With WITH_COOKIE=1 each thread sends a logged-in patient's session cookie, as a patient's open page does.
+local cookies = os.getenv("WITH_COOKIE") == "1" and read_lines(os.getenv("BENCH_COOKIES")) or nil
+local cookie = nil
 ok, not_modified, other = 0, 0, 0
 
-function init(args) seed() end
+function init(args)
+  seed()
+  if cookies then cookie = "session=" .. cookies[(tid - 1) % #cookies + 1] end
+end
 
 request = function()
   local slot = first + math.random(0, count - 1)
   local headers = {}
+  if cookie then headers["Cookie"] = cookie end
   if conditional and etags[slot] then headers["If-None-Match"] = etags[slot] end
   return wrk.format("GET", "/clinic/slots/" .. slot .. "/availability", headers)
 end

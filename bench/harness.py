@@ -165,3 +165,26 @@ def wrk(label: str, url: str, script: Path, connections: int, seconds: int, thre
     if done.returncode != 0:
         raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
     return parse_wrk(label, done.stdout)
+
+
+def combine(label: str, results: list[WrkResult]) -> WrkResult:
+    """Several wrk runs of the same load as one: throughput over the total time, the mean p50,
+    the worst p99 (wrk prints percentiles, not histograms, so they cannot be merged exactly),
+    and summed counters."""
+    seconds = sum(r.extra.get("seconds", 0) for r in results)
+    requests = sum(r.requests for r in results)
+    extra: dict = {}
+    for r in results:
+        for name, value in r.extra.items():
+            extra[name] = extra.get(name, 0) + value
+    extra["rounds"] = [round(r.requests_per_s, 1) for r in results]
+    return WrkResult(
+        label,
+        requests / seconds if seconds else 0.0,
+        sum(r.p50_ms for r in results) / len(results),
+        max(r.p99_ms for r in results),
+        requests,
+        sum(r.non_2xx for r in results),
+        sum(r.errors for r in results),
+        extra,
+    )

@@ -49,6 +49,8 @@ SLOTS = 1000
 RUSH_SLOTS, RUSH_CAPACITY = 20, 10
 PATIENTS = 200
 WARMUP_SECONDS = 2
+# Floor and app are measured alternately in this many pieces of BENCH_SECONDS / ROUNDS each.
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 
 
 def dsn_for(database: str) -> str:
@@ -127,8 +129,8 @@ class Run:
     # ------------------------------------------------------------------ load
 
     def wrk(self, key: str, server: harness.Server, script: Path, env: dict | None = None, threads: int = 2, seconds: int | None = None, record: bool = True) -> harness.WrkResult:
-        env = {"BENCH_RUN": f"{self.run_id}{key}", "BENCH_TOKENS": str(self.tokens_file), "BENCH_COOKIES": str(self.cookies_file), **(env or {})}
-        # A short unrecorded warm-up: the workers import lazily and fill their pools.
+        """One recorded wrk run (after a short unrecorded warm-up: workers import lazily and fill their pools)."""
+        env = self._env(key, env)
         harness.wrk(key + "-warmup", server.url, script, CONNECTIONS, WARMUP_SECONDS, threads, {**env, "BENCH_RUN": f"{self.run_id}{key}w"})
         profiler = self.profile(key, server) if PROFILE and server is self.app_server else None
         result = harness.wrk(key, server.url, script, CONNECTIONS, seconds or SECONDS, threads, env)
@@ -136,29 +138,59 @@ class Run:
             profiler.wait()
         if record:
             self.results["wrk"][key] = asdict(result)
-        print(f"  {key:<22} {result.requests_per_s:>9.1f} req/s   p50 {result.p50_ms:7.1f} ms   p99 {result.p99_ms:7.1f} ms   {result.extra}", flush=True)
+        self._print(result)
         return result
 
-    def profile(self, key: str, server: harness.Server):
+    def pair(self, floor: tuple, mine: tuple) -> None:
+        """Measure the floor and the app alternately, ROUNDS times each, so a burst of load from
+        elsewhere on the machine falls on both sides of the ratio rather than on one."""
+        runs: dict[str, list[harness.WrkResult]] = {}
+        for key, server, script, env in (floor, mine):
+            harness.wrk(key + "-warmup", server.url, script, CONNECTIONS, WARMUP_SECONDS, 2, {**self._env(key, env), "BENCH_RUN": f"{self.run_id}{key}w"})
+        piece = max(SECONDS // ROUNDS, 2)
+        for round_number in range(ROUNDS):
+            for key, server, script, env in (floor, mine) if round_number % 2 == 0 else (mine, floor):
+                profiler = self.profile(key, server, piece) if PROFILE and server is self.app_server and round_number == 0 else None
+                env = self._env(key, env, round_number)
+                runs.setdefault(key, []).append(harness.wrk(key, server.url, script, CONNECTIONS, piece, 2, env))
+                if profiler:
+                    profiler.wait()
+        for key, results in runs.items():
+            combined = harness.combine(key, results)
+            self.results["wrk"][key] = asdict(combined)
+            self._print(combined)
+
+    def _env(self, key: str, env: dict | None, round_number: int = 0) -> dict:
+        return {"BENCH_RUN": f"{self.run_id}{key}{round_number}", "BENCH_TOKENS": str(self.tokens_file), "BENCH_COOKIES": str(self.cookies_file), **(env or {})}
+
+    @staticmethod
+    def _print(result: harness.WrkResult) -> None:
+        extra = {k: v for k, v in result.extra.items() if k != "rounds"}
+        print(f"  {result.label:<22} {result.requests_per_s:>9.1f} req/s   p50 {result.p50_ms:7.1f} ms   p99 {result.p99_ms:7.1f} ms   {extra}", flush=True)
+
+    def profile(self, key: str, server: harness.Server, seconds: int | None = None):
         spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         pid = server.worker_pids()[0]
         out = RESULTS / f"profile-{key}.svg"
-        return subprocess.Popen([spy, "record", "-p", str(pid), "-d", str(SECONDS), "-o", str(out), "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return subprocess.Popen([spy, "record", "-p", str(pid), "-d", str(seconds or SECONDS), "-o", str(out), "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def load(self) -> None:
         s = self.seeded
         slots = {"SLOT_FIRST": str(s.slot_first), "SLOTS": str(s.slot_count)}
         banner(f"load: wrk, {CONNECTIONS} connections, {SECONDS} s per run (after a {WARMUP_SECONDS} s warm-up)")
         wanted = lambda part: not ONLY or part in ONLY  # noqa: E731
-        if wanted("book") or wanted("flow"):
-            self.wrk("floor_book", self.floor, harness.SHARED_BENCH / "book.lua", {"SLOTS": str(SLOTS)})
+        floor_book = ("floor_book", self.floor, harness.SHARED_BENCH / "book.lua", {"SLOTS": str(SLOTS)})
         if wanted("book"):
-            self.wrk("api_book", self.app_server, HERE / "book_api.lua", slots)
+            self.pair(floor_book, ("api_book", self.app_server, HERE / "book_api.lua", slots))
+        elif wanted("flow"):
+            self.wrk(*floor_book)
         if wanted("fragment"):
-            self.wrk("floor_avail", self.floor, harness.SHARED_BENCH / "avail.lua", {"SLOTS": str(SLOTS)})
-            self.wrk("fragment", self.app_server, HERE / "avail.lua", slots)
+            self.pair(
+                ("floor_avail", self.floor, harness.SHARED_BENCH / "avail.lua", {"SLOTS": str(SLOTS)}),
+                ("fragment", self.app_server, HERE / "avail.lua", {**slots, "WITH_COOKIE": "1"}),
+            )
             # The polling path: each thread keeps the ETags it saw; 100 slots, as open pages re-poll theirs.
-            self.wrk("fragment_304", self.app_server, HERE / "avail.lua", {"SLOT_FIRST": str(s.slot_first), "SLOTS": "100", "CONDITIONAL": "1"})
+            self.wrk("fragment_304", self.app_server, HERE / "avail.lua", {"SLOT_FIRST": str(s.slot_first), "SLOTS": "100", "CONDITIONAL": "1", "WITH_COOKIE": "1"})
         if wanted("flow"):
             # One connection per wrk thread: each thread is one browser walking the flow.
             self.wrk("browser_flow", self.app_server, HERE / "flow.lua", {"BENCH_DATES": ",".join(s.dates[:30])}, threads=CONNECTIONS)
@@ -166,10 +198,15 @@ class Run:
             # The rush: every connection on a few small sessions at once, until all are full (at most 3 rounds),
             # to check that nothing is overbooked and every refusal is a clean 409.
             rush = {"SLOT_FIRST": str(s.rush_first), "SLOTS": str(s.rush_count)}
-            for _ in range(3):
-                self.wrk("rush", self.app_server, HERE / "book_api.lua", rush, seconds=5)
+            rounds = []
+            for round_number in range(3):
+                # No warm-up here: it would take the places the recorded run is meant to fight over.
+                rounds.append(harness.wrk("rush", self.app_server.url, HERE / "book_api.lua", CONNECTIONS, 5, 2, self._env("rush", rush, round_number)))
                 if self.rush_full() == s.rush_count:
                     break
+            result = harness.combine("rush", rounds)
+            self.results["wrk"]["rush"] = asdict(result)
+            self._print(result)
         rss = self.app_server.worker_rss_mb()
         self.results["rss_mb"] = {"app_workers": rss, "floor_workers": self.floor.worker_rss_mb()}
         print(f"  app worker RSS after the load: {', '.join(f'{x:.1f}' for x in rss)} MB")

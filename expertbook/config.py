@@ -66,6 +66,10 @@ def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "ins
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_SECURE": production,
         "PERMANENT_SESSION_LIFETIME": timedelta(days=_int(env.get("SESSION_DAYS"), 14)),
+        # A login ends when its server-side session expires, a fixed time after logging in, so
+        # re-signing and re-sending the cookie on every answer (each poll of a live fragment
+        # included) would extend nothing; the cookie is written only when the session changes.
+        "SESSION_REFRESH_EACH_REQUEST": False,
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session; a stale tab must still work
         "WTF_CSRF_SSL_STRICT": production,
         # Throttling: storage is shared through Redis when there is one, so limits hold across workers.

@@ -33,10 +33,20 @@ def issue_token(user_id: int, secret_key: str, hours: int) -> tuple[str, int]:
 
 def user_id_from_token(token: str, secret_key: str) -> int:
     """The user id a valid token was issued to; raises TokenError("Token expired") or TokenError("Invalid token")."""
+    user_id, expires = _verified(token, secret_key)
+    if expires <= utcnow().timestamp():
+        raise TokenError("Token expired")
+    return user_id
+
+
+@lru_cache(maxsize=4096)
+def _verified(token: str, secret_key: str) -> tuple[int, int]:
+    # A client sends the same token with every request: its signature is checked once per worker,
+    # its expiry every time (above). Failures raise, and so are never cached.
     try:
         decoded = jwt.decode(token, _key(secret_key), algorithms=[ALGORITHM])
         jwt.JWTClaimsRegistry(exp={"essential": True}, sub={"essential": True}).validate(decoded.claims)
-        return int(decoded.claims["sub"])
+        return int(decoded.claims["sub"]), int(decoded.claims["exp"])
     except ExpiredTokenError:
         raise TokenError("Token expired") from None
     except (JoseError, ValueError, TypeError, KeyError):
