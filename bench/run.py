@@ -141,15 +141,15 @@ class Run:
         self._print(result)
         return result
 
-    def pair(self, floor: tuple, mine: tuple) -> None:
-        """Measure the floor and the app alternately, ROUNDS times each, so a burst of load from
-        elsewhere on the machine falls on both sides of the ratio rather than on one."""
+    def pair(self, *loads: tuple) -> None:
+        """Measure the floor and the app's loads in turn, ROUNDS times each (the order reversed every
+        other round), so a burst of load from elsewhere on the machine falls on both sides of a ratio."""
         runs: dict[str, list[harness.WrkResult]] = {}
-        for key, server, script, env in (floor, mine):
+        for key, server, script, env in loads:
             harness.wrk(key + "-warmup", server.url, script, CONNECTIONS, WARMUP_SECONDS, 2, {**self._env(key, env), "BENCH_RUN": f"{self.run_id}{key}w"})
         piece = max(SECONDS // ROUNDS, 2)
         for round_number in range(ROUNDS):
-            for key, server, script, env in (floor, mine) if round_number % 2 == 0 else (mine, floor):
+            for key, server, script, env in loads if round_number % 2 == 0 else reversed(loads):
                 profiler = self.profile(key, server, piece) if PROFILE and server is self.app_server and round_number == 0 else None
                 env = self._env(key, env, round_number)
                 runs.setdefault(key, []).append(harness.wrk(key, server.url, script, CONNECTIONS, piece, 2, env))
@@ -188,9 +188,9 @@ class Run:
             self.pair(
                 ("floor_avail", self.floor, harness.SHARED_BENCH / "avail.lua", {"SLOTS": str(SLOTS)}),
                 ("fragment", self.app_server, HERE / "avail.lua", {**slots, "WITH_COOKIE": "1"}),
+                # The polling path: each thread keeps the ETags it saw; 100 slots, as open pages re-poll theirs.
+                ("fragment_304", self.app_server, HERE / "avail.lua", {"SLOT_FIRST": str(s.slot_first), "SLOTS": "100", "CONDITIONAL": "1", "WITH_COOKIE": "1"}),
             )
-            # The polling path: each thread keeps the ETags it saw; 100 slots, as open pages re-poll theirs.
-            self.wrk("fragment_304", self.app_server, HERE / "avail.lua", {"SLOT_FIRST": str(s.slot_first), "SLOTS": "100", "CONDITIONAL": "1", "WITH_COOKIE": "1"})
         if wanted("flow"):
             # One connection per wrk thread: each thread is one browser walking the flow.
             self.wrk("browser_flow", self.app_server, HERE / "flow.lua", {"BENCH_DATES": ",".join(s.dates[:30])}, threads=CONNECTIONS)

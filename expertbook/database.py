@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, MetaData, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -139,6 +139,17 @@ def transaction() -> Iterator:
             callback()
         except Exception:  # a follow-up must never undo or hide a committed change
             log.exception("after-commit callback %r failed", callback)
+
+
+@contextmanager
+def autocommit_reads() -> Iterator[Connection]:
+    """A pooled connection in autocommit mode, outside the request's session, for a view whose only
+    database work is one or two independent SELECTs (a polled fragment): no BEGIN and no ROLLBACK
+    round trips around them. Never write through it; writes go through :func:`transaction`."""
+    from expertbook.extensions import db
+
+    with db.engine.connect() as connection:
+        yield connection.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def after_commit(callback: Callable[[], None]) -> None:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import contains_eager
 from expertbook.auth.models import User
 from expertbook.clinic import signals
 from expertbook.clinic.models import Appointment, Doctor, Hospital, Slot
-from expertbook.database import after_commit, transaction, utcnow
+from expertbook.database import after_commit, autocommit_reads, transaction, utcnow
 from expertbook.errors import Conflict, NotFound, ValidationFailed
 from expertbook.extensions import db
 
@@ -420,20 +420,22 @@ def book(
 
     The place is taken by a single conditional UPDATE that also issues the token, so there is no
     moment between checking and taking in which another booking could slip in. A repeated request
-    with the same idempotency key returns the first booking instead of making a second one.
+    with the same idempotency key returns the first booking instead of making a second one: the
+    unique (user, key) constraint refuses its INSERT, which rolls its UPDATE back too, and the first
+    booking is the answer. (A new booking, the common case, so costs no lookup of the key.)
     """
     patient_name, contact_number = clean_patient(patient_name, contact_number)
     key = _clean_key(idempotency_key)
     try:
         with transaction() as session:
-            if key:
-                existing = _by_key(user_id, key)
-                if existing is not None:
-                    return _replay(existing, slot_id)
             now = utcnow()
             connection = session.connection()
             taken = connection.execute(_TAKE_PLACE, {"slot_id": slot_id, "now": now}).one_or_none()
             if taken is None:
+                # A retry of a booking that took the last place must still get its booking back.
+                existing = _by_key(user_id, key) if key else None
+                if existing is not None:
+                    return _replay(existing, slot_id)
                 raise _refusal(slot_id, now)
             token = FIRST_TOKEN - 1 + taken.tokens_issued
             appointment_id = connection.execute(
@@ -452,8 +454,8 @@ def book(
             ).scalar_one()
             after_commit(partial(_send, signals.appointment_booked, appointment_id))
     except IntegrityError:
-        # The same key raced itself (two tabs, a retry while the first was in flight): the
-        # loser's transaction rolled back, counters included, and the winner's booking is the answer.
+        # The key was used before (a retry, a double click, two tabs racing): this transaction
+        # rolled back, counters included, and the first booking is the answer.
         existing = _by_key(user_id, key) if key else None
         if existing is None:
             raise
@@ -710,11 +712,16 @@ class Availability:
         return "avail-warn" if self.left <= 2 else "avail-ok"
 
 
+_AVAILABILITY = select(_slots.c.capacity, _slots.c.booked_count, _slots.c.closed, _slots.c.ends_at, _slots.c.version).where(
+    _slots.c.id == bindparam("slot_id")
+)
+
+
 def availability(slot_id: int) -> Availability:
-    """A slot's live counts in one indexed SELECT (polled by every open slot page)."""
-    row = db.session.execute(
-        select(Slot.capacity, Slot.booked_count, Slot.closed, Slot.ends_at, Slot.version).where(Slot.id == slot_id)
-    ).one_or_none()
+    """A slot's live counts in one indexed SELECT (polled by every open slot page), in autocommit:
+    one round trip, where a session would add a BEGIN and a ROLLBACK."""
+    with autocommit_reads() as connection:
+        row = connection.execute(_AVAILABILITY, {"slot_id": slot_id}).one_or_none()
     if row is None:
         raise NotFound(SLOT_NOT_FOUND)
     return Availability(slot_id, row.capacity, row.booked_count, row.closed, row.ends_at <= utcnow(), row.version)
