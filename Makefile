@@ -38,11 +38,17 @@ worker: migrate
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-## bench: benchmark the app against the bare floor on PostgreSQL (see bench/README.md; BENCH_SECONDS, BENCH_KEEP_DBS)
-bench: install
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
-	command -v wrk >/dev/null || apt-get install -y wrk || { echo "wrk is missing: run 'apt-get install wrk' as root" >&2; exit 1; }
-	EXPERTBOOK_ENV=production $(BIN)/python -m bench.run $(BENCH_ARGS)
+	touch $(BENCH_STAMP)
+
+## bench: the app against the bare floor (../shared/bench) under wrk on PostgreSQL; see bench/README.md
+bench: $(BENCH_STAMP)
+	@command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk) \
+		|| { echo "wrk is missing and could not be installed: run 'apt-get install wrk' as root" >&2; exit 1; }
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache
