@@ -79,7 +79,9 @@ def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "ins
         "LOGIN_LIMIT_PER_IP": env.get("LOGIN_LIMIT_PER_IP") or "20 per minute;200 per hour",
         # JSON API bearer tokens.
         "API_TOKEN_HOURS": _int(env.get("API_TOKEN_HOURS"), 12),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # No pre-ping round trip per request: expertbook.database.configure_engine checks a pooled
+        # PostgreSQL connection's socket instead, which costs no round trip.
+        "SQLALCHEMY_ENGINE_OPTIONS": {},
         "SQLITE_BUSY_TIMEOUT_MS": _int(env.get("SQLITE_BUSY_TIMEOUT_MS"), 30000),
         "RUN_JOBS_INLINE": redis_url is None,
         # Clinics: the zone of a new hospital's wall-clock slot times, and how often live pages poll.

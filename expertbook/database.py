@@ -8,12 +8,14 @@ and a write continues the request's read transaction (READ COMMITTED sees fresh 
 from __future__ import annotations
 
 import logging
+import select
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -63,7 +65,10 @@ def utcnow() -> datetime:
 
 
 def configure_engine(engine: Engine, busy_timeout_ms: int) -> None:
-    """Tune a SQLite engine: WAL, busy timeout, foreign keys, and explicit BEGIN control."""
+    """Tune the engine: on SQLite WAL, busy timeout, foreign keys and explicit BEGIN control; on
+    PostgreSQL a check of each pooled connection as it is taken from the pool."""
+    if engine.dialect.name == "postgresql":
+        event.listen(engine, "checkout", _discard_if_closed_by_server)
     if engine.dialect.name != "sqlite":
         return
 
@@ -86,6 +91,22 @@ def configure_engine(engine: Engine, busy_timeout_ms: int) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         else:
             conn.exec_driver_sql("BEGIN")
+
+
+def _discard_if_closed_by_server(dbapi_connection, _record, _proxy) -> None:
+    """Refuse a pooled PostgreSQL connection the server has closed (restart, idle timeout, terminated
+    backend), without the round trip of a pre-ping: an idle connection has nothing to read, so a
+    readable socket means the server said goodbye (an error message, then EOF). The pool then
+    replaces it with a fresh one. A connection that dies between this check and its use still fails
+    that one request; SQLAlchemy then invalidates the pool, so the next ones reconnect."""
+    if dbapi_connection.closed or dbapi_connection.broken:
+        raise DisconnectionError("connection closed")
+    try:
+        readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        raise DisconnectionError("connection unusable") from None
+    if readable:
+        raise DisconnectionError("the server closed the connection")
 
 
 @contextmanager

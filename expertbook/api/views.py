@@ -7,7 +7,7 @@ and are imported at the bottom of this file.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
+from functools import partial, wraps
 from importlib import import_module
 from typing import Any
 
@@ -73,12 +73,16 @@ def api_user_id() -> int:
     return g.api_user_id
 
 
-def token_required(view: Callable) -> Callable:
+def token_required(view: Callable | None = None, *, check_account: bool = True) -> Callable:
     """Require a valid bearer token: 401 "No login token found", "Token expired" or "Invalid token".
 
     The account must still exist, which costs one indexed lookup of its id; the full user (with its
-    hospital) is loaded only when the view asks for it with :func:`api_user`.
+    hospital) is loaded only when the view asks for it with :func:`api_user`. A view whose only write
+    refuses a missing account by itself (a foreign key) may pass ``check_account=False`` to save the
+    lookup; it must then answer 401 "Invalid token" when that happens.
     """
+    if view is None:
+        return partial(token_required, check_account=check_account)
 
     @wraps(view)
     def wrapped(*args, **kwargs):
@@ -90,7 +94,7 @@ def token_required(view: Callable) -> Callable:
             user_id = service.user_id_from_token(token.strip(), current_app.config["SECRET_KEY"])
         except service.TokenError as error:
             return jsonify(error=str(error)), 401
-        if db.session.connection().scalar(_USER_EXISTS, {"user_id": user_id}) is None:
+        if check_account and db.session.connection().scalar(_USER_EXISTS, {"user_id": user_id}) is None:
             return jsonify(error="Invalid token"), 401
         g.api_user_id = user_id
         return view(*args, **kwargs)

@@ -40,6 +40,7 @@ SLOT_NOT_FOUND = "Slot not found"
 SLOT_FULL = "This slot is fully booked"
 SLOT_CHANGED = "Slot availability changed, please refresh"
 APPOINTMENT_NOT_FOUND = "Appointment not found"
+ACCOUNT_NOT_FOUND = "Account not found"
 
 _CONTACT = re.compile(r"[0-9]{10}")
 _KEY = re.compile(r"[A-Za-z0-9_\-:.]{8,64}")
@@ -457,9 +458,12 @@ def book(
         # The key was used before (a retry, a double click, two tabs racing): this transaction
         # rolled back, counters included, and the first booking is the answer.
         existing = _by_key(user_id, key) if key else None
-        if existing is None:
-            raise
-        return _replay(existing, slot_id)
+        if existing is not None:
+            return _replay(existing, slot_id)
+        # Or the patient's account is gone (the appointment's foreign key refused it).
+        if db.session.connection().scalar(select(User.__table__.c.id).where(User.__table__.c.id == user_id)) is None:
+            raise NotFound(ACCOUNT_NOT_FOUND) from None
+        raise
     slot = SlotSnapshot(
         slot_id,
         taken.date,
