@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -168,9 +169,10 @@ def wrk(label: str, url: str, script: Path, connections: int, seconds: int, thre
 
 
 def combine(label: str, results: list[WrkResult]) -> WrkResult:
-    """Several wrk runs of the same load as one: throughput over the total time, the mean p50,
-    the worst p99 (wrk prints percentiles, not histograms, so they cannot be merged exactly),
-    and summed counters."""
+    """Several wrk runs of the same load as one: throughput over the total time, the mean p50, the
+    median of the rounds' p99 (wrk prints percentiles, not histograms, so they cannot be merged
+    exactly; the median keeps one round disturbed by another process from deciding it; every
+    round's p99 is kept in ``extra``), and summed counters."""
     seconds = sum(r.extra.get("seconds", 0) for r in results)
     requests = sum(r.requests for r in results)
     extra: dict = {}
@@ -178,11 +180,12 @@ def combine(label: str, results: list[WrkResult]) -> WrkResult:
         for name, value in r.extra.items():
             extra[name] = extra.get(name, 0) + value
     extra["rounds"] = [round(r.requests_per_s, 1) for r in results]
+    extra["p99_rounds"] = [r.p99_ms for r in results]
     return WrkResult(
         label,
         requests / seconds if seconds else 0.0,
         sum(r.p50_ms for r in results) / len(results),
-        max(r.p99_ms for r in results),
+        statistics.median(r.p99_ms for r in results),
         requests,
         sum(r.non_2xx for r in results),
         sum(r.errors for r in results),

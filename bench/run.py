@@ -165,7 +165,7 @@ class Run:
 
     @staticmethod
     def _print(result: harness.WrkResult) -> None:
-        extra = {k: v for k, v in result.extra.items() if k != "rounds"}
+        extra = {k: v for k, v in result.extra.items() if k not in ("rounds", "p99_rounds")}
         print(f"  {result.label:<22} {result.requests_per_s:>9.1f} req/s   p50 {result.p50_ms:7.1f} ms   p99 {result.p99_ms:7.1f} ms   {extra}", flush=True)
 
     def profile(self, key: str, server: harness.Server, seconds: int | None = None):

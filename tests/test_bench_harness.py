@@ -46,11 +46,13 @@ def test_parse_wrk_without_errors_or_counters():
     assert result.extra == {"seconds": pytest.approx(3.02)}
 
 
-def test_combine_weighs_rounds_by_time_and_keeps_the_worst_p99():
+def test_combine_weighs_rounds_by_time_and_takes_the_median_p99():
     a = WrkResult("x", 100.0, 10.0, 50.0, 300, 0, 0, {"seconds": 3.0, "created": 300})
-    b = WrkResult("x", 300.0, 20.0, 90.0, 600, 1, 2, {"seconds": 2.0, "created": 599})
-    both = combine("x", [a, b])
-    assert both.requests_per_s == pytest.approx(900 / 5.0)
-    assert (both.p50_ms, both.p99_ms) == (15.0, 90.0)
-    assert (both.requests, both.non_2xx, both.errors) == (900, 1, 2)
-    assert both.extra["created"] == 899 and both.extra["rounds"] == [100.0, 300.0]
+    b = WrkResult("x", 300.0, 20.0, 400.0, 600, 1, 2, {"seconds": 2.0, "created": 599})
+    c = WrkResult("x", 100.0, 30.0, 70.0, 100, 0, 0, {"seconds": 1.0, "created": 100})
+    all_three = combine("x", [a, b, c])
+    assert all_three.requests_per_s == pytest.approx(1000 / 6.0)
+    assert (all_three.p50_ms, all_three.p99_ms) == (20.0, 70.0)
+    assert (all_three.requests, all_three.non_2xx, all_three.errors) == (1000, 1, 2)
+    assert all_three.extra["created"] == 999 and all_three.extra["rounds"] == [100.0, 300.0, 100.0]
+    assert all_three.extra["p99_rounds"] == [50.0, 400.0, 70.0]
