@@ -164,13 +164,18 @@ def transaction() -> Iterator:
 
 @contextmanager
 def autocommit_reads() -> Iterator[Connection]:
-    """A pooled connection in autocommit mode, outside the request's session, for a view whose only
-    database work is one or two independent SELECTs (a polled fragment): no BEGIN and no ROLLBACK
-    round trips around them. Never write through it; writes go through :func:`transaction`."""
+    """A pooled connection outside the request's session for a view whose only database work is one
+    or two independent SELECTs (a polled fragment). On PostgreSQL it is in autocommit mode: no BEGIN
+    and no ROLLBACK round trips around the reads. (SQLite has no round trips to save, and switching a
+    pysqlite connection's isolation level back and forth would undo :func:`configure_engine`'s BEGIN
+    control, so there it is a plain connection.) Never write through it; writes go through
+    :func:`transaction`."""
     from expertbook.extensions import db
 
     with db.engine.connect() as connection:
-        yield connection.execution_options(isolation_level="AUTOCOMMIT")
+        if connection.dialect.name == "postgresql":
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+        yield connection
 
 
 def after_commit(callback: Callable[[], None]) -> None:

@@ -86,3 +86,20 @@ def test_transaction_continues_a_postgresql_read_but_restarts_one_on_sqlite(app,
     with transaction():
         db.session.get(User, user.id).name = "Writer"
     assert db.session.scalar(select(User.name).where(User.id == user.id)) == "Writer"
+
+
+def test_autocommit_reads_leave_pooled_connections_as_configured(app, backend):
+    """The fragment's autocommit connection goes back to the pool in the mode every other user expects."""
+    from sqlalchemy import text
+
+    from expertbook.database import autocommit_reads
+
+    db.session.rollback()
+    with autocommit_reads() as connection:
+        assert connection.execute(text("SELECT 1")).scalar() == 1
+    with db.engine.connect() as connection:
+        raw = connection.connection.dbapi_connection
+        if backend == "sqlite":
+            assert raw.isolation_level is None  # BEGIN stays ours to choose (configure_engine)
+        else:
+            assert raw.autocommit is False
