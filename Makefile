@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 
 export EXPERTBOOK_ENV ?= development
 
-.PHONY: install run test worker migrate demo clean
+.PHONY: install run test worker migrate demo bench clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,18 @@ worker: migrate
 ## test: run the whole suite (PostgreSQL, Redis and browser tests need TEST_DATABASE_URL, REDIS_URL, chromium)
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+BENCH_STAMP := $(VENV)/.bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	touch $(BENCH_STAMP)
+
+## bench: the app against the bare floor (../shared/bench) under wrk on PostgreSQL; see bench/README.md
+bench: $(BENCH_STAMP)
+	@command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk) \
+		|| { echo "wrk is missing and could not be installed: run 'apt-get install wrk' as root" >&2; exit 1; }
+	$(BIN)/python -m bench.run
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

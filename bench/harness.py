@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -151,11 +152,42 @@ def parse_wrk(label: str, output: str) -> WrkResult:
     non_2xx_match = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     errors_match = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     errors = sum(int(x) for x in errors_match.groups()) if errors_match else 0
-    return WrkResult(label, rps, p50, p99, total, int(non_2xx_match.group(1)) if non_2xx_match else 0, errors)
+    seconds_match = re.search(r"requests in ([\d.]+)(\w+),", output)
+    extra: dict = {name: int(value) for name, value in re.findall(r"^BENCH (\w+) (\d+)$", output, re.M)}
+    if seconds_match:
+        extra["seconds"] = _ms(seconds_match.group(1) + seconds_match.group(2)) / 1000
+    return WrkResult(label, rps, p50, p99, total, int(non_2xx_match.group(1)) if non_2xx_match else 0, errors, extra)
 
 
 def wrk(label: str, url: str, script: Path, connections: int, seconds: int, threads: int = 2, env: Mapping[str, str] | None = None) -> WrkResult:
     """Run wrk with a Lua script against ``url`` and parse its report."""
-    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url]
-    done = subprocess.run(cmd, env={**os.environ, **(env or {})}, capture_output=True, text=True, check=True)
+    cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s", "--latency", "-s", str(script), url]
+    done = subprocess.run(cmd, env={**os.environ, "BENCH_DIR": str(HERE), **(env or {})}, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr or done.stdout}")
     return parse_wrk(label, done.stdout)
+
+
+def combine(label: str, results: list[WrkResult]) -> WrkResult:
+    """Several wrk runs of the same load as one: throughput over the total time, the mean p50, the
+    median of the rounds' p99 (wrk prints percentiles, not histograms, so they cannot be merged
+    exactly; the median keeps one round disturbed by another process from deciding it; every
+    round's p99 is kept in ``extra``), and summed counters."""
+    seconds = sum(r.extra.get("seconds", 0) for r in results)
+    requests = sum(r.requests for r in results)
+    extra: dict = {}
+    for r in results:
+        for name, value in r.extra.items():
+            extra[name] = extra.get(name, 0) + value
+    extra["rounds"] = [round(r.requests_per_s, 1) for r in results]
+    extra["p99_rounds"] = [r.p99_ms for r in results]
+    return WrkResult(
+        label,
+        requests / seconds if seconds else 0.0,
+        sum(r.p50_ms for r in results) / len(results),
+        statistics.median(r.p99_ms for r in results),
+        requests,
+        sum(r.non_2xx for r in results),
+        sum(r.errors for r in results),
+        extra,
+    )

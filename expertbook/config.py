@@ -66,6 +66,10 @@ def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "ins
         "REMEMBER_COOKIE_SAMESITE": "Lax",
         "REMEMBER_COOKIE_SECURE": production,
         "PERMANENT_SESSION_LIFETIME": timedelta(days=_int(env.get("SESSION_DAYS"), 14)),
+        # A login ends when its server-side session expires, a fixed time after logging in, so
+        # re-signing and re-sending the cookie on every answer (each poll of a live fragment
+        # included) would extend nothing; the cookie is written only when the session changes.
+        "SESSION_REFRESH_EACH_REQUEST": False,
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session; a stale tab must still work
         "WTF_CSRF_SSL_STRICT": production,
         # Throttling: storage is shared through Redis when there is one, so limits hold across workers.
@@ -75,7 +79,9 @@ def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "ins
         "LOGIN_LIMIT_PER_IP": env.get("LOGIN_LIMIT_PER_IP") or "20 per minute;200 per hour",
         # JSON API bearer tokens.
         "API_TOKEN_HOURS": _int(env.get("API_TOKEN_HOURS"), 12),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # No pre-ping round trip per request: expertbook.database.configure_engine checks a pooled
+        # PostgreSQL connection's socket instead, which costs no round trip.
+        "SQLALCHEMY_ENGINE_OPTIONS": {},
         "SQLITE_BUSY_TIMEOUT_MS": _int(env.get("SQLITE_BUSY_TIMEOUT_MS"), 30000),
         "RUN_JOBS_INLINE": redis_url is None,
         # Clinics: the zone of a new hospital's wall-clock slot times, and how often live pages poll.

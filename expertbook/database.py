@@ -2,17 +2,20 @@
 
 Services write through :func:`transaction`; it is the one place that commits. On SQLite it opens
 the write transaction with ``BEGIN IMMEDIATE`` so concurrent writers queue on the busy timeout
-instead of failing half-way; on PostgreSQL the services use conditional updates and row locks.
+instead of failing half-way; on PostgreSQL the services use conditional updates and row locks,
+and a write continues the request's read transaction (READ COMMITTED sees fresh data anyway).
 """
 from __future__ import annotations
 
 import logging
+import select
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, MetaData, event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -62,7 +65,10 @@ def utcnow() -> datetime:
 
 
 def configure_engine(engine: Engine, busy_timeout_ms: int) -> None:
-    """Tune a SQLite engine: WAL, busy timeout, foreign keys, and explicit BEGIN control."""
+    """Tune the engine: on SQLite WAL, busy timeout, foreign keys and explicit BEGIN control; on
+    PostgreSQL a check of each pooled connection as it is taken from the pool."""
+    if engine.dialect.name == "postgresql":
+        event.listen(engine, "checkout", _discard_if_closed_by_server)
     if engine.dialect.name != "sqlite":
         return
 
@@ -87,6 +93,22 @@ def configure_engine(engine: Engine, busy_timeout_ms: int) -> None:
             conn.exec_driver_sql("BEGIN")
 
 
+def _discard_if_closed_by_server(dbapi_connection, _record, _proxy) -> None:
+    """Refuse a pooled PostgreSQL connection the server has closed (restart, idle timeout, terminated
+    backend), without the round trip of a pre-ping: an idle connection has nothing to read, so a
+    readable socket means the server said goodbye (an error message, then EOF). The pool then
+    replaces it with a fresh one. A connection that dies between this check and its use still fails
+    that one request; SQLAlchemy then invalidates the pool, so the next ones reconnect."""
+    if dbapi_connection.closed or dbapi_connection.broken:
+        raise DisconnectionError("connection closed")
+    try:
+        readable, _, _ = select.select([dbapi_connection.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        raise DisconnectionError("connection unusable") from None
+    if readable:
+        raise DisconnectionError("the server closed the connection")
+
+
 @contextmanager
 def transaction() -> Iterator:
     """Run the enclosed work as one write transaction and commit it.
@@ -105,15 +127,25 @@ def transaction() -> Iterator:
             session.info["uow_depth"] -= 1
         return
 
+    continuing = False
     if session.in_transaction():
         if session.new or session.dirty or session.deleted:
             raise RuntimeError("unflushed changes outside a service transaction")
-        # End the read snapshot the request opened, so the write starts from fresh data.
-        session.rollback()
+        if session.get_bind().dialect.name == "sqlite":
+            # End the read transaction the request opened: only a transaction that starts with
+            # BEGIN IMMEDIATE waits for SQLite's write lock instead of failing half-way.
+            session.rollback()
+        else:
+            # PostgreSQL reads committed data afresh at every statement (READ COMMITTED), so the
+            # write may continue the request's transaction, saving a ROLLBACK and a BEGIN; objects
+            # read earlier are expired so the service sees them as they are now, as after a rollback.
+            session.expire_all()
+            continuing = True
     session.info["uow_depth"] = 1
     session.info["after_commit"] = []
     try:
-        session.connection(execution_options={WRITE_OPTION: True})
+        if not continuing:
+            session.connection(execution_options={WRITE_OPTION: True})
         yield session
         session.commit()
     except BaseException:
@@ -128,6 +160,22 @@ def transaction() -> Iterator:
             callback()
         except Exception:  # a follow-up must never undo or hide a committed change
             log.exception("after-commit callback %r failed", callback)
+
+
+@contextmanager
+def autocommit_reads() -> Iterator[Connection]:
+    """A pooled connection outside the request's session for a view whose only database work is one
+    or two independent SELECTs (a polled fragment). On PostgreSQL it is in autocommit mode: no BEGIN
+    and no ROLLBACK round trips around the reads. (SQLite has no round trips to save, and switching a
+    pysqlite connection's isolation level back and forth would undo :func:`configure_engine`'s BEGIN
+    control, so there it is a plain connection.) Never write through it; writes go through
+    :func:`transaction`."""
+    from expertbook.extensions import db
+
+    with db.engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+        yield connection
 
 
 def after_commit(callback: Callable[[], None]) -> None:

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, jsonify, make_response, render_template, request, url_for
+from flask import Flask, current_app, jsonify, make_response, render_template, request, url_for
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from expertbook.extensions import login_manager
+from expertbook.extensions import limiter, login_manager
 from expertbook.web import is_htmx, wants_fragment
 
 log = logging.getLogger(__name__)
@@ -40,21 +40,31 @@ def init_app(app: Flask) -> None:
     login_manager.user_loader(_load_user)
     login_manager.unauthorized_handler(_unauthorized)
 
+    always = [
+        ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-Frame-Options", "DENY"),
+        ("Referrer-Policy", "same-origin"),
+        ("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"),
+        ("Cross-Origin-Opener-Policy", "same-origin"),
+    ]
+    if app.config["PRODUCTION"]:
+        always.append(("Strict-Transport-Security", "max-age=31536000; includeSubDomains"))
+
     @app.after_request
     def _headers(response):
         headers = response.headers
-        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("X-Frame-Options", "DENY")
-        headers.setdefault("Referrer-Policy", "same-origin")
-        headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
-        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        if app.config["PRODUCTION"]:
-            headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-        if is_htmx() or request.path.startswith("/api/"):
+        # One pass over the headers a view set, rather than a scan per header: this runs on every answer.
+        present = {name.lower() for name in headers.keys()}
+        for name, value in always:
+            if name.lower() not in present:
+                headers.add(name, value)
+        if "cache-control" not in present and (is_htmx() or request.path.startswith("/api/")):
             # Personal fragments and API answers must not be replayed from a shared cache.
-            response.headers.setdefault("Cache-Control", "no-store")
+            headers.add("Cache-Control", "no-store")
         return response
+
+    _skip_limiter_where_nothing_is_limited(app)
 
     @app.errorhandler(CSRFError)
     def _csrf_error(error: CSRFError):
@@ -77,6 +87,31 @@ def init_app(app: Flask) -> None:
         if app.testing or app.debug or app.config.get("PROPAGATE_EXCEPTIONS"):
             raise error
         return _error_response(500, "Something went wrong on our side. Please try again.")
+
+
+def _nothing_limited_here() -> bool:
+    """Flask-Limiter request filter: True (skip the limiter's work) where no limit can apply.
+
+    With no application-wide or default limits, only views decorated with ``limiter.limit`` are
+    limited; Flask-Limiter marks their wrappers, and every other request is exempted up front.
+    (Should Flask-Limiter stop marking them, the login throttling tests fail, not silently pass.)
+    """
+    config = current_app.config
+    if config.get("RATELIMIT_DEFAULT") or config.get("RATELIMIT_APPLICATION"):
+        return False
+    view = current_app.view_functions.get(request.endpoint or "")
+    return view is None or getattr(view, "__wrapper-limiter-instance", None) is None
+
+
+_limiter_filter_installed = False
+
+
+def _skip_limiter_where_nothing_is_limited(app: Flask) -> None:
+    """Install :func:`_nothing_limited_here` on the shared limiter, once for every app."""
+    global _limiter_filter_installed
+    if not _limiter_filter_installed:
+        limiter.request_filter(_nothing_limited_here)
+        _limiter_filter_installed = True
 
 
 def _load_user(token: str):

@@ -52,3 +52,54 @@ def test_failing_after_commit_callback_does_not_undo_the_write(app):
         after_commit(fail)
     db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(User)) == 1
+
+
+def test_a_pooled_connection_the_server_closed_is_replaced_before_use(app, backend):
+    """Without a pre-ping round trip: the checkout check sees the closed socket and the pool reconnects."""
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL closes connections from the server side; SQLite has none")
+    import time
+
+    from sqlalchemy import text
+
+    db.session.rollback()
+    first, second = db.engine.connect(), db.engine.connect()
+    doomed = first.execute(text("SELECT pg_backend_pid()")).scalar()
+    first.close()  # back to the pool, idle
+    second.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": doomed})
+    second.close()
+    time.sleep(0.3)
+    # Take every pooled connection at once: none may be the terminated one, and none may fail.
+    connections = [db.engine.connect() for _ in range(3)]
+    try:
+        pids = [c.execute(text("SELECT pg_backend_pid()")).scalar() for c in connections]
+    finally:
+        for connection in connections:
+            connection.close()
+    assert doomed not in pids
+
+
+def test_transaction_continues_a_postgresql_read_but_restarts_one_on_sqlite(app, backend):
+    """A write after a read in the same request sees committed data on both databases."""
+    user = accounts.register_user("Reader", "reader@example.com", PASSWORD)
+    assert db.session.scalar(select(User.name).where(User.id == user.id)) == "Reader"  # opens a read transaction
+    with transaction():
+        db.session.get(User, user.id).name = "Writer"
+    assert db.session.scalar(select(User.name).where(User.id == user.id)) == "Writer"
+
+
+def test_autocommit_reads_leave_pooled_connections_as_configured(app, backend):
+    """The fragment's autocommit connection goes back to the pool in the mode every other user expects."""
+    from sqlalchemy import text
+
+    from expertbook.database import autocommit_reads
+
+    db.session.rollback()
+    with autocommit_reads() as connection:
+        assert connection.execute(text("SELECT 1")).scalar() == 1
+    with db.engine.connect() as connection:
+        raw = connection.connection.dbapi_connection
+        if backend == "sqlite":
+            assert raw.isolation_level is None  # BEGIN stays ours to choose (configure_engine)
+        else:
+            assert raw.autocommit is False

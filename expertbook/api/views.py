@@ -7,11 +7,12 @@ and are imported at the bottom of this file.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import wraps
+from functools import partial, wraps
 from importlib import import_module
 from typing import Any
 
-from flask import Blueprint, current_app, g, jsonify, request, url_for
+from flask import Blueprint, abort, current_app, g, jsonify, request, url_for
+from sqlalchemy import bindparam, select
 from werkzeug.exceptions import HTTPException
 
 from expertbook.api import openapi, service
@@ -58,12 +59,30 @@ def json_body(*required: str) -> dict[str, Any]:
 
 
 def api_user() -> User:
-    """The user the current request's bearer token belongs to (set by :func:`token_required`)."""
-    return g.api_user
+    """The user the current request's bearer token belongs to (loaded on first use; see :func:`token_required`)."""
+    user = g.get("api_user")
+    if user is None:
+        user = g.api_user = db.session.get(User, g.api_user_id)
+        if user is None:  # the account went away during this request
+            abort(401, description="Invalid token")
+    return user
 
 
-def token_required(view: Callable) -> Callable:
-    """Require a valid bearer token: 401 "No login token found", "Token expired" or "Invalid token"."""
+def api_user_id() -> int:
+    """The id of the user the bearer token belongs to, without loading the user."""
+    return g.api_user_id
+
+
+def token_required(view: Callable | None = None, *, check_account: bool = True) -> Callable:
+    """Require a valid bearer token: 401 "No login token found", "Token expired" or "Invalid token".
+
+    The account must still exist, which costs one indexed lookup of its id; the full user (with its
+    hospital) is loaded only when the view asks for it with :func:`api_user`. A view whose only write
+    refuses a missing account by itself (a foreign key) may pass ``check_account=False`` to save the
+    lookup; it must then answer 401 "Invalid token" when that happens.
+    """
+    if view is None:
+        return partial(token_required, check_account=check_account)
 
     @wraps(view)
     def wrapped(*args, **kwargs):
@@ -75,13 +94,15 @@ def token_required(view: Callable) -> Callable:
             user_id = service.user_id_from_token(token.strip(), current_app.config["SECRET_KEY"])
         except service.TokenError as error:
             return jsonify(error=str(error)), 401
-        user = db.session.get(User, user_id)
-        if user is None:
+        if check_account and db.session.connection().scalar(_USER_EXISTS, {"user_id": user_id}) is None:
             return jsonify(error="Invalid token"), 401
-        g.api_user = user
+        g.api_user_id = user_id
         return view(*args, **kwargs)
 
     return wrapped
+
+
+_USER_EXISTS = select(User.__table__.c.id).where(User.__table__.c.id == bindparam("user_id"))
 
 
 def user_json(user: User) -> dict[str, Any]:

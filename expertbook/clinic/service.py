@@ -10,17 +10,18 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from types import SimpleNamespace
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Row, Select, bindparam, func, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
 
 from expertbook.auth.models import User
 from expertbook.clinic import signals
 from expertbook.clinic.models import Appointment, Doctor, Hospital, Slot
-from expertbook.database import transaction, utcnow
+from expertbook.database import autocommit_reads, transaction, utcnow
 from expertbook.errors import Conflict, NotFound, ValidationFailed
 from expertbook.extensions import db
 
@@ -38,6 +39,7 @@ SLOT_NOT_FOUND = "Slot not found"
 SLOT_FULL = "This slot is fully booked"
 SLOT_CHANGED = "Slot availability changed, please refresh"
 APPOINTMENT_NOT_FOUND = "Appointment not found"
+ACCOUNT_NOT_FOUND = "Account not found"
 
 _CONTACT = re.compile(r"[0-9]{10}")
 _KEY = re.compile(r"[A-Za-z0-9_\-:.]{8,64}")
@@ -286,26 +288,68 @@ def create_slots(
 # ---------------------------------------------------------------------------- booking
 
 
-@dataclass
+@dataclass(frozen=True)
+class SlotSnapshot:
+    """A slot as a booking's UPDATE left it, with its doctor and hospital: what a booking's answer shows.
+
+    It reads like a loaded :class:`Slot` (``slot.hospital.name``, ``places_left``, ``is_past()``), so
+    the same badge and JSON code serve both, but it is plain data that no commit can expire.
+    """
+
+    id: int
+    date: date
+    start_time: time
+    end_time: time
+    starts_at: datetime
+    ends_at: datetime
+    capacity: int
+    booked_count: int
+    closed: bool
+    now_serving: int | None
+    hospital: SimpleNamespace
+    doctor: SimpleNamespace
+
+    @property
+    def places_left(self) -> int:
+        return max(self.capacity - self.booked_count, 0)
+
+    def is_past(self, now: datetime | None = None) -> bool:
+        return self.ends_at <= (now or utcnow())
+
+
+@dataclass(frozen=True)
 class Booking:
-    appointment: Appointment
+    """The outcome of :func:`book`. A new booking carries everything its confirmation shows (``slot``,
+    the patient's details), so answering it needs no further query; a replay carries only the ids."""
+
+    appointment_id: int
+    token_number: int
     remaining: int
     replayed: bool = False
+    patient_name: str = ""
+    contact_number: str = ""
+    booked_at: datetime | None = None
+    slot: SlotSnapshot | None = None
+
+    @property
+    def appointment(self) -> Appointment:
+        """The appointment row itself (one query; the hot paths use the fields above instead)."""
+        return db.session.get(Appointment, self.appointment_id)
 
 
 def _send(signal, appointment_id: int) -> None:
     signal.send(current_app._get_current_object(), appointment_id=appointment_id)
 
 
-def _by_key(user_id: int, key: str) -> Appointment | None:
-    return db.session.scalar(select(Appointment).where(Appointment.user_id == user_id, Appointment.idempotency_key == key))
+def _by_key(user_id: int, key: str) -> Row | None:
+    return db.session.connection().execute(_BY_KEY, {"user_id": user_id, "key": key}).one_or_none()
 
 
-def _replay(existing: Appointment, slot_id: int) -> Booking:
+def _replay(existing: Row, slot_id: int) -> Booking:
     if existing.slot_id != slot_id:
         raise Conflict("This booking form was already used for another slot. Please refresh and try again.")
-    slot = db.session.get(Slot, existing.slot_id)
-    return Booking(existing, slot.places_left, replayed=True)
+    left = db.session.scalar(select(Slot.capacity - Slot.booked_count).where(Slot.id == slot_id))
+    return Booking(existing.id, existing.token_number, max(left or 0, 0), replayed=True)
 
 
 def _refusal(slot_id: int, now: datetime) -> Exception:
@@ -320,6 +364,81 @@ def _refusal(slot_id: int, now: datetime) -> Exception:
     return Conflict(SLOT_CHANGED)
 
 
+# Taking a place is the hot path of a rush. It is two Core statements built once (no per-request
+# statement building, no unit of work): a conditional UPDATE that issues the token and returns
+# everything the confirmation shows, then the INSERT.
+_slots = Slot.__table__
+_appointments = Appointment.__table__
+
+
+def _detail(column, key):
+    # A correlated scalar subquery: SQLite's RETURNING may not name UPDATE ... FROM tables, but may hold these.
+    return select(column).where(column.table.c.id == key).scalar_subquery().label(f"{column.table.name}_{column.name}")
+
+
+_TAKE_PLACE = (
+    update(_slots)
+    .where(
+        _slots.c.id == bindparam("slot_id"),
+        _slots.c.booked_count < _slots.c.capacity,
+        _slots.c.closed.is_(False),
+        _slots.c.ends_at > bindparam("now", type_=_slots.c.ends_at.type),
+    )
+    .values(booked_count=_slots.c.booked_count + 1, tokens_issued=_slots.c.tokens_issued + 1, version=_slots.c.version + 1)
+    .returning(
+        _slots.c.tokens_issued,
+        _slots.c.booked_count,
+        _slots.c.capacity,
+        _slots.c.date,
+        _slots.c.start_time,
+        _slots.c.end_time,
+        _slots.c.starts_at,
+        _slots.c.ends_at,
+        _slots.c.closed,
+        _slots.c.now_serving,
+        _detail(Doctor.__table__.c.name, _slots.c.doctor_id),
+        _detail(Doctor.__table__.c.specialization, _slots.c.doctor_id),
+        _detail(Hospital.__table__.c.name, _slots.c.hospital_id),
+        _detail(Hospital.__table__.c.location, _slots.c.hospital_id),
+        _detail(Hospital.__table__.c.timezone, _slots.c.hospital_id),
+    )
+)
+_INSERT_APPOINTMENT = insert(_appointments).returning(_appointments.c.id)
+
+
+def _both_in_one_statement():
+    """PostgreSQL: the UPDATE and the INSERT as one statement (data-modifying CTEs), one round trip
+    instead of two. Same rows, same locks, same constraints; SQLite, which has no data-modifying CTEs,
+    runs the two statements."""
+    taken = _TAKE_PLACE.cte("taken")
+    typed = {name: bindparam(name, type_=_appointments.c[name].type) for name in ("user_id", "patient_name", "contact_number", "status", "booked_at", "idempotency_key")}
+    made = (
+        insert(_appointments)
+        .from_select(
+            ["slot_id", "user_id", "patient_name", "contact_number", "token_number", "status", "booked_at", "idempotency_key"],
+            select(
+                bindparam("slot_id", type_=_appointments.c.slot_id.type),
+                typed["user_id"],
+                typed["patient_name"],
+                typed["contact_number"],
+                taken.c.tokens_issued + (FIRST_TOKEN - 1),
+                typed["status"],
+                typed["booked_at"],
+                typed["idempotency_key"],
+            ).select_from(taken),
+        )
+        .returning(_appointments.c.id.label("appointment_id"))
+        .cte("made")
+    )
+    return select(taken, made.c.appointment_id).select_from(taken).join(made, true())
+
+
+_BOOK_IN_ONE = _both_in_one_statement()
+_BY_KEY = select(_appointments.c.id, _appointments.c.slot_id, _appointments.c.token_number).where(
+    _appointments.c.user_id == bindparam("user_id"), _appointments.c.idempotency_key == bindparam("key")
+)
+
+
 def book(
     slot_id: int,
     user_id: int,
@@ -331,52 +450,67 @@ def book(
 
     The place is taken by a single conditional UPDATE that also issues the token, so there is no
     moment between checking and taking in which another booking could slip in. A repeated request
-    with the same idempotency key returns the first booking instead of making a second one.
+    with the same idempotency key returns the first booking instead of making a second one: the
+    unique (user, key) constraint refuses its INSERT, which rolls its UPDATE back too, and the first
+    booking is the answer. (A new booking, the common case, so costs no lookup of the key.)
     """
     patient_name, contact_number = clean_patient(patient_name, contact_number)
     key = _clean_key(idempotency_key)
     try:
         with transaction() as session:
-            if key:
-                existing = _by_key(user_id, key)
+            now = utcnow()
+            connection = session.connection()
+            values = {
+                "slot_id": slot_id,
+                "user_id": user_id,
+                "patient_name": patient_name,
+                "contact_number": contact_number,
+                "status": Appointment.BOOKED,
+                "booked_at": now,
+                "idempotency_key": key,
+            }
+            in_one = connection.dialect.name == "postgresql"
+            if in_one:
+                taken = connection.execute(_BOOK_IN_ONE, {**values, "now": now}).one_or_none()
+            else:
+                taken = connection.execute(_TAKE_PLACE, {"slot_id": slot_id, "now": now}).one_or_none()
+            if taken is None:
+                # A retry of a booking that took the last place must still get its booking back.
+                existing = _by_key(user_id, key) if key else None
                 if existing is not None:
                     return _replay(existing, slot_id)
-            now = utcnow()
-            taken = session.execute(
-                update(Slot)
-                .where(
-                    Slot.id == slot_id,
-                    Slot.booked_count < Slot.capacity,
-                    Slot.closed.is_(False),
-                    Slot.ends_at > now,
-                )
-                .values(booked_count=Slot.booked_count + 1, tokens_issued=Slot.tokens_issued + 1, version=Slot.version + 1)
-                .returning(Slot.tokens_issued, Slot.booked_count, Slot.capacity),
-                execution_options={"synchronize_session": False},
-            ).one_or_none()
-            if taken is None:
                 raise _refusal(slot_id, now)
-            appointment = Appointment(
-                slot_id=slot_id,
-                user_id=user_id,
-                patient_name=patient_name,
-                contact_number=contact_number,
-                token_number=FIRST_TOKEN - 1 + taken.tokens_issued,
-                status=Appointment.BOOKED,
-                booked_at=now,
-                idempotency_key=key,
-            )
-            session.add(appointment)
-            session.flush()
-            _send(signals.appointment_booked, appointment.id)
+            token = FIRST_TOKEN - 1 + taken.tokens_issued
+            if in_one:
+                appointment_id = taken.appointment_id
+            else:
+                appointment_id = connection.execute(_INSERT_APPOINTMENT, {**values, "token_number": token}).scalar_one()
+            _send(signals.appointment_booked, appointment_id)
     except IntegrityError:
-        # The same key raced itself (two tabs, a retry while the first was in flight): the
-        # loser's transaction rolled back, counters included, and the winner's booking is the answer.
+        # The key was used before (a retry, a double click, two tabs racing): this transaction
+        # rolled back, counters included, and the first booking is the answer.
         existing = _by_key(user_id, key) if key else None
-        if existing is None:
-            raise
-        return _replay(existing, slot_id)
-    return Booking(appointment, taken.capacity - taken.booked_count)
+        if existing is not None:
+            return _replay(existing, slot_id)
+        # Or the patient's account is gone (the appointment's foreign key refused it).
+        if db.session.connection().scalar(select(User.__table__.c.id).where(User.__table__.c.id == user_id)) is None:
+            raise NotFound(ACCOUNT_NOT_FOUND) from None
+        raise
+    slot = SlotSnapshot(
+        slot_id,
+        taken.date,
+        taken.start_time,
+        taken.end_time,
+        taken.starts_at,
+        taken.ends_at,
+        taken.capacity,
+        taken.booked_count,
+        taken.closed,
+        taken.now_serving,
+        SimpleNamespace(name=taken.hospitals_name, location=taken.hospitals_location, timezone=taken.hospitals_timezone),
+        SimpleNamespace(name=taken.doctors_name, specialization=taken.doctors_specialization),
+    )
+    return Booking(appointment_id, token, taken.capacity - taken.booked_count, False, patient_name, contact_number, now, slot)
 
 
 def cancel(appointment_id: int, user_id: int) -> Appointment:
@@ -614,11 +748,16 @@ class Availability:
         return "avail-warn" if self.left <= 2 else "avail-ok"
 
 
+_AVAILABILITY = select(_slots.c.capacity, _slots.c.booked_count, _slots.c.closed, _slots.c.ends_at, _slots.c.version).where(
+    _slots.c.id == bindparam("slot_id")
+)
+
+
 def availability(slot_id: int) -> Availability:
-    """A slot's live counts in one indexed SELECT (polled by every open slot page)."""
-    row = db.session.execute(
-        select(Slot.capacity, Slot.booked_count, Slot.closed, Slot.ends_at, Slot.version).where(Slot.id == slot_id)
-    ).one_or_none()
+    """A slot's live counts in one indexed SELECT (polled by every open slot page), in autocommit:
+    one round trip, where a session would add a BEGIN and a ROLLBACK."""
+    with autocommit_reads() as connection:
+        row = connection.execute(_AVAILABILITY, {"slot_id": slot_id}).one_or_none()
     if row is None:
         raise NotFound(SLOT_NOT_FOUND)
     return Availability(slot_id, row.capacity, row.booked_count, row.closed, row.ends_at <= utcnow(), row.version)

@@ -212,9 +212,9 @@ def book(slot_id: int):
             status = 409
         else:
             if not wants_fragment():
-                flash(f"Booked. Your token number is {booking.appointment.token_number}.", "success")
-                return redirect_to(url_for("clinic.appointment", appointment_id=booking.appointment.id))
-            appointment = service.own_appointment(booking.appointment.id, current_user.id)
+                flash(f"Booked. Your token number is {booking.token_number}.", "success")
+                return redirect_to(url_for("clinic.appointment", appointment_id=booking.appointment_id))
+            appointment = service.own_appointment(booking.appointment_id, current_user.id)
             response = render(
                 "clinic/appointment.html",
                 "clinic/_booked.html",

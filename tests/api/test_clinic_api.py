@@ -109,6 +109,21 @@ def test_no_token_is_401_and_writes_nothing(app, client):
     assert _written(slot.id) == (0, 0)
 
 
+@pytest.mark.parametrize("with_key", [False, True])
+def test_a_token_whose_account_is_gone_is_401_and_writes_nothing(app, client, with_key):
+    """Booking skips the separate account lookup; the appointment's foreign key refuses the account instead."""
+    slot = make_slot()
+    user = make_user()
+    token, _ = tokens.issue_token(user.id, app.config["SECRET_KEY"], hours=1)
+    db.session.delete(user)
+    db.session.commit()
+    headers = {"Authorization": f"Bearer {token}", **({"Idempotency-Key": "gone-account-1"} if with_key else {})}
+    response = client.post("/api/appointments", json={"slotId": slot.id, "patientName": "A", "contactNumber": "9876543210"}, headers=headers)
+    assert response.status_code == 401 and response.get_json() == {"error": "Invalid token"}
+    assert _written(slot.id) == (0, 0)
+    assert client.get("/api/appointments/my", headers={"Authorization": f"Bearer {token}"}).status_code == 401
+
+
 def test_expired_token_is_401_and_writes_nothing(app, client):
     slot = make_slot()
     expired, _ = tokens.issue_token(make_user().id, app.config["SECRET_KEY"], hours=-1)
