@@ -45,6 +45,7 @@ PROFILE = os.environ.get("BENCH_PROFILE") == "1"
 ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
 APP_DB = os.environ.get("BENCH_APP_DB", "expertbook_bench")
 FLOOR_DB = os.environ.get("BENCH_FLOOR_DB", "expertbook_floor")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 SLOTS = 1000
 RUSH_SLOTS, RUSH_CAPACITY = 20, 10
 PATIENTS = 200
@@ -87,8 +88,10 @@ class Run:
             "SECRET_KEY": self.secret_key,
             "DATABASE_URL": dsn_for(APP_DB),
             "BASE_URL": "http://127.0.0.1",
-            # No Redis, no mail server: the bench measures the app and PostgreSQL, not shared services.
-            "REDIS_URL": "",
+            # Production's shape: each booking writes its outbox email in its transaction and, after the
+            # commit, only enqueues it on Redis (no worker runs, so no SMTP is measured). The queue lives in a
+            # Redis database of the bench's own (BENCH_REDIS_URL), emptied before and after the run.
+            "REDIS_URL": REDIS_URL,
             "RATELIMIT_STORAGE_URI": "",
             "MAIL_SERVER": "",
         }
@@ -345,6 +348,7 @@ class Run:
     def cleanup(self) -> None:
         for server in self.servers:
             server.stop()
+        flush_bench_redis()
         if getattr(self, "app", None) is not None:
             from expertbook.extensions import db
 
@@ -362,7 +366,19 @@ class Run:
             (RESULTS / name).unlink(missing_ok=True)
 
 
+def flush_bench_redis() -> None:
+    """Empty the bench's own Redis database (never any other)."""
+    if REDIS_URL:
+        from redis import Redis
+
+        Redis.from_url(REDIS_URL).flushdb()
+
+
 def main() -> int:
+    if not REDIS_URL:
+        print("set BENCH_REDIS_URL: the bench measures the app as production runs it, with Redis", file=sys.stderr)
+        return 2
+    flush_bench_redis()
     if not shutil.which("wrk"):
         print("wrk is not installed: apt-get install wrk", file=sys.stderr)
         return 2

@@ -8,13 +8,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from datetime import datetime
+from types import SimpleNamespace
 
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from expertbook.clinic import signals
-from expertbook.clinic.models import Appointment, Slot
+from expertbook.auth.models import User
+from expertbook.clinic.models import Appointment, Doctor, Hospital, Slot
 from expertbook.extensions import db
 from expertbook.notifications.ics import event_ics
 from expertbook.notifications.service import Reminder, queue_email, register_reminder_source
@@ -23,12 +25,35 @@ from expertbook.web import external_url
 log = logging.getLogger(__name__)
 
 
-def _load(appointment_id: int) -> Appointment:
-    return db.session.scalars(
-        select(Appointment)
-        .where(Appointment.id == appointment_id)
-        .options(joinedload(Appointment.slot).joinedload(Slot.doctor), joinedload(Appointment.slot).joinedload(Slot.hospital), joinedload(Appointment.user))
-    ).one()
+_FACTS = (
+    select(
+        Appointment.id, Appointment.patient_name, Appointment.token_number,
+        User.name.label("user_name"), User.email.label("user_email"),
+        Slot.date, Slot.start_time, Slot.end_time, Slot.starts_at, Slot.ends_at,
+        Doctor.name.label("doctor_name"), Doctor.specialization,
+        Hospital.name.label("hospital_name"), Hospital.location,
+    )
+    .join(User, User.id == Appointment.user_id)
+    .join(Slot, Slot.id == Appointment.slot_id)
+    .join(Doctor, Doctor.id == Slot.doctor_id)
+    .join(Hospital, Hospital.id == Slot.hospital_id)
+)
+
+
+def _load(appointment_id: int) -> SimpleNamespace:
+    """What an email says about one appointment, in one query (this runs inside every booking)."""
+    row = db.session.execute(_FACTS.where(Appointment.id == appointment_id)).one()
+    return SimpleNamespace(
+        id=row.id,
+        patient_name=row.patient_name,
+        token_number=row.token_number,
+        user=SimpleNamespace(name=row.user_name, email=row.user_email),
+        slot=SimpleNamespace(
+            date=row.date, start_time=row.start_time, end_time=row.end_time, starts_at=row.starts_at, ends_at=row.ends_at,
+            doctor=SimpleNamespace(name=row.doctor_name, specialization=row.specialization),
+            hospital=SimpleNamespace(name=row.hospital_name, location=row.location),
+        ),
+    )
 
 
 def _facts(appointment: Appointment) -> dict:
@@ -67,10 +92,15 @@ def _calendar(appointment: Appointment, method: str, sequence: int) -> str:
 
 
 def _guarded(kind: str, appointment_id: int, write) -> None:
-    """Queue an email in a savepoint: a problem with the email is logged and never costs the booking."""
+    """Queue an email; a problem with the email is logged and never costs the booking.
+
+    ``queue_email`` checks everything before it writes and its only write is the final INSERT, so an
+    error raised here has written nothing and needs no savepoint (one that would cost two round trips
+    on every booking). Only a failing INSERT of the outbox row would abort the booking: that is the
+    database failing, not the email.
+    """
     try:
-        with db.session.begin_nested():
-            write()
+        write()
     except Exception:
         log.exception("%s email for appointment %s was not queued", kind, appointment_id)
 
