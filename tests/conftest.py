@@ -56,6 +56,33 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(f"SKIPPED all {part} tests: {reason}")
 
 
+# ---------------------------------------------------------------------------- redis
+
+
+def redis_database(number: int):
+    """Yield the URL of database ``number`` of the test Redis server, emptied before and after.
+
+    Each area's Redis tests own one database number, so parallel runs never flush each other's
+    keys. Skips (fails in CI) without ``REDIS_URL`` or when the server does not answer.
+    """
+    from urllib.parse import urlsplit, urlunsplit
+
+    from redis import Redis
+
+    if not REDIS_URL:
+        missing("Redis", "REDIS_URL is not set")
+    parts = urlsplit(REDIS_URL)
+    url = urlunsplit((parts.scheme, parts.netloc, f"/{number}", "", ""))
+    client = Redis.from_url(url, socket_connect_timeout=2)
+    try:
+        client.flushdb()
+    except Exception as exc:
+        missing("Redis", f"{url} is unreachable: {exc}")
+    yield url
+    client.flushdb()
+    client.close()
+
+
 # ---------------------------------------------------------------------------- databases
 
 

@@ -8,12 +8,11 @@ import threading
 import time
 from email import message_from_bytes, policy
 from email.message import EmailMessage
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from aiosmtpd.controller import Controller
 
-from tests.conftest import REDIS_URL, free_port, missing
+from tests.conftest import free_port, redis_database
 
 TEST_QUEUE = "eb-notifications-test"
 
@@ -80,22 +79,9 @@ def smtp():
 
 
 @pytest.fixture
-def redis_url() -> str:
-    """Redis database 1 (this area's own), flushed before the test. Skips without REDIS_URL."""
-    if not REDIS_URL:
-        missing("Redis", "REDIS_URL is not set")
-    parts = urlsplit(REDIS_URL)
-    url = urlunsplit((parts.scheme, parts.netloc, "/1", "", ""))
-    from redis import Redis
-
-    client = Redis.from_url(url, socket_connect_timeout=2)
-    try:
-        client.flushdb()
-    except Exception as exc:
-        missing("Redis", f"{url} is unreachable: {exc}")
-    yield url
-    client.flushdb()
-    client.close()
+def redis_url():
+    """Redis database 1 (this area's own), emptied before and after the test."""
+    yield from redis_database(1)
 
 
 def closed_port_url() -> str:

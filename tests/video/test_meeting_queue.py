@@ -3,7 +3,6 @@ a real Zoom stand-in and a real SMTP server on loopback."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from redis import Redis
@@ -18,7 +17,7 @@ from expertbook.notifications.jobs import AppWorker
 from expertbook.video import meetings
 from expertbook.video.models import Meeting
 from expertbook.video.standin import MEETING_CREATE
-from tests.conftest import REDIS_URL, missing
+from tests.conftest import redis_database
 from tests.experts.helpers import book_kwargs, next_weekday_at
 from tests.factories import make_service, make_user
 from tests.notifications.conftest import TEST_QUEUE, closed_port_url, mail_config, smtp  # noqa: F401
@@ -27,20 +26,9 @@ pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
-def redis_db6() -> str:
-    """Redis database 6 (the meetings tests' own), flushed before and after. Skips without REDIS_URL."""
-    if not REDIS_URL:
-        missing("Redis", "REDIS_URL is not set")
-    parts = urlsplit(REDIS_URL)
-    url = urlunsplit((parts.scheme, parts.netloc, "/6", "", ""))
-    client = Redis.from_url(url, socket_connect_timeout=2)
-    try:
-        client.flushdb()
-    except Exception as exc:
-        missing("Redis", f"{url} is unreachable: {exc}")
-    yield url
-    client.flushdb()
-    client.close()
+def redis_db6():
+    """Redis database 6 (the meetings tests' own), emptied before and after the test."""
+    yield from redis_database(6)
 
 
 @pytest.fixture
