@@ -188,6 +188,7 @@ def test_a_refused_connection_is_transient(app, smtp):
 
 
 def test_a_hanging_server_times_out_and_the_email_is_retried(app, smtp):
+    app.config["MAIL_TIMEOUT"] = 0.5
     smtp.then("hang")
     started = time.monotonic()
     queue_notice()

@@ -184,6 +184,7 @@ def test_a_job_taken_by_a_worker_that_died_before_claiming_is_relayed(app, smtp,
 
 
 def test_a_hanging_server_times_out_the_worker_moves_on_and_the_email_is_retried(app, smtp, redis_url):
+    app.config["MAIL_TIMEOUT"] = 0.5
     smtp.then("hang")
     first = queue_notice(to_email="first@example.com")
     second = queue_notice(to_email="second@example.com")
