@@ -5,7 +5,6 @@ email's outbox row commits or rolls back together with the appointment it is abo
 """
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator
 from datetime import datetime
 from types import SimpleNamespace
@@ -19,10 +18,9 @@ from expertbook.auth.models import User
 from expertbook.clinic.models import Appointment, Doctor, Hospital, Slot
 from expertbook.extensions import db
 from expertbook.notifications.ics import event_ics
-from expertbook.notifications.service import Reminder, queue_email, register_reminder_source
+from expertbook.notifications.service import Reminder, never_costs_the_change, queue_email, register_reminder_source
 from expertbook.web import external_url
 
-log = logging.getLogger(__name__)
 
 
 _FACTS = (
@@ -91,20 +89,6 @@ def _calendar(appointment: Appointment, method: str, sequence: int) -> str:
     )
 
 
-def _guarded(kind: str, appointment_id: int, write) -> None:
-    """Queue an email; a problem with the email is logged and never costs the booking.
-
-    ``queue_email`` checks everything before it writes and its only write is the final INSERT, so an
-    error raised here has written nothing and needs no savepoint (one that would cost two round trips
-    on every booking). Only a failing INSERT of the outbox row would abort the booking: that is the
-    database failing, not the email.
-    """
-    try:
-        write()
-    except Exception:
-        log.exception("%s email for appointment %s was not queued", kind, appointment_id)
-
-
 def token_confirmation(app, appointment_id: int, **_) -> None:
     """Email the patient their token number, with the session in a calendar file."""
 
@@ -121,7 +105,8 @@ def token_confirmation(app, appointment_id: int, **_) -> None:
             ics=_calendar(appointment, "REQUEST", 0),
         )
 
-    _guarded("token confirmation", appointment_id, write)
+    with never_costs_the_change(f"the token confirmation of appointment {appointment_id}"):
+        write()
 
 
 def cancellation(app, appointment_id: int, **_) -> None:
@@ -145,7 +130,8 @@ def cancellation(app, appointment_id: int, **_) -> None:
             ics=_calendar(appointment, "CANCEL", 1),
         )
 
-    _guarded("cancellation", appointment_id, write)
+    with never_costs_the_change(f"the cancellation of appointment {appointment_id}"):
+        write()
 
 
 def clinic_reminders(now: datetime, until: datetime) -> Iterator[Reminder]:

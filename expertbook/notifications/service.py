@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import contextmanager
 import random
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -192,6 +193,23 @@ def queue_email(
         row_id, attempts = row.id, row.attempts
         after_commit(lambda: dispatch(row_id, attempts))
     return row_id
+
+
+@contextmanager
+def never_costs_the_change(what: str) -> Iterator[None]:
+    """Build and queue emails inside a caller's transaction without ever letting them undo it.
+
+    ``queue_email`` checks everything before its one INSERT, so an error raised while an email is
+    built or queued has written nothing: it is logged and the caller's change commits as usual.
+    An address that cannot be mailed is expected now and then (a warning); anything else is a bug
+    (logged with its traceback), but still not a reason to lose a booking.
+    """
+    try:
+        yield
+    except ValidationFailed as error:
+        log.warning("email for %s not queued: %s", what, error.errors)
+    except Exception:
+        log.exception("email for %s not queued", what)
 
 
 # ---------------------------------------------------------------------------- dispatch

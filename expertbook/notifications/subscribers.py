@@ -19,33 +19,26 @@ after the commit. Which email goes where:
 from __future__ import annotations
 
 import hashlib
-import logging
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from flask import current_app
 from sqlalchemy import select
 
-from expertbook.errors import ValidationFailed
 from expertbook.experts import signals as booking_signals
 from expertbook.experts.calendar import booking_ics
 from expertbook.experts.models import Booking
 from expertbook.extensions import db
-from expertbook.notifications.service import Reminder, queue_email, register_reminder_source
+from expertbook.notifications.service import Reminder, never_costs_the_change, queue_email, register_reminder_source
+from expertbook.web import external_url
 
-log = logging.getLogger(__name__)
 
 
 # ---------------------------------------------------------------------------- helpers
 
 
-def _url(endpoint: str, **values) -> str:
-    return current_app.config["BASE_URL"] + current_app.url_map.bind("localhost").build(endpoint, values)
-
-
 def booking_url(booking_id: int) -> str:
     """The absolute link to a booking's page (its customer and its expert both see it there)."""
-    return _url("experts.booking_detail", booking_id=booking_id)
+    return external_url("experts.booking_detail", booking_id=booking_id)
 
 
 def when(booking: Booking, timezone: str) -> str:
@@ -71,13 +64,10 @@ def _ics(booking: Booking) -> str:
 
 
 def _queue(kind: str, to_email: str, to_name: str, template: str, context: dict, **options) -> int | None:
-    """Queue one email in the caller's transaction. An address that cannot be mailed is logged,
-    never allowed to undo the booking (the contact details were validated when they were entered)."""
-    try:
+    """Queue one email in the caller's transaction; a problem with it never undoes the booking."""
+    with never_costs_the_change(f"{kind} to {to_email!r}"):
         return queue_email(kind, to_email, to_name, template, context, **options)
-    except ValidationFailed as error:
-        log.warning("email %s to %r not queued: %s", kind, to_email, error.errors)
-        return None
+    return None
 
 
 def _booking(booking_id: int) -> Booking | None:
@@ -179,7 +169,7 @@ def on_booking_declined(sender, booking_id: int, **extra) -> None:
             "customer_name": booking.customer_name, "expert_name": booking.expert.display_name,
             "service_title": booking.service.title, "when": when(booking, booking.customer_timezone),
             "reason": booking.cancel_reason or None,
-            "browse_url": _url("experts.public_profile", handle=booking.expert.handle),
+            "browse_url": external_url("experts.public_profile", handle=booking.expert.handle),
         },
         subject="Your booking request was declined", ics=_ics(booking),
     )
@@ -197,7 +187,7 @@ def on_booking_cancelled(sender, booking_id: int, cancelled_by: int | None = Non
     _queue(
         "booking-cancelled", booking.customer_email, booking.customer_name, "booking_cancelled",
         common | {"when": when(booking, booking.customer_timezone), "cancelled_by": "you" if by_customer else expert.display_name,
-                  "rebook_url": _url("experts.public_profile", handle=expert.handle)},
+                  "rebook_url": external_url("experts.public_profile", handle=expert.handle)},
         subject=f"Cancelled: {what}, {when(booking, booking.customer_timezone)}", ics=ics,
     )
     _queue(
@@ -231,7 +221,7 @@ def on_meeting_reauth_needed(sender, booking_id: int, meeting_id: int, incident:
             "expert_name": expert.display_name, "customer_name": booking.customer_name,
             "service_title": booking.service.title, "attempted_when": when(booking, expert.timezone),
             "reason": "has expired or was revoked", "reauthorize_url": reauthorize_url(),
-            "settings_url": _url("video.settings"),
+            "settings_url": external_url("video.settings"),
         },
         subject=f"Action required: re-authorize your Zoom account - {booking.service.title}",
         dedupe_key=f"zoom-reauth:{incident}",  # one email per refused grant, however many bookings wait on it

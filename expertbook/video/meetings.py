@@ -32,6 +32,7 @@ from sqlalchemy import and_, or_, select, update
 from expertbook.database import after_commit, transaction, utcnow
 from expertbook.experts.models import ACTIVE_STATUSES, Booking
 from expertbook.extensions import db
+from expertbook.web import external_url
 from expertbook.video import service as provider
 from expertbook.video import signals
 from expertbook.video.errors import MeetingError, MeetingNotFound, ReauthRequired, TransientMeetingError
@@ -73,7 +74,7 @@ def start_path(booking_id: int) -> str:
 
 def start_url(booking_id: int) -> str:
     """The absolute host "Start meeting" link, for emails."""
-    return current_app.config["BASE_URL"] + start_path(booking_id)
+    return external_url("video.start_meeting", booking_id=booking_id)
 
 
 def _requested_provider(choice: str | None) -> str | None:

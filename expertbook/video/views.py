@@ -15,7 +15,7 @@ from expertbook.extensions import csrf
 from expertbook.video import meetings, oauth, service
 from expertbook.video.models import MEETING_CREATED
 from expertbook.video.errors import MeetingError, ReauthRequired, TransientMeetingError
-from expertbook.web import redirect_to, render
+from expertbook.web import external_url, redirect_to, render
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def zoom_connect():
     # Only the latest attempt stays valid: repeated clicks must not pile states up in the session cookie.
     for key in [key for key in session if key.startswith("_state_zoom_")]:
         session.pop(key)
-    redirect_uri = current_app.config["BASE_URL"] + url_for("video.zoom_callback")
+    redirect_uri = external_url("video.zoom_callback")
     return oauth.web_client().authorize_redirect(redirect_uri)
 
 

@@ -371,3 +371,21 @@ def test_a_booking_that_is_over_cannot_be_cancelled(expert):
     booking = service.book(customer.id, consult.id, next_weekday_at(10), **book_kwargs(customer))
     with pytest.raises(Conflict, match="over"):
         service.cancel(customer.id, booking.id, now=booking.end_at + timedelta(minutes=1))
+
+
+def test_an_email_problem_never_costs_an_expert_booking(app, monkeypatch):
+    """The expert emails go through the same guard as the clinic's: a failing email is logged, the booking stays."""
+    from expertbook.notifications import subscribers
+    from expertbook.notifications.models import OutboxEmail
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("template engine on fire")
+
+    monkeypatch.setattr(subscribers, "queue_email", broken)
+    profile = make_expert()
+    svc = make_service(profile, "Office visit", location_kind="in_person", location_detail="1 High Street")
+    customer = make_user()
+    booking = service.book(customer.id, svc.id, next_weekday_at(10, tz=profile.timezone), **book_kwargs(customer))
+    db.session.rollback()
+    assert db.session.get(Booking, booking.id).status == "confirmed"
+    assert db.session.scalar(select(func.count()).select_from(OutboxEmail)) == 0
