@@ -40,7 +40,9 @@ WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 KEEP = os.environ.get("BENCH_KEEP_DBS") == "1"
 SCALE = os.environ.get("BENCH_SCALE", "1") != "0"
-PROFILE = os.environ.get("BENCH_PROFILE") == "1"
+PROFILE = os.environ.get("BENCH_PROFILE", "") in ("1", "raw")
+# "raw": collapsed stacks (one "frame;frame;... count" line each) to grep and sum, instead of an SVG.
+PROFILE_RAW = os.environ.get("BENCH_PROFILE") == "raw"
 # For working on one figure: e.g. BENCH_ONLY=book,fragment (the table then shows what was measured).
 ONLY = set(filter(None, os.environ.get("BENCH_ONLY", "").split(",")))
 APP_DB = os.environ.get("BENCH_APP_DB", "expertbook_bench")
@@ -174,8 +176,9 @@ class Run:
     def profile(self, key: str, server: harness.Server, seconds: int | None = None):
         spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
         pid = server.worker_pids()[0]
-        out = RESULTS / f"profile-{key}.svg"
-        return subprocess.Popen([spy, "record", "-p", str(pid), "-d", str(seconds or SECONDS), "-o", str(out), "--nonblocking"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        out = RESULTS / (f"profile-{key}.txt" if PROFILE_RAW else f"profile-{key}.svg")
+        fmt = ["-f", "raw"] if PROFILE_RAW else []
+        return subprocess.Popen([spy, "record", "-p", str(pid), "-d", str(seconds or SECONDS), "-o", str(out), "--nonblocking", *fmt], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def load(self) -> None:
         s = self.seeded

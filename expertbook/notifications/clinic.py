@@ -1,7 +1,9 @@
 """Clinic emails: the token confirmation, the cancellation and the reminder.
 
 The receivers run inside the booking's transaction (see ``expertbook.clinic.signals``), so each
-email's outbox row commits or rolls back together with the appointment it is about.
+email's outbox row commits or rolls back together with the appointment it is about. They queue the
+email by name (``queue_composed``): the booking, the hottest path of the site, writes one small row,
+and the worker composes the email (one query, the templates' context, the .ics) when it sends it.
 """
 from __future__ import annotations
 
@@ -18,7 +20,15 @@ from expertbook.auth.models import User
 from expertbook.clinic.models import Appointment, Doctor, Hospital, Slot
 from expertbook.extensions import db
 from expertbook.notifications.ics import event_ics
-from expertbook.notifications.service import Reminder, never_costs_the_change, queue_email, register_reminder_source
+from expertbook.notifications.service import (
+    Composed,
+    NothingToCompose,
+    Reminder,
+    never_costs_the_change,
+    queue_composed,
+    register_composer,
+    register_reminder_source,
+)
 from expertbook.web import external_url
 
 
@@ -39,8 +49,10 @@ _FACTS = (
 
 
 def _load(appointment_id: int) -> SimpleNamespace:
-    """What an email says about one appointment, in one query (this runs inside every booking)."""
-    row = db.session.execute(_FACTS.where(Appointment.id == appointment_id)).one()
+    """What an email says about one appointment, in one query."""
+    row = db.session.execute(_FACTS.where(Appointment.id == appointment_id)).one_or_none()
+    if row is None:
+        raise NothingToCompose(f"appointment {appointment_id} no longer exists")
     return SimpleNamespace(
         id=row.id,
         patient_name=row.patient_name,
@@ -89,49 +101,53 @@ def _calendar(appointment: Appointment, method: str, sequence: int) -> str:
     )
 
 
+TOKEN_CONFIRMATION = "clinic-token"
+CANCELLATION = "clinic-cancelled"
+
+
+def compose_token_confirmation(appointment_id: int) -> Composed:
+    """The patient's token confirmation, with the session in a calendar file."""
+    appointment = _load(appointment_id)
+    facts = _facts(appointment)
+    return Composed(
+        appointment.user.email,
+        appointment.user.name,
+        "clinic_token_confirmed",
+        {**facts, "cancel_url": external_url("clinic.my_appointments")},
+        subject=f"Your token {appointment.token_number} - {facts['doctor_name']}, {appointment.slot.date:%d %b %Y}",
+        ics=_calendar(appointment, "REQUEST", 0),
+    )
+
+
+def compose_cancellation(appointment_id: int) -> Composed:
+    """The patient's cancellation, with a METHOD:CANCEL calendar file for the same event."""
+    appointment = _load(appointment_id)
+    facts = _facts(appointment)
+    return Composed(
+        appointment.user.email,
+        appointment.user.name,
+        "booking_cancelled",
+        {
+            "what": f"Token {appointment.token_number} with {facts['doctor_name']} at {facts['hospital_name']}",
+            "when": f"{facts['session_date']}, {facts['session_time']}",
+            "cancelled_by": "you",
+            "rebook_url": external_url("clinic.search"),
+        },
+        subject=f"Cancelled: token {appointment.token_number} - {facts['doctor_name']}, {appointment.slot.date:%d %b %Y}",
+        ics=_calendar(appointment, "CANCEL", 1),
+    )
+
+
 def token_confirmation(app, appointment_id: int, **_) -> None:
-    """Email the patient their token number, with the session in a calendar file."""
-
-    def write() -> None:
-        appointment = _load(appointment_id)
-        facts = _facts(appointment)
-        queue_email(
-            "clinic-token",
-            appointment.user.email,
-            appointment.user.name,
-            "clinic_token_confirmed",
-            {**facts, "cancel_url": external_url("clinic.my_appointments")},
-            subject=f"Your token {appointment.token_number} - {facts['doctor_name']}, {appointment.slot.date:%d %b %Y}",
-            ics=_calendar(appointment, "REQUEST", 0),
-        )
-
+    """Queue the token confirmation by name: every booking pays for one small INSERT, the worker builds the email."""
     with never_costs_the_change(f"the token confirmation of appointment {appointment_id}"):
-        write()
+        queue_composed(TOKEN_CONFIRMATION, appointment_id)
 
 
 def cancellation(app, appointment_id: int, **_) -> None:
-    """Confirm a cancellation to the patient, with a METHOD:CANCEL calendar file for the same event."""
-
-    def write() -> None:
-        appointment = _load(appointment_id)
-        facts = _facts(appointment)
-        queue_email(
-            "clinic-cancelled",
-            appointment.user.email,
-            appointment.user.name,
-            "booking_cancelled",
-            {
-                "what": f"Token {appointment.token_number} with {facts['doctor_name']} at {facts['hospital_name']}",
-                "when": f"{facts['session_date']}, {facts['session_time']}",
-                "cancelled_by": "you",
-                "rebook_url": external_url("clinic.search"),
-            },
-            subject=f"Cancelled: token {appointment.token_number} - {facts['doctor_name']}, {appointment.slot.date:%d %b %Y}",
-            ics=_calendar(appointment, "CANCEL", 1),
-        )
-
+    """Queue the cancellation email by name (composed by the worker, like the confirmation)."""
     with never_costs_the_change(f"the cancellation of appointment {appointment_id}"):
-        write()
+        queue_composed(CANCELLATION, appointment_id)
 
 
 def clinic_reminders(now: datetime, until: datetime) -> Iterator[Reminder]:
@@ -164,4 +180,6 @@ def connect() -> None:
     """Subscribe to the clinic's signals and register the reminder source (idempotent)."""
     signals.appointment_booked.connect(token_confirmation)
     signals.appointment_cancelled.connect(cancellation)
+    register_composer(TOKEN_CONFIRMATION, compose_token_confirmation)
+    register_composer(CANCELLATION, compose_cancellation)
     register_reminder_source(clinic_reminders)

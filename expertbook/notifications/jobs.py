@@ -24,6 +24,33 @@ def send_email(outbox_id: int) -> str:
         return service.send(outbox_id)
 
 
+def send_emails(outbox_ids: list[int]) -> dict[str, int]:
+    """RQ job: send several rows committed together, one by one; returns how many ended how.
+
+    One row's trouble does not stop the others: a failure the outbox cannot record (the database
+    gone for a moment) leaves that row pending or claimed, and the relay comes back to it.
+    """
+    from expertbook.notifications import service
+
+    def run() -> dict[str, int]:
+        outcomes: dict[str, int] = {}
+        for outbox_id in outbox_ids:
+            try:
+                outcome = service.send(outbox_id)
+            except Exception:
+                log.exception("email %s: sending failed; the relay will retry it", outbox_id)
+                outcome = "error"
+            outcomes[outcome] = outcomes.get(outcome, 0) + 1
+        return outcomes
+
+    if has_app_context():
+        return run()
+    from expertbook import create_app
+
+    with create_app().app_context():
+        return run()
+
+
 class AppWorker(SimpleWorker):
     """An RQ worker that runs every job inside a fresh application context of ``app``.
 

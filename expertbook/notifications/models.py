@@ -20,6 +20,11 @@ STATUSES = (PENDING, SENDING, SENT, FAILED)
 class OutboxEmail(db.Model):
     """An email to send. The row is the source of truth; RQ jobs only point at it.
 
+    A row is either written whole by ``queue_email`` or, on hot paths, only named: ``kind`` and
+    ``ref_id`` (say ``clinic-token`` and an appointment id), with recipient, subject, template and
+    context left empty until the worker composes them when it first sends the row (see
+    ``queue_composed``). Composed once, the parts are stored, so every resend is the same message.
+
     ``pending`` rows are due at ``next_attempt_at``; a worker moves a row to ``sending`` with a
     compare-and-swap and holds it until ``claimed_until``; ``sent`` and ``failed`` are final
     (an admin may put a failed row back to pending). ``dedupe_key`` is unique, so emails that
@@ -29,16 +34,19 @@ class OutboxEmail(db.Model):
     __tablename__ = "outbox_emails"
     __table_args__ = (
         CheckConstraint("status IN ('pending', 'sending', 'sent', 'failed')", name="status"),
+        CheckConstraint("template IS NOT NULL OR ref_id IS NOT NULL", name="written_or_named"),
         Index("ix_outbox_emails_status_next_attempt_at", "status", "next_attempt_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(60))
-    to_email: Mapped[str] = mapped_column(String(254))
-    to_name: Mapped[str] = mapped_column(String(120))
-    subject: Mapped[str] = mapped_column(String(255))
-    template: Mapped[str] = mapped_column(String(80))
-    context: Mapped[dict[str, Any]] = mapped_column(JSON)
+    to_email: Mapped[str | None] = mapped_column(String(254))
+    to_name: Mapped[str | None] = mapped_column(String(120))
+    subject: Mapped[str | None] = mapped_column(String(255))
+    template: Mapped[str | None] = mapped_column(String(80))
+    context: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # What a named row is about (its kind says what that is); None for rows written whole.
+    ref_id: Mapped[int | None] = mapped_column(Integer)
     ics_text: Mapped[str | None] = mapped_column(Text)
     ics_method: Mapped[str | None] = mapped_column(String(20))
     # Stable across resends, so a receiver can drop the duplicate a crash after SMTP's "250" may cause.

@@ -4,8 +4,10 @@ How an email flows:
 
 1. A service calls :func:`queue_email` inside its own ``transaction()``. The row is written in that
    transaction, so the email exists if and only if the change that caused it committed.
-2. After commit the row is dispatched: with Redis, an RQ job (deterministic id) on the notifications
-   queue; without Redis, delivered in-process. If Redis is down the row simply stays ``pending``.
+2. After commit the row is dispatched: with Redis, an RQ job on the notifications queue, enqueued by
+   the process's dispatcher thread (rows committed within ``MAIL_DISPATCH_LINGER_SECONDS`` of each
+   other share one job); without Redis, delivered in-process. If Redis is down the row simply stays
+   ``pending``.
 3. :func:`send` (the job body) claims the row with a compare-and-swap UPDATE, sends it outside any
    transaction, and records the outcome: ``sent``; ``pending`` again with backoff after a transient
    failure; ``failed`` after a permanent one or after ``MAIL_MAX_ATTEMPTS``.
@@ -28,7 +30,7 @@ from urllib.parse import urlsplit
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from jinja2 import TemplateNotFound
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from expertbook.database import after_commit, transaction, utcnow
@@ -119,6 +121,30 @@ def _ics_method(ics: str) -> str:
     return str(calendar.get("METHOD") or "PUBLISH").upper()
 
 
+def _checked_parts(
+    to_email: str, to_name: str, subject: str, template: str, context: Mapping[str, Any], ics: str | None
+) -> tuple[str, str, str, dict[str, Any], str | None]:
+    """The email's parts checked and normalised: (to_email, to_name, subject, context, ics_method).
+
+    Raises ValidationFailed for an unusable address, name or subject, ValueError for a bug in the caller.
+    """
+    to_email = check_address(to_email, "to_email")
+    to_name = check_display_name(to_name, "to_name")
+    if _has_control(subject or "") or not (subject or "").strip() or len(subject.strip()) > MAX_SUBJECT:
+        raise ValidationFailed({"subject": "The subject must be one line of at most 255 characters."})
+    subject = " ".join(subject.split())
+    try:
+        context = json.loads(json.dumps(dict(context)))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"email context must be JSON-serialisable: {exc}") from exc
+    for suffix in ("txt", "html"):
+        try:
+            current_app.jinja_env.get_template(f"email/{template}.{suffix}")
+        except TemplateNotFound as exc:  # a bug in the caller: fail loudly, before anything is written
+            raise ValueError(f"no email template templates/email/{template}.{suffix}") from exc
+    return to_email, to_name, subject, context, _ics_method(ics) if ics else None
+
+
 def queue_email(
     kind: str,
     to_email: str,
@@ -142,21 +168,7 @@ def queue_email(
     Raises ValidationFailed for an unusable address, name or subject (fields ``to_email``,
     ``to_name``, ``subject``), ValueError for programming errors (unknown template, bad context).
     """
-    to_email = check_address(to_email, "to_email")
-    to_name = check_display_name(to_name, "to_name")
-    if _has_control(subject or "") or not (subject or "").strip() or len(subject.strip()) > MAX_SUBJECT:
-        raise ValidationFailed({"subject": "The subject must be one line of at most 255 characters."})
-    subject = " ".join(subject.split())
-    try:
-        context = json.loads(json.dumps(dict(context)))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"email context must be JSON-serialisable: {exc}") from exc
-    for suffix in ("txt", "html"):
-        try:
-            current_app.jinja_env.get_template(f"email/{template}.{suffix}")
-        except TemplateNotFound as exc:  # a bug in the caller: fail loudly, before anything is written
-            raise ValueError(f"no email template templates/email/{template}.{suffix}") from exc
-    ics_method = _ics_method(ics) if ics else None
+    to_email, to_name, subject, context, ics_method = _checked_parts(to_email, to_name, subject, template, context, ics)
     if len(kind) > 60 or len(template) > 80 or (dedupe_key is not None and len(dedupe_key) > 200):
         raise ValueError("kind, template or dedupe_key is longer than its column (60, 80, 200)")
 
@@ -191,8 +203,101 @@ def queue_email(
                 log.info("email %s not queued again: dedupe key %r exists", kind, dedupe_key)
                 return None
         row_id, attempts = row.id, row.attempts
-        after_commit(lambda: dispatch(row_id, attempts))
+        after_commit(lambda: dispatch(row_id, attempts, fresh=True))
     return row_id
+
+
+# ---------------------------------------------------------------------------- named emails, composed by the worker
+
+
+@dataclass(frozen=True)
+class Composed:
+    """An email as a composer builds it: the same parts :func:`queue_email` takes."""
+
+    to_email: str
+    to_name: str
+    template: str
+    context: Mapping[str, Any]
+    subject: str
+    ics: str | None = None
+
+
+Composer = Callable[[int], Composed]
+_composers: dict[str, Composer] = {}
+
+
+class NothingToCompose(LookupError):
+    """What a named email is about no longer exists (raised by a composer; the row fails for good)."""
+
+
+def register_composer(kind: str, composer: Composer) -> Composer:
+    """Let rows of ``kind`` be queued by name: ``composer(ref_id)`` builds their email when it is sent.
+
+    Call it at import time of the area's module, like :func:`register_reminder_source`. A composer
+    reads what it needs by ``ref_id``, raises :class:`NothingToCompose` if that is gone, and must
+    build the same email however often it is called for the same row.
+    """
+    if len(kind) > 60:
+        raise ValueError("kind is longer than its column (60)")
+    _composers[kind] = composer
+    return composer
+
+
+_INSERT_NAMED = insert(OutboxEmail.__table__).returning(OutboxEmail.__table__.c.id)
+
+
+def queue_composed(kind: str, ref_id: int) -> int:
+    """Queue the email of ``kind`` about ``ref_id``; the worker composes it when it first sends it.
+
+    For hot paths (every clinic booking writes one): the caller's transaction pays for one small
+    INSERT and nothing else: no query for the email's facts, no templates, no address checks, no
+    calendar file. Like :func:`queue_email` the row exists if and only if the caller's change
+    commits, and it is dispatched after the commit. What a composer refuses (an address that
+    cannot be mailed) fails the row when it is sent, visibly on the Notifications page.
+    Raises ValueError for a kind no composer is registered for.
+    """
+    if kind not in _composers:
+        raise ValueError(f"no composer is registered for emails of kind {kind!r}")
+    with transaction() as session:
+        now = utcnow()
+        row_id = session.connection().execute(
+            _INSERT_NAMED,
+            {"kind": kind, "ref_id": ref_id, "message_id": _message_id(), "status": PENDING, "attempts": 0,
+             "next_attempt_at": now, "created_at": now},
+        ).scalar_one()
+        after_commit(lambda: dispatch(row_id, 0, fresh=True))
+    return row_id
+
+
+def _compose(outbox_id: int, attempt: int, kind: str, ref_id: int, message_id: str) -> mailer.Email:
+    """Build a named row's email and store its parts, so every later attempt sends the same message.
+
+    Raises :class:`mailer.PermanentFailure` when it cannot be built (its subject is gone, or the
+    composer's address or name is refused); other errors propagate and count as a failed attempt.
+    """
+    composer = _composers.get(kind)
+    if composer is None:
+        raise mailer.PermanentFailure(f"no composer is registered for emails of kind {kind!r}")
+    try:
+        parts = composer(ref_id)
+        to_email, to_name, subject, context, ics_method = _checked_parts(
+            parts.to_email, parts.to_name, parts.subject, parts.template, parts.context, parts.ics)
+    except NothingToCompose as exc:
+        raise mailer.PermanentFailure(f"nothing to send: {exc}") from exc
+    except ValidationFailed as exc:
+        raise mailer.PermanentFailure(f"cannot be sent: {exc.errors}") from exc
+    finally:
+        db.session.rollback()  # end the composer's reads before writing
+    with transaction() as session:
+        session.execute(
+            update(OutboxEmail)
+            .where(OutboxEmail.id == outbox_id, OutboxEmail.status == SENDING, OutboxEmail.attempts == attempt)
+            .values(to_email=to_email, to_name=to_name, subject=subject, template=parts.template, context=context,
+                    ics_text=parts.ics, ics_method=ics_method)
+            .execution_options(synchronize_session=False)
+        )
+    return mailer.Email(to_email=to_email, to_name=to_name, subject=subject, template=parts.template, context=context,
+                        message_id=message_id, ics_text=parts.ics, ics_method=ics_method)
 
 
 @contextmanager
@@ -256,9 +361,12 @@ def job_id(outbox_id: int, attempts: int) -> str:
 _WAITING_JOB_STATES = {"queued", "scheduled", "deferred"}
 
 
-def enqueue(outbox_id: int, attempts: int, at: datetime | None = None) -> bool:
+def enqueue(outbox_id: int, attempts: int, at: datetime | None = None, *, fresh: bool = False) -> bool:
     """Put the row's next attempt on the queue (at ``at`` if given) unless that job is already waiting.
 
+    ``fresh`` (a row committed a moment ago) skips the look for a waiting job: none can exist yet, and
+    the round trip is saved on every booking. Should the relay race it, the same job id is queued
+    twice and its second run finds the row claimed or sent.
     Raises redis errors; :func:`dispatch` and :func:`relay` decide what they mean.
     """
     from rq.exceptions import NoSuchJobError
@@ -267,7 +375,7 @@ def enqueue(outbox_id: int, attempts: int, at: datetime | None = None) -> bool:
     queue = notifications_queue()
     jid = job_id(outbox_id, attempts)
     try:
-        existing = Job.fetch(jid, connection=queue.connection)
+        existing = None if fresh else Job.fetch(jid, connection=queue.connection)
     except NoSuchJobError:
         existing = None
     if existing is not None and existing.get_status(refresh=False) in _WAITING_JOB_STATES:
@@ -291,15 +399,52 @@ def enqueue(outbox_id: int, attempts: int, at: datetime | None = None) -> bool:
     return True
 
 
-def dispatch(outbox_id: int, attempts: int = 0) -> None:
+BATCH_JOB_PATH = "expertbook.notifications.jobs.send_emails"
+MAX_BATCH = 100
+
+
+def enqueue_new(outbox_ids: list[int]) -> None:
+    """Enqueue rows just committed (attempt 0): one as its own job, several as ``send_emails`` jobs.
+
+    Called by the dispatcher's thread. A row in a batch job has no job of its own, so a relay pass
+    that runs before the job may queue it again; its claim lets only one run send it.
+    Raises redis errors.
+    """
+    if len(outbox_ids) == 1:
+        enqueue(outbox_ids[0], 0, fresh=True)
+        return
+    queue = notifications_queue()
+    config = current_app.config
+    for start in range(0, len(outbox_ids), MAX_BATCH):
+        ids = outbox_ids[start:start + MAX_BATCH]
+        queue.enqueue(
+            BATCH_JOB_PATH,
+            ids,
+            # Every send is bounded by MAIL_TIMEOUT; this only stops a job that hangs anyway. Rows it
+            # did not reach stay pending (or claimed until MAIL_CLAIM_SECONDS) for the relay.
+            job_timeout=int(config["MAIL_CLAIM_SECONDS"]) + 60 * len(ids),
+            result_ttl=24 * 3600,
+            failure_ttl=7 * 24 * 3600,
+            description=f"send outbox emails {ids[0]}..{ids[-1]} ({len(ids)})",
+        )
+
+
+def dispatch(outbox_id: int, attempts: int = 0, *, fresh: bool = False) -> None:
     """Start delivering a committed row. Never raises: the caller's change is committed and stays.
 
-    With a queue, a Redis failure leaves the row pending for the relay; without one the row is
-    delivered here and now (bounded by ``MAIL_TIMEOUT``).
+    With a queue, a row committed a moment ago (``fresh``) goes to the process's dispatcher, which
+    enqueues it from its own thread (see :mod:`expertbook.notifications.dispatcher`); other rows
+    are enqueued here. A Redis failure leaves the row pending for the relay. Without a queue the
+    row is delivered here and now (bounded by ``MAIL_TIMEOUT``).
     """
     if uses_queue():
         try:
-            enqueue(outbox_id, attempts)
+            if fresh:
+                from expertbook.notifications.dispatcher import dispatcher
+
+                dispatcher(current_app._get_current_object()).add(outbox_id)
+            else:
+                enqueue(outbox_id, attempts)
         except Exception as exc:  # Redis down or unreachable: the relay will pick the row up
             log.warning("could not enqueue email %s (%s); it stays pending for the relay", outbox_id, exc)
         return
@@ -307,6 +452,13 @@ def dispatch(outbox_id: int, attempts: int = 0) -> None:
         send(outbox_id)
     except Exception:
         log.exception("in-process delivery of email %s failed; it stays in the outbox", outbox_id)
+
+
+def flush_dispatch(timeout: float = 10.0) -> bool:
+    """Enqueue the rows this process's dispatcher still holds and wait for it; True if it finished in time."""
+    from expertbook.notifications.dispatcher import dispatcher
+
+    return dispatcher(current_app._get_current_object()).flush(timeout)
 
 
 # ---------------------------------------------------------------------------- sending
@@ -319,7 +471,16 @@ def _backoff(attempt: int) -> timedelta:
     return timedelta(seconds=delay * random.uniform(1.0, 1.1))
 
 
-def _claim(outbox_id: int) -> tuple[mailer.Email, int] | None:
+@dataclass(frozen=True)
+class _Named:
+    """A claimed row whose email is still to be composed."""
+
+    kind: str
+    ref_id: int
+    message_id: str
+
+
+def _claim(outbox_id: int) -> tuple[mailer.Email | _Named, int] | None:
     """Move the row to ``sending`` if it is ours to send now; return what to send and the attempt number."""
     config = current_app.config
     now = utcnow()
@@ -344,6 +505,8 @@ def _claim(outbox_id: int) -> tuple[mailer.Email, int] | None:
         if claimed != 1:
             return None
         row = session.get(OutboxEmail, outbox_id, populate_existing=True)
+        if row.template is None:
+            return _Named(row.kind, row.ref_id, row.message_id), row.attempts
         return mailer.Email(
             to_email=row.to_email,
             to_name=row.to_name,
@@ -381,6 +544,8 @@ def send(outbox_id: int) -> str:
         return "skipped"
     email, attempt = claimed
     try:
+        if isinstance(email, _Named):
+            email = _compose(outbox_id, attempt, email.kind, email.ref_id, email.message_id)
         mailer.deliver(mailer.build_message(email))
     except mailer.PermanentFailure as exc:
         log.warning("email %s failed permanently: %s", outbox_id, exc)

@@ -78,7 +78,7 @@ def test_an_email_problem_never_costs_the_booking(app, smtp, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("template engine on fire")
 
-    monkeypatch.setattr(clinic_emails, "queue_email", broken)
+    monkeypatch.setattr(clinic_emails, "queue_composed", broken)
     slot = make_slot()
     booking = clinic.book(slot.id, make_user().id, "A", "9876543210")
     db.session.rollback()

@@ -41,7 +41,11 @@ def rows() -> list[OutboxEmail]:
 
 
 def run_worker(app) -> float:
-    """One burst of an in-process worker (with the scheduler, which moves due retries onto the queue)."""
+    """One burst of an in-process worker (with the scheduler, which moves due retries onto the queue).
+
+    First the dispatcher's thread is let finish, so the queue holds what it holds a moment after the commits.
+    """
+    assert service.flush_dispatch()
     connection = Redis.from_url(app.config["REDIS_URL"])
     worker = AppWorker([Queue(TEST_QUEUE, connection=connection)], connection=connection, app=app)
     started = time.monotonic()
@@ -63,6 +67,10 @@ def work_until(app, done, timeout: float = 15.0) -> None:
 def test_the_row_is_enqueued_after_commit_and_sent_by_the_worker(app, smtp, redis_url):
     outbox_id = queue_notice()
     queue = Queue(TEST_QUEUE, connection=Redis.from_url(redis_url))
+    # The dispatcher's thread enqueues it on its own, a moment after the commit.
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not queue.job_ids:
+        time.sleep(0.01)
     assert queue.job_ids == [service.job_id(outbox_id, 0)]
     assert smtp.messages == []  # nothing is sent in the request: the worker does it
     # The relay finds the job already queued: dispatching twice adds no second job.
@@ -75,6 +83,42 @@ def test_the_row_is_enqueued_after_commit_and_sent_by_the_worker(app, smtp, redi
     assert message["Message-ID"] == row.message_id
 
 
+def test_rows_committed_together_share_one_job_and_each_is_sent_once(app, smtp, redis_url):
+    ids = [queue_notice(to_email=f"p{n}@example.com") for n in range(3)]
+    assert service.flush_dispatch()
+    queue = Queue(TEST_QUEUE, connection=Redis.from_url(redis_url))
+    [job] = queue.jobs
+    assert job.func_name == service.BATCH_JOB_PATH and job.args == (ids,)
+    run_worker(app)
+    assert [row.status for row in rows()] == ["sent"] * 3 and all(row.attempts == 1 for row in rows())
+    # A relay pass afterwards finds nothing due, and a stray second run of the job sends nothing again.
+    assert service.relay() == 0
+    queue.enqueue(service.BATCH_JOB_PATH, ids)
+    run_worker(app)
+    time.sleep(0.1)
+    assert sorted(m["To"].addresses[0].addr_spec for m in smtp.messages) == [f"p{n}@example.com" for n in range(3)]
+
+
+def test_a_row_in_a_batch_whose_claim_fails_does_not_stop_the_others(app, smtp, redis_url, monkeypatch):
+    from expertbook.notifications import jobs
+
+    ids = [queue_notice(to_email=f"q{n}@example.com") for n in range(3)]
+    send = service.send
+
+    def flaky(outbox_id):
+        if outbox_id == ids[0]:
+            raise RuntimeError("database went away")
+        return send(outbox_id)
+
+    monkeypatch.setattr(service, "send", flaky)
+    assert jobs.send_emails(ids) == {"error": 1, "sent": 2}
+    assert [row.status for row in rows()] == ["pending", "sent", "sent"]
+    monkeypatch.setattr(service, "send", send)
+    assert service.relay() == 1  # the relay comes back to the one left pending
+    run_worker(app)
+    assert [row.status for row in rows()] == ["sent"] * 3
+
+
 def test_redis_down_during_the_write_then_exactly_one_email_after_it_is_back(app, smtp, redis_url, notification_logs):
     app.config["REDIS_URL"] = closed_port_url()
     with transaction():
@@ -84,6 +128,7 @@ def test_redis_down_during_the_write_then_exactly_one_email_after_it_is_back(app
         outbox_id = service.queue_email("notice", "booker@example.com", "Booker", "notice",
                                         {"heading": "Booked", "message": "Your booking is confirmed."}, subject="Booked")
     # The booking committed, the email waits in the outbox.
+    assert service.flush_dispatch()
     assert db.session.scalar(select(User.id).where(User.email == "booker@example.com")) is not None
     [row] = rows()
     assert row.id == outbox_id and row.status == "pending"
@@ -172,6 +217,7 @@ def test_a_job_taken_by_a_worker_that_died_before_claiming_is_relayed(app, smtp,
     from rq.job import Job, JobStatus
 
     outbox_id = queue_notice()
+    assert service.flush_dispatch()
     queue = Queue(TEST_QUEUE, connection=Redis.from_url(redis_url))
     job = Job.fetch(service.job_id(outbox_id, 0), connection=queue.connection)
     queue.remove(job)  # a worker took it off the queue...

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from expertbook.database import utcnow
 from expertbook.experts import service as experts
 from expertbook.extensions import db
+from expertbook.notifications import service as notifications
 from expertbook.notifications.jobs import AppWorker
 from expertbook.video import meetings
 from expertbook.video.models import Meeting
@@ -44,10 +45,16 @@ def profile(connected_expert):
 
 
 def run_worker(app) -> None:
-    """One burst of the worker ``flask worker`` runs, on the meetings' and the notifications' queues."""
+    """A burst of the worker ``flask worker`` runs, on the meetings' and the notifications' queues.
+
+    A meeting job's emails are enqueued by the dispatcher's thread a moment later, as a running worker
+    would find them: a second burst after the dispatcher has finished sends them.
+    """
     connection = Redis.from_url(app.config["REDIS_URL"])
     queues = [Queue(name, connection=connection) for name in (meetings.QUEUE, TEST_QUEUE)]
-    AppWorker(queues, connection=connection, app=app).work(burst=True, with_scheduler=False, logging_level="WARNING")
+    for _ in range(2):
+        AppWorker(queues, connection=connection, app=app).work(burst=True, with_scheduler=False, logging_level="WARNING")
+        assert notifications.flush_dispatch()
 
 
 def meeting_of(booking_id: int) -> Meeting:

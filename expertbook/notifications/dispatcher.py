@@ -1,0 +1,104 @@
+"""After-commit dispatch of new outbox rows to RQ, from a background thread, in batches.
+
+Enqueueing an RQ job (a pickled job and several Redis commands) costs about as much CPU as a whole
+clinic booking, so a request that has just committed a row does not do it: it hands the row's id to
+its process's dispatcher and answers. The dispatcher's thread waits ``MAIL_DISPATCH_LINGER_SECONDS``
+for more ids, then enqueues them: one row as its usual job (``send_email``, deterministic id), several
+as one ``send_emails`` job that sends them one by one, each claimed on its own as always.
+
+Nothing can be lost here. Every id handed over belongs to a row already committed as ``pending``: if
+Redis is down, or the process dies before its thread gets to an id, the relay finds the row and
+enqueues it. At a normal exit the ids still waiting are enqueued by an ``atexit`` hook.
+"""
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import threading
+import time
+
+from flask import Flask
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher:
+    """One per application and process: collects committed row ids and enqueues them in batches."""
+
+    def __init__(self, app: Flask):
+        self.app = app
+        self.linger = float(app.config["MAIL_DISPATCH_LINGER_SECONDS"])
+        self._changed = threading.Condition()
+        self._waiting: list[int] = []
+        self._in_flight = 0
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+
+    def add(self, outbox_id: int) -> None:
+        """Have the committed row ``outbox_id`` enqueued soon; returns at once."""
+        with self._changed:
+            if self._pid != os.getpid():
+                # A forked child: the parent's thread did not come along, and the ids copied with
+                # this object are the parent's to enqueue.
+                self._waiting.clear()
+                self._in_flight = 0
+                self._start()
+            self._waiting.append(outbox_id)
+            self._changed.notify_all()
+
+    def _start(self) -> None:
+        first = self._pid is None
+        self._pid = os.getpid()
+        self._thread = threading.Thread(target=self._run, name="outbox-dispatcher", daemon=True)
+        self._thread.start()
+        if first:
+            atexit.register(self.flush)
+
+    def _take(self) -> list[int]:
+        with self._changed:
+            batch, self._waiting = self._waiting, []
+            self._in_flight += bool(batch)
+            return batch
+
+    def _run(self) -> None:
+        while True:
+            with self._changed:
+                self._changed.wait_for(lambda: self._waiting)
+            time.sleep(self.linger)  # the rows committed meanwhile join this batch
+            self._enqueue(self._take())
+
+    def _enqueue(self, batch: list[int]) -> None:
+        if not batch:
+            return
+        from expertbook.notifications import service
+
+        try:
+            with self.app.app_context():
+                service.enqueue_new(batch)
+        except Exception as exc:  # Redis down or unreachable: the rows are committed and pending
+            log.warning("could not enqueue emails %s (%s); each stays pending for the relay", batch, exc)
+        finally:
+            with self._changed:
+                self._in_flight -= 1
+                self._changed.notify_all()
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Enqueue the waiting ids now, in this thread, and wait for batches in flight; True if all done.
+
+        The ``atexit`` hook, so ids are not left behind at a normal exit; tests use it to see the queue
+        as it will be a moment after a commit.
+        """
+        if self._pid != os.getpid():
+            return True
+        self._enqueue(self._take())
+        with self._changed:
+            return self._changed.wait_for(lambda: not self._waiting and not self._in_flight, timeout)
+
+
+def dispatcher(app: Flask) -> Dispatcher:
+    """The application's dispatcher in this process, created on first use."""
+    found = app.extensions.get("notifications_dispatcher")
+    if found is None:
+        found = app.extensions.setdefault("notifications_dispatcher", Dispatcher(app))
+    return found

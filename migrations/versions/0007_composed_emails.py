@@ -1,0 +1,41 @@
+"""notifications: outbox rows that name their email (kind + ref_id) and are composed by the worker
+
+Revision ID: 0007_composed_emails
+Revises: 0006_meetings
+Create Date: 2026-11-21 16:05:00
+
+"""
+from alembic import op
+import sqlalchemy as sa
+
+
+revision = '0007_composed_emails'
+down_revision = '0006_meetings'
+branch_labels = None
+depends_on = None
+
+_PARTS = (
+    ('to_email', sa.String(length=254)),
+    ('to_name', sa.String(length=120)),
+    ('subject', sa.String(length=255)),
+    ('template', sa.String(length=80)),
+    ('context', sa.JSON()),
+)
+
+
+def upgrade():
+    with op.batch_alter_table('outbox_emails', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('ref_id', sa.Integer(), nullable=True))
+        for name, type_ in _PARTS:
+            batch_op.alter_column(name, existing_type=type_, nullable=True)
+        batch_op.create_check_constraint(op.f('ck_outbox_emails_written_or_named'), 'template IS NOT NULL OR ref_id IS NOT NULL')
+
+
+def downgrade():
+    # Rows still waiting to be composed cannot be kept without their parts.
+    op.execute("DELETE FROM outbox_emails WHERE template IS NULL")
+    with op.batch_alter_table('outbox_emails', schema=None) as batch_op:
+        batch_op.drop_constraint(op.f('ck_outbox_emails_written_or_named'), type_='check')
+        for name, type_ in _PARTS:
+            batch_op.alter_column(name, existing_type=type_, nullable=False)
+        batch_op.drop_column('ref_id')
