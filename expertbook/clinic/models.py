@@ -124,7 +124,6 @@ class Appointment(db.Model):
         # A retried POST carries the same key and so can never make a second booking.
         UniqueConstraint("user_id", "idempotency_key"),
         Index("ix_appointments_user_booked", "user_id", "booked_at"),
-        Index("ix_appointments_slot_status", "slot_id", "status"),
     )
 
     BOOKED = "booked"

@@ -24,6 +24,8 @@ from expertbook.clinic.models import Appointment, Doctor, Hospital, Slot
 from expertbook.database import autocommit_reads, transaction, utcnow
 from expertbook.errors import Conflict, NotFound, ValidationFailed
 from expertbook.extensions import db
+from expertbook.notifications.clinic import TOKEN_CONFIRMATION
+from expertbook.notifications.service import dispatch_after_commit, named_email_insert, never_costs_the_change, queue_composed
 
 FIRST_TOKEN = 101
 MAX_CAPACITY = 500
@@ -376,41 +378,47 @@ def _detail(column, key):
     return select(column).where(column.table.c.id == key).scalar_subquery().label(f"{column.table.name}_{column.name}")
 
 
-_TAKE_PLACE = (
-    update(_slots)
-    .where(
-        _slots.c.id == bindparam("slot_id"),
-        _slots.c.booked_count < _slots.c.capacity,
-        _slots.c.closed.is_(False),
-        _slots.c.ends_at > bindparam("now", type_=_slots.c.ends_at.type),
+def _take_place(*details):
+    return (
+        update(_slots)
+        .where(
+            _slots.c.id == bindparam("slot_id"),
+            _slots.c.booked_count < _slots.c.capacity,
+            _slots.c.closed.is_(False),
+            _slots.c.ends_at > bindparam("now", type_=_slots.c.ends_at.type),
+        )
+        .values(booked_count=_slots.c.booked_count + 1, tokens_issued=_slots.c.tokens_issued + 1, version=_slots.c.version + 1)
+        .returning(
+            _slots.c.tokens_issued,
+            _slots.c.booked_count,
+            _slots.c.capacity,
+            _slots.c.date,
+            _slots.c.start_time,
+            _slots.c.end_time,
+            _slots.c.starts_at,
+            _slots.c.ends_at,
+            _slots.c.closed,
+            _slots.c.now_serving,
+            *details,
+        )
     )
-    .values(booked_count=_slots.c.booked_count + 1, tokens_issued=_slots.c.tokens_issued + 1, version=_slots.c.version + 1)
-    .returning(
-        _slots.c.tokens_issued,
-        _slots.c.booked_count,
-        _slots.c.capacity,
-        _slots.c.date,
-        _slots.c.start_time,
-        _slots.c.end_time,
-        _slots.c.starts_at,
-        _slots.c.ends_at,
-        _slots.c.closed,
-        _slots.c.now_serving,
-        _detail(Doctor.__table__.c.name, _slots.c.doctor_id),
-        _detail(Doctor.__table__.c.specialization, _slots.c.doctor_id),
-        _detail(Hospital.__table__.c.name, _slots.c.hospital_id),
-        _detail(Hospital.__table__.c.location, _slots.c.hospital_id),
-        _detail(Hospital.__table__.c.timezone, _slots.c.hospital_id),
-    )
+
+
+_DOCTOR_DETAILS = (Doctor.__table__.c.name, Doctor.__table__.c.specialization)
+_HOSPITAL_DETAILS = (Hospital.__table__.c.name, Hospital.__table__.c.location, Hospital.__table__.c.timezone)
+_TAKE_PLACE = _take_place(
+    *(_detail(column, _slots.c.doctor_id) for column in _DOCTOR_DETAILS),
+    *(_detail(column, _slots.c.hospital_id) for column in _HOSPITAL_DETAILS),
 )
 _INSERT_APPOINTMENT = insert(_appointments).returning(_appointments.c.id)
 
 
 def _both_in_one_statement():
-    """PostgreSQL: the UPDATE and the INSERT as one statement (data-modifying CTEs), one round trip
-    instead of two. Same rows, same locks, same constraints; SQLite, which has no data-modifying CTEs,
-    runs the two statements."""
-    taken = _TAKE_PLACE.cte("taken")
+    """PostgreSQL: the whole booking as one statement (data-modifying CTEs), one round trip instead
+    of three: take the place, insert the appointment, write the patient's token confirmation to the
+    outbox. Same rows, same locks, same constraints; the doctor and the hospital come by a join.
+    SQLite, which has no data-modifying CTEs, runs the statements one by one."""
+    taken = _take_place(_slots.c.doctor_id, _slots.c.hospital_id).cte("taken")
     typed = {name: bindparam(name, type_=_appointments.c[name].type) for name in ("user_id", "patient_name", "contact_number", "status", "booked_at", "idempotency_key")}
     made = (
         insert(_appointments)
@@ -430,7 +438,22 @@ def _both_in_one_statement():
         .returning(_appointments.c.id.label("appointment_id"))
         .cte("made")
     )
-    return select(taken, made.c.appointment_id).select_from(taken).join(made, true())
+    mailed = named_email_insert(TOKEN_CONFIRMATION, made.c.appointment_id).cte("mailed")
+    doctors, hospitals = Doctor.__table__, Hospital.__table__
+    return (
+        select(
+            *(c for c in taken.c if c.name not in ("doctor_id", "hospital_id")),
+            *(column.label(f"doctors_{column.name}") for column in (doctors.c.name, doctors.c.specialization)),
+            *(column.label(f"hospitals_{column.name}") for column in (hospitals.c.name, hospitals.c.location, hospitals.c.timezone)),
+            made.c.appointment_id,
+            mailed.c.id.label("email_id"),
+        )
+        .select_from(taken)
+        .join(made, true())
+        .join(mailed, true())
+        .join(doctors, doctors.c.id == taken.c.doctor_id)
+        .join(hospitals, hospitals.c.id == taken.c.hospital_id)
+    )
 
 
 _BOOK_IN_ONE = _both_in_one_statement()
@@ -483,8 +506,11 @@ def book(
             token = FIRST_TOKEN - 1 + taken.tokens_issued
             if in_one:
                 appointment_id = taken.appointment_id
+                dispatch_after_commit(taken.email_id)
             else:
                 appointment_id = connection.execute(_INSERT_APPOINTMENT, {**values, "token_number": token}).scalar_one()
+                with never_costs_the_change(f"the token confirmation of appointment {appointment_id}"):
+                    queue_composed(TOKEN_CONFIRMATION, appointment_id)
             _send(signals.appointment_booked, appointment_id)
     except IntegrityError:
         # The key was used before (a retry, a double click, two tabs racing): this transaction

@@ -1,4 +1,4 @@
-"""Clinic events other areas can subscribe to (e.g. to email the token), without editing the clinic code.
+"""Clinic events other areas can subscribe to (e.g. to email a cancellation), without editing the clinic code.
 
 Both are sent INSIDE the booking's transaction, right after the change is flushed, with the application
 as sender and the appointment's id as the only keyword argument::
@@ -11,8 +11,9 @@ as sender and the appointment's id as the only keyword argument::
 That is what lets a receiver write its own rows (an outbox email, say) in the same transaction, so they
 commit or roll back together with the booking. Receivers therefore only write through ``db.session`` and
 defer every side effect (HTTP, Redis, SMTP) with ``expertbook.database.after_commit``; a receiver whose
-failure must not cost the booking guards its writes with a savepoint and logs (see
-``expertbook.notifications.clinic``).
+failure must not cost the booking guards its writes and logs (see ``never_costs_the_change`` in
+``expertbook.notifications.service``). The token confirmation itself is no receiver: the booking writes it
+(in its one statement on PostgreSQL, see ``expertbook.clinic.service.book``).
 """
 from blinker import Namespace
 

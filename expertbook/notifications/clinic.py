@@ -1,9 +1,11 @@
 """Clinic emails: the token confirmation, the cancellation and the reminder.
 
-The receivers run inside the booking's transaction (see ``expertbook.clinic.signals``), so each
-email's outbox row commits or rolls back together with the appointment it is about. They queue the
-email by name (``queue_composed``): the booking, the hottest path of the site, writes one small row,
-and the worker composes the email (one query, the templates' context, the .ics) when it sends it.
+Both booking emails are queued by name (``clinic-token`` or ``clinic-cancelled`` and the appointment's
+id) and composed here, by the worker, when they are sent: one query, the templates' context, the .ics.
+The token confirmation's row is written by the booking itself (``expertbook.clinic.service.book``: on
+PostgreSQL in the booking's one statement), the hottest path of the site. The cancellation's is
+written by a receiver of ``appointment_cancelled``, inside the cancellation's transaction, so it
+commits or rolls back together with it.
 """
 from __future__ import annotations
 
@@ -138,12 +140,6 @@ def compose_cancellation(appointment_id: int) -> Composed:
     )
 
 
-def token_confirmation(app, appointment_id: int, **_) -> None:
-    """Queue the token confirmation by name: every booking pays for one small INSERT, the worker builds the email."""
-    with never_costs_the_change(f"the token confirmation of appointment {appointment_id}"):
-        queue_composed(TOKEN_CONFIRMATION, appointment_id)
-
-
 def cancellation(app, appointment_id: int, **_) -> None:
     """Queue the cancellation email by name (composed by the worker, like the confirmation)."""
     with never_costs_the_change(f"the cancellation of appointment {appointment_id}"):
@@ -178,7 +174,6 @@ def clinic_reminders(now: datetime, until: datetime) -> Iterator[Reminder]:
 
 def connect() -> None:
     """Subscribe to the clinic's signals and register the reminder source (idempotent)."""
-    signals.appointment_booked.connect(token_confirmation)
     signals.appointment_cancelled.connect(cancellation)
     register_composer(TOKEN_CONFIRMATION, compose_token_confirmation)
     register_composer(CANCELLATION, compose_cancellation)

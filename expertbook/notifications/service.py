@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from jinja2 import TemplateNotFound
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import ColumnElement, Insert, Integer, String, and_, func, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from expertbook.database import after_commit, transaction, utcnow
@@ -246,6 +246,26 @@ def register_composer(kind: str, composer: Composer) -> Composer:
 _INSERT_NAMED = insert(OutboxEmail.__table__).returning(OutboxEmail.__table__.c.id)
 
 
+def named_email_insert(kind: str, ref_id: ColumnElement[int]) -> Insert:
+    """The outbox row of the named email ``kind`` about ``ref_id``, as an ``INSERT ... SELECT ... RETURNING id``.
+
+    For a caller that writes its change in one statement (data-modifying CTEs on PostgreSQL): made a
+    CTE of that statement, the email's row is written with the change and costs no round trip of its
+    own. ``ref_id`` is a column of another CTE (the new row's id). The caller hands the returned id to
+    :func:`dispatch_after_commit`. Elsewhere use :func:`queue_composed`, which writes the same row.
+    """
+    table = OutboxEmail.__table__
+    return insert(table).from_select(
+        ["kind", "ref_id", "status", "attempts", "next_attempt_at", "created_at"],
+        select(literal(kind, String), ref_id, literal(PENDING, String), literal(0, Integer), func.now(), func.now()),
+    ).returning(table.c.id)
+
+
+def dispatch_after_commit(outbox_id: int) -> None:
+    """Dispatch a row the caller's statement wrote (see :func:`named_email_insert`) once its transaction commits."""
+    after_commit(lambda: dispatch(outbox_id, 0, fresh=True))
+
+
 def queue_composed(kind: str, ref_id: int) -> int:
     """Queue the email of ``kind`` about ``ref_id``; the worker composes it when it first sends it.
 
@@ -262,14 +282,13 @@ def queue_composed(kind: str, ref_id: int) -> int:
         now = utcnow()
         row_id = session.connection().execute(
             _INSERT_NAMED,
-            {"kind": kind, "ref_id": ref_id, "message_id": _message_id(), "status": PENDING, "attempts": 0,
-             "next_attempt_at": now, "created_at": now},
+            {"kind": kind, "ref_id": ref_id, "status": PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now},
         ).scalar_one()
-        after_commit(lambda: dispatch(row_id, 0, fresh=True))
+        dispatch_after_commit(row_id)
     return row_id
 
 
-def _compose(outbox_id: int, attempt: int, kind: str, ref_id: int, message_id: str) -> mailer.Email:
+def _compose(outbox_id: int, attempt: int, kind: str, ref_id: int) -> mailer.Email:
     """Build a named row's email and store its parts, so every later attempt sends the same message.
 
     Raises :class:`mailer.PermanentFailure` when it cannot be built (its subject is gone, or the
@@ -288,12 +307,13 @@ def _compose(outbox_id: int, attempt: int, kind: str, ref_id: int, message_id: s
         raise mailer.PermanentFailure(f"cannot be sent: {exc.errors}") from exc
     finally:
         db.session.rollback()  # end the composer's reads before writing
+    message_id = _message_id()
     with transaction() as session:
         session.execute(
             update(OutboxEmail)
             .where(OutboxEmail.id == outbox_id, OutboxEmail.status == SENDING, OutboxEmail.attempts == attempt)
             .values(to_email=to_email, to_name=to_name, subject=subject, template=parts.template, context=context,
-                    ics_text=parts.ics, ics_method=ics_method)
+                    ics_text=parts.ics, ics_method=ics_method, message_id=message_id)
             .execution_options(synchronize_session=False)
         )
     return mailer.Email(to_email=to_email, to_name=to_name, subject=subject, template=parts.template, context=context,
@@ -477,7 +497,6 @@ class _Named:
 
     kind: str
     ref_id: int
-    message_id: str
 
 
 def _claim(outbox_id: int) -> tuple[mailer.Email | _Named, int] | None:
@@ -506,7 +525,7 @@ def _claim(outbox_id: int) -> tuple[mailer.Email | _Named, int] | None:
             return None
         row = session.get(OutboxEmail, outbox_id, populate_existing=True)
         if row.template is None:
-            return _Named(row.kind, row.ref_id, row.message_id), row.attempts
+            return _Named(row.kind, row.ref_id), row.attempts
         return mailer.Email(
             to_email=row.to_email,
             to_name=row.to_name,
@@ -545,7 +564,7 @@ def send(outbox_id: int) -> str:
     email, attempt = claimed
     try:
         if isinstance(email, _Named):
-            email = _compose(outbox_id, attempt, email.kind, email.ref_id, email.message_id)
+            email = _compose(outbox_id, attempt, email.kind, email.ref_id)
         mailer.deliver(mailer.build_message(email))
     except mailer.PermanentFailure as exc:
         log.warning("email %s failed permanently: %s", outbox_id, exc)

@@ -20,7 +20,10 @@ _PARTS = (
     ('subject', sa.String(length=255)),
     ('template', sa.String(length=80)),
     ('context', sa.JSON()),
+    # Given when the row is composed, and kept for every resend.
+    ('message_id', sa.String(length=255)),
 )
+_CHECK = 'ref_id IS NOT NULL OR (template IS NOT NULL AND message_id IS NOT NULL)'
 
 
 def upgrade():
@@ -28,13 +31,23 @@ def upgrade():
         batch_op.add_column(sa.Column('ref_id', sa.Integer(), nullable=True))
         for name, type_ in _PARTS:
             batch_op.alter_column(name, existing_type=type_, nullable=True)
-        batch_op.create_check_constraint(op.f('ck_outbox_emails_written_or_named'), 'template IS NOT NULL OR ref_id IS NOT NULL')
+        batch_op.create_check_constraint(op.f('ck_outbox_emails_written_or_named'), _CHECK)
+        # Unique only where set: named rows (no Message-ID yet) and rows without a dedupe key cost no index write.
+        for column in ('message_id', 'dedupe_key'):
+            batch_op.drop_constraint(op.f(f'uq_outbox_emails_{column}'), type_='unique')
+    for column in ('message_id', 'dedupe_key'):
+        op.create_index(f'uq_outbox_emails_{column}', 'outbox_emails', [column], unique=True,
+                        postgresql_where=sa.text(f'{column} IS NOT NULL'), sqlite_where=sa.text(f'{column} IS NOT NULL'))
 
 
 def downgrade():
     # Rows still waiting to be composed cannot be kept without their parts.
     op.execute("DELETE FROM outbox_emails WHERE template IS NULL")
+    for column in ('message_id', 'dedupe_key'):
+        op.drop_index(f'uq_outbox_emails_{column}', table_name='outbox_emails')
     with op.batch_alter_table('outbox_emails', schema=None) as batch_op:
+        for column in ('message_id', 'dedupe_key'):
+            batch_op.create_unique_constraint(op.f(f'uq_outbox_emails_{column}'), [column])
         batch_op.drop_constraint(op.f('ck_outbox_emails_written_or_named'), type_='check')
         for name, type_ in _PARTS:
             batch_op.alter_column(name, existing_type=type_, nullable=False)
