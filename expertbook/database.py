@@ -186,3 +186,56 @@ def after_commit(callback: Callable[[], None]) -> None:
         db.session.info["after_commit"].append(callback)
     else:
         callback()
+
+
+class DirectStatement:
+    """A prebuilt Core statement run straight on the driver's cursor: for the hottest statement only.
+
+    SQLAlchemy's work around each execution (the compiled-cache lookup, the execution context, result
+    metadata built from the cursor's column descriptions) cost 0.13 ms of a 1.5 ms clinic booking,
+    measured in-process on PostgreSQL. This runs the same SQL, compiled once per dialect, with what
+    SQLAlchemy would still have done per execution: each parameter and each result column goes through
+    its type's processing (``UTCDateTime`` included), and a driver error is raised as SQLAlchemy's
+    (an ``IntegrityError`` stays one). Rows are named tuples keyed like the statement's columns.
+
+    PostgreSQL (psycopg) only, on the connection of the surrounding :func:`transaction`; use
+    ``connection.execute`` everywhere else.
+    """
+
+    def __init__(self, statement) -> None:
+        self.statement = statement
+        self._compiled: dict[str, tuple] = {}
+
+    def _prepare(self, connection: Connection) -> tuple:
+        from collections import namedtuple
+
+        dialect = connection.dialect
+        compiled = self.statement.compile(dialect=dialect)
+        binds = {name: bind.type._cached_bind_processor(dialect) for name, bind in compiled.binds.items()}
+        columns = list(self.statement.exported_columns)  # a SELECT's columns, or an INSERT/UPDATE's RETURNING
+        results = [column.type._cached_result_processor(dialect, None) for column in columns]
+        row_type = namedtuple("Row", [column.key for column in columns])
+        prepared = (str(compiled), dict(compiled.params), {k: v for k, v in binds.items() if v}, results, row_type)
+        self._compiled[dialect.name] = prepared
+        return prepared
+
+    def one_or_none(self, connection: Connection, params: dict):
+        """Execute with ``params`` and return the first row, or None if there is none."""
+        from sqlalchemy.exc import DBAPIError
+
+        sql, defaults, binds, results, row_type = self._compiled.get(connection.dialect.name) or self._prepare(connection)
+        values = {**defaults, **params}
+        for name, process in binds.items():
+            if name in values:
+                values[name] = process(values[name])
+        driver = connection.connection.driver_connection
+        try:
+            with driver.cursor() as cursor:
+                # prepare=True: a server-side prepared statement from the first use, not the fifth.
+                cursor.execute(sql, values, prepare=True)
+                row = cursor.fetchone()
+        except driver.Error as error:
+            raise DBAPIError.instance(sql, values, error, type(driver).Error, dialect=connection.dialect) from error
+        if row is None:
+            return None
+        return row_type(*(process(value) if process else value for process, value in zip(results, row)))
