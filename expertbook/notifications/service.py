@@ -389,17 +389,15 @@ def enqueue(outbox_id: int, attempts: int, at: datetime | None = None, *, fresh:
     twice and its second run finds the row claimed or sent.
     Raises redis errors; :func:`dispatch` and :func:`relay` decide what they mean.
     """
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job
-
     queue = notifications_queue()
     jid = job_id(outbox_id, attempts)
-    try:
-        existing = None if fresh else Job.fetch(jid, connection=queue.connection)
-    except NoSuchJobError:
-        existing = None
-    if existing is not None and existing.get_status(refresh=False) in _WAITING_JOB_STATES:
-        return False
+    if not fresh:
+        if _waiting(jid, queue.connection):
+            return False
+        if attempts == 0:  # a new row may wait in a batch job (see enqueue_new)
+            batch_id = queue.connection.get(_batch_mark(outbox_id))
+            if batch_id and _waiting(batch_id.decode(), queue.connection):
+                return False
     options = {
         "job_id": jid,
         # RQ's own limit sits above the claim: a job still running then has lost its claim anyway.
@@ -423,12 +421,21 @@ BATCH_JOB_PATH = "expertbook.notifications.jobs.send_emails"
 MAX_BATCH = 100
 
 
+# How long a row remembers the batch job it waits in (see enqueue_new); after that, the relay may give a
+# row still waiting in a long backlog one job of its own (harmless: the claim lets one run send it).
+BATCH_MARK_SECONDS = 3600
+
+
+def _batch_mark(outbox_id: int) -> str:
+    return f"{job_id(outbox_id, 0)}:batch"
+
+
 def enqueue_new(outbox_ids: list[int]) -> None:
     """Enqueue rows just committed (attempt 0): one as its own job, several as ``send_emails`` jobs.
 
-    Called by the dispatcher's thread. A row in a batch job has no job of its own, so a relay pass
-    that runs before the job may queue it again; its claim lets only one run send it.
-    Raises redis errors.
+    Called by the dispatcher's thread. Each row of a batch is marked with its batch job's id, so the
+    relay, finding the row pending, sees that job waiting and adds no second one (as it does for a
+    row's own job). Raises redis errors.
     """
     if len(outbox_ids) == 1:
         enqueue(outbox_ids[0], 0, fresh=True)
@@ -437,9 +444,17 @@ def enqueue_new(outbox_ids: list[int]) -> None:
     config = current_app.config
     for start in range(0, len(outbox_ids), MAX_BATCH):
         ids = outbox_ids[start:start + MAX_BATCH]
+        batch_id = f"{config['NOTIFICATIONS_QUEUE']}-emails-{uuid.uuid4().hex}"
+        # The marks go first: should the enqueue then fail, they name a job that does not exist,
+        # which the relay reads as "not waiting".
+        marks = queue.connection.pipeline(transaction=False)
+        for outbox_id in ids:
+            marks.set(_batch_mark(outbox_id), batch_id, ex=BATCH_MARK_SECONDS)
+        marks.execute()
         queue.enqueue(
             BATCH_JOB_PATH,
             ids,
+            job_id=batch_id,
             # Every send is bounded by MAIL_TIMEOUT; this only stops a job that hangs anyway. Rows it
             # did not reach stay pending (or claimed until MAIL_CLAIM_SECONDS) for the relay.
             job_timeout=int(config["MAIL_CLAIM_SECONDS"]) + 60 * len(ids),
@@ -447,6 +462,16 @@ def enqueue_new(outbox_ids: list[int]) -> None:
             failure_ttl=7 * 24 * 3600,
             description=f"send outbox emails {ids[0]}..{ids[-1]} ({len(ids)})",
         )
+
+
+def _waiting(job_id_: str, connection) -> bool:
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    try:
+        return Job.fetch(job_id_, connection=connection).get_status(refresh=False) in _WAITING_JOB_STATES
+    except NoSuchJobError:
+        return False
 
 
 def dispatch(outbox_id: int, attempts: int = 0, *, fresh: bool = False) -> None:

@@ -83,12 +83,23 @@ def test_the_row_is_enqueued_after_commit_and_sent_by_the_worker(app, smtp, redi
     assert message["Message-ID"] == row.message_id
 
 
+def hold_dispatch(app) -> None:
+    """Keep the dispatcher's thread from enqueueing until flush_dispatch(): the rows form one batch, however slow the test."""
+    from expertbook.notifications.dispatcher import dispatcher
+
+    dispatcher(app).linger = 60
+
+
 def test_rows_committed_together_share_one_job_and_each_is_sent_once(app, smtp, redis_url):
+    hold_dispatch(app)
     ids = [queue_notice(to_email=f"p{n}@example.com") for n in range(3)]
     assert service.flush_dispatch()
     queue = Queue(TEST_QUEUE, connection=Redis.from_url(redis_url))
     [job] = queue.jobs
     assert job.func_name == service.BATCH_JOB_PATH and job.args == (ids,)
+    # The relay finds each row waiting in that job: no second job.
+    service.relay()
+    assert queue.job_ids == [job.id]
     run_worker(app)
     assert [row.status for row in rows()] == ["sent"] * 3 and all(row.attempts == 1 for row in rows())
     # A relay pass afterwards finds nothing due, and a stray second run of the job sends nothing again.
@@ -97,6 +108,22 @@ def test_rows_committed_together_share_one_job_and_each_is_sent_once(app, smtp, 
     run_worker(app)
     time.sleep(0.1)
     assert sorted(m["To"].addresses[0].addr_spec for m in smtp.messages) == [f"p{n}@example.com" for n in range(3)]
+
+
+def test_rows_of_a_batch_job_whose_worker_died_are_relayed_one_by_one(app, smtp, redis_url):
+    from rq.job import JobStatus
+
+    hold_dispatch(app)
+    ids = [queue_notice(to_email=f"d{n}@example.com") for n in range(2)]
+    assert service.flush_dispatch()
+    queue = Queue(TEST_QUEUE, connection=Redis.from_url(redis_url))
+    [job] = queue.jobs
+    queue.remove(job)  # a worker took the batch...
+    job.set_status(JobStatus.STARTED)  # ...and died before claiming anything
+    assert service.relay() == 2
+    assert sorted(queue.job_ids) == sorted(service.job_id(outbox_id, 0) for outbox_id in ids)
+    run_worker(app)
+    assert [row.status for row in rows()] == ["sent", "sent"] and len(smtp.messages) == 2
 
 
 def test_a_row_in_a_batch_whose_claim_fails_does_not_stop_the_others(app, smtp, redis_url, monkeypatch):
