@@ -163,18 +163,40 @@ def transaction() -> Iterator:
 
 
 @contextmanager
+def _autocommit_connection() -> Iterator[Connection]:
+    from expertbook.extensions import db
+
+    with db.engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+        yield connection
+
+
+@contextmanager
 def autocommit_reads() -> Iterator[Connection]:
     """A pooled connection outside the request's session for a view whose only database work is one
     or two independent SELECTs (a polled fragment). On PostgreSQL it is in autocommit mode: no BEGIN
     and no ROLLBACK round trips around the reads. (SQLite has no round trips to save, and switching a
     pysqlite connection's isolation level back and forth would undo :func:`configure_engine`'s BEGIN
     control, so there it is a plain connection.) Never write through it; writes go through
-    :func:`transaction`."""
-    from expertbook.extensions import db
+    :func:`transaction` or, for a write that is one statement on PostgreSQL, :func:`single_statement`."""
+    with _autocommit_connection() as connection:
+        yield connection
 
-    with db.engine.connect() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.execution_options(isolation_level="AUTOCOMMIT")
+
+@contextmanager
+def single_statement() -> Iterator[Connection]:
+    """PostgreSQL: a pooled connection in autocommit mode for a write that is exactly one statement.
+
+    PostgreSQL runs a lone statement atomically (data-modifying CTEs included: all of it or none of
+    it), so it needs no BEGIN and no COMMIT, two round trips fewer than :func:`transaction`. The
+    statement is committed when ``execute`` returns: follow-ups run straight after it, not through
+    :func:`after_commit`, and nothing else may be written through the connection. Not for SQLite,
+    whose writes need :func:`transaction`'s ``BEGIN IMMEDIATE``.
+    """
+    with _autocommit_connection() as connection:
+        if connection.dialect.name != "postgresql":
+            raise RuntimeError("single_statement() is for PostgreSQL; write through transaction() here")
         yield connection
 
 

@@ -158,3 +158,21 @@ def test_a_direct_statement_raises_sqlalchemys_errors_and_the_transaction_rolls_
             DirectStatement(statement).one_or_none(session.connection(), {})
     db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(User).where(User.name == "changed in the same transaction")) == 0
+
+
+def test_single_statement_commits_one_statement_on_postgresql_and_refuses_sqlite(app, backend):
+    from expertbook.database import single_statement
+    from tests.factories import make_user
+
+    user = make_user(name="Before")
+    update = User.__table__.update().where(User.__table__.c.id == user.id).values(name="After")
+    if backend == "sqlite":
+        with pytest.raises(RuntimeError, match="transaction"):
+            with single_statement() as connection:
+                connection.execute(update)
+        return
+    with single_statement() as connection:
+        connection.execute(update)
+    # Committed as soon as it ran: another connection sees it, with no COMMIT issued.
+    with db.engine.connect() as other:
+        assert other.scalar(select(User.__table__.c.name).where(User.__table__.c.id == user.id)) == "After"

@@ -21,11 +21,17 @@ from sqlalchemy.orm import contains_eager
 from expertbook.auth.models import User
 from expertbook.clinic import signals
 from expertbook.clinic.models import Appointment, Doctor, Hospital, Slot
-from expertbook.database import DirectStatement, autocommit_reads, transaction, utcnow
+from expertbook.database import DirectStatement, autocommit_reads, single_statement, transaction, utcnow
 from expertbook.errors import Conflict, NotFound, ValidationFailed
 from expertbook.extensions import db
 from expertbook.notifications.clinic import TOKEN_CONFIRMATION
-from expertbook.notifications.service import dispatch_after_commit, named_email_insert, never_costs_the_change, queue_composed
+from expertbook.notifications.service import (
+    dispatch,
+    dispatch_after_commit,
+    named_email_insert,
+    never_costs_the_change,
+    queue_composed,
+)
 
 FIRST_TOKEN = 101
 MAX_CAPACITY = 500
@@ -463,6 +469,28 @@ _BY_KEY = select(_appointments.c.id, _appointments.c.slot_id, _appointments.c.to
 )
 
 
+def _book_in_transaction(connection, values: dict) -> tuple[Row | None, int | None]:
+    """Take the place, insert the appointment and queue its confirmation inside the caller's transaction,
+    then tell appointment_booked's receivers; (None, None) if the place could not be taken."""
+    if connection.dialect.name == "postgresql":
+        taken = _BOOK_IN_ONE.one_or_none(connection, values)
+        if taken is None:
+            return None, None
+        appointment_id = taken.appointment_id
+        dispatch_after_commit(taken.email_id)
+    else:
+        taken = connection.execute(_TAKE_PLACE, {"slot_id": values["slot_id"], "now": values["now"]}).one_or_none()
+        if taken is None:
+            return None, None
+        token = FIRST_TOKEN - 1 + taken.tokens_issued
+        row = {name: value for name, value in values.items() if name != "now"}
+        appointment_id = connection.execute(_INSERT_APPOINTMENT, {**row, "token_number": token}).scalar_one()
+        with never_costs_the_change(f"the token confirmation of appointment {appointment_id}"):
+            queue_composed(TOKEN_CONFIRMATION, appointment_id)
+    _send(signals.appointment_booked, appointment_id)
+    return taken, appointment_id
+
+
 def book(
     slot_id: int,
     user_id: int,
@@ -477,45 +505,39 @@ def book(
     with the same idempotency key returns the first booking instead of making a second one: the
     unique (user, key) constraint refuses its INSERT, which rolls its UPDATE back too, and the first
     booking is the answer. (A new booking, the common case, so costs no lookup of the key.)
+
+    On PostgreSQL the whole booking, the patient's token confirmation in the outbox included, is one
+    statement and runs on its own (atomic by itself: no BEGIN, no COMMIT), unless a receiver of
+    ``appointment_booked`` is connected: then it runs in a transaction the receiver's writes share.
     """
     patient_name, contact_number = clean_patient(patient_name, contact_number)
     key = _clean_key(idempotency_key)
+    now = utcnow()
+    values = {
+        "slot_id": slot_id,
+        "user_id": user_id,
+        "patient_name": patient_name,
+        "contact_number": contact_number,
+        "status": Appointment.BOOKED,
+        "booked_at": now,
+        "idempotency_key": key,
+        "now": now,
+    }
     try:
-        with transaction() as session:
-            now = utcnow()
-            connection = session.connection()
-            values = {
-                "slot_id": slot_id,
-                "user_id": user_id,
-                "patient_name": patient_name,
-                "contact_number": contact_number,
-                "status": Appointment.BOOKED,
-                "booked_at": now,
-                "idempotency_key": key,
-            }
-            in_one = connection.dialect.name == "postgresql"
-            if in_one:
-                taken = _BOOK_IN_ONE.one_or_none(connection, {**values, "now": now})
-            else:
-                taken = connection.execute(_TAKE_PLACE, {"slot_id": slot_id, "now": now}).one_or_none()
-            if taken is None:
-                # A retry of a booking that took the last place must still get its booking back.
-                existing = _by_key(user_id, key) if key else None
-                if existing is not None:
-                    return _replay(existing, slot_id)
-                raise _refusal(slot_id, now)
-            token = FIRST_TOKEN - 1 + taken.tokens_issued
-            if in_one:
-                appointment_id = taken.appointment_id
-                dispatch_after_commit(taken.email_id)
-            else:
-                appointment_id = connection.execute(_INSERT_APPOINTMENT, {**values, "token_number": token}).scalar_one()
-                with never_costs_the_change(f"the token confirmation of appointment {appointment_id}"):
-                    queue_composed(TOKEN_CONFIRMATION, appointment_id)
-            _send(signals.appointment_booked, appointment_id)
+        if db.engine.dialect.name == "postgresql" and not signals.appointment_booked.receivers:
+            # The whole booking is one statement, atomic by itself: no BEGIN, no COMMIT. (With a
+            # receiver connected it runs in a transaction instead, so the receiver's writes share its fate.)
+            with single_statement() as connection:
+                taken = _BOOK_IN_ONE.one_or_none(connection, values)
+            if taken is not None:
+                dispatch(taken.email_id, fresh=True)  # committed already
+            appointment_id = taken.appointment_id if taken is not None else None
+        else:
+            with transaction() as session:
+                taken, appointment_id = _book_in_transaction(session.connection(), values)
     except IntegrityError:
-        # The key was used before (a retry, a double click, two tabs racing): this transaction
-        # rolled back, counters included, and the first booking is the answer.
+        # The key was used before (a retry, a double click, two tabs racing): the booking was
+        # refused as a whole, counters included, and the first booking is the answer.
         existing = _by_key(user_id, key) if key else None
         if existing is not None:
             return _replay(existing, slot_id)
@@ -523,6 +545,13 @@ def book(
         if db.session.connection().scalar(select(User.__table__.c.id).where(User.__table__.c.id == user_id)) is None:
             raise NotFound(ACCOUNT_NOT_FOUND) from None
         raise
+    if taken is None:
+        # A retry of a booking that took the last place must still get its booking back.
+        existing = _by_key(user_id, key) if key else None
+        if existing is not None:
+            return _replay(existing, slot_id)
+        raise _refusal(slot_id, now)
+    token = FIRST_TOKEN - 1 + taken.tokens_issued
     slot = SlotSnapshot(
         slot_id,
         taken.date,
