@@ -1,6 +1,7 @@
 """Database plumbing shared by every area: the declarative base, SQLite tuning and the unit of work.
 
-Services write through :func:`transaction`; it is the one place that commits. On SQLite it opens
+Services write through :func:`transaction`; it is the one place that commits, but for a write that is
+one statement on PostgreSQL (:func:`single_statement`, the clinic booking). On SQLite it opens
 the write transaction with ``BEGIN IMMEDIATE`` so concurrent writers queue on the busy timeout
 instead of failing half-way; on PostgreSQL the services use conditional updates and row locks,
 and a write continues the request's read transaction (READ COMMITTED sees fresh data anyway).
@@ -147,6 +148,7 @@ def transaction() -> Iterator:
         if not continuing:
             session.connection(execution_options={WRITE_OPTION: True})
         yield session
+        _refuse_to_commit_an_aborted_transaction(session)
         session.commit()
     except BaseException:
         session.rollback()
@@ -160,6 +162,24 @@ def transaction() -> Iterator:
             callback()
         except Exception:  # a follow-up must never undo or hide a committed change
             log.exception("after-commit callback %r failed", callback)
+
+
+class AbortedTransaction(RuntimeError):
+    """A statement failed inside a transaction whose caller went on as if it had not."""
+
+
+def _refuse_to_commit_an_aborted_transaction(session) -> None:
+    # PostgreSQL answers the COMMIT of a transaction that a failed statement aborted with a ROLLBACK,
+    # and psycopg raises nothing: a caller that swallowed the error would report a change that never
+    # happened. Failing loudly here rolls back visibly instead. (Writes that may fail without undoing
+    # the caller's change belong in a savepoint, as queue_email and queue_composed do.)
+    connection = session.connection()
+    if connection.dialect.driver != "psycopg":
+        return
+    from psycopg.pq import TransactionStatus
+
+    if connection.connection.driver_connection.info.transaction_status == TransactionStatus.INERROR:
+        raise AbortedTransaction("a statement failed inside this transaction, so none of it was committed")
 
 
 @contextmanager
@@ -220,8 +240,8 @@ class DirectStatement:
     its type's processing (``UTCDateTime`` included), and a driver error is raised as SQLAlchemy's
     (an ``IntegrityError`` stays one). Rows are named tuples keyed like the statement's columns.
 
-    PostgreSQL (psycopg) only, on the connection of the surrounding :func:`transaction`; use
-    ``connection.execute`` everywhere else.
+    It runs on any connection (a :func:`transaction`'s or a :func:`single_statement`'s); on a driver
+    other than psycopg it simply runs the statement through ``connection.execute``.
     """
 
     def __init__(self, statement) -> None:
@@ -237,15 +257,21 @@ class DirectStatement:
         columns = list(self.statement.exported_columns)  # a SELECT's columns, or an INSERT/UPDATE's RETURNING
         results = [column.type._cached_result_processor(dialect, None) for column in columns]
         row_type = namedtuple("Row", [column.key for column in columns])
-        prepared = (str(compiled), dict(compiled.params), {k: v for k, v in binds.items() if v}, results, row_type)
+        required = frozenset(name for name, bind in compiled.binds.items() if bind.required)
+        prepared = (str(compiled), dict(compiled.params), {k: v for k, v in binds.items() if v}, results, row_type, required)
         self._compiled[dialect.name] = prepared
         return prepared
 
     def one_or_none(self, connection: Connection, params: dict):
         """Execute with ``params`` and return the first row, or None if there is none."""
-        from sqlalchemy.exc import DBAPIError
+        from sqlalchemy.exc import ArgumentError, DBAPIError
 
-        sql, defaults, binds, results, row_type = self._compiled.get(connection.dialect.name) or self._prepare(connection)
+        if connection.dialect.driver != "psycopg":
+            return connection.execute(self.statement, params).one_or_none()
+        sql, defaults, binds, results, row_type, required = self._compiled.get(connection.dialect.name) or self._prepare(connection)
+        if not required <= params.keys():
+            # SQLAlchemy refuses a missing parameter; the driver would silently send NULL.
+            raise ArgumentError(f"missing parameters: {sorted(required - params.keys())}")
         values = {**defaults, **params}
         for name, process in binds.items():
             if name in values:

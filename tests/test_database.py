@@ -105,11 +105,6 @@ def test_autocommit_reads_leave_pooled_connections_as_configured(app, backend):
             assert raw.autocommit is False
 
 
-def _postgresql_only(backend):
-    if backend != "postgresql":
-        pytest.skip("DirectStatement runs on psycopg; SQLite goes through connection.execute")
-
-
 def test_a_direct_statement_reads_what_sqlalchemy_reads(app, backend):
     from datetime import UTC, datetime, timedelta, timezone
 
@@ -118,7 +113,7 @@ def test_a_direct_statement_reads_what_sqlalchemy_reads(app, backend):
     from expertbook.database import DirectStatement
     from tests.factories import make_user
 
-    _postgresql_only(backend)
+    # On psycopg it runs on the driver; elsewhere (SQLite) through connection.execute: the same answer.
     user = make_user(email="direct@example.com")
     users = User.__table__
     india = timezone(timedelta(hours=5, minutes=30))
@@ -139,6 +134,11 @@ def test_a_direct_statement_reads_what_sqlalchemy_reads(app, backend):
         ).one()
         assert tuple(row) == tuple(expected)
         assert direct.one_or_none(session.connection(), {"user_id": -1, "at": datetime.now(UTC)}) is None
+        if backend == "postgresql":  # the driver would send a missing parameter as NULL; it is refused instead
+            from sqlalchemy.exc import ArgumentError
+
+            with pytest.raises(ArgumentError, match="user_id"):
+                direct.one_or_none(session.connection(), {"at": datetime.now(UTC)})
 
 
 def test_a_direct_statement_raises_sqlalchemys_errors_and_the_transaction_rolls_back(app, backend):
@@ -148,7 +148,6 @@ def test_a_direct_statement_raises_sqlalchemys_errors_and_the_transaction_rolls_
     from expertbook.database import DirectStatement
     from tests.factories import make_user
 
-    _postgresql_only(backend)
     make_user(email="taken@example.com")
     users = User.__table__
     statement = insert(users).values(name="Second", email="taken@example.com", password_hash="x").returning(users.c.id)
@@ -158,6 +157,27 @@ def test_a_direct_statement_raises_sqlalchemys_errors_and_the_transaction_rolls_
             DirectStatement(statement).one_or_none(session.connection(), {})
     db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(User).where(User.name == "changed in the same transaction")) == 0
+
+
+def test_a_swallowed_error_inside_a_transaction_fails_the_commit_instead_of_losing_the_change(app, backend):
+    from sqlalchemy import insert
+
+    from expertbook.database import AbortedTransaction
+    from tests.factories import make_user
+
+    user = make_user(name="Kept")
+    users = User.__table__
+    if backend == "sqlite":
+        pytest.skip("SQLite has no aborted-transaction state: a failed statement leaves the transaction usable")
+    with pytest.raises(AbortedTransaction):
+        with transaction() as session:
+            session.execute(users.update().where(users.c.id == user.id).values(name="Changed"))
+            try:
+                session.connection().execute(insert(users).values(name="Dup", email=user.email, password_hash="x"))
+            except Exception:
+                pass  # a caller that goes on as if nothing happened
+    db.session.rollback()
+    assert db.session.get(User, user.id).name == "Kept"
 
 
 def test_single_statement_commits_one_statement_on_postgresql_and_refuses_sqlite(app, backend):

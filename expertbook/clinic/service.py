@@ -372,11 +372,13 @@ def _refusal(slot_id: int, now: datetime) -> Exception:
     return Conflict(SLOT_CHANGED)
 
 
-# Taking a place is the hot path of a rush. It is two Core statements built once (no per-request
+# Taking a place is the hot path of a rush. Its statements are Core, built once (no per-request
 # statement building, no unit of work): a conditional UPDATE that issues the token and returns
-# everything the confirmation shows, then the INSERT.
+# everything the confirmation shows, the appointment's INSERT and the confirmation email's; on
+# PostgreSQL the three are one statement (see _both_in_one_statement).
 _slots = Slot.__table__
 _appointments = Appointment.__table__
+_NOW = bindparam("now", type_=_slots.c.ends_at.type)
 
 
 def _detail(column, key):
@@ -391,7 +393,7 @@ def _take_place(*details):
             _slots.c.id == bindparam("slot_id"),
             _slots.c.booked_count < _slots.c.capacity,
             _slots.c.closed.is_(False),
-            _slots.c.ends_at > bindparam("now", type_=_slots.c.ends_at.type),
+            _slots.c.ends_at > _NOW,
         )
         .values(booked_count=_slots.c.booked_count + 1, tokens_issued=_slots.c.tokens_issued + 1, version=_slots.c.version + 1)
         .returning(
@@ -444,7 +446,7 @@ def _both_in_one_statement():
         .returning(_appointments.c.id.label("appointment_id"))
         .cte("made")
     )
-    mailed = named_email_insert(TOKEN_CONFIRMATION, made.c.appointment_id).cte("mailed")
+    mailed = named_email_insert(TOKEN_CONFIRMATION, made.c.appointment_id, _NOW).cte("mailed")
     doctors, hospitals = Doctor.__table__, Hospital.__table__
     return (
         select(
@@ -467,6 +469,22 @@ _BOOK_IN_ONE = DirectStatement(_both_in_one_statement())
 _BY_KEY = select(_appointments.c.id, _appointments.c.slot_id, _appointments.c.token_number).where(
     _appointments.c.user_id == bindparam("user_id"), _appointments.c.idempotency_key == bindparam("key")
 )
+
+
+def _alone() -> bool:
+    """Whether the booking's one PostgreSQL statement may run on its own, outside any transaction.
+
+    Not when a receiver of appointment_booked is connected (its writes must share the booking's
+    fate), not inside a caller's transaction (the booking must share that one's), and not when the
+    request's session already holds a connection in a transaction (a page that read the user): that
+    transaction only needs its COMMIT, and a second pooled connection would cost more.
+    """
+    session = db.session()
+    return (
+        db.engine.dialect.name == "postgresql"
+        and not signals.appointment_booked.receivers
+        and not session.in_transaction()
+    )
 
 
 def _book_in_transaction(connection, values: dict) -> tuple[Row | None, int | None]:
@@ -524,9 +542,8 @@ def book(
         "now": now,
     }
     try:
-        if db.engine.dialect.name == "postgresql" and not signals.appointment_booked.receivers:
-            # The whole booking is one statement, atomic by itself: no BEGIN, no COMMIT. (With a
-            # receiver connected it runs in a transaction instead, so the receiver's writes share its fate.)
+        if _alone():
+            # The whole booking is one statement, atomic by itself: no BEGIN, no COMMIT.
             with single_statement() as connection:
                 taken = _BOOK_IN_ONE.one_or_none(connection, values)
             if taken is not None:

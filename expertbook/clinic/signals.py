@@ -11,9 +11,12 @@ as sender and the appointment's id as the only keyword argument::
 That is what lets a receiver write its own rows (an outbox email, say) in the same transaction, so they
 commit or roll back together with the booking. Receivers therefore only write through ``db.session`` and
 defer every side effect (HTTP, Redis, SMTP) with ``expertbook.database.after_commit``; a receiver whose
-failure must not cost the booking guards its writes and logs (see ``never_costs_the_change`` in
-``expertbook.notifications.service``). The token confirmation itself is no receiver: the booking writes it
-(in its one statement on PostgreSQL, see ``expertbook.clinic.service.book``). With no receiver of
+failure must not cost the booking writes in a savepoint and logs (``queue_composed`` does, see
+``never_costs_the_change`` in ``expertbook.notifications.service``): on PostgreSQL a failed statement
+outside a savepoint aborts the whole transaction, which ``transaction()`` then refuses to commit.
+
+The token confirmation itself is no receiver: the booking writes it (in its one statement on PostgreSQL,
+see ``expertbook.clinic.service.book``). With no receiver of
 ``appointment_booked`` connected, as shipped, PostgreSQL runs that statement on its own, without a
 transaction around it; connecting one puts the booking back in a transaction, at the cost of a BEGIN and
 a COMMIT round trip per booking.

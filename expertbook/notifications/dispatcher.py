@@ -34,26 +34,32 @@ class Dispatcher:
         self._in_flight = 0
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
+        self._exit_hook = False
+        # A forked child gets a fresh lock and state: the parent's thread did not come along (and may
+        # have held the lock at the fork), and the ids copied with this object are the parent's to enqueue.
+        os.register_at_fork(after_in_child=self._forget_parent)
+
+    def _forget_parent(self) -> None:
+        self._changed = threading.Condition()
+        self._waiting = []
+        self._in_flight = 0
+        self._thread = None
 
     def add(self, outbox_id: int) -> None:
         """Have the committed row ``outbox_id`` enqueued soon; returns at once."""
         with self._changed:
-            if self._pid != os.getpid():
-                # A forked child: the parent's thread did not come along, and the ids copied with
-                # this object are the parent's to enqueue.
-                self._waiting.clear()
-                self._in_flight = 0
+            if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
                 self._start()
             self._waiting.append(outbox_id)
             self._changed.notify_all()
 
     def _start(self) -> None:
-        first = self._pid is None
         self._pid = os.getpid()
         self._thread = threading.Thread(target=self._run, name="outbox-dispatcher", daemon=True)
         self._thread.start()
-        if first:
+        if not self._exit_hook:
             atexit.register(self.flush)
+            self._exit_hook = True
 
     def _take(self) -> list[int]:
         with self._changed:
@@ -63,10 +69,14 @@ class Dispatcher:
 
     def _run(self) -> None:
         while True:
-            with self._changed:
-                self._changed.wait_for(lambda: self._waiting)
-            time.sleep(self.linger)  # the rows committed meanwhile join this batch
-            self._enqueue(self._take())
+            try:
+                with self._changed:
+                    self._changed.wait_for(lambda: self._waiting)
+                time.sleep(max(self.linger, 0.0))  # the rows committed meanwhile join this batch
+                self._enqueue(self._take())
+            except Exception:  # never let the thread die: add() would keep handing it ids
+                log.exception("the outbox dispatcher failed; the rows it held stay pending for the relay")
+                time.sleep(1.0)
 
     def _enqueue(self, batch: list[int]) -> None:
         if not batch:

@@ -30,6 +30,8 @@ def send_emails(outbox_ids: list[int]) -> dict[str, int]:
     One row's trouble does not stop the others: a failure the outbox cannot record (the database
     gone for a moment) leaves that row pending or claimed, and the relay comes back to it.
     """
+    from rq.timeouts import BaseTimeoutException
+
     from expertbook.notifications import service
 
     def run() -> dict[str, int]:
@@ -37,6 +39,8 @@ def send_emails(outbox_ids: list[int]) -> dict[str, int]:
         for outbox_id in outbox_ids:
             try:
                 outcome = service.send(outbox_id)
+            except BaseTimeoutException:
+                raise  # RQ's job timeout stops the batch; the rows not reached stay for the relay
             except Exception:
                 log.exception("email %s: sending failed; the relay will retry it", outbox_id)
                 outcome = "error"

@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from jinja2 import TemplateNotFound
-from sqlalchemy import ColumnElement, Insert, Integer, String, and_, func, insert, literal, or_, select, update
+from sqlalchemy import ColumnElement, Insert, Integer, String, and_, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from expertbook.database import after_commit, transaction, utcnow
@@ -246,18 +246,20 @@ def register_composer(kind: str, composer: Composer) -> Composer:
 _INSERT_NAMED = insert(OutboxEmail.__table__).returning(OutboxEmail.__table__.c.id)
 
 
-def named_email_insert(kind: str, ref_id: ColumnElement[int]) -> Insert:
+def named_email_insert(kind: str, ref_id: ColumnElement[int], now: ColumnElement[datetime]) -> Insert:
     """The outbox row of the named email ``kind`` about ``ref_id``, as an ``INSERT ... SELECT ... RETURNING id``.
 
     For a caller that writes its change in one statement (data-modifying CTEs on PostgreSQL): made a
     CTE of that statement, the email's row is written with the change and costs no round trip of its
-    own. ``ref_id`` is a column of another CTE (the new row's id). The caller hands the returned id to
+    own. ``ref_id`` is a column of another CTE (the new row's id) and ``now`` the statement's time (a bind
+    parameter, so the row is due by the app's clock, which the worker compares it with, not the
+    database's). The caller hands the returned id to
     :func:`dispatch_after_commit`. Elsewhere use :func:`queue_composed`, which writes the same row.
     """
     table = OutboxEmail.__table__
     return insert(table).from_select(
         ["kind", "ref_id", "status", "attempts", "next_attempt_at", "created_at"],
-        select(literal(kind, String), ref_id, literal(PENDING, String), literal(0, Integer), func.now(), func.now()),
+        select(literal(kind, String), ref_id, literal(PENDING, String), literal(0, Integer), now, now),
     ).returning(table.c.id)
 
 
@@ -280,10 +282,12 @@ def queue_composed(kind: str, ref_id: int) -> int:
         raise ValueError(f"no composer is registered for emails of kind {kind!r}")
     with transaction() as session:
         now = utcnow()
-        row_id = session.connection().execute(
-            _INSERT_NAMED,
-            {"kind": kind, "ref_id": ref_id, "status": PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now},
-        ).scalar_one()
+        values = {"kind": kind, "ref_id": ref_id, "status": PENDING, "attempts": 0, "next_attempt_at": now, "created_at": now}
+        # A savepoint: should the INSERT fail (a caller may swallow that, see never_costs_the_change),
+        # only the savepoint is undone, not the caller's change, which PostgreSQL would otherwise
+        # silently roll back at COMMIT.
+        with session.begin_nested():
+            row_id = session.connection().execute(_INSERT_NAMED, values).scalar_one()
         dispatch_after_commit(row_id)
     return row_id
 
@@ -309,13 +313,15 @@ def _compose(outbox_id: int, attempt: int, kind: str, ref_id: int) -> mailer.Ema
         db.session.rollback()  # end the composer's reads before writing
     message_id = _message_id()
     with transaction() as session:
-        session.execute(
+        stored = session.execute(
             update(OutboxEmail)
             .where(OutboxEmail.id == outbox_id, OutboxEmail.status == SENDING, OutboxEmail.attempts == attempt)
             .values(to_email=to_email, to_name=to_name, subject=subject, template=parts.template, context=context,
                     ics_text=parts.ics, ics_method=ics_method, message_id=message_id)
             .execution_options(synchronize_session=False)
-        )
+        ).rowcount
+    if stored != 1:
+        raise _LostClaim(outbox_id)
     return mailer.Email(to_email=to_email, to_name=to_name, subject=subject, template=parts.template, context=context,
                         message_id=message_id, ics_text=parts.ics, ics_method=ics_method)
 
@@ -455,8 +461,8 @@ def enqueue_new(outbox_ids: list[int]) -> None:
             BATCH_JOB_PATH,
             ids,
             job_id=batch_id,
-            # Every send is bounded by MAIL_TIMEOUT; this only stops a job that hangs anyway. Rows it
-            # did not reach stay pending (or claimed until MAIL_CLAIM_SECONDS) for the relay.
+            # Every send is bounded by MAIL_TIMEOUT, so this only stops a batch that hangs anyway; the
+            # rows it did not reach stay pending (or claimed until MAIL_CLAIM_SECONDS) for the relay.
             job_timeout=int(config["MAIL_CLAIM_SECONDS"]) + 60 * len(ids),
             result_ttl=24 * 3600,
             failure_ttl=7 * 24 * 3600,
@@ -514,6 +520,10 @@ def _backoff(attempt: int) -> timedelta:
     delay = min(config["MAIL_RETRY_BASE_SECONDS"] * 2 ** max(attempt - 1, 0), config["MAIL_RETRY_MAX_SECONDS"])
     # A little jitter, so a burst of rows that failed together does not retry in lockstep.
     return timedelta(seconds=delay * random.uniform(1.0, 1.1))
+
+
+class _LostClaim(Exception):
+    """The row's claim expired and another worker took it over: this attempt must not send."""
 
 
 @dataclass(frozen=True)
@@ -591,6 +601,9 @@ def send(outbox_id: int) -> str:
         if isinstance(email, _Named):
             email = _compose(outbox_id, attempt, email.kind, email.ref_id)
         mailer.deliver(mailer.build_message(email))
+    except _LostClaim:
+        log.warning("email %s: attempt %s lost its claim while composing; not sent", outbox_id, attempt)
+        return "skipped"
     except mailer.PermanentFailure as exc:
         log.warning("email %s failed permanently: %s", outbox_id, exc)
         _finish(outbox_id, attempt, status=FAILED, last_error=str(exc)[:2000])
@@ -598,10 +611,19 @@ def send(outbox_id: int) -> str:
     except Exception as exc:  # TransientFailure, or something unexpected: retry, within the limit
         if not isinstance(exc, mailer.TransientFailure):
             log.exception("email %s: unexpected error while sending", outbox_id)
-        return _retry_later(outbox_id, attempt, f"{exc}" if isinstance(exc, mailer.TransientFailure) else repr(exc))
+        outcome = _retry_later(outbox_id, attempt, f"{exc}" if isinstance(exc, mailer.TransientFailure) else repr(exc))
+        if _is_job_timeout(exc):
+            raise  # RQ's job timeout: the retry is recorded, and the job (a batch too) must stop here
+        return outcome
     _finish(outbox_id, attempt, status=SENT, sent_at=utcnow(), last_error=None)
     log.info("email %s sent (attempt %s)", outbox_id, attempt)
     return "sent"
+
+
+def _is_job_timeout(exc: BaseException) -> bool:
+    from rq.timeouts import BaseTimeoutException
+
+    return isinstance(exc, BaseTimeoutException)
 
 
 def _retry_later(outbox_id: int, attempt: int, reason: str) -> str:

@@ -69,7 +69,9 @@ def retry(outbox_id: int):
         row = service.retry_failed(outbox_id)
     except NotFound:
         abort(404)
-    flash(f"Email {row.id} to {row.to_email} is queued again.", "success")
+    # A named email that failed before it was composed has no recipient yet.
+    recipient = f" to {row.to_email}" if row.to_email else f" ({row.kind})"
+    flash(f"Email {row.id}{recipient} is queued again.", "success")
     return redirect_to(url_for("notifications.index", status=request.args.get("status", "unsent")))
 
 

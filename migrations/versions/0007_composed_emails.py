@@ -35,9 +35,17 @@ def upgrade():
         # Unique only where set: named rows (no Message-ID yet) and rows without a dedupe key cost no index write.
         for column in ('message_id', 'dedupe_key'):
             batch_op.drop_constraint(op.f(f'uq_outbox_emails_{column}'), type_='unique')
-    for column in ('message_id', 'dedupe_key'):
-        op.create_index(f'uq_outbox_emails_{column}', 'outbox_emails', [column], unique=True,
-                        postgresql_where=sa.text(f'{column} IS NOT NULL'), sqlite_where=sa.text(f'{column} IS NOT NULL'))
+    if op.get_bind().dialect.name == 'postgresql':
+        # Built CONCURRENTLY, outside the migration's transaction: every booking writes this table, and
+        # a plain CREATE INDEX would hold them all up while it reads a large outbox.
+        with op.get_context().autocommit_block():
+            for column in ('message_id', 'dedupe_key'):
+                op.create_index(f'uq_outbox_emails_{column}', 'outbox_emails', [column], unique=True,
+                                postgresql_where=sa.text(f'{column} IS NOT NULL'), postgresql_concurrently=True)
+    else:
+        for column in ('message_id', 'dedupe_key'):
+            op.create_index(f'uq_outbox_emails_{column}', 'outbox_emails', [column], unique=True,
+                            sqlite_where=sa.text(f'{column} IS NOT NULL'))
 
 
 def downgrade():

@@ -6,6 +6,7 @@ written; the test then sends it in-process, as a worker would.
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import delete, func, select, update
@@ -36,13 +37,19 @@ def _deliver_in_process(app) -> None:
     app.config["REDIS_URL"] = ""
 
 
-def test_a_booking_writes_only_a_named_row_and_sending_composes_it(app, smtp):
+def test_a_booking_writes_only_a_named_row_and_sending_composes_it(app, smtp, backend):
     slot = make_slot()
     patient = make_user(name="Priya Raman", email="priya@example.com")
     booking = clinic.book(slot.id, patient.id, "Karthik Raman", "9876543210")
     row = _row()
     assert (row.kind, row.ref_id, row.status) == ("clinic-token", booking.appointment.id, "pending")
     assert row.template is None and row.to_email is None and row.subject is None and row.ics_text is None
+    # Due by the app's clock (the worker compares it with its own): on PostgreSQL the booking statement's own time.
+    booked_at = db.session.get(Appointment, booking.appointment.id).booked_at
+    if backend == "postgresql":
+        assert row.next_attempt_at == booked_at
+    else:
+        assert timedelta(0) <= row.next_attempt_at - booked_at < timedelta(seconds=5)
     _deliver_in_process(app)
     assert service.send(row.id) == "sent"
     [message] = smtp.wait_for(1)
@@ -86,7 +93,7 @@ def test_a_named_email_is_composed_once_and_every_attempt_sends_the_same_message
     assert message["Subject"] == first.subject and "Renamed" not in message["To"]
 
 
-def test_a_named_email_whose_appointment_is_gone_fails_visibly_and_is_not_retried(app, smtp):
+def test_a_named_email_whose_appointment_is_gone_fails_visibly_and_is_not_retried(app, client, smtp):
     slot = make_slot()
     booking = clinic.book(slot.id, make_user().id, "A", "9876543210")
     db.session.execute(delete(Appointment).where(Appointment.id == booking.appointment.id))
@@ -97,6 +104,11 @@ def test_a_named_email_whose_appointment_is_gone_fails_visibly_and_is_not_retrie
     assert row.status == "failed" and "no longer exists" in row.last_error
     assert service.send(row.id) == "skipped"
     assert smtp.messages == []
+    # An admin's retry names the kind, as there is no recipient yet.
+    login(client, make_admin(email="admin@example.com"))
+    assert client.post_form(f"/notifications/{row.id}/retry").status_code == 303
+    page = client.get("/notifications?status=failed").get_data(as_text=True)
+    assert f"Email {row.id} (clinic-token) is queued again." in page and "to None" not in page
 
 
 def test_a_named_email_to_an_address_that_cannot_be_mailed_fails_at_sending(app, smtp):
@@ -118,3 +130,40 @@ def test_queue_composed_refuses_a_kind_without_a_composer(app):
         service.queue_composed("no-such-kind", 1)
     db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(OutboxEmail)) == 0
+
+
+def test_an_attempt_that_lost_its_claim_while_composing_sends_nothing(app, smtp, monkeypatch):
+    slot = make_slot()
+    clinic.book(slot.id, make_user().id, "A", "9876543210")
+    row_id = _row().id
+    compose = service._composers["clinic-token"]
+
+    def slow_composer(ref_id):
+        # Meanwhile the claim expired and another worker claimed the row (its attempt number moved on).
+        with db.engine.begin() as other:
+            other.execute(update(OutboxEmail).where(OutboxEmail.id == row_id).values(attempts=OutboxEmail.attempts + 1))
+        return compose(ref_id)
+
+    monkeypatch.setitem(service._composers, "clinic-token", slow_composer)
+    _deliver_in_process(app)
+    assert service.send(row_id) == "skipped"
+    row = _row()
+    assert row.status == "sending" and row.template is None and row.message_id is None
+    assert smtp.messages == []
+
+
+def test_rqs_job_timeout_stops_a_batch_and_leaves_its_rows_for_the_relay(app, smtp, monkeypatch):
+    from rq.timeouts import JobTimeoutException
+
+    from expertbook.notifications import jobs
+
+    tried = []
+
+    def timed_out(outbox_id):
+        tried.append(outbox_id)
+        raise JobTimeoutException("Task exceeded maximum timeout value")
+
+    monkeypatch.setattr(service, "send", timed_out)
+    with pytest.raises(JobTimeoutException):
+        jobs.send_emails([1, 2, 3])
+    assert tried == [1]
