@@ -20,7 +20,8 @@ class MultiCheckboxField(SelectMultipleField):
 
 
 class SlotForm(FlaskForm):
-    doctors = FieldList(FormField(DoctorRowForm), min_entries=1, max_entries=20)
+    # No max_entries: WTForms would silently drop the extra rows; the service refuses too many with a message.
+    doctors = FieldList(FormField(DoctorRowForm), min_entries=1)
     date = DateField("Date", validators=[InputRequired("Please choose a date.")])
     start_time = TimeField("Starts", validators=[InputRequired("Please enter a start time.")])
     end_time = TimeField("Ends", validators=[InputRequired("Please enter an end time.")])

@@ -73,6 +73,20 @@ def test_slot_form_errors_are_422_per_field_and_write_nothing(app, client):
     assert _slot_count() == 0
 
 
+def test_too_many_doctors_are_refused_with_a_message_not_dropped(app, client):
+    login(client, make_staff())
+    soon = (service.local_today("Asia/Kolkata") + timedelta(days=2)).isoformat()
+    rows = {}
+    for n in range(service.MAX_DOCTORS_PER_FORM + 1):
+        rows |= {f"doctors-{n}-name": f"Dr. {n}", f"doctors-{n}-specialization": "ENT"}
+    response = client.post_form(
+        "/clinic/staff/slots/new", {**rows, "date": soon, "start_time": "09:00", "end_time": "12:00", "capacity": "10"}, htmx=True
+    )
+    assert response.status_code == 422
+    assert f"Add at most {service.MAX_DOCTORS_PER_FORM} doctors at a time." in response.get_data(as_text=True)
+    assert _slot_count() == 0
+
+
 def test_doctor_row_fragment_takes_the_next_index(app, client):
     login(client, make_staff())
     response = client.get("/clinic/staff/slots/doctor-row?doctors-0-name=A&doctors-0-specialization=B&doctors-1-name=&doctors-1-specialization=", headers={"HX-Request": "true"})
