@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from email_validator import EmailNotValidError, validate_email
-from sqlalchemy import delete, select
+from flask import current_app
+from sqlalchemy import delete, select, update
 
 from expertbook.auth.models import LoginSession, User
 from expertbook.database import transaction, utcnow
@@ -22,7 +22,6 @@ _DUMMY_HASH = hasher.hash(secrets.token_urlsafe(16))
 
 MIN_PASSWORD = 10
 MAX_PASSWORD = 128
-SESSION_LIFETIME = timedelta(days=14)
 
 
 def normalise_email(email: str) -> str:
@@ -69,21 +68,28 @@ def _verify(password_hash: str, password: str) -> bool:
         return False
 
 
-def _new_user(name: str, email: str, password: str) -> User:
+def _account_fields(name: str, email: str, password: str) -> dict:
+    """A new account's checked columns. Argon2 runs here, before any transaction: on SQLite a
+    transaction holds the database's write lock, and a hash takes about a tenth of a second."""
     name = clean_name(name)
     email = normalise_email(email)
     check_password_strength(password)
-    if db.session.scalar(select(User.id).where(User.email == email)) is not None:
+    return {"name": name, "email": email, "password_hash": hash_password(password)}
+
+
+def _new_user(fields: dict) -> User:
+    if db.session.scalar(select(User.id).where(User.email == fields["email"])) is not None:
         raise ValidationFailed({"email": "An account with this email already exists. Log in instead."})
-    user = User(name=name, email=email, password_hash=hash_password(password))
+    user = User(**fields)
     db.session.add(user)
     return user
 
 
 def register_user(name: str, email: str, password: str) -> User:
     """Create a patient/customer account."""
+    fields = _account_fields(name, email, password)
     with transaction():
-        user = _new_user(name, email, password)
+        user = _new_user(fields)
     return user
 
 
@@ -100,9 +106,10 @@ def authenticate(email: str, password: str) -> User | None:
     if not _verify(user.password_hash, password or ""):
         return None
     if hasher.check_needs_rehash(user.password_hash):
+        rehashed = hash_password(password)  # outside the transaction, like every hash
         with transaction():
             fresh = db.session.get(User, user.id)
-            fresh.password_hash = hash_password(password)
+            fresh.password_hash = rehashed
     return user
 
 
@@ -116,7 +123,9 @@ def start_session(user_id: int) -> str:
     token = secrets.token_urlsafe(32)
     now = utcnow()
     with transaction():
-        db.session.add(LoginSession(token_hash=_token_hash(token), user_id=user_id, created_at=now, expires_at=now + SESSION_LIFETIME))
+        # As long as the session cookie (SESSION_DAYS), so one setting decides how long a login lasts.
+        expires_at = now + current_app.permanent_session_lifetime
+        db.session.add(LoginSession(token_hash=_token_hash(token), user_id=user_id, created_at=now, expires_at=expires_at))
     return token
 
 
@@ -143,13 +152,21 @@ def end_session(token: str | None) -> None:
 def change_password(user_id: int, current: str, new: str) -> str:
     """Change a password, end every session of the user, and return a fresh session token."""
     check_password_strength(new, field="new_password")
+    wrong = ValidationFailed({"current_password": "That is not your current password."})
+    # Argon2 (verify, then hash) runs before the transaction, which would hold SQLite's write lock.
+    old_hash = db.session.scalar(select(User.password_hash).where(User.id == user_id))
+    if old_hash is None:
+        raise NotFound("User not found")
+    if not _verify(old_hash, current or ""):
+        raise wrong
+    new_hash = hash_password(new)
     with transaction():
-        user = db.session.get(User, user_id)
-        if user is None:
-            raise NotFound("User not found")
-        if not _verify(user.password_hash, current or ""):
-            raise ValidationFailed({"current_password": "That is not your current password."})
-        user.password_hash = hash_password(new)
+        # Only if the password is still the one just verified (a concurrent change wins otherwise).
+        changed = db.session.execute(
+            update(User).where(User.id == user_id, User.password_hash == old_hash).values(password_hash=new_hash)
+        ).rowcount
+        if changed != 1:
+            raise wrong
         db.session.execute(delete(LoginSession).where(LoginSession.user_id == user_id))
     return start_session(user_id)
 
@@ -170,10 +187,11 @@ def register_hospital(hospital_name: str, location: str, name: str, email: str, 
 
     hospital_name = clean_name(hospital_name, "hospital_name")
     location = clean_name(location, "location")
+    fields = _account_fields(name, email, password)
     with transaction():
         hospital = Hospital(name=hospital_name, location=location)
         db.session.add(hospital)
-        user = _new_user(name, email, password)
+        user = _new_user(fields)
         user.hospital = hospital
         user.is_staff_admin = True
     return user

@@ -1,5 +1,6 @@
 """Registration, login, profile and roles."""
 from sqlalchemy import func, select
+import pytest
 
 from expertbook.auth.models import User
 from expertbook.extensions import db
@@ -100,3 +101,61 @@ def test_change_password_requires_the_current_one(client):
     assert client.get("/profile").status_code == 200
     client.post_form("/logout")
     assert login_via_form(client, user.email, "a new long password").status_code == 303
+
+
+def test_argon2_never_runs_inside_a_write_transaction(app, monkeypatch):
+    """On SQLite a transaction holds the database's write lock; a hash takes about 0.1 s, so it runs before."""
+    from expertbook.auth import service as accounts
+
+    seen = []
+    real = accounts.hasher
+
+    class Watched:
+        def hash(self, *args):
+            seen.append(("hash", bool(db.session.info.get("uow_depth"))))
+            return real.hash(*args)
+
+        def verify(self, *args):
+            seen.append(("verify", bool(db.session.info.get("uow_depth"))))
+            return real.verify(*args)
+
+    monkeypatch.setattr(accounts, "hasher", Watched())
+    user = accounts.register_user("Lock Free", "lockfree@example.com", "a-long-password-1")
+    accounts.register_hospital("Free Hospital", "Pune", "Admin", "admin-free@example.com", "a-long-password-1")
+    accounts.change_password(user.id, "a-long-password-1", "another-long-password-2")
+    assert [kind for kind, _ in seen] == ["hash", "hash", "verify", "hash"]
+    assert not any(inside for _, inside in seen)
+
+
+def test_a_login_session_lasts_as_long_as_session_days(app):
+    from datetime import timedelta
+
+    from expertbook.auth import service as accounts
+    from expertbook.auth.models import LoginSession
+    from expertbook.database import utcnow
+
+    app.permanent_session_lifetime = timedelta(days=30)
+    user = accounts.register_user("Long Stay", "long@example.com", "a-long-password-1")
+    accounts.start_session(user.id)
+    expires_at = db.session.scalar(select(LoginSession.expires_at).where(LoginSession.user_id == user.id))
+    assert timedelta(days=29, hours=23) < expires_at - utcnow() <= timedelta(days=30)
+
+
+def test_a_password_changed_meanwhile_is_not_overwritten(app, monkeypatch):
+    from expertbook.auth import service as accounts
+    from expertbook.errors import ValidationFailed
+
+    user = accounts.register_user("Racer", "racer@example.com", "a-long-password-1")
+    real_hash = accounts.hash_password
+
+    def hash_and_race(password):
+        # Another tab changes the password between our check of the current one and our write.
+        db.session.execute(User.__table__.update().where(User.id == user.id).values(password_hash=real_hash("other-tab-password-3")))
+        db.session.commit()
+        return real_hash(password)
+
+    monkeypatch.setattr(accounts, "hash_password", hash_and_race)
+    with pytest.raises(ValidationFailed):
+        accounts.change_password(user.id, "a-long-password-1", "new-long-password-2")
+    monkeypatch.setattr(accounts, "hash_password", real_hash)
+    assert accounts.authenticate("racer@example.com", "other-tab-password-3") is not None
