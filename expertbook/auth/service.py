@@ -48,6 +48,19 @@ def clean_name(name: str, field: str = "name") -> str:
     return name
 
 
+def clean_person_name(name: str, field: str = "name") -> str:
+    """A person's name: :func:`clean_name`'s rules, and those of an email's To: header, where our
+    emails put it (no "<", ">" or "@": someone typing their address as their name). Every way in
+    (registration form, API, expert booking) refuses what the outbox would later refuse to send."""
+    from expertbook.notifications.service import name_problem
+
+    name = clean_name(name, field)
+    problem = name_problem(name)
+    if problem:
+        raise ValidationFailed({field: problem})
+    return name
+
+
 def check_password_strength(password: str, field: str = "password") -> None:
     """Refuse passwords that are too short or too long."""
     if len(password or "") < MIN_PASSWORD:
@@ -71,7 +84,7 @@ def _verify(password_hash: str, password: str) -> bool:
 def _account_fields(name: str, email: str, password: str) -> dict:
     """A new account's checked columns. Argon2 runs here, before any transaction: on SQLite a
     transaction holds the database's write lock, and a hash takes about a tenth of a second."""
-    name = clean_name(name)
+    name = clean_person_name(name)
     email = normalise_email(email)
     check_password_strength(password)
     return {"name": name, "email": email, "password_hash": hash_password(password)}

@@ -169,10 +169,10 @@ def suggest_handle(name: str) -> str:
 
 
 def _profile_fields(display_name: str, headline: str, bio: str, handle: str, timezone: str) -> dict:
-    from expertbook.auth.service import clean_name
+    from expertbook.auth.service import clean_person_name
 
     return {
-        "display_name": clean_name(display_name, "display_name"),
+        "display_name": clean_person_name(display_name, "display_name"),
         "headline": _text(headline, "headline", 160),
         "bio": _text(bio, "bio", 4000),
         "handle": clean_handle(handle),
@@ -611,14 +611,14 @@ def book(
     Conflict (409) with :data:`TAKEN` when another booking got there first, NotFound for a service
     that cannot be booked, ValidationFailed for bad contact details.
     """
-    from expertbook.auth.service import clean_name, normalise_email
+    from expertbook.auth.service import clean_person_name, normalise_email
 
     if start_at.tzinfo is None:
         raise ValidationFailed({"start": "The time needs a time zone."})
     errors: dict[str, str] = {}
     cleaned: dict[str, str] = {}
     for field, fn in (
-        ("name", lambda: clean_name(name)),
+        ("name", lambda: clean_person_name(name)),
         ("email", lambda: normalise_email(email)),
         ("phone", lambda: _phone(phone)),
         ("notes", lambda: _text(notes, "notes", 2000)),

@@ -95,3 +95,13 @@ def test_openapi_describes_every_api_route(app, client):
             path = rule.rule[len("/api"):].replace("<int:", "{").replace("<", "{").replace(">", "}")
             for method in rule.methods - {"HEAD", "OPTIONS"}:
                 assert (path, method) in described, f"{method} {rule.rule} is not in /api/openapi.json"
+
+
+def test_a_name_our_emails_could_not_carry_is_refused_at_every_door(client):
+    """The To: header rule (no "<", ">", "@") holds for the API as for the form, so no email is silently dropped later."""
+    for name in ("ann@example.com", "Ann <ann@evil.example>"):
+        response = client.post("/api/auth/register", json={"name": name, "email": "ann@example.com", "password": PASSWORD})
+        assert response.status_code == 422 and "name" in response.get_json()["fields"]
+        signup = client.post("/api/auth/signup", json={"name": name, "email": "ann@example.com", "password": PASSWORD, "role": "patient"})
+        assert signup.status_code == 422
+    assert db.session.scalar(select(User)) is None

@@ -389,3 +389,13 @@ def test_an_email_problem_never_costs_an_expert_booking(app, monkeypatch):
     db.session.rollback()
     assert db.session.get(Booking, booking.id).status == "confirmed"
     assert db.session.scalar(select(func.count()).select_from(OutboxEmail)) == 0
+
+
+def test_a_customer_name_our_emails_could_not_carry_is_refused(expert):
+    customer = make_user()
+    svc = make_service(expert)
+    kwargs = {**book_kwargs(customer), "name": "ann@example.com"}
+    with pytest.raises(ValidationFailed) as caught:
+        service.book(customer.id, svc.id, next_weekday_at(10), **kwargs)
+    assert "name" in caught.value.errors
+    assert db.session.scalar(select(func.count(Booking.id))) == 0
