@@ -80,6 +80,9 @@ def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "ins
         "RATELIMIT_HEADERS_ENABLED": True,
         "LOGIN_LIMIT_PER_ACCOUNT": env.get("LOGIN_LIMIT_PER_ACCOUNT") or "5 per minute;20 per hour",
         "LOGIN_LIMIT_PER_IP": env.get("LOGIN_LIMIT_PER_IP") or "20 per minute;200 per hour",
+        # How many proxies in front of the app set X-Forwarded-For/-Proto; 0 trusts none. Behind one,
+        # without it every client has the proxy's address and shares one login throttle.
+        "PROXY_HOPS": _int(env.get("PROXY_HOPS"), 0),
         # JSON API bearer tokens.
         "API_TOKEN_HOURS": _int(env.get("API_TOKEN_HOURS"), 12),
         # No pre-ping round trip per request: expertbook.database.configure_engine checks a pooled

@@ -16,10 +16,11 @@ from sqlalchemy import bindparam, select
 from werkzeug.exceptions import HTTPException
 
 from expertbook.api import openapi, service
+from expertbook.auth import limits
 from expertbook.auth import service as accounts
 from expertbook.auth.models import User
 from expertbook.errors import ServiceError, ValidationFailed
-from expertbook.extensions import csrf, db, limiter
+from expertbook.extensions import csrf, db
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 csrf.exempt(bp)
@@ -122,16 +123,6 @@ def _token_json(user: User) -> dict[str, Any]:
     return {"token": token, "tokenType": "Bearer", "expiresIn": expires_in, "user": user_json(user)}
 
 
-def _failed(response) -> bool:
-    return response.status_code >= 400
-
-
-def _account_key() -> str:
-    data = request.get_json(silent=True)
-    email = data.get("email", "") if isinstance(data, dict) else ""
-    return "login-account:" + str(email).strip().lower()
-
-
 # ---------------------------------------------------------------------------- accounts
 
 
@@ -159,8 +150,8 @@ def register():
 
 
 @bp.post("/auth/login")
-@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_IP"], deduct_when=_failed)
-@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_ACCOUNT"], deduct_when=_failed, key_func=_account_key)
+@limits.per_ip  # the same buckets as the login form's: two doors do not double the guesses
+@limits.per_account
 def login():
     """Exchange email and password for a signed bearer token with an expiry."""
     data = json_body("email", "password")

@@ -4,27 +4,17 @@ The issues fix these URLs (``/login``, ``/register``, ``/profile``), so this blu
 """
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, request, session, url_for
+from flask import Blueprint, flash, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
-from expertbook.auth import service
+from expertbook.auth import limits, service
 from expertbook.auth.forms import ChangePasswordForm, LoginForm, RegisterForm
 from expertbook.errors import Conflict, ValidationFailed
-from expertbook.extensions import limiter
 from expertbook.web import apply_errors, redirect_to, render, safe_next
 
 bp = Blueprint("auth", __name__)
 
 INVALID_LOGIN = "Invalid email or password."
-
-
-def _failed(response) -> bool:
-    # Only failed attempts count, so a user who logs in successfully is never throttled.
-    return response.status_code >= 400
-
-
-def _account_key() -> str:
-    return "login-account:" + request.form.get("email", "").strip().lower()
 
 
 def _log_in(user) -> None:
@@ -55,10 +45,8 @@ def register():
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(lambda: current_app.config["LOGIN_LIMIT_PER_IP"], methods=["POST"], deduct_when=_failed)
-@limiter.limit(
-    lambda: current_app.config["LOGIN_LIMIT_PER_ACCOUNT"], methods=["POST"], deduct_when=_failed, key_func=_account_key
-)
+@limits.per_ip
+@limits.per_account
 def login():
     """Log in with email and password; ``next`` may only point back into this site."""
     form = LoginForm(next=request.args.get("next", ""))

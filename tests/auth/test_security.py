@@ -237,6 +237,52 @@ def test_login_is_throttled_per_ip(client, short_limits):
     assert _attempt(client, "spray-more@example.com", ip="10.0.2.2").status_code == 422
 
 
+def test_the_form_and_the_api_share_one_login_throttle(client, short_limits):
+    """Two doors to the same accounts must not double the guesses an attacker gets."""
+    make_user(email="shared@example.com")
+
+    def api_attempt(email, ip):
+        return client.post("/api/auth/login", json={"email": email, "password": "wrong password!!"}, environ_base={"REMOTE_ADDR": ip})
+
+    assert _attempt(client, "shared@example.com", ip="10.0.3.1").status_code == 422
+    assert api_attempt("Shared@Example.com", "10.0.3.2").status_code == 401  # the same account, however written
+    assert _attempt(client, "shared@example.com", ip="10.0.3.3").status_code == 422
+    assert api_attempt("shared@example.com", "10.0.3.4").status_code == 429
+    assert _attempt(client, "shared@example.com", ip="10.0.3.5").status_code == 429
+    # Per address too: six failures from one address, through either door, and it waits.
+    for i in range(3):
+        assert api_attempt(f"api{i}@example.com", "10.0.4.1").status_code == 401
+        assert _attempt(client, f"form{i}@example.com", ip="10.0.4.1").status_code == 422
+    assert api_attempt("api-more@example.com", "10.0.4.1").status_code == 429
+
+
+def test_behind_a_proxy_each_client_has_its_own_address(app, client, short_limits):
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1)  # what PROXY_HOPS=1 does in create_app
+
+    def through_proxy(email, client_ip):
+        token = client.csrf_token()
+        return client.post("/login", data={"csrf_token": token, "email": email, "password": "wrong password!!"},
+                           environ_base={"REMOTE_ADDR": "10.9.9.9"}, headers={"X-Forwarded-For": client_ip})
+
+    for i in range(6):
+        assert through_proxy(f"spray{i}@example.com", "203.0.113.7").status_code == 422
+    assert through_proxy("spray-more@example.com", "203.0.113.7").status_code == 429
+    # Someone else behind the same proxy is not locked out by that client's failures.
+    assert through_proxy("someone@example.com", "198.51.100.4").status_code == 422
+
+
+def test_proxy_hops_installs_proxy_fix(database_url):
+    from werkzeug.middleware.proxy_fix import ProxyFix
+
+    from tests.conftest import _test_config
+
+    assert not isinstance(create_app(_test_config(database_url)).wsgi_app, ProxyFix)
+    fixed = create_app(_test_config(database_url, PROXY_HOPS=2)).wsgi_app
+    assert isinstance(fixed, ProxyFix) and fixed.x_for == 2 and fixed.x_proto == 2
+
+
 def test_successful_logins_are_not_counted(client, short_limits):
     make_user(email="happy@example.com")
     for _ in range(5):
