@@ -14,8 +14,9 @@ How a meeting flows:
    after a transient fault (``retry_delay``, honouring Retry-After); ``reauth_needed`` when the
    expert must re-authorize Zoom; ``failed`` when the provider refuses for good.
 4. :func:`relay` re-dispatches whatever is due; the worker runs it with the outbox relay.
-5. When the expert re-authorizes (:data:`~expertbook.video.signals.zoom_connected`),
-   :func:`resume_expert` makes every meeting that waited on it due again.
+5. When the expert re-authorizes, disconnects, or Zoom deauthorizes our app
+   (:data:`~expertbook.video.signals.zoom_connection_changed`), :func:`resume_expert` makes every
+   meeting that waited on it due again, with the provider that now applies.
 
 A cancelled or declined booking's meeting is deleted at the provider the same way (a meeting already
 gone counts as done); a booking whose time differs from the meeting's is updated.
@@ -472,7 +473,7 @@ def _record_reauth(meeting_id: int, claim: datetime, expert_user_id: int, plan: 
 
 
 def resume_expert(expert_user_id: int) -> int:
-    """The expert (re-)connected Zoom: make every meeting that waited on it due now; returns how many.
+    """The expert's Zoom connection changed: make every meeting that waited on it due now; returns how many.
 
     Meetings still to be created go back to ``pending`` (their provider is chosen afresh), and
     deletions or updates that waited are retried. Runs after the connection's commit.

@@ -171,7 +171,7 @@ def save_connection(user_id: int, token: Mapping[str, Any], profile: Mapping[str
         connection.zoom_user_index = crypto.blind_indexes(data["zoom_user_id"])[0] if data["zoom_user_id"] else None
         connection.connected_at = now
         connection.refreshed_at = now
-        _send_after_commit(signals.zoom_connected, user_id)
+        _send_after_commit(signals.zoom_connection_changed, user_id)
     log.info("user %s connected Zoom", user_id)
     return zoom_account(user_id)
 
@@ -198,6 +198,8 @@ def disconnect(user_id: int) -> bool:
             revoked = False
     with transaction():
         db.session.execute(delete(ZoomConnection).where(ZoomConnection.user_id == user_id))
+        # Meetings waiting on the old grant would otherwise wait for good: they go to Jitsi now.
+        _send_after_commit(signals.zoom_connection_changed, user_id)
     log.info("user %s disconnected Zoom (revoked at Zoom: %s)", user_id, revoked)
     return revoked
 
@@ -305,14 +307,17 @@ def handle_deauthorization(zoom_user_id: str) -> int:
     if not zoom_user_id:
         return 0
     with transaction():
-        result = db.session.execute(
+        users = db.session.scalars(
             update(ZoomConnection)
             .where(ZoomConnection.zoom_user_index.in_(crypto.blind_indexes(zoom_user_id)))
             .values(status=DEAUTHORIZED, secrets=None, zoom_user_index=None, updated_at=utcnow())
-        )
-    if result.rowcount:
-        log.info("Zoom deauthorized %s connection(s)", result.rowcount)
-    return result.rowcount
+            .returning(ZoomConnection.user_id)
+        ).all()
+        for user_id in users:
+            _send_after_commit(signals.zoom_connection_changed, user_id)
+    if users:
+        log.info("Zoom deauthorized %s connection(s)", len(users))
+    return len(users)
 
 
 def rotate_keys(batch: int = 200) -> int:

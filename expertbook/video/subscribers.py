@@ -19,8 +19,8 @@ def on_booking_ended(sender, booking_id: int, **extra) -> None:
     meetings.booking_ended(booking_id)
 
 
-def on_zoom_connected(sender, user_id: int, **extra) -> None:
-    # Sent after the connection committed: resuming writes in its own transaction, then dispatches.
+def on_zoom_connection_changed(sender, user_id: int, **extra) -> None:
+    # Sent after the change committed: resuming writes in its own transaction, then dispatches.
     meetings.resume_expert(user_id)
 
 
@@ -31,5 +31,5 @@ def connect() -> None:
     booking_signals.booking_confirmed.connect(on_booking_confirmed)
     booking_signals.booking_cancelled.connect(on_booking_ended)
     booking_signals.booking_declined.connect(on_booking_ended)
-    video_signals.zoom_connected.connect(on_zoom_connected)
+    video_signals.zoom_connection_changed.connect(on_zoom_connection_changed)
     register_relay_hook(meetings.relay)

@@ -435,6 +435,26 @@ def test_a_refused_refresh_sends_one_email_tells_the_customer_and_resumes_after_
     assert _api_booking(customer_client, customers[1], bookings[1].id)["requiresReAuth"] is False
 
 
+@pytest.mark.parametrize("removal", ["disconnect", "deauthorized by Zoom"])
+def test_meetings_waiting_on_a_refused_grant_go_to_jitsi_once_zoom_is_removed(profile, zoom, smtp, removal):
+    from expertbook.video import service as video
+
+    expire_stored_token(profile.user_id, zoom.standin)
+    zoom.standin.revoke_all()
+    customer = make_user("Waiting Customer", "waiting@example.com")
+    booking = book(make_service(profile), customer)
+    assert meeting_of(booking.id).status == "reauth_needed"
+    if removal == "disconnect":
+        video.disconnect(profile.user_id)
+    else:
+        assert video.handle_deauthorization(zoom.standin.user["id"]) == 1
+    # Nothing is left to re-authorize: the booking gets its link now, from Jitsi, and the customer hears of it.
+    meeting = meeting_of(booking.id)
+    assert meeting.status == "created" and meeting.provider == "jitsi" and meeting.join_url
+    assert zoom.standin.calls[MEETING_CREATE] == 0
+    assert any(meeting.join_url in text_of(m) for m in to(smtp.wait_for(3), customer.email))
+
+
 def test_a_second_incident_after_reauthorizing_sends_a_second_email(client, profile, zoom, smtp):
     svc = make_service(profile)
     expire_stored_token(profile.user_id, zoom.standin)

@@ -249,7 +249,7 @@ def test_signals_tell_the_booking_code_about_connections(app, client, zoom):
     def on_reauth(sender, user_id):
         reauth.append(user_id)
 
-    with signals.zoom_connected.connected_to(on_connected, app), signals.zoom_reauth_required.connected_to(on_reauth, app):
+    with signals.zoom_connection_changed.connected_to(on_connected, app), signals.zoom_reauth_required.connected_to(on_reauth, app):
         connect_zoom(client, zoom.url)
         assert connected == [expert.id] and reauth == []
         zoom.standin.revoke_all()
