@@ -77,7 +77,7 @@ def _booking(booking_id: int) -> Booking | None:
 # ---------------------------------------------------------------------------- the emails
 
 
-def _customer_confirmation(booking: Booking, join_url: str | None, meeting_id: str | None, suffix: str) -> None:
+def _customer_confirmation(booking: Booking, join_url: str | None, meeting_id: str | None, suffix: str, ics: str) -> None:
     service, expert = booking.service, booking.expert
     _queue(
         "expert-booking-customer", booking.customer_email, booking.customer_name, "expert_booking_customer",
@@ -87,7 +87,7 @@ def _customer_confirmation(booking: Booking, join_url: str | None, meeting_id: s
             "join_url": join_url, "meeting_id": meeting_id, "where": _where(booking),
             "booking_url": booking_url(booking.id), "cancel_url": booking_url(booking.id),
         },
-        subject=f"Your appointment is confirmed - {service.title}", ics=_ics(booking),
+        subject=f"Your appointment is confirmed - {service.title}", ics=ics,
         dedupe_key=f"booking-confirmed:{booking.id}:customer:{suffix}",
     )
 
@@ -105,8 +105,9 @@ def confirmed_emails(booking: Booking, meeting=None, *, customer: bool = True) -
     join_url = meeting.join_url if meeting is not None else None
     # A meeting re-created after it vanished at Zoom sends new links: the key names the meeting.
     suffix = f"{meeting.id}:{hashlib.sha256(join_url.encode()).hexdigest()[:16]}" if meeting is not None and join_url else "0"
+    ics = _ics(booking)  # the same calendar for both sides, built once (this runs inside the booking's transaction)
     if customer:
-        _customer_confirmation(booking, join_url, meeting_id, suffix)
+        _customer_confirmation(booking, join_url, meeting_id, suffix, ics)
     _queue(
         "expert-booking-expert", expert.user.email, expert.display_name, "expert_booking_expert",
         {
@@ -116,7 +117,7 @@ def confirmed_emails(booking: Booking, meeting=None, *, customer: bool = True) -
             "start_meeting_url": start_url(booking.id) if meeting is not None else None,
             "meeting_id": meeting_id, "where": _where(booking), "booking_url": booking_url(booking.id),
         },
-        subject=f"New booking: {service.title} with {booking.customer_name}", ics=_ics(booking),
+        subject=f"New booking: {service.title} with {booking.customer_name}", ics=ics,
         dedupe_key=f"booking-confirmed:{booking.id}:expert:{suffix}",
     )
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -12,6 +12,7 @@ from expertbook.extensions import db
 from expertbook.notifications import service
 from expertbook.notifications.mailer import Email, build_message
 from expertbook.notifications.models import OutboxEmail
+from expertbook.notifications.ics import event_ics
 from tests.notifications.conftest import mail_config
 
 
@@ -164,3 +165,24 @@ def test_the_expert_gets_our_start_link_never_a_zoom_start_url(app):
     html = message.get_body(("html",)).get_content()
     assert 'href="http://testserver.example/expert/bookings/5/start"' in html and "Start meeting" in html
     assert "zoom" not in html.lower()
+
+
+@pytest.mark.parametrize(
+    ("ics", "method"),
+    [
+        (event_ics("u@x", datetime(2026, 1, 5, 9, tzinfo=UTC), datetime(2026, 1, 5, 10, tzinfo=UTC), "S", method="CANCEL"), "CANCEL"),
+        (event_ics("u@x", datetime(2026, 1, 5, 9, tzinfo=UTC), datetime(2026, 1, 5, 10, tzinfo=UTC), "S"), "REQUEST"),
+        ("BEGIN:VCALENDAR\r\nVERSION:2.0\r\nEND:VCALENDAR\r\n", "PUBLISH"),
+    ],
+)
+def test_the_attachments_method_is_the_calendars(ics, method):
+    from expertbook.notifications.service import _ics_method
+
+    assert _ics_method(ics) == method
+
+
+def test_text_that_is_no_calendar_is_refused_before_anything_is_written():
+    from expertbook.notifications.service import _ics_method
+
+    with pytest.raises(ValueError, match="not a calendar"):
+        _ics_method("METHOD:REQUEST")
