@@ -66,6 +66,19 @@ def test_reminders_within_the_window_are_sent_once(app, smtp, bookings):
     assert len(rows()) == 3 and len(smtp.wait_for(3)) == 3
 
 
+def test_a_later_pass_skips_queued_reminders_without_rechecking_each(app, smtp, bookings, monkeypatch):
+    items, _ = bookings
+    now = utcnow()
+    items += [(1, now + timedelta(hours=2)), (2, now + timedelta(hours=3))]
+    assert service.send_due_reminders(now) == 2
+    queued = []
+    real = service.queue_email
+    monkeypatch.setattr(service, "queue_email", lambda *args, **kwargs: queued.append(args) or real(*args, **kwargs))
+    items.append((3, now + timedelta(hours=4)))
+    assert service.send_due_reminders(now + timedelta(minutes=1)) == 1
+    assert [args[1] for args in queued] == ["customer3@example.com"]  # only the new one was even looked at
+
+
 def test_reminder_hours_is_configurable(app, smtp, bookings):
     items, _ = bookings
     app.config["REMINDER_HOURS"] = 1
