@@ -4,14 +4,10 @@ from __future__ import annotations
 import click
 from flask import Flask, current_app
 
-DEMO_HOSPITAL_ADMIN = "staff@demo.expertbook.example"
-DEMO_PATIENT = "patient@demo.expertbook.example"
-
 
 def init_app(app: Flask) -> None:
     """Register the commands on ``app``."""
     app.cli.add_command(demo)
-
 
 @click.command("demo")
 def demo() -> None:

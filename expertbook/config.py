@@ -35,7 +35,6 @@ def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "ins
     database_url = env.get("DATABASE_URL") or f"sqlite:///{os.path.join(instance_path, 'expertbook.sqlite3')}"
     redis_url = env.get("REDIS_URL") or None
     return {
-        "ENV_NAME": mode,
         "PRODUCTION": production,
         "SECRET_KEY": env.get("SECRET_KEY") or (None if production else DEV_SECRET_KEY),
         "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),

@@ -1,13 +1,12 @@
 """Helpers every blueprint's views share: htmx-aware rendering, redirects and error answers."""
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Response, current_app, flash, make_response, redirect, render_template, request, url_for
+from flask import Response, current_app, make_response, redirect, render_template, request
 
-from expertbook.errors import ServiceError, ValidationFailed
+from expertbook.errors import ValidationFailed
 
 
 def is_htmx() -> bool:
@@ -63,28 +62,12 @@ def redirect_to(location: str, status: int = 303) -> Response:
     return redirect(location, status)
 
 
-def form_errors(form) -> dict[str, list[str]]:
-    """A WTForms form's errors as a plain field -> messages mapping."""
-    return {name: list(messages) for name, messages in form.errors.items()}
-
-
 def apply_errors(form, error: ValidationFailed) -> None:
     """Copy a service's field errors onto a WTForms form so the template shows them."""
     for name, messages in error.errors.items():
         field = getattr(form, name, None)
         if field is not None:
             field.errors = list(field.errors) + messages
-
-
-def error_status(error: ServiceError) -> int:
-    """The HTTP status for a service error."""
-    return error.status
-
-
-def flash_and_redirect(message: str, endpoint: str, category: str = "success", **values: Mapping) -> Response:
-    """Flash ``message`` and redirect (303) to ``endpoint``."""
-    flash(message, category)
-    return redirect_to(url_for(endpoint, **values))
 
 
 def external_url(endpoint: str, **values: Any) -> str:

@@ -75,8 +75,8 @@ def slot_json(slot: Slot | service.SlotSnapshot, now: datetime | None = None) ->
     }
 
 
-def appointment_json(appointment: Appointment, with_slot: bool = True) -> dict[str, Any]:
-    """An appointment in the seed's shape (with its slot when loaded)."""
+def appointment_json(appointment: Appointment) -> dict[str, Any]:
+    """An appointment in the seed's shape, with its slot."""
     body = {
         "appointmentId": appointment.id,
         "slotId": appointment.slot_id,
@@ -87,8 +87,7 @@ def appointment_json(appointment: Appointment, with_slot: bool = True) -> dict[s
         "bookedAt": appointment.booked_at.isoformat(),
         "cancelledAt": appointment.cancelled_at.isoformat() if appointment.cancelled_at else None,
     }
-    if with_slot:
-        body["slot"] = slot_json(appointment.slot)
+    body["slot"] = slot_json(appointment.slot)
     return body
 
 

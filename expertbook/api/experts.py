@@ -12,7 +12,7 @@ from expertbook.api import openapi
 from expertbook.api.views import api_user, bp, json_body, token_required, user_json
 from expertbook.errors import NotFound, ValidationFailed
 from expertbook.experts import service
-from expertbook.experts.models import Booking, ExpertProfile, Service
+from expertbook.experts.models import STATUSES, Booking, ExpertProfile, Service
 from expertbook.extensions import db
 
 
@@ -482,7 +482,7 @@ openapi.register(
             "type": "object",
             "properties": {
                 "id": {"type": "integer"},
-                "status": {"type": "string", "enum": ["pending", "confirmed", "declined", "cancelled"]},
+                "status": {"type": "string", "enum": list(STATUSES)},
                 "role": {"type": "string", "enum": ["customer", "expert"]},
                 "serviceId": {"type": "integer"},
                 "serviceTitle": {"type": "string"},

@@ -37,19 +37,6 @@ def staff_required(view):
     return wrapped
 
 
-def staff_admin_required(view):
-    """Only a hospital's staff admins may use ``view``."""
-
-    @wraps(view)
-    @login_required
-    def wrapped(*args, **kwargs):
-        if not (current_user.is_staff and current_user.is_staff_admin):
-            abort(404)
-        return view(*args, **kwargs)
-
-    return wrapped
-
-
 @bp.route("/register-hospital", methods=["GET", "POST"])
 def register_hospital():
     """A hospital registers itself with its name, location and first staff admin."""

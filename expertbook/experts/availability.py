@@ -103,16 +103,15 @@ def offered_starts(
     now: datetime,
     window_start: datetime,
     window_end: datetime,
-    ignore_notice: bool = False,
 ) -> list[datetime]:
     """Every start time (UTC, ascending) offered in ``[window_start, window_end)``.
 
     ``busy`` holds the blocked intervals (buffers included) of the expert's pending and confirmed
-    bookings. ``ignore_notice`` is for tests of the grid itself.
+    bookings.
     """
     zone = ZoneInfo(hours.timezone)
     busy = sorted(busy)
-    earliest = now if ignore_notice else now + timedelta(minutes=rules.min_notice_min)
+    earliest = now + timedelta(minutes=rules.min_notice_min)
     latest = now + timedelta(days=rules.horizon_days)
     first_day = window_start.astimezone(zone).date() - timedelta(days=1)
     last_day = window_end.astimezone(zone).date()

@@ -152,7 +152,6 @@ class Booking(db.Model):
 
     expert: Mapped[ExpertProfile] = relationship(lazy="joined")
     service: Mapped[Service] = relationship(lazy="joined")
-    customer: Mapped[User] = relationship(foreign_keys=[customer_id], lazy="joined")
 
     @property
     def is_active(self) -> bool:

@@ -173,7 +173,6 @@ def _booking_context(svc: Service, form: BookingForm | None = None, error: str |
         "month": month,
         "weeks": weeks,
         "open_days": open_days,
-        "today": today,
         "day": day,
         "times": times,
         "start": start,

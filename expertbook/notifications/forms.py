@@ -1,20 +1,9 @@
-"""Reusable WTForms validators against header injection, and the admin's retry button."""
+"""A reusable WTForms validator against header injection."""
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms.validators import StopValidation
 
-from expertbook.notifications.service import address_problem, name_problem
-
-
-class SingleEmailAddress:
-    """Exactly one email address: CR/LF, commas, semicolons or angle brackets are refused (the form answers 422)."""
-
-    def __call__(self, form, field) -> None:
-        if field.data:
-            problem = address_problem(field.data)
-            if problem:
-                raise StopValidation(problem)
+from expertbook.notifications.service import name_problem
 
 
 class HeaderSafeName:
@@ -25,7 +14,3 @@ class HeaderSafeName:
             problem = name_problem(field.data)
             if problem:
                 raise StopValidation(problem)
-
-
-class RetryForm(FlaskForm):
-    """Only the CSRF token: the retry button of a failed email."""

@@ -9,7 +9,7 @@ from flask_login import current_user, login_required
 
 from expertbook.errors import NotFound
 from expertbook.notifications import service
-from expertbook.notifications.forms import RetryForm
+from expertbook.auth.forms import EmptyForm
 from expertbook.notifications.models import STATUSES
 from expertbook.web import redirect_to, render
 
@@ -54,7 +54,6 @@ def index():
         counts=service.outbox_counts(),
         selected=status,  # not "status": render() takes that as the HTTP status
         filters=FILTERS,
-        form=RetryForm(),
     )
 
 
@@ -62,7 +61,7 @@ def index():
 @admin_required
 def retry(outbox_id: int):
     """Put a failed email back in the queue with a fresh set of attempts."""
-    form = RetryForm()
+    form = EmptyForm()  # only its CSRF token
     if not form.validate_on_submit():
         abort(400)
     try:
