@@ -32,8 +32,8 @@
     var zone;
     try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone; } catch (e) { return; }
     if (!zone) return;
-    (root || document).querySelectorAll("input[data-detect-tz], select[data-detect-tz]").forEach(function (el) {
-      if (!el.value || el.dataset.detectTz === "always") el.value = zone;
+    (root || document).querySelectorAll("input[data-detect-tz]").forEach(function (el) {
+      if (!el.value) el.value = zone;
     });
   }
   // Experts: a display-zone picker the viewer has not chosen yet switches once to the browser's zone.
@@ -76,5 +76,4 @@
     var row = button.closest(button.getAttribute("data-remove-closest"));
     if (row) row.remove();
   });
-  window.ExpertBook = { toast: toast };
 })();
