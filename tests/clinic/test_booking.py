@@ -64,6 +64,19 @@ def test_same_idempotency_key_books_once(app):
     assert _counts(slot.id) == (1, 1, 1)
 
 
+def test_a_retry_after_its_booking_took_the_last_place_gets_that_booking_not_409(app):
+    slot = make_slot(capacity=1)
+    user = make_user()
+    first = service.book(slot.id, user.id, "Asha", "9876543210", idempotency_key="key-lastplace")
+    # The answer was lost; the client retries. The slot is full now, by this very booking.
+    again = service.book(slot.id, user.id, "Asha", "9876543210", idempotency_key="key-lastplace")
+    assert again.replayed and again.appointment.id == first.appointment.id
+    assert _counts(slot.id) == (1, 1, 1)
+    # Someone else, or the same patient with a new key, is refused.
+    with pytest.raises(Conflict):
+        service.book(slot.id, user.id, "Asha", "9876543210", idempotency_key="key-another1")
+
+
 def test_racing_retries_with_one_key_book_once(app):
     slot_id = make_slot(capacity=5).id
     user_id = make_user().id
@@ -254,8 +267,12 @@ def test_create_slots_validates_each_field(app):
 def test_badges(app):
     now = utcnow()
     assert service.slot_badge(make_slot(capacity=10, booked=3), now).label == "Available"
-    assert service.slot_badge(make_slot(capacity=10, booked=8, start=time(13), end=time(14)), now).label == "Almost full"
-    assert service.slot_badge(make_slot(capacity=10, booked=10, start=time(15), end=time(16)), now).label == "Fully booked"
+    three_left = make_slot(capacity=10, booked=7, start=time(11), end=time(12))
+    assert service.slot_badge(three_left, now).label == "Available" and service.availability_class(three_left, now) == "avail-ok"
+    two_left = make_slot(capacity=10, booked=8, start=time(13), end=time(14))
+    assert service.slot_badge(two_left, now).label == "Almost full" and service.availability_class(two_left, now) == "avail-warn"
+    full = make_slot(capacity=10, booked=10, start=time(15), end=time(16))
+    assert service.slot_badge(full, now).label == "Fully booked" and service.availability_class(full, now) == "avail-full"
     assert service.slot_badge(make_slot(closed=True, start=time(17), end=time(18)), now).label == "Closed"
     assert service.slot_badge(make_slot(days_ahead=-1), now).label == "Past"
 
