@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from datetime import date, datetime
 from functools import wraps
+from types import SimpleNamespace
 
 from flask import Blueprint, abort, current_app, flash, make_response, request, session, url_for
 from flask_login import current_user, login_required, login_user
@@ -16,7 +17,7 @@ from expertbook.auth import service as accounts
 from expertbook.auth.forms import AddStaffForm, EmptyForm, HospitalRegisterForm
 from expertbook.clinic import service
 from expertbook.clinic.forms import BookingForm, CapacityForm, DoctorRowForm, SlotForm
-from expertbook.clinic.models import Slot
+from expertbook.clinic.models import Appointment, Slot
 from expertbook.database import utcnow
 from expertbook.errors import Conflict, NotFound, ServiceError, ValidationFailed
 from expertbook.web import apply_errors, is_htmx, redirect_to, render, wants_fragment
@@ -201,14 +202,22 @@ def book(slot_id: int):
             if not wants_fragment():
                 flash(f"Booked. Your token number is {booking.token_number}.", "success")
                 return redirect_to(url_for("clinic.appointment", appointment_id=booking.appointment_id))
-            appointment = service.own_appointment(booking.appointment_id, current_user.id)
+            if booking.replayed:
+                appointment = service.own_appointment(booking.appointment_id, current_user.id)
+                slot = appointment.slot
+            else:  # a new booking carries what its confirmation shows: no read-back of the row
+                appointment = SimpleNamespace(
+                    id=booking.appointment_id, token_number=booking.token_number, patient_name=booking.patient_name,
+                    contact_number=booking.contact_number, status=Appointment.BOOKED,
+                )
+                slot = booking.slot
             response = render(
                 "clinic/appointment.html",
                 "clinic/_booked.html",
                 appointment=appointment,
-                slot=appointment.slot,
+                slot=slot,
                 remaining=booking.remaining,
-                ahead=service.tokens_ahead(appointment, appointment.slot),
+                ahead=service.tokens_ahead(appointment, slot),
             )
             # Every list on the page refreshes at once, instead of at its next poll.
             response.headers["HX-Trigger"] = "slotBooked"

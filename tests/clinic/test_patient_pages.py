@@ -74,6 +74,21 @@ def test_htmx_booking_swaps_the_confirmation_and_refreshes_lists(app, client):
     assert response.headers["HX-Trigger"] == "slotBooked"
     html = response.get_data(as_text=True)
     assert html.lstrip().startswith('<article id="slot-panel"') and 'id="token-number">101<' in html
+    # Built from the booking itself, it shows what the confirmation page shows.
+    assert "Asha Verma" in html and "Dr. Sharma" in html and "City General Hospital" in html
+    assert 'id="places-remaining">9 of 10' in html and 'id="tokens-ahead">0' in html
+
+
+def test_htmx_double_submit_answers_the_same_confirmation(app, client):
+    slot = make_slot()
+    login(client, make_user())
+    key = _booking_key(client, slot.id)
+    data = {"patient_name": "Asha", "contact_number": "9876543210", "booking_key": key}
+    first = client.post_form(f"/clinic/slots/{slot.id}/book", data, htmx=True).get_data(as_text=True)
+    second = client.post_form(f"/clinic/slots/{slot.id}/book", data, htmx=True).get_data(as_text=True)
+    token = re.compile(r'id="token-number">(\d+)<')
+    assert token.search(first).group(1) == token.search(second).group(1) == "101"
+    assert "Asha" in second and _written(slot.id) == (1, 1)
 
 
 def test_double_submit_of_one_form_books_once(app, client):
