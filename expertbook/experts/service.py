@@ -581,14 +581,11 @@ def _send(signal, booking_id: int, **kwargs) -> None:
     """Send a booking signal inside the current transaction, once the change is flushed.
 
     Receivers write their rows (emails, meetings) into this same transaction, so they exist
-    exactly when the booking change commits (see :mod:`expertbook.experts.signals`). The booking
-    is expired first: compare-and-swap updates bypass the identity map, and receivers must see
-    the new state.
+    exactly when the booking change commits (see :mod:`expertbook.experts.signals`). The receivers
+    read the booking from the identity map; :func:`_swap`, whose compare-and-swap UPDATE bypasses
+    it, expires the row so they see the new state.
     """
     db.session.flush()
-    booking = db.session.get(Booking, booking_id)
-    if booking is not None:
-        db.session.expire(booking)
     signal.send(current_app._get_current_object(), booking_id=booking_id, **kwargs)
 
 
@@ -706,6 +703,9 @@ def _swap(booking_id: int, where, values: dict) -> bool:
     """Compare-and-swap one booking; True if this call made the change."""
     values = {**values, "updated_at": utcnow(), "ics_sequence": Booking.ics_sequence + 1}
     result = db.session.execute(update(Booking).where(Booking.id == booking_id, where).values(**values).execution_options(synchronize_session=False))
+    booking = db.session.identity_map.get(db.session.identity_key(Booking, booking_id))
+    if booking is not None:
+        db.session.expire(booking)  # the UPDATE bypassed it: the next read (a receiver's, a conflict's) is fresh
     return result.rowcount == 1
 
 
