@@ -232,7 +232,6 @@ def create_booking():
     if start is None or start.tzinfo is None:
         raise ValidationFailed({"start": "Use an ISO 8601 time with an offset, e.g. 2026-03-02T09:00:00Z."}, "start must be an ISO 8601 time with an offset")
     key = request.headers.get("Idempotency-Key", "").strip() or None
-    existing = key and db.session.scalar(db.select(Booking).where(Booking.customer_id == user.id, Booking.idempotency_key == key[:80]))
     booking = service.book(
         user.id,
         _int_arg(data["serviceId"], "serviceId"),
@@ -244,7 +243,7 @@ def create_booking():
         customer_timezone=str(data.get("timezone") or "UTC"),
         idempotency_key=key,
     )
-    return jsonify(booking=booking_json(booking, user.id)), 200 if existing else 201
+    return jsonify(booking=booking_json(booking, user.id)), 200 if booking.replayed else 201
 
 
 @bp.get("/bookings")

@@ -640,6 +640,7 @@ def book(
         if key is not None:
             existing = _by_key(session, customer_id, key)
             if existing is not None:
+                existing.replayed = True  # found under the expert's lock, so two racing retries cannot both be "new"
                 return existing
         if service.expert.user_id == customer_id:
             raise Conflict("You cannot book your own service.")

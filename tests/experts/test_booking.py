@@ -116,8 +116,24 @@ def test_idempotent_double_submit_returns_the_same_booking(expert):
     customer = make_user()
     start = next_weekday_at(14)
     first = service.book(customer.id, consult.id, start, idempotency_key="k-1", **book_kwargs(customer))
+    assert not first.replayed  # the API answers 201...
     again = service.book(customer.id, consult.id, start, idempotency_key="k-1", **book_kwargs(customer))
-    assert again.id == first.id
+    assert again.id == first.id and again.replayed  # ...then 200
+    assert db.session.scalar(select(func.count(Booking.id))) == 1
+
+
+def test_racing_retries_with_one_key_make_one_booking_and_one_new_answer(app, expert):
+    consult = make_service(expert)
+    customer = make_user()
+    customer_id, consult_id, kwargs = customer.id, consult.id, book_kwargs(customer)
+    start = next_weekday_at(15)
+    replayed = []
+
+    def attempt():
+        replayed.append(service.book(customer_id, consult_id, start, idempotency_key="k-race", **kwargs).replayed)
+
+    assert _race(app, [attempt] * 4) == ["ok"] * 4
+    assert sorted(replayed) == [False, True, True, True]
     assert db.session.scalar(select(func.count(Booking.id))) == 1
 
 
