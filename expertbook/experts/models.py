@@ -147,6 +147,11 @@ class Booking(db.Model):
     ics_uid: Mapped[str] = mapped_column(String(64), unique=True)
     ics_sequence: Mapped[int] = mapped_column(Integer, default=0)
     idempotency_key: Mapped[str | None] = mapped_column(String(80))
+    @property
+    def duration_minutes(self) -> int:
+        """How long the appointment lasts, in minutes."""
+        return int((self.end_at - self.start_at).total_seconds() // 60)
+
     # Not a column: True on the booking service.book() returned for a repeated Idempotency-Key.
     replayed = False
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

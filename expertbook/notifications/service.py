@@ -401,11 +401,11 @@ def enqueue(outbox_id: int, attempts: int, at: datetime | None = None, *, fresh:
     queue = notifications_queue()
     jid = job_id(outbox_id, attempts)
     if not fresh:
-        if _waiting(jid, queue.connection):
+        if job_is_waiting(jid, queue.connection):
             return False
         if attempts == 0:  # a new row may wait in a batch job (see enqueue_new)
             batch_id = queue.connection.get(_batch_mark(outbox_id))
-            if batch_id and _waiting(batch_id.decode(), queue.connection):
+            if batch_id and job_is_waiting(batch_id.decode(), queue.connection):
                 return False
     options = {
         "job_id": jid,
@@ -473,7 +473,8 @@ def enqueue_new(outbox_ids: list[int]) -> None:
         )
 
 
-def _waiting(job_id_: str, connection) -> bool:
+def job_is_waiting(job_id_: str, connection) -> bool:
+    """Whether the RQ job ``job_id_`` exists and will still run (queued, scheduled or deferred)."""
     from rq.exceptions import NoSuchJobError
     from rq.job import Job
 

@@ -48,10 +48,6 @@ def when(booking: Booking, timezone: str) -> str:
     return f"{start:%a %d %b %Y, %H:%M}-{end:%H:%M} ({timezone})"
 
 
-def _minutes(booking: Booking) -> int:
-    return int((booking.end_at - booking.start_at).total_seconds() // 60)
-
-
 def _where(booking: Booking) -> str:
     service = booking.service
     if service.location_kind == "video":
@@ -83,7 +79,7 @@ def _customer_confirmation(booking: Booking, join_url: str | None, meeting_id: s
         "expert-booking-customer", booking.customer_email, booking.customer_name, "expert_booking_customer",
         {
             "customer_name": booking.customer_name, "expert_name": expert.display_name, "service_title": service.title,
-            "when": when(booking, booking.customer_timezone), "duration_minutes": _minutes(booking),
+            "when": when(booking, booking.customer_timezone), "duration_minutes": booking.duration_minutes,
             "join_url": join_url, "meeting_id": meeting_id, "where": _where(booking),
             "booking_url": booking_url(booking.id), "cancel_url": booking_url(booking.id),
         },
@@ -113,7 +109,7 @@ def confirmed_emails(booking: Booking, meeting=None, *, customer: bool = True) -
         {
             "expert_name": expert.display_name, "customer_name": booking.customer_name,
             "customer_email": booking.customer_email, "service_title": service.title,
-            "when": when(booking, expert.timezone), "duration_minutes": _minutes(booking),
+            "when": when(booking, expert.timezone), "duration_minutes": booking.duration_minutes,
             "start_meeting_url": start_url(booking.id) if meeting is not None else None,
             "meeting_id": meeting_id, "where": _where(booking), "booking_url": booking_url(booking.id),
         },
@@ -132,7 +128,7 @@ def on_booking_requested(sender, booking_id: int, **extra) -> None:
         {
             "expert_name": expert.display_name, "customer_name": booking.customer_name,
             "customer_email": booking.customer_email, "service_title": booking.service.title,
-            "when": when(booking, expert.timezone), "duration_minutes": _minutes(booking), "note": booking.notes,
+            "when": when(booking, expert.timezone), "duration_minutes": booking.duration_minutes, "note": booking.notes,
             # Both open the booking page, whose Accept / Decline buttons POST: a GET never changes it.
             "accept_url": link, "decline_url": link,
         },
@@ -151,7 +147,7 @@ def on_booking_confirmed(sender, booking_id: int, accepted: bool = False, **extr
             {
                 "customer_name": booking.customer_name, "expert_name": booking.expert.display_name,
                 "service_title": booking.service.title, "when": when(booking, booking.customer_timezone),
-                "duration_minutes": _minutes(booking), "join_url": None, "link_follows": video,
+                "duration_minutes": booking.duration_minutes, "join_url": None, "link_follows": video,
                 "where": _where(booking), "booking_url": booking_url(booking.id),
             },
             subject=f"{booking.expert.display_name} accepted your booking", ics=_ics(booking),

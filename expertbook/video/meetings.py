@@ -148,18 +148,12 @@ def job_id(meeting_id: int, due: datetime | None) -> str:
 def enqueue(meeting_id: int, due: datetime | None) -> bool:
     """Put the meeting's job on the queue, scheduled at ``due`` if that is in the future. Raises redis errors."""
     from rq import Queue
-    from rq.exceptions import NoSuchJobError
-    from rq.job import Job
 
-    from expertbook.notifications.service import redis_connection
+    from expertbook.notifications.service import job_is_waiting, redis_connection
 
     queue = Queue(QUEUE, connection=redis_connection())
     jid = job_id(meeting_id, due)
-    try:
-        existing = Job.fetch(jid, connection=queue.connection)
-    except NoSuchJobError:
-        existing = None
-    if existing is not None and existing.get_status(refresh=False) in {"queued", "scheduled", "deferred"}:
+    if job_is_waiting(jid, queue.connection):
         return False
     options = {"job_id": jid, "job_timeout": _claim_seconds() + 60, "result_ttl": 24 * 3600,
                "failure_ttl": 7 * 24 * 3600, "description": f"sync video meeting {meeting_id}"}
@@ -258,13 +252,9 @@ def _plan(meeting: Meeting, booking: Booking) -> str:
         return "nothing"
     if meeting.join_url is None:
         return "create"
-    if meeting.provider == provider.ZOOM and (meeting.scheduled_start != booking.start_at or meeting.scheduled_minutes != _minutes(booking)):
+    if meeting.provider == provider.ZOOM and (meeting.scheduled_start != booking.start_at or meeting.scheduled_minutes != booking.duration_minutes):
         return "update"
     return "nothing"
-
-
-def _minutes(booking: Booking) -> int:
-    return int((booking.end_at - booking.start_at).total_seconds() // 60)
 
 
 def _topic(booking: Booking) -> str:
@@ -286,7 +276,7 @@ def sync(meeting_id: int, now: datetime | None = None) -> str:
     plan = _plan(meeting, booking)
     expert_user_id = booking.expert.user_id
     args = dict(
-        topic=_topic(booking), start_utc=booking.start_at, duration_min=_minutes(booking), timezone=booking.expert.timezone,
+        topic=_topic(booking), start_utc=booking.start_at, duration_min=booking.duration_minutes, timezone=booking.expert.timezone,
     )
     requested = _requested_provider(booking.service.video_provider)
     recording = bool(booking.service.record_meetings)

@@ -15,7 +15,7 @@ from expertbook.extensions import csrf
 from expertbook.video import meetings, oauth, service
 from expertbook.video.models import MEETING_CREATED
 from expertbook.video.errors import MeetingError, ReauthRequired, TransientMeetingError
-from expertbook.web import external_url, redirect_to, render
+from expertbook.web import external_url, is_htmx, redirect_to, render
 
 log = logging.getLogger(__name__)
 
@@ -126,7 +126,7 @@ def zoom_test():
     else:
         ok, message = True, f"Connection works: Zoom knows you as {account.email}."
     html = render_template("video/_test_result.html", ok=ok, message=message)
-    if request.headers.get("HX-Request") == "true":
+    if is_htmx():
         return html
     flash(message, "success" if ok else "error")
     return redirect_to(url_for("video.settings"))
