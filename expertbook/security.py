@@ -1,17 +1,15 @@
 """Cross-cutting protections: login loading, security headers and error pages."""
 from __future__ import annotations
 
-import logging
 
 from flask import Flask, current_app, jsonify, make_response, render_template, request, url_for
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, InternalServerError
 
 from expertbook.extensions import limiter, login_manager
 from expertbook.web import is_htmx, wants_fragment
 
-log = logging.getLogger(__name__)
 
 # htmx runs without eval and without its injected indicator <style> (see base.html's htmx-config),
 # so the policy needs no 'unsafe-eval' and no 'unsafe-inline'.
@@ -72,20 +70,16 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(RateLimitExceeded)
     def _rate_limited(error: RateLimitExceeded):
-        response = _error_response(429, "Too many attempts. Please wait a minute and try again.")
-        return response
+        return _error_response(429, "Too many attempts. Please wait a minute and try again.")
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
         return _error_response(error.code or 500, error.description or error.name)
 
-    @app.errorhandler(Exception)
-    def _unexpected(error: Exception):
-        if isinstance(error, HTTPException):  # pragma: no cover - handled above
-            return _http_error(error)
-        log.exception("unhandled error on %s %s", request.method, request.path)
-        if app.testing or app.debug or app.config.get("PROPAGATE_EXCEPTIONS"):
-            raise error
+    @app.errorhandler(InternalServerError)
+    def _server_error(error: InternalServerError):
+        # Flask sends every unhandled exception here after logging it with its traceback (in testing
+        # and debug mode it re-raises instead), so no traceback ever reaches the page.
         return _error_response(500, "Something went wrong on our side. Please try again.")
 
 

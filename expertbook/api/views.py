@@ -13,7 +13,6 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, g, jsonify, request, url_for
 from sqlalchemy import bindparam, select
-from werkzeug.exceptions import HTTPException
 
 from expertbook.api import openapi, service
 from expertbook.auth import limits
@@ -37,11 +36,6 @@ def _service_error(error: ServiceError):
     if isinstance(error, ValidationFailed):
         body["fields"] = error.errors
     return jsonify(body), error.status
-
-
-@bp.errorhandler(HTTPException)
-def _http_error(error: HTTPException):
-    return jsonify(error=error.description or error.name), error.code
 
 
 def json_body(*required: str) -> dict[str, Any]:

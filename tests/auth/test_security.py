@@ -343,11 +343,17 @@ def test_production_error_pages_show_no_traceback(database_url):
     def boom():
         raise RuntimeError("secret internals")
 
+    @app.get("/api/boom")
+    def api_boom():
+        raise RuntimeError("secret internals")
+
     response = app.test_client().get("/boom")
     body = response.get_data(as_text=True)
     assert response.status_code == 500
     assert "Traceback" not in body and "secret internals" not in body
     assert "Something went wrong" in body
+    api = app.test_client().get("/api/boom")
+    assert api.status_code == 500 and api.get_json() == {"error": "Something went wrong on our side. Please try again."}
 
 
 def test_other_peoples_objects_are_404(client):
