@@ -195,8 +195,7 @@ def availability(expert_id: int):
         day = date.fromisoformat(request.args.get("date", ""))
     except ValueError:
         raise ValidationFailed({"date": "Use YYYY-MM-DD."}, "date must be YYYY-MM-DD") from None
-    zone = request.args.get("tz") or profile.timezone
-    service.valid_timezone(zone, "tz")
+    zone = service.valid_timezone(request.args.get("tz") or profile.timezone, "tz")
     services = service.visible_services(profile.id)
     if request.args.get("serviceId"):
         wanted = _int_arg(request.args["serviceId"], "serviceId")

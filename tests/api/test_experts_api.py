@@ -51,6 +51,8 @@ def test_availability_booking_and_conflict(app, client):
     assert len(slots) == 9 and start.isoformat() in [s["start"] for s in slots]
     tokyo = client.get(url + "&tz=Asia/Tokyo", headers=auth(app, customer)).get_json()
     assert tokyo["timezone"] == "Asia/Tokyo" and tokyo["expertTimezone"] == "Europe/London"
+    padded = client.get(url + "&tz=%20Asia/Tokyo%20", headers=auth(app, customer))
+    assert padded.status_code == 200 and padded.get_json()["slots"] == tokyo["slots"]
     headers = {**auth(app, customer), "Idempotency-Key": "abc"}
     made = client.post("/api/bookings", headers=headers, json={"serviceId": svc.id, "start": start.isoformat().replace("+00:00", "Z"), "notes": "hi"})
     assert made.status_code == 201, made.get_json()
