@@ -110,7 +110,7 @@ class Run:
         self.seeded = seed.seed_load(dsn_for(APP_DB), PATIENTS, SLOTS, RUSH_SLOTS, RUSH_CAPACITY)
         RESULTS.mkdir(exist_ok=True)
         self.tokens_file = RESULTS / "tokens.txt"
-        self.tokens_file.write_text("\n".join(seed.bearer_tokens(self.seeded.patient_ids, self.secret_key)) + "\n")
+        self.tokens_file.write_text("\n".join(seed.bearer_tokens(dsn_for(APP_DB), self.seeded.patient_ids, self.secret_key)) + "\n")
         # The in-process app signs the browsers' cookies (and later times the scale pages).
         os.environ.update(self.app_env)
         from expertbook import create_app

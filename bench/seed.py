@@ -1,7 +1,7 @@
 """Seed the bench's ExpertBook database with plain SQL, and make the credentials the load scripts use.
 
 Rows are written directly (not through the services) because a benchmark needs thousands of them in
-seconds; the columns are the ones migrations 0001/0002 create, so a schema change that breaks this
+seconds; the columns are the ones migrations 0001/0002 create (and 0009's ``published`` and session kinds), so a schema change that breaks this
 shows up as a failing ``make bench``, not as silently wrong figures.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import psycopg
 
-from expertbook.api.service import issue_token
+from expertbook.api.service import expiry, issue_token
 
 SPECIALIZATIONS = ("Cardiology", "Dermatology", "General Medicine", "Orthopaedics", "Paediatrics")
 # Any valid Argon2id hash: nobody logs in with a password during the bench.
@@ -39,11 +39,13 @@ class Seeded:
     session_tokens: dict[int, str] = field(default_factory=dict)
 
 
-def _login_session(cur, user_id: int) -> str:
+def _login_session(cur, user_id: int, kind: str = "web", lifetime: timedelta = timedelta(days=SESSION_DAYS)) -> str:
+    # A browser's session token, or an API token's session id (see expertbook.auth.sessions).
     token = secrets.token_urlsafe(32)
     cur.execute(
-        "INSERT INTO login_sessions (token_hash, user_id, created_at, expires_at) VALUES (%s, %s, now(), now() + %s)",
-        (hashlib.sha256(token.encode()).hexdigest(), user_id, timedelta(days=SESSION_DAYS)),
+        """INSERT INTO login_sessions (token_hash, user_id, kind, created_at, expires_at, last_seen_at)
+           VALUES (%s, %s, %s, now(), now() + %s, now())""",
+        (hashlib.sha256(token.encode()).hexdigest(), user_id, kind, lifetime),
     )
     return token
 
@@ -53,7 +55,7 @@ def seed_load(dsn: str, patients: int, slots: int, rush_slots: int, rush_capacit
     ``rush_slots`` small sessions for the overbooking check, ``patients`` patients and a staff admin."""
     with psycopg.connect(dsn, autocommit=False) as conn, conn.cursor() as cur:
         hospital_id = cur.execute(
-            "INSERT INTO hospitals (name, location, timezone, created_at) VALUES ('Bench General', 'Benchpur', 'Asia/Kolkata', now()) RETURNING id"
+            "INSERT INTO hospitals (name, location, timezone, published, created_at) VALUES ('Bench General', 'Benchpur', 'Asia/Kolkata', true, now()) RETURNING id"
         ).fetchone()[0]
         cur.execute(
             """INSERT INTO doctors (hospital_id, name, specialization, created_at)
@@ -95,9 +97,13 @@ def seed_load(dsn: str, patients: int, slots: int, rush_slots: int, rush_capacit
     return seeded
 
 
-def bearer_tokens(user_ids: list[int], secret_key: str) -> list[str]:
-    """API tokens for the users, signed exactly as ``POST /api/auth/login`` signs them."""
-    return [issue_token(user_id, secret_key, 12)[0] for user_id in user_ids]
+def bearer_tokens(dsn: str, user_ids: list[int], secret_key: str, hours: int = 12) -> list[str]:
+    """API tokens for the users, each with its login session, as ``POST /api/auth/login`` makes them."""
+    expires_at = expiry(hours)
+    with psycopg.connect(dsn, autocommit=False) as conn, conn.cursor() as cur:
+        session_ids = [_login_session(cur, user_id, "api", timedelta(hours=hours)) for user_id in user_ids]
+        conn.commit()
+    return [issue_token(user_id, session_id, secret_key, expires_at) for user_id, session_id in zip(user_ids, session_ids)]
 
 
 def session_cookie(app, session_token: str) -> str:
@@ -142,8 +148,8 @@ def seed_scale(dsn: str, slots: int, appointments: int, hospitals: int = 50, doc
         hospital_ids = [
             r[0]
             for r in cur.execute(
-                """INSERT INTO hospitals (name, location, timezone, created_at)
-                   SELECT 'Scale Hospital ' || i, (ARRAY['Mumbai','Delhi','Pune','Chennai','Kolkata'])[1 + i %% 5] || ' ' || i, 'Asia/Kolkata', now()
+                """INSERT INTO hospitals (name, location, timezone, published, created_at)
+                   SELECT 'Scale Hospital ' || i, (ARRAY['Mumbai','Delhi','Pune','Chennai','Kolkata'])[1 + i %% 5] || ' ' || i, 'Asia/Kolkata', true, now()
                    FROM generate_series(1, %s) AS i RETURNING id""",
                 (hospitals,),
             )

@@ -79,6 +79,16 @@ def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "ins
         "RATELIMIT_HEADERS_ENABLED": True,
         "LOGIN_LIMIT_PER_ACCOUNT": env.get("LOGIN_LIMIT_PER_ACCOUNT") or "5 per minute;20 per hour",
         "LOGIN_LIMIT_PER_IP": env.get("LOGIN_LIMIT_PER_IP") or "20 per minute;200 per hour",
+        # Password reset, email verification and registration (expertbook/auth).
+        "PASSWORD_RESET_MINUTES": _int(env.get("PASSWORD_RESET_MINUTES"), 30),
+        "EMAIL_VERIFICATION_DAYS": _int(env.get("EMAIL_VERIFICATION_DAYS"), 7),
+        # The least time "forgot password", registration and resend take, whatever the address: the
+        # answer's timing must not tell whether an account exists.
+        "ACCOUNT_ANSWER_SECONDS": float(env.get("ACCOUNT_ANSWER_SECONDS") or 0.5),
+        "PASSWORD_RESET_LIMIT_PER_ADDRESS": env.get("PASSWORD_RESET_LIMIT_PER_ADDRESS") or "3 per 15 minutes;10 per day",
+        "PASSWORD_RESET_LIMIT_PER_IP": env.get("PASSWORD_RESET_LIMIT_PER_IP") or "20 per hour",
+        "REGISTER_LIMIT_PER_IP": env.get("REGISTER_LIMIT_PER_IP") or "10 per hour",
+        "VERIFICATION_RESEND_LIMIT": env.get("VERIFICATION_RESEND_LIMIT") or "3 per hour",
         # How many proxies in front of the app set X-Forwarded-For/-Proto; 0 trusts none. Behind one,
         # without it every client has the proxy's address and shares one login throttle.
         "PROXY_HOPS": _int(env.get("PROXY_HOPS"), 0),

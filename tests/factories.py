@@ -8,8 +8,10 @@ from functools import lru_cache
 from flask import Flask
 
 from expertbook.auth import service as accounts
+from expertbook.auth import sessions
 from expertbook.auth.models import User
 from expertbook.clinic.models import Hospital
+from expertbook.database import utcnow
 from expertbook.extensions import db
 
 PASSWORD = "correct horse battery"
@@ -22,8 +24,9 @@ def _password_hash() -> str:
     return accounts.hash_password(PASSWORD)
 
 
-def make_hospital(name: str = "City General Hospital", location: str = "Chennai") -> Hospital:
-    hospital = Hospital(name=name, location=location)
+def make_hospital(name: str = "City General Hospital", location: str = "Chennai", *, published: bool = True) -> Hospital:
+    """A hospital; published (its slots shown to patients) unless said otherwise."""
+    hospital = Hospital(name=name, location=location, published=published)
     db.session.add(hospital)
     db.session.commit()
     return hospital
@@ -36,7 +39,9 @@ def make_user(
     is_expert: bool = False,
     hospital: Hospital | None = None,
     staff_admin: bool = False,
+    verified: bool = True,
 ) -> User:
+    """An account; its email address is verified unless ``verified=False``."""
     n = next(_counter)
     user = User(
         name=name or f"Test User {n}",
@@ -45,6 +50,7 @@ def make_user(
         is_expert=is_expert,
         hospital_id=hospital.id if hospital else None,
         is_staff_admin=staff_admin,
+        email_verified_at=utcnow() if verified else None,
     )
     db.session.add(user)
     db.session.commit()
@@ -57,11 +63,27 @@ def make_staff(hospital: Hospital | None = None, admin: bool = True, **kwargs) -
 
 def login(client, user: User) -> str:
     """Log ``client`` in as ``user`` through a real server-side session; returns the session token."""
-    token = accounts.start_session(user.id)
+    token = sessions.start_session(user.id)
     with client.session_transaction() as session:
         session["_user_id"] = token
         session["_fresh"] = True
     return token
+
+
+def api_token(user: User, hours: float = 1) -> str:
+    """A bearer token for ``user``, with its login session, as ``POST /api/auth/login`` gives one."""
+    from flask import current_app
+
+    from expertbook.api import service as api
+
+    expires_at = api.expiry(hours)
+    session_id = sessions.start_api_session(user.id, expires_at)
+    return api.issue_token(user.id, session_id, current_app.config["SECRET_KEY"], expires_at)
+
+
+def bearer(user: User, hours: float = 1) -> dict:
+    """The Authorization header of a fresh bearer token for ``user``."""
+    return {"Authorization": f"Bearer {api_token(user, hours)}"}
 
 
 def login_via_form(client, email: str, password: str = PASSWORD, next: str = ""):
@@ -184,7 +206,6 @@ def make_service(expert, title: str = "Consultation", **fields):
 from datetime import UTC, date, datetime, time, timedelta  # noqa: E402
 
 from expertbook.clinic.models import Appointment, Doctor, Slot  # noqa: E402
-from expertbook.database import utcnow  # noqa: E402
 
 
 def make_doctor(hospital: Hospital, name: str = "Dr. Sharma", specialization: str = "Cardiology") -> Doctor:
@@ -251,7 +272,7 @@ def make_users(count: int) -> list[User]:
     users = []
     for _ in range(count):
         n = next(_counter)
-        users.append(User(name=f"Patient {n}", email=f"patient{n}@example.com", password_hash=_password_hash(), is_expert=False, is_staff_admin=False))
+        users.append(User(name=f"Patient {n}", email=f"patient{n}@example.com", password_hash=_password_hash(), is_expert=False, is_staff_admin=False, email_verified_at=utcnow()))
     db.session.add_all(users)
     db.session.commit()
     return users

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from flask import jsonify, request
 
 from expertbook.api import openapi
-from expertbook.api.views import api_user, bp, json_body, token_required, user_json
+from expertbook.api.views import api_user, api_user_id, bp, json_body, token_required, user_json
 from expertbook.errors import NotFound, ValidationFailed
 from expertbook.experts import service
 from expertbook.experts.models import STATUSES, Booking, ExpertProfile, Service
@@ -133,9 +133,7 @@ def event_types():
     """The caller's own services (hidden ones included), or ``?expertId=`` an expert's visible ones."""
     expert_id = request.args.get("expertId")
     if expert_id:
-        profile = db.session.get(ExpertProfile, _int_arg(expert_id, "expertId"))
-        if profile is None:
-            raise NotFound("Expert not found")
+        profile = service.published_profile(_int_arg(expert_id, "expertId"), api_user_id())
         return jsonify(eventTypes=[event_type_json(s) for s in service.visible_services(profile.id)])
     if service.profile_of(api_user().id) is None:
         raise NotFound("You are not an expert yet; POST /api/auth/become-expert first")
@@ -188,9 +186,7 @@ def _int_arg(value, name: str) -> int:
 @token_required
 def availability(expert_id: int):
     """Free start times of one of the expert's services on ``date`` (in ``tz``, default the expert's zone)."""
-    profile = db.session.get(ExpertProfile, expert_id)
-    if profile is None:
-        raise NotFound("Expert not found")
+    profile = service.published_profile(expert_id, api_user_id())
     try:
         day = date.fromisoformat(request.args.get("date", ""))
     except ValueError:

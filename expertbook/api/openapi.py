@@ -52,7 +52,10 @@ def ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
-UNAUTHORIZED = error_response('"No login token found", "Token expired" or "Invalid token"')
+UNAUTHORIZED = error_response(
+    '"No login token found", "Token expired" or "Invalid token" (also a token whose session ended: logged out, '
+    "password changed or reset, logged out everywhere, account deleted)"
+)
 INVALID = error_response("Missing or invalid fields; `fields` says which")
 
 
@@ -65,6 +68,10 @@ def document(server_url: str) -> dict[str, Any]:
             "version": "1",
             "description": "Clinic slots with token numbers, and expert bookings. "
             "Authenticate with `POST /api/auth/login` and send `Authorization: Bearer <token>`. "
+            "A token stands for one login session: it stops working at its expiry, at `POST /api/auth/logout`, "
+            "and when the password is changed or reset or the account logs out everywhere. "
+            "Registration (`/auth/register`, `/auth/signup`) answers 202 whether or not the address already has "
+            "an account and never returns a token: log in afterwards. "
             'Errors are JSON: `{"error": "<message>"}`.',
         },
         "servers": [{"url": server_url}],

@@ -1,13 +1,22 @@
-"""API rules: signed bearer tokens (JWT, HS256) with an expiry."""
+"""API rules: signed bearer tokens (JWT, HS256) with an expiry, each standing for one login session.
+
+A token's claims are the user (``sub``), the id of its login session (``sid``, a row of
+``login_sessions`` stored under the SHA-256 of the id, see :mod:`expertbook.auth.sessions`) and its
+expiry. The signature is checked once per worker and token (cached); whether the session is still
+open (not logged out, no password change since) is checked by the request, with the account lookup
+that request makes anyway.
+"""
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime
 from functools import lru_cache
+from typing import NamedTuple
 
 from joserfc import jwt
 from joserfc.errors import ExpiredTokenError, JoseError
 from joserfc.jwk import OctKey
 
+from expertbook.auth.tokens import digest
 from expertbook.database import utcnow
 
 ALGORITHM = "HS256"
@@ -23,30 +32,47 @@ def _key(secret_key: str) -> OctKey:
     return OctKey.import_key(("expertbook-api-token:" + secret_key).encode())
 
 
-def issue_token(user_id: int, secret_key: str, hours: int) -> tuple[str, int]:
-    """A signed token for ``user_id`` and its lifetime in seconds."""
-    now = utcnow()
-    expires_in = int(timedelta(hours=hours).total_seconds())
-    claims = {"sub": str(user_id), "iat": int(now.timestamp()), "exp": int(now.timestamp()) + expires_in}
-    return jwt.encode({"alg": ALGORITHM}, claims, _key(secret_key), algorithms=[ALGORITHM]), expires_in
+def expiry(hours: float, now: datetime | None = None) -> datetime:
+    """When a token issued now for ``hours`` expires, in whole seconds (as its ``exp`` claim says)."""
+    now = now or utcnow()
+    return datetime.fromtimestamp(int(now.timestamp()) + int(hours * 3600), UTC)
 
 
-def user_id_from_token(token: str, secret_key: str) -> int:
-    """The user id a valid token was issued to; raises TokenError("Token expired") or TokenError("Invalid token")."""
-    user_id, expires = _verified(token, secret_key)
+def issue_token(user_id: int, session_id: str, secret_key: str, expires_at: datetime) -> str:
+    """A signed token for ``user_id`` standing for the login session ``session_id``, valid until ``expires_at``."""
+    claims = {"sub": str(user_id), "sid": session_id, "iat": int(utcnow().timestamp()), "exp": int(expires_at.timestamp())}
+    return jwt.encode({"alg": ALGORITHM}, claims, _key(secret_key), algorithms=[ALGORITHM])
+
+
+class Claims(NamedTuple):
+    """What a valid token says: whose it is and the stored hash of its login session."""
+
+    user_id: int
+    session_hash: str
+
+
+def token_claims(token: str, secret_key: str) -> Claims:
+    """The claims of a validly signed, unexpired token; raises TokenError("Token expired") or
+    TokenError("Invalid token"). Whether its session is still open is the caller's check."""
+    user_id, expires, session_hash = _verified(token, secret_key)
     if expires <= utcnow().timestamp():
         raise TokenError("Token expired")
-    return user_id
+    return Claims(user_id, session_hash)
 
 
 @lru_cache(maxsize=4096)
-def _verified(token: str, secret_key: str) -> tuple[int, int]:
+def _verified(token: str, secret_key: str) -> tuple[int, int, str]:
     # A client sends the same token with every request: its signature is checked once per worker,
-    # its expiry every time (above). Failures raise, and so are never cached.
+    # its expiry every time (above). Failures raise, and so are never cached. The session id's hash
+    # is computed here too, once. A token without a session id (issued before tokens could be
+    # revoked) is invalid: its owner logs in again.
     try:
         decoded = jwt.decode(token, _key(secret_key), algorithms=[ALGORITHM])
-        jwt.JWTClaimsRegistry(exp={"essential": True}, sub={"essential": True}).validate(decoded.claims)
-        return int(decoded.claims["sub"]), int(decoded.claims["exp"])
+        jwt.JWTClaimsRegistry(exp={"essential": True}, sub={"essential": True}, sid={"essential": True}).validate(decoded.claims)
+        session_id = decoded.claims["sid"]
+        if not isinstance(session_id, str) or not session_id:
+            raise ValueError("sid")
+        return int(decoded.claims["sub"]), int(decoded.claims["exp"]), digest(session_id)
     except ExpiredTokenError:
         raise TokenError("Token expired") from None
     except (JoseError, ValueError, TypeError, KeyError):

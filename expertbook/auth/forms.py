@@ -33,6 +33,27 @@ class ChangePasswordForm(FlaskForm):
     )
 
 
+class ForgotPasswordForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired("Please enter your email."), Length(max=254)])
+
+
+class ResetPasswordForm(FlaskForm):
+    password = PasswordField(
+        "New password",
+        validators=[DataRequired("Please choose a new password."), Length(min=MIN_PASSWORD, max=MAX_PASSWORD)],
+        description=f"At least {MIN_PASSWORD} characters.",
+    )
+    confirm = PasswordField("Repeat new password", validators=[EqualTo("password", "The passwords do not match.")])
+
+
+class DeleteAccountForm(FlaskForm):
+    password = PasswordField("Your password", validators=[DataRequired("Please enter your password.")])
+    confirm = BooleanField(
+        "I understand that my account and its data are deleted for good",
+        validators=[DataRequired("Please tick the box to confirm.")],
+    )
+
+
 class HospitalRegisterForm(FlaskForm):
     hospital_name = StringField("Hospital name", validators=[DataRequired("Please enter the hospital's name."), Length(max=120)])
     location = StringField("Location (city or area)", validators=[DataRequired("Please enter the location."), Length(max=120)])

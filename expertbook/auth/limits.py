@@ -1,11 +1,16 @@
-"""The login throttle, one for the whole site: the login form and the API's login share its buckets.
+"""The account throttles, one set for the whole site: the forms and the API share their buckets.
 
-Per account (the email an attempt names, normalised as accounts store it) and per client address.
-Only failed attempts count, so a user who logs in is never held back.
+- Login: per account (the email an attempt names, normalised as accounts store it) and per client
+  address; only failed attempts count, so a user who logs in is never held back.
+- "Forgot password": per address asked about and per client address; every request counts (the
+  answer is the same whether or not the account exists, so there is no "failure" to count).
+- Registration: per client address, counting registrations made (bad input does not count).
+- Resending the verification link: per account.
 """
 from __future__ import annotations
 
-from flask import current_app, request
+from flask import current_app, g, request
+from flask_login import current_user
 
 from expertbook.errors import ValidationFailed
 from expertbook.extensions import limiter
@@ -15,22 +20,46 @@ def _failed(response) -> bool:
     return response.status_code >= 400
 
 
-def _account_key() -> str:
-    data = request.get_json(silent=True) if request.is_json else request.form
-    email = str(data.get("email", "")) if hasattr(data, "get") else ""  # a form, or a JSON object
-    from expertbook.auth.service import normalise_email
-
-    try:
-        email = normalise_email(email)
-    except ValidationFailed:
-        email = email.strip().lower()
-    return "login-account:" + email
+def _accepted(response) -> bool:
+    return response.status_code < 400
 
 
-per_ip = limiter.shared_limit(
-    lambda: current_app.config["LOGIN_LIMIT_PER_IP"], scope="login-ip", methods=["POST"], deduct_when=_failed
-)
-per_account = limiter.shared_limit(
-    lambda: current_app.config["LOGIN_LIMIT_PER_ACCOUNT"], scope="login-account", methods=["POST"],
-    deduct_when=_failed, key_func=_account_key,
-)
+def _always(response) -> bool:
+    return True
+
+
+def _email_key(prefix: str):
+    def key() -> str:
+        data = request.get_json(silent=True) if request.is_json else request.form
+        email = str(data.get("email", "")) if hasattr(data, "get") else ""  # a form, or a JSON object
+        from expertbook.auth.service import normalise_email
+
+        try:
+            email = normalise_email(email)
+        except ValidationFailed:
+            email = email.strip().lower()
+        return f"{prefix}:{email}"
+
+    return key
+
+
+def _account_id_key() -> str:
+    # The API sets g.api_user_id (token_required runs first); the site has the logged-in user.
+    user_id = g.get("api_user_id") or (current_user.id if current_user.is_authenticated else "")
+    return f"verify-resend:{user_id}"
+
+
+def _limit(setting: str, scope: str, deduct_when, key_func=None):
+    options = {"key_func": key_func} if key_func is not None else {}
+    return limiter.shared_limit(lambda: current_app.config[setting], scope=scope, methods=["POST"], deduct_when=deduct_when, **options)
+
+
+per_ip = _limit("LOGIN_LIMIT_PER_IP", "login-ip", _failed)
+per_account = _limit("LOGIN_LIMIT_PER_ACCOUNT", "login-account", _failed, _email_key("login-account"))
+
+reset_per_ip = _limit("PASSWORD_RESET_LIMIT_PER_IP", "reset-ip", _always)
+reset_per_address = _limit("PASSWORD_RESET_LIMIT_PER_ADDRESS", "reset-address", _always, _email_key("reset-address"))
+
+register_per_ip = _limit("REGISTER_LIMIT_PER_IP", "register-ip", _accepted)
+
+resend_per_account = _limit("VERIFICATION_RESEND_LIMIT", "verify-resend", _always, _account_id_key)

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Time,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -43,6 +44,8 @@ class Hospital(db.Model):
     location: Mapped[str] = mapped_column(String(160), index=True)
     # Slot times are the hospital's wall-clock times; this zone says when "now" is for them.
     timezone: Mapped[str] = mapped_column(String(64), default=_default_timezone, server_default=DEFAULT_TIMEZONE)
+    # Its slots are shown to the public only once a staff admin has verified their email address.
+    published: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     staff: Mapped[list[User]] = relationship(back_populates="hospital")
@@ -134,7 +137,8 @@ class Appointment(db.Model):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     slot_id: Mapped[int] = mapped_column(ForeignKey("slots.id", ondelete="CASCADE"))
-    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # None once the patient deleted their account: the hospital keeps the anonymised record.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     patient_name: Mapped[str] = mapped_column(String(120))
     contact_number: Mapped[str] = mapped_column(String(10))
     token_number: Mapped[int] = mapped_column(Integer)
@@ -144,4 +148,4 @@ class Appointment(db.Model):
     idempotency_key: Mapped[str | None] = mapped_column(String(64))
 
     slot: Mapped[Slot] = relationship()
-    user: Mapped[User] = relationship()
+    user: Mapped[User | None] = relationship()

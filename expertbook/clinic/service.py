@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import contains_eager
 
 from expertbook.auth.models import User
+from expertbook.auth.sessions import api_session_alive, api_session_clause
 from expertbook.clinic import signals
 from expertbook.clinic.models import Appointment, Doctor, Hospital, Slot
 from expertbook.database import DirectStatement, autocommit_reads, single_statement, transaction, utcnow
@@ -363,7 +364,7 @@ def _replay(existing: Row, slot_id: int) -> Booking:
 def _refusal(slot_id: int, now: datetime) -> Exception:
     """Why the conditional UPDATE matched nothing, as the error to raise."""
     slot = db.session.get(Slot, slot_id, populate_existing=True)
-    if slot is None:
+    if slot is None or not slot.hospital.published:
         return NotFound(SLOT_NOT_FOUND)
     if slot.closed or slot.is_past(now):
         return Conflict(SLOT_CHANGED)
@@ -386,15 +387,25 @@ def _detail(column, key):
     return select(column).where(column.table.c.id == key).scalar_subquery().label(f"{column.table.name}_{column.name}")
 
 
-def _take_place(*details):
+# A hospital's slots take bookings only once it is published (a staff admin verified their email).
+_PUBLISHED = select(Hospital.__table__.c.id).where(Hospital.__table__.c.id == _slots.c.hospital_id, Hospital.__table__.c.published.is_(True)).exists()
+
+
+def _take_place(*details, guarded: bool = False):
+    """The conditional UPDATE that takes a place. ``guarded``: only while the API token's login session
+    (bind parameters ``session_hash`` and ``user_id``) is open, checked in this same statement."""
+    conditions = [
+        _slots.c.id == bindparam("slot_id"),
+        _slots.c.booked_count < _slots.c.capacity,
+        _slots.c.closed.is_(False),
+        _slots.c.ends_at > _NOW,
+        _PUBLISHED,
+    ]
+    if guarded:
+        conditions.append(api_session_clause())
     return (
         update(_slots)
-        .where(
-            _slots.c.id == bindparam("slot_id"),
-            _slots.c.booked_count < _slots.c.capacity,
-            _slots.c.closed.is_(False),
-            _slots.c.ends_at > _NOW,
-        )
+        .where(*conditions)
         .values(booked_count=_slots.c.booked_count + 1, tokens_issued=_slots.c.tokens_issued + 1, version=_slots.c.version + 1)
         .returning(
             _slots.c.tokens_issued,
@@ -414,19 +425,20 @@ def _take_place(*details):
 
 _DOCTOR_DETAILS = (Doctor.__table__.c.name, Doctor.__table__.c.specialization)
 _HOSPITAL_DETAILS = (Hospital.__table__.c.name, Hospital.__table__.c.location, Hospital.__table__.c.timezone)
-_TAKE_PLACE = _take_place(
+_DETAILS = (
     *(_detail(column, _slots.c.doctor_id) for column in _DOCTOR_DETAILS),
     *(_detail(column, _slots.c.hospital_id) for column in _HOSPITAL_DETAILS),
 )
+_TAKE_PLACE = {guarded: _take_place(*_DETAILS, guarded=guarded) for guarded in (False, True)}
 _INSERT_APPOINTMENT = insert(_appointments).returning(_appointments.c.id)
 
 
-def _both_in_one_statement():
+def _both_in_one_statement(guarded: bool):
     """PostgreSQL: the whole booking as one statement (data-modifying CTEs), one round trip instead
     of three: take the place, insert the appointment, write the patient's token confirmation to the
     outbox. Same rows, same locks, same constraints; the doctor and the hospital come by a join.
     SQLite, which has no data-modifying CTEs, runs the statements one by one."""
-    taken = _take_place(_slots.c.doctor_id, _slots.c.hospital_id).cte("taken")
+    taken = _take_place(_slots.c.doctor_id, _slots.c.hospital_id, guarded=guarded).cte("taken")
     typed = {name: bindparam(name, type_=_appointments.c[name].type) for name in ("user_id", "patient_name", "contact_number", "status", "booked_at", "idempotency_key")}
     made = (
         insert(_appointments)
@@ -464,8 +476,9 @@ def _both_in_one_statement():
     )
 
 
-# The hottest statement of the site, run on the driver directly (see DirectStatement).
-_BOOK_IN_ONE = DirectStatement(_both_in_one_statement())
+# The hottest statement of the site, run on the driver directly (see DirectStatement); the guarded
+# one is the API's, which checks the bearer token's session in the same statement.
+_BOOK_IN_ONE = {guarded: DirectStatement(_both_in_one_statement(guarded)) for guarded in (False, True)}
 _BY_KEY = select(_appointments.c.id, _appointments.c.slot_id, _appointments.c.token_number).where(
     _appointments.c.user_id == bindparam("user_id"), _appointments.c.idempotency_key == bindparam("key")
 )
@@ -490,18 +503,20 @@ def _alone() -> bool:
 def _book_in_transaction(connection, values: dict) -> tuple[Row | None, int | None]:
     """Take the place, insert the appointment and queue its confirmation inside the caller's transaction,
     then tell appointment_booked's receivers; (None, None) if the place could not be taken."""
+    guarded = "session_hash" in values
     if connection.dialect.name == "postgresql":
-        taken = _BOOK_IN_ONE.one_or_none(connection, values)
+        taken = _BOOK_IN_ONE[guarded].one_or_none(connection, values)
         if taken is None:
             return None, None
         appointment_id = taken.appointment_id
         dispatch_after_commit(taken.email_id)
     else:
-        taken = connection.execute(_TAKE_PLACE, {"slot_id": values["slot_id"], "now": values["now"]}).one_or_none()
+        place = {name: values[name] for name in ("slot_id", "now", "session_hash", "user_id") if name in values}
+        taken = connection.execute(_TAKE_PLACE[guarded], place).one_or_none()
         if taken is None:
             return None, None
         token = FIRST_TOKEN - 1 + taken.tokens_issued
-        row = {name: value for name, value in values.items() if name != "now"}
+        row = {name: value for name, value in values.items() if name not in ("now", "session_hash")}
         appointment_id = connection.execute(_INSERT_APPOINTMENT, {**row, "token_number": token}).scalar_one()
         with never_costs_the_change(f"the token confirmation of appointment {appointment_id}"):
             queue_composed(TOKEN_CONFIRMATION, appointment_id)
@@ -515,8 +530,14 @@ def book(
     patient_name: str | None,
     contact_number: str | None,
     idempotency_key: str | None = None,
+    *,
+    api_session: str | None = None,
 ) -> Booking:
     """Book a place in a slot and give it the slot's next token number (101, 102, ...).
+
+    ``api_session`` (the API's bookings) is the stored hash of the bearer token's login session: the
+    place is taken only while that session is open, checked inside the booking's own statement, so a
+    logged-out or revoked token (or a deleted account) books nothing and raises NotFound(ACCOUNT_NOT_FOUND).
 
     The place is taken by a single conditional UPDATE that also issues the token, so there is no
     moment between checking and taking in which another booking could slip in. A repeated request
@@ -541,11 +562,13 @@ def book(
         "idempotency_key": key,
         "now": now,
     }
+    if api_session is not None:
+        values["session_hash"] = api_session
     try:
         if _alone():
             # The whole booking is one statement, atomic by itself: no BEGIN, no COMMIT.
             with single_statement() as connection:
-                taken = _BOOK_IN_ONE.one_or_none(connection, values)
+                taken = _BOOK_IN_ONE[api_session is not None].one_or_none(connection, values)
             if taken is not None:
                 dispatch(taken.email_id, fresh=True)  # committed already
             appointment_id = taken.appointment_id if taken is not None else None
@@ -563,6 +586,8 @@ def book(
             raise NotFound(ACCOUNT_NOT_FOUND) from None
         raise
     if taken is None:
+        if api_session is not None and not api_session_alive(api_session, user_id):
+            raise NotFound(ACCOUNT_NOT_FOUND)
         # A retry of a booking that took the last place must still get its booking back.
         existing = _by_key(user_id, key) if key else None
         if existing is not None:
@@ -768,10 +793,11 @@ def search_slots(
 ) -> list[Slot]:
     """Slots a patient can book now, soonest first; each filter may be left empty.
 
-    Full, closed and past slots are not offered.
+    Full, closed and past slots are not offered, nor those of a hospital that is not published yet.
     """
     now = utcnow()
     query = _with_doctor_and_hospital(select(Slot)).where(
+        Hospital.published.is_(True),
         Slot.closed.is_(False),
         Slot.booked_count < Slot.capacity,
         Slot.ends_at > now,
@@ -794,8 +820,8 @@ def specializations() -> list[str]:
 
 
 def slot_with_details(slot_id: int) -> Slot:
-    """A slot with its doctor and hospital, for anyone to look at; NotFound if there is none."""
-    slot = db.session.scalar(_with_doctor_and_hospital(select(Slot)).where(Slot.id == slot_id))
+    """A published hospital's slot with its doctor and hospital, for anyone to look at; NotFound otherwise."""
+    slot = db.session.scalar(_with_doctor_and_hospital(select(Slot)).where(Slot.id == slot_id, Hospital.published.is_(True)))
     if slot is None:
         raise NotFound(SLOT_NOT_FOUND)
     return slot

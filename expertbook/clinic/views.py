@@ -10,10 +10,12 @@ from datetime import date, datetime
 from functools import wraps
 from types import SimpleNamespace
 
-from flask import Blueprint, abort, current_app, flash, make_response, request, session, url_for
-from flask_login import current_user, login_required, login_user
+from flask import Blueprint, abort, current_app, flash, make_response, request, url_for
+from flask_login import current_user, login_required
 
+from expertbook.auth import limits
 from expertbook.auth import service as accounts
+from expertbook.auth.views import check_your_email
 from expertbook.auth.forms import AddStaffForm, EmptyForm, HospitalRegisterForm
 from expertbook.clinic import service
 from expertbook.clinic.forms import BookingForm, CapacityForm, DoctorRowForm, SlotForm
@@ -23,6 +25,13 @@ from expertbook.errors import Conflict, NotFound, ServiceError, ValidationFailed
 from expertbook.web import apply_errors, is_htmx, redirect_to, render, wants_fragment
 
 bp = Blueprint("clinic", __name__, url_prefix="/clinic")
+
+
+@bp.record_once
+def _subscribe(state) -> None:
+    from expertbook.clinic import account_hooks
+
+    account_hooks.connect()
 
 
 def staff_required(view):
@@ -39,24 +48,26 @@ def staff_required(view):
 
 
 @bp.route("/register-hospital", methods=["GET", "POST"])
+@limits.register_per_ip
 def register_hospital():
-    """A hospital registers itself with its name, location and first staff admin."""
+    """A hospital registers itself with its name, location and first staff admin.
+
+    Like ``/register`` it answers "check your email" whether or not the address already has an
+    account (whose owner is then told by email, and no hospital is made); the admin verifies the
+    address (which publishes the hospital's slots) and logs in.
+    """
     form = HospitalRegisterForm()
     status = 200
     if form.validate_on_submit():
         try:
-            user = accounts.register_hospital(
-                form.hospital_name.data, form.location.data, form.name.data, form.email.data, form.password.data
-            )
+            with accounts.steady(current_app.config["ACCOUNT_ANSWER_SECONDS"]):
+                accounts.register_hospital(
+                    form.hospital_name.data, form.location.data, form.name.data, form.email.data, form.password.data
+                )
         except ValidationFailed as error:
             apply_errors(form, error)
         else:
-            session.clear()
-            user.session_token = accounts.start_session(user.id)
-            login_user(user)
-            session.permanent = True
-            flash(f"{user.hospital.name} is registered. You are its staff admin.", "success")
-            return redirect_to(url_for("clinic.staff"))
+            return check_your_email(form.email.data)
     if request.method == "POST":
         status = 422
     return render("clinic/register_hospital.html", "clinic/_register_hospital_form.html", status=status, form=form)

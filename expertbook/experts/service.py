@@ -149,12 +149,26 @@ def _locked_profile(user_id: int) -> ExpertProfile:
     return profile
 
 
-def profile_by_handle(handle: str) -> ExpertProfile:
-    """The public profile with this handle, or NotFound."""
-    profile = db.session.scalar(select(ExpertProfile).where(ExpertProfile.handle == (handle or "").lower()))
-    if profile is None:
+def is_published(profile: ExpertProfile) -> bool:
+    """Whether the public may see the expert: only once they have verified their email address."""
+    return profile.user.email_verified_at is not None
+
+
+def _shown(profile: ExpertProfile | None, viewer_id: int | None) -> ExpertProfile:
+    # The expert sees their own page before it is published (with "Verify your email to publish").
+    if profile is None or not (is_published(profile) or profile.user_id == viewer_id):
         raise NotFound("Expert not found")
     return profile
+
+
+def profile_by_handle(handle: str, viewer_id: int | None = None) -> ExpertProfile:
+    """The public profile with this handle, or NotFound (also while it is not published, but to its owner)."""
+    return _shown(db.session.scalar(select(ExpertProfile).where(ExpertProfile.handle == (handle or "").lower())), viewer_id)
+
+
+def published_profile(expert_id: int, viewer_id: int | None = None) -> ExpertProfile:
+    """The profile with this id, as :func:`profile_by_handle` shows it."""
+    return _shown(db.session.get(ExpertProfile, expert_id), viewer_id)
 
 
 def suggest_handle(name: str) -> str:
@@ -229,7 +243,12 @@ def update_profile(user_id: int, display_name: str, headline: str, bio: str, han
 
 def search_experts(query: str = "", limit: int = 50) -> list[ExpertProfile]:
     """Experts whose name, handle, headline, bio or a visible service matches every word of ``query``."""
-    statement = select(ExpertProfile).order_by(ExpertProfile.display_name).limit(limit)
+    statement = (
+        select(ExpertProfile)
+        .where(ExpertProfile.user.has(User.email_verified_at.is_not(None)))  # published experts only
+        .order_by(ExpertProfile.display_name)
+        .limit(limit)
+    )
     for word in (query or "").split()[:8]:
         pattern = "%" + word.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         in_services = select(Service.id).where(
@@ -279,9 +298,9 @@ def own_service(user_id: int, service_id: int) -> Service:
     return service
 
 
-def bookable_service(handle: str, slug: str) -> Service:
-    """A visible service of the expert with this handle, by slug, or NotFound."""
-    profile = profile_by_handle(handle)
+def bookable_service(handle: str, slug: str, viewer_id: int | None = None) -> Service:
+    """A visible service of the expert with this handle, by slug, or NotFound (see :func:`profile_by_handle`)."""
+    profile = profile_by_handle(handle, viewer_id)
     service = db.session.scalar(select(Service).where(Service.expert_id == profile.id, Service.slug == slug))
     if service is None or not service.bookable:
         raise NotFound("Service not found")
@@ -633,7 +652,7 @@ def book(
 
     with transaction() as session:
         service = db.session.get(Service, service_id)
-        if service is None or not service.bookable:
+        if service is None or not service.bookable or not is_published(service.expert):
             raise NotFound("Service not found")
         # The lock every booking of this expert queues on: checks and insert below happen one at a time.
         session.execute(select(ExpertProfile.id).where(ExpertProfile.id == service.expert_id).with_for_update(of=ExpertProfile))

@@ -34,6 +34,13 @@ from expertbook.web import apply_errors, is_htmx, redirect_to, render, wants_fra
 
 bp = Blueprint("experts", __name__)
 
+
+@bp.record_once
+def _subscribe(state) -> None:
+    from expertbook.experts import account_hooks
+
+    account_hooks.connect()
+
 POLL_SECONDS = 5
 
 
@@ -69,6 +76,11 @@ def _or_404(fn, *args, **kwargs):
         abort(404)
 
 
+def _viewer_id() -> int | None:
+    """Who is looking (an expert sees their own pages before they are published)."""
+    return current_user.id if current_user.is_authenticated else None
+
+
 def _viewer_zone(default: str) -> tuple[str, bool]:
     """The zone the viewer asked for (``tz``), else ``default``; and whether they asked."""
     asked = request.values.get("tz")
@@ -90,13 +102,14 @@ def marketplace():
 @bp.get("/expert/<handle>")
 def public_profile(handle: str):
     """An expert's public page: who they are, their services and the next 14 available times."""
-    profile = _or_404(service.profile_by_handle, handle)
+    profile = _or_404(service.profile_by_handle, handle, _viewer_id())
     zone, explicit = _viewer_zone(profile.timezone)
     services = service.visible_services(profile.id)
     return render(
         "experts/profile.html",
         "experts/_next_times.html",
         profile=profile,
+        published=service.is_published(profile),
         services=services,
         next_times=service.next_times(services, 14),
         zone=zone,
@@ -187,7 +200,7 @@ def _booking_context(svc: Service, form: BookingForm | None = None, error: str |
 @bp.route("/expert/<handle>/<slug>", methods=["GET", "POST"])
 def book(handle: str, slug: str):
     """Book a service: pick a date in the month calendar, a time, then fill in the form (login required)."""
-    svc = _or_404(service.bookable_service, handle, slug)
+    svc = _or_404(service.bookable_service, handle, slug, _viewer_id())
     if request.method == "GET":
         return render("experts/book.html", "experts/_booking_panel.html", **_booking_context(svc))
     if not current_user.is_authenticated:

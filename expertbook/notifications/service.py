@@ -745,6 +745,57 @@ def outbox_counts() -> dict[str, int]:
     return {status: counts.get(status, 0) for status in STATUSES}
 
 
+def emails_to(address: str, limit: int = 1000) -> list[dict[str, Any]]:
+    """The emails written to ``address`` (newest first), for a person's "Download my data".
+
+    What each was (kind, subject), when it was queued and sent, and its state; not the bodies, whose
+    links may carry one-time tokens.
+    """
+    rows = db.session.scalars(
+        select(OutboxEmail).where(OutboxEmail.to_email == address).order_by(OutboxEmail.id.desc()).limit(limit)
+    )
+    return [
+        {
+            "kind": row.kind,
+            "subject": row.subject,
+            "status": row.status,
+            "queuedAt": row.created_at.isoformat() if row.created_at else None,
+            "sentAt": row.sent_at.isoformat() if row.sent_at else None,
+        }
+        for row in rows
+    ]
+
+
+def forget_address(address: str) -> int:
+    """Delete every email written to ``address``, sent or not (its owner deleted their account).
+
+    Joins the caller's transaction. A row that is being sent right now still goes out; one deleted
+    before its job runs is skipped by the job. Returns how many rows went.
+    """
+    from sqlalchemy import delete
+
+    with transaction() as session:
+        return session.execute(delete(OutboxEmail).where(OutboxEmail.to_email == address)).rowcount or 0
+
+
+def forget_named(kinds: Iterable[str], ref_ids: Iterable[int]) -> int:
+    """Delete the named rows of ``kinds`` about ``ref_ids`` (an area's records that are being deleted or
+    anonymised), so none of them is composed later for a person who is gone. Joins the caller's transaction."""
+    from sqlalchemy import delete
+
+    kinds, ref_ids = list(kinds), list(ref_ids)
+    if not kinds or not ref_ids:
+        return 0
+    deleted = 0
+    with transaction() as session:
+        for start in range(0, len(ref_ids), 500):
+            chunk = ref_ids[start:start + 500]
+            deleted += session.execute(
+                delete(OutboxEmail).where(OutboxEmail.kind.in_(kinds), OutboxEmail.ref_id.in_(chunk))
+            ).rowcount or 0
+    return deleted
+
+
 def make_admin(email: str) -> None:
     """Make an existing account a site administrator."""
     from expertbook.auth.models import User

@@ -176,6 +176,36 @@ def save_connection(user_id: int, token: Mapping[str, Any], profile: Mapping[str
     return zoom_account(user_id)
 
 
+def _grant_token(connection: ZoomConnection) -> str | None:
+    """The token that revokes the grant at Zoom, or None if there is nothing to revoke."""
+    if connection.status == DEAUTHORIZED:
+        return None
+    data = _secrets(connection)
+    return data.get("refresh_token") or data.get("access_token")
+
+
+def _revoke(user_id: int, token: str | None) -> bool:
+    """Revoke a grant at Zoom; whether Zoom confirmed it (or there was nothing to revoke)."""
+    if not token:
+        return True
+    try:
+        response = token_session().revoke_token(current_app.config["ZOOM_REVOKE_URL"], token=token)
+        # Zoom answers 400 for a token it no longer knows: nothing is left to revoke.
+        return response.status_code < 500 and response.status_code != 429
+    except (RequestException, TransientMeetingError) as error:
+        log.warning("could not revoke the Zoom grant of user %s: %s", user_id, error)
+        return False
+
+
+def forget_account(user_id: int) -> None:
+    """Account deletion hook: the grant's row goes with the account (ON DELETE CASCADE); it is revoked
+    at Zoom once the deletion has committed (an HTTP call never runs inside a transaction)."""
+    connection = _load(user_id)
+    token = _grant_token(connection) if connection is not None else None
+    if token:
+        after_commit(lambda: _revoke(user_id, token))
+
+
 def disconnect(user_id: int) -> bool:
     """Revoke the user's grant at Zoom and delete the tokens.
 
@@ -185,17 +215,7 @@ def disconnect(user_id: int) -> bool:
     connection = _load(user_id)
     if connection is None:
         return True
-    data = _secrets(connection)
-    revoked = True
-    token = data.get("refresh_token") or data.get("access_token")
-    if token and connection.status != DEAUTHORIZED:
-        try:
-            response = token_session().revoke_token(current_app.config["ZOOM_REVOKE_URL"], token=token)
-            # Zoom answers 400 for a token it no longer knows: nothing is left to revoke.
-            revoked = response.status_code < 500 and response.status_code != 429
-        except (RequestException, TransientMeetingError) as error:
-            log.warning("could not revoke the Zoom grant of user %s: %s", user_id, error)
-            revoked = False
+    revoked = _revoke(user_id, _grant_token(connection))
     with transaction():
         db.session.execute(delete(ZoomConnection).where(ZoomConnection.user_id == user_id))
         # Meetings waiting on the old grant would otherwise wait for good: they go to Jitsi now.

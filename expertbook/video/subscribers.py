@@ -26,10 +26,13 @@ def on_zoom_connection_changed(sender, user_id: int, **extra) -> None:
 
 def connect() -> None:
     """Subscribe to the booking and Zoom signals and join the relay pass (idempotent)."""
+    from expertbook.auth.service import register_account_deletion_hook
     from expertbook.notifications.service import register_relay_hook
+    from expertbook.video.service import forget_account
 
     booking_signals.booking_confirmed.connect(on_booking_confirmed)
     booking_signals.booking_cancelled.connect(on_booking_ended)
     booking_signals.booking_declined.connect(on_booking_ended)
     video_signals.zoom_connection_changed.connect(on_zoom_connection_changed)
     register_relay_hook(meetings.relay)
+    register_account_deletion_hook(forget_account)

@@ -6,6 +6,7 @@ from expertbook.api import service as tokens
 from expertbook.auth.models import User
 from expertbook.clinic.models import Hospital
 from expertbook.extensions import db
+from tests import factories
 from tests.factories import PASSWORD, login, make_user
 
 
@@ -20,15 +21,17 @@ def api_token(client, email: str, password: str = PASSWORD) -> str:
 
 
 def test_signup_patient_and_hospital(client):
+    """Signup answers 202 "check your email" (never a token, never the account); the client then logs in."""
     patient = client.post("/api/auth/signup", json={"name": "Pat", "email": "pat@example.com", "password": PASSWORD, "role": "patient"})
-    assert patient.status_code == 201
-    assert patient.get_json()["user"]["role"] == "patient"
+    assert patient.status_code == 202
+    assert patient.get_json() == {"status": "check your email"}
+    assert client.get("/api/auth/me", headers=bearer(api_token(client, "pat@example.com"))).get_json()["user"]["role"] == "patient"
     hospital = client.post(
         "/api/auth/signup",
         json={"name": "Admin", "email": "admin@h.example", "password": PASSWORD, "role": "hospital", "hospitalName": "Apollo", "location": "Delhi"},
     )
-    assert hospital.status_code == 201
-    assert hospital.get_json()["user"]["role"] == "hospital"
+    assert hospital.status_code == 202 and hospital.get_json() == {"status": "check your email"}
+    assert client.get("/api/auth/me", headers=bearer(api_token(client, "admin@h.example"))).get_json()["user"]["role"] == "hospital"
     assert db.session.scalar(select(Hospital.name)) == "Apollo"
 
 
@@ -43,12 +46,12 @@ def test_signup_missing_fields_is_422_with_each_field_and_writes_nothing(client)
     assert db.session.scalar(select(User)) is None
 
 
-def test_register_returns_a_token_that_works(client):
+def test_register_answers_check_your_email_and_the_account_logs_in(client):
     response = client.post("/api/auth/register", json={"name": "C", "email": "c@example.com", "password": PASSWORD})
-    assert response.status_code == 201
-    token = response.get_json()["token"]
-    me = client.get("/api/auth/me", headers=bearer(token))
+    assert response.status_code == 202 and response.get_json() == {"status": "check your email"}
+    me = client.get("/api/auth/me", headers=bearer(api_token(client, "c@example.com")))
     assert me.status_code == 200 and me.get_json()["user"]["email"] == "c@example.com"
+    assert me.get_json()["user"]["emailVerified"] is False
 
 
 def test_login_gives_a_bearer_token_with_an_expiry(client):
@@ -66,10 +69,10 @@ def test_token_errors(client, app):
     user = make_user()
     assert client.get("/api/auth/me").get_json() == {"error": "No login token found"}
     assert client.get("/api/auth/me").status_code == 401
-    expired, _ = tokens.issue_token(user.id, app.config["SECRET_KEY"], hours=-1)
+    expired = factories.api_token(user, hours=-1)
     response = client.get("/api/auth/me", headers=bearer(expired))
     assert response.status_code == 401 and response.get_json() == {"error": "Token expired"}
-    forged, _ = tokens.issue_token(user.id, "another secret", hours=1)
+    forged = tokens.issue_token(user.id, "any-session", "another secret", tokens.expiry(1))
     assert client.get("/api/auth/me", headers=bearer(forged)).get_json() == {"error": "Invalid token"}
     assert client.get("/api/auth/me", headers=bearer("garbage")).get_json() == {"error": "Invalid token"}
 

@@ -8,16 +8,15 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from expertbook.api import service as tokens
 from expertbook.clinic import service
 from expertbook.clinic.models import Appointment, Slot
 from expertbook.extensions import db
+from tests import factories
 from tests.factories import make_appointment, make_hospital, make_slot, make_staff, make_user, make_users
 
 
 def bearer(app, user) -> dict:
-    token, _ = tokens.issue_token(user.id, app.config["SECRET_KEY"], hours=1)
-    return {"Authorization": f"Bearer {token}"}
+    return factories.bearer(user)
 
 
 def _written(slot_id: int | None = None) -> tuple[int, int]:
@@ -114,7 +113,7 @@ def test_a_token_whose_account_is_gone_is_401_and_writes_nothing(app, client, wi
     """Booking skips the separate account lookup; the appointment's foreign key refuses the account instead."""
     slot = make_slot()
     user = make_user()
-    token, _ = tokens.issue_token(user.id, app.config["SECRET_KEY"], hours=1)
+    token = factories.api_token(user)
     db.session.delete(user)
     db.session.commit()
     headers = {"Authorization": f"Bearer {token}", **({"Idempotency-Key": "gone-account-1"} if with_key else {})}
@@ -126,7 +125,7 @@ def test_a_token_whose_account_is_gone_is_401_and_writes_nothing(app, client, wi
 
 def test_expired_token_is_401_and_writes_nothing(app, client):
     slot = make_slot()
-    expired, _ = tokens.issue_token(make_user().id, app.config["SECRET_KEY"], hours=-1)
+    expired = factories.api_token(make_user(), hours=-1)
     response = client.post(
         "/api/appointments", json={"slotId": slot.id, "patientName": "A", "contactNumber": "9876543210"}, headers={"Authorization": f"Bearer {expired}"}
     )

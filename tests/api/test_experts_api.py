@@ -1,19 +1,19 @@
 """The experts JSON API (seed 002): become an expert, event types, availability, bookings,
 accept/decline/cancel, idempotency, conflicts and access."""
-from expertbook.api import service as tokens
 from tests.experts.helpers import next_weekday_at
-from tests.factories import make_expert, make_service, make_user
+from tests.factories import bearer, make_expert, make_service, make_user
 
 
 def auth(app, user) -> dict:
-    token, _ = tokens.issue_token(user.id, app.config["SECRET_KEY"], 1)
-    return {"Authorization": f"Bearer {token}"}
+    return bearer(user)
 
 
 def test_register_become_expert_and_create_event_types(client):
     registered = client.post("/api/auth/register", json={"name": "Sam Expert", "email": "sam@example.com", "password": "long enough pw"})
-    headers = {"Authorization": "Bearer " + registered.get_json()["token"]}
-    assert registered.get_json()["user"]["isExpert"] is False
+    assert registered.status_code == 202  # registration never hands out a token: the client logs in
+    logged_in = client.post("/api/auth/login", json={"email": "sam@example.com", "password": "long enough pw"})
+    headers = {"Authorization": "Bearer " + logged_in.get_json()["token"]}
+    assert logged_in.get_json()["user"]["isExpert"] is False
     response = client.post("/api/auth/become-expert", headers=headers)
     body = response.get_json()
     assert response.status_code == 201, body

@@ -6,24 +6,39 @@ from datetime import timedelta
 import pytest
 
 from expertbook.api import service
+from expertbook.auth.tokens import digest
 from expertbook.database import utcnow
 
 
+def _token(user_id: int = 7, session_id: str = "session-1", secret: str = "a secret", hours: float = 1) -> str:
+    return service.issue_token(user_id, session_id, secret, service.expiry(hours))
+
+
 def test_a_verified_token_still_expires(monkeypatch):
-    token, _ = service.issue_token(7, "a secret", hours=1)
-    assert service.user_id_from_token(token, "a secret") == 7
-    assert service.user_id_from_token(token, "a secret") == 7  # from the cache
+    token = _token()
+    assert service.token_claims(token, "a secret") == (7, digest("session-1"))
+    assert service.token_claims(token, "a secret").user_id == 7  # from the cache
     later = utcnow() + timedelta(hours=1, seconds=1)
     monkeypatch.setattr(service, "utcnow", lambda: later)
     with pytest.raises(service.TokenError, match="Token expired"):
-        service.user_id_from_token(token, "a secret")
+        service.token_claims(token, "a secret")
 
 
 def test_the_cache_is_per_key_and_never_holds_failures():
-    token, _ = service.issue_token(7, "a secret", hours=1)
-    assert service.user_id_from_token(token, "a secret") == 7
+    token = _token()
+    assert service.token_claims(token, "a secret").user_id == 7
     with pytest.raises(service.TokenError, match="Invalid token"):
-        service.user_id_from_token(token, "another secret")
+        service.token_claims(token, "another secret")
     for _ in range(2):
         with pytest.raises(service.TokenError, match="Invalid token"):
-            service.user_id_from_token(token[:-2] + "xx", "a secret")
+            service.token_claims(token[:-2] + "xx", "a secret")
+
+
+def test_a_token_without_a_login_session_is_invalid():
+    """Tokens signed before they could be revoked carry no session id: they no longer work."""
+    from joserfc import jwt
+
+    now = int(utcnow().timestamp())
+    old_style = jwt.encode({"alg": "HS256"}, {"sub": "7", "iat": now, "exp": now + 3600}, service._key("a secret"), algorithms=["HS256"])
+    with pytest.raises(service.TokenError, match="Invalid token"):
+        service.token_claims(old_style, "a secret")

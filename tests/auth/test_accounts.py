@@ -11,27 +11,42 @@ def count_users() -> int:
     return db.session.scalar(select(func.count()).select_from(User))
 
 
-def test_register_creates_account_logs_in_and_normalises_email(client):
+def _emails(kind: str | None = None) -> list[tuple[str, str]]:
+    from expertbook.notifications.models import OutboxEmail
+
+    query = select(OutboxEmail.kind, OutboxEmail.to_email).order_by(OutboxEmail.id)
+    return [tuple(row) for row in db.session.execute(query) if kind is None or row[0] == kind]
+
+
+def test_register_creates_an_unverified_account_and_says_check_your_email(client):
+    """Registering no longer logs in (an existing address could not be): the owner verifies, then logs in."""
     response = client.post_form(
         "/register",
         {"name": "  Asha   Rao ", "email": "Asha.Rao@Example.COM", "password": PASSWORD, "confirm": PASSWORD},
     )
-    assert response.status_code == 303
+    assert response.status_code == 303 and response.headers["Location"] == "/check-email"
     user = db.session.scalar(select(User))
     assert user.email == "asha.rao@example.com"
     assert user.name == "Asha Rao"
-    assert not user.is_expert and not user.is_staff
+    assert not user.is_expert and not user.is_staff and not user.email_verified
+    assert _emails() == [("auth-verify-email", "asha.rao@example.com")]
+    assert "asha.rao@example.com" in client.get("/check-email").get_data(as_text=True)
+    assert client.get("/profile").status_code == 302  # not logged in
+    assert login_via_form(client, "asha.rao@example.com").status_code == 303
     assert "Asha Rao" in client.get("/profile").get_data(as_text=True)
 
 
-def test_register_rejects_duplicate_email_case_insensitively(client):
+def test_register_answers_a_taken_email_exactly_like_a_new_one_and_tells_its_owner(client, make_client):
     make_user(email="taken@example.com")
-    response = client.post_form(
-        "/register", {"name": "X", "email": "TAKEN@example.com", "password": PASSWORD, "confirm": PASSWORD}
-    )
-    assert response.status_code == 422
-    assert "already exists" in response.get_data(as_text=True)
-    assert count_users() == 1
+    taken = client.post_form("/register", {"name": "X", "email": "TAKEN@example.com", "password": PASSWORD, "confirm": PASSWORD})
+    fresh = make_client().post_form("/register", {"name": "Y", "email": "fresh@example.com", "password": PASSWORD, "confirm": PASSWORD})
+    assert (taken.status_code, taken.headers["Location"]) == (fresh.status_code, fresh.headers["Location"]) == (303, "/check-email")
+    assert count_users() == 2
+    assert _emails() == [("auth-registration-attempt", "taken@example.com"), ("auth-verify-email", "fresh@example.com")]
+    # Trying again within the hour does not email the owner again (no mailbox flooding through the form).
+    again = client.post_form("/register", {"name": "X", "email": "taken@example.com", "password": PASSWORD, "confirm": PASSWORD})
+    assert again.status_code == 303
+    assert len(_emails("auth-registration-attempt")) == 1
 
 
 def test_register_invalid_input_answers_422_with_each_fields_message_and_writes_nothing(client):

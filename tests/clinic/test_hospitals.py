@@ -4,7 +4,7 @@ from sqlalchemy import select
 from expertbook.auth.models import User
 from expertbook.clinic.models import Hospital
 from expertbook.extensions import db
-from tests.factories import PASSWORD, login, make_hospital, make_staff, make_user
+from tests.factories import PASSWORD, login, login_via_form, make_hospital, make_staff, make_user
 
 
 def test_hospital_registers_with_its_first_staff_admin(client):
@@ -12,22 +12,34 @@ def test_hospital_registers_with_its_first_staff_admin(client):
         "/clinic/register-hospital",
         {"hospital_name": "Lotus Clinic", "location": "Pune", "name": "Dr Meera", "email": "meera@lotus.example", "password": PASSWORD},
     )
-    assert response.status_code == 303
+    assert response.status_code == 303 and response.headers["Location"] == "/check-email"
     hospital = db.session.scalar(select(Hospital))
     admin = db.session.scalar(select(User))
     assert (hospital.name, hospital.location) == ("Lotus Clinic", "Pune")
     assert admin.hospital_id == hospital.id and admin.is_staff_admin
-    assert "Lotus Clinic" in client.get("/clinic/staff").get_data(as_text=True)
+    assert not hospital.published  # until its admin verifies their email
+    login_via_form(client, "meera@lotus.example")
+    page = client.get("/clinic/staff").get_data(as_text=True)
+    assert "Lotus Clinic" in page and "Verify your email to publish" in page
 
 
-def test_hospital_registration_errors_write_nothing(client):
+def test_hospital_registration_with_a_taken_email_answers_alike_and_makes_no_hospital(client):
     make_user(email="meera@lotus.example")
     response = client.post_form(
         "/clinic/register-hospital",
         {"hospital_name": "Lotus Clinic", "location": "Pune", "name": "Dr Meera", "email": "meera@lotus.example", "password": PASSWORD},
     )
-    assert response.status_code == 422
+    assert response.status_code == 303 and response.headers["Location"] == "/check-email"
     assert db.session.scalar(select(Hospital)) is None
+
+
+def test_hospital_registration_errors_write_nothing(client):
+    response = client.post_form(
+        "/clinic/register-hospital",
+        {"hospital_name": "", "location": "Pune", "name": "Dr Meera", "email": "meera@lotus.example", "password": "short"},
+    )
+    assert response.status_code == 422
+    assert db.session.scalar(select(Hospital)) is None and db.session.scalar(select(User)) is None
 
 
 def test_staff_admin_adds_an_existing_account_by_email(client):
