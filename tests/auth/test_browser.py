@@ -1,7 +1,18 @@
-"""A person registers, logs in, becomes an expert and logs out in a real browser."""
+"""In a real browser: a person registers, logs in, becomes an expert and logs out; and someone who
+forgot their password gets back in through the emailed link (read from the loopback SMTP server)."""
+from urllib.parse import urlsplit
+
 import pytest
 
+from tests.auth.conftest import link_in
+from tests.factories import PASSWORD, make_user
+
 pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def app_config(mail_app_config):
+    return mail_app_config
 
 
 def test_register_login_become_expert_logout(live_server, browser_page):
@@ -38,3 +49,40 @@ def test_register_login_become_expert_logout(live_server, browser_page):
     page.wait_for_url(live_server + "/")
     page.goto(live_server + "/profile")
     page.wait_for_url("**/login?next=/profile")
+
+
+def test_forgot_password_email_link_new_password_logged_in(live_server, browser_page, smtp):
+    make_user(name="Forgetful Person", email="forgetful@example.com")
+    page = browser_page()
+    page.goto(live_server + "/login")
+    page.get_by_role("link", name="Forgot your password?").click()
+    page.wait_for_url("**/forgot-password")
+    page.get_by_label("Email").fill("forgetful@example.com")
+    page.get_by_role("button", name="Send me a link").click()
+    page.get_by_text("we have sent it a link to choose a new password").wait_for()
+
+    [message] = smtp.wait_for(1)
+    link = link_in(message, "/reset-password/")
+    token = urlsplit(link).path.rsplit("/", 1)[1]
+    # The email's links point at BASE_URL; the browser opens the same path on the test server.
+    page.goto(live_server + urlsplit(link).path)
+    page.wait_for_url(live_server + "/reset-password")  # the token has left the address bar
+    assert token not in page.url
+    page.get_by_label("New password", exact=True).fill("a fresh browser password")
+    page.get_by_label("Repeat new password").fill("a fresh browser password")
+    page.get_by_role("button", name="Set new password").click()
+    page.wait_for_url("**/profile")
+    page.get_by_text("Your password was changed, and you are logged in.").wait_for()
+    page.get_by_text("forgetful@example.com").first.wait_for()
+
+    # The old password no longer works; the new one does.
+    page.get_by_role("button", name="Log out").click()
+    page.wait_for_url(live_server + "/")
+    page.goto(live_server + "/login")
+    page.get_by_label("Email").fill("forgetful@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_text("Invalid email or password.").wait_for()
+    page.get_by_label("Password").fill("a fresh browser password")
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(live_server + "/")
