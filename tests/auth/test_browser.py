@@ -68,6 +68,8 @@ def test_forgot_password_email_link_new_password_logged_in(live_server, browser_
     page.goto(live_server + urlsplit(link).path)
     page.wait_for_url(live_server + "/reset-password")  # the token has left the address bar
     assert token not in page.url
+    page.set_viewport_size({"width": 360, "height": 740})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
     page.get_by_label("New password", exact=True).fill("a fresh browser password")
     page.get_by_label("Repeat new password").fill("a fresh browser password")
     page.get_by_role("button", name="Set new password").click()
@@ -86,3 +88,24 @@ def test_forgot_password_email_link_new_password_logged_in(live_server, browser_
     page.get_by_label("Password").fill("a fresh browser password")
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(live_server + "/")
+
+
+def test_account_pages_fit_a_360_pixel_screen(live_server, browser_page):
+    """The account pages (banner, security, deletion, forgot) need no sideways scrolling on a phone (the reset
+    page is measured in the flow above)."""
+    user = make_user(name="Narrow Screen Person With A Long Name", email="a-rather-long-address-for-a-phone@example.com", verified=False)
+    page = browser_page()
+    page.set_viewport_size({"width": 360, "height": 740})
+    page.goto(live_server + "/forgot-password")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    page.goto(live_server + "/login")
+    page.get_by_label("Email").fill(user.email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(live_server + "/")
+    for path in ("/profile", "/profile/security", "/profile/delete", "/check-email"):
+        page.goto(live_server + path)
+        if path == "/profile":
+            page.locator("#verify-banner").wait_for()
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 360, f"{path} is {width}px wide at 360px"

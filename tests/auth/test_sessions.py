@@ -3,11 +3,10 @@ and "log out everywhere"; /profile/security lists the sessions and ends them; th
 expired ones; the token check costs one lookup and the clinic booking none of its own."""
 from __future__ import annotations
 
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 
 from expertbook.auth import sessions
 from expertbook.auth.models import AccountToken, LoginSession
@@ -15,6 +14,7 @@ from expertbook.clinic.models import Appointment, Slot
 from expertbook.database import utcnow
 from expertbook.extensions import db
 from expertbook.notifications.service import run_relay_hooks
+from tests.clinic.test_query_counts import count_statements
 from tests.factories import PASSWORD, login, make_slot, make_user
 
 CHROME_ANDROID = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0 Mobile Safari/537.36"
@@ -162,20 +162,6 @@ def test_ip_prefixes(address, prefix):
 # ---------------------------------------------------------------------------- what the check costs
 
 
-@contextmanager
-def statements():
-    seen: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        seen.append(statement)
-
-    event.listen(db.engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(db.engine, "before_cursor_execute", record)
-
-
 def _queries(seen: list[str]) -> list[str]:
     return [s for s in seen if s.strip().split()[0].upper() in {"SELECT", "UPDATE", "INSERT", "DELETE", "WITH"}]
 
@@ -184,7 +170,7 @@ def test_a_token_costs_one_indexed_lookup_per_request(client):
     user = make_user(email="cheap@example.com")
     token = _login_api(client, user.email)
     _me(client, token)  # warm-up
-    with statements() as seen:
+    with count_statements() as seen:
         assert _me(client, token) == 200
     queries = _queries(seen)
     # The session check (by primary key) and the user the view shows: as before revocation, two.
@@ -197,7 +183,7 @@ def test_the_clinic_booking_checks_the_token_inside_its_own_statement(client, ba
     slot = make_slot()
     token = _login_api(client, user.email)
     body = {"slotId": slot.id, "patientName": "Hot Path", "contactNumber": "9876543210"}
-    with statements() as seen:
+    with count_statements() as seen:
         assert client.post("/api/appointments", json=body, headers=token).status_code == 201
     # No statement of its own reads login_sessions: the check rides in the UPDATE (on PostgreSQL the whole
     # booking runs on the driver directly and no SQLAlchemy statement is seen at all).
