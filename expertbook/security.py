@@ -109,9 +109,9 @@ def _skip_limiter_where_nothing_is_limited(app: Flask) -> None:
 
 
 def _load_user(token: str):
-    from expertbook.auth import service
+    from expertbook.auth import sessions
 
-    return service.user_for_session(token)
+    return sessions.user_for_session(token)
 
 
 def _unauthorized():

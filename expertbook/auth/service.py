@@ -25,7 +25,6 @@ from sqlalchemy.exc import IntegrityError
 
 from expertbook.auth import emails, sessions, signals, tokens
 from expertbook.auth.models import RESET, VERIFY, User
-from expertbook.auth.sessions import end_session, start_session, user_for_session  # noqa: F401 - the account API
 from expertbook.database import transaction, utcnow
 from expertbook.errors import Conflict, NotFound, ServiceError, ValidationFailed
 from expertbook.extensions import db

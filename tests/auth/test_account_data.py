@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
 from expertbook.auth.models import LoginSession, User
 from expertbook.clinic.models import Appointment, Slot
-from expertbook.database import utcnow
 from expertbook.experts import service as experts
 from expertbook.experts.models import Booking
 from expertbook.extensions import db

@@ -146,12 +146,13 @@ def test_a_login_session_lasts_as_long_as_session_days(app):
     from datetime import timedelta
 
     from expertbook.auth import service as accounts
+    from expertbook.auth import sessions
     from expertbook.auth.models import LoginSession
     from expertbook.database import utcnow
 
     app.permanent_session_lifetime = timedelta(days=30)
     user = accounts.register_user("Long Stay", "long@example.com", "a-long-password-1")
-    accounts.start_session(user.id)
+    sessions.start_session(user.id)
     expires_at = db.session.scalar(select(LoginSession.expires_at).where(LoginSession.user_id == user.id))
     assert timedelta(days=29, hours=23) < expires_at - utcnow() <= timedelta(days=30)
 

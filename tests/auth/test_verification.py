@@ -13,7 +13,7 @@ from expertbook.clinic.models import Hospital
 from expertbook.database import utcnow
 from expertbook.extensions import db
 from tests.auth.conftest import link_in, text_of, to
-from tests.factories import PASSWORD, bearer, login, login_via_form, make_expert, make_hospital, make_service, make_slot, make_staff, make_user
+from tests.factories import PASSWORD, bearer, login, make_expert, make_hospital, make_service, make_slot, make_staff, make_user
 
 INVALID = "This link has expired or was already used"
 
