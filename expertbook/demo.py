@@ -31,11 +31,9 @@ def load(password: str) -> list[tuple[str, str]]:
 
 def _notifications(password: str) -> list[tuple[str, str]]:
     """A site administrator, who sees the email outbox at /notifications."""
-    from expertbook.notifications import service as notifications
-
     if _user(ADMIN[1]) is None:
         accounts.register_user(ADMIN[0], ADMIN[1], password)
-    notifications.make_admin(ADMIN[1])
+    accounts.make_admin(ADMIN[1])
     return [("site admin (emails)", ADMIN[1])]
 
 

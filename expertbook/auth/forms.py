@@ -46,7 +46,3 @@ class HospitalRegisterForm(FlaskForm):
 class AddStaffForm(FlaskForm):
     email = EmailField("Their account email", validators=[DataRequired("Please enter an email."), Length(max=254)])
     make_admin = BooleanField("Also a staff admin (can add staff)")
-
-
-class EmptyForm(FlaskForm):
-    """A form with only the CSRF token, for buttons that change state."""

@@ -184,6 +184,15 @@ def change_password(user_id: int, current: str, new: str) -> str:
     return start_session(user_id)
 
 
+def make_admin(email: str) -> None:
+    """Make an existing account a site administrator (it sees the notifications outbox)."""
+    with transaction() as session:
+        user = session.scalar(select(User).where(User.email == (email or "").strip().lower()))
+        if user is None:
+            raise NotFound(f"No account has the email {email!r}.")
+        user.is_admin = True
+
+
 def become_expert(user_id: int, display_name: str, headline: str, bio: str, handle: str, timezone: str) -> User:
     """Give a user the expert role together with a public expert profile and default weekly hours."""
     from expertbook.experts import service as experts

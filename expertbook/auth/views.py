@@ -4,15 +4,17 @@ The issues fix these URLs (``/login``, ``/register``, ``/profile``), so this blu
 """
 from __future__ import annotations
 
+import click
 from flask import Blueprint, flash, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from expertbook.auth import limits, service
 from expertbook.auth.forms import ChangePasswordForm, LoginForm, RegisterForm
-from expertbook.errors import Conflict, ValidationFailed
+from expertbook.errors import Conflict, NotFound, ValidationFailed
 from expertbook.web import apply_errors, redirect_to, render, safe_next
 
-bp = Blueprint("auth", __name__)
+# cli_group=None: the command is ``flask make-admin``, not ``flask auth make-admin``.
+bp = Blueprint("auth", __name__, cli_group=None)
 
 INVALID_LOGIN = "Invalid email or password."
 
@@ -153,3 +155,14 @@ def become_expert():
         expert_form=form,
         expert_profile=_expert_profile(),
     )
+
+
+@bp.cli.command("make-admin")
+@click.argument("email")
+def make_admin_command(email: str) -> None:
+    """Make the account with EMAIL a site administrator (it sees /notifications)."""
+    try:
+        service.make_admin(email)
+    except NotFound as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"{email} is now a site administrator.")

@@ -20,11 +20,11 @@ from sqlalchemy.orm import contains_eager
 
 from expertbook.auth.models import User
 from expertbook.clinic import signals
+from expertbook.clinic.emails import TOKEN_CONFIRMATION
 from expertbook.clinic.models import Appointment, Doctor, Hospital, Slot
 from expertbook.database import DirectStatement, autocommit_reads, single_statement, transaction, utcnow
 from expertbook.errors import Conflict, NotFound, ValidationFailed
 from expertbook.extensions import db
-from expertbook.notifications.clinic import TOKEN_CONFIRMATION
 from expertbook.notifications.service import (
     dispatch,
     dispatch_after_commit,

@@ -14,15 +14,22 @@ from flask import Blueprint, abort, current_app, flash, make_response, request, 
 from flask_login import current_user, login_required, login_user
 
 from expertbook.auth import service as accounts
-from expertbook.auth.forms import AddStaffForm, EmptyForm, HospitalRegisterForm
+from expertbook.auth.forms import AddStaffForm, HospitalRegisterForm
 from expertbook.clinic import service
 from expertbook.clinic.forms import BookingForm, CapacityForm, DoctorRowForm, SlotForm
 from expertbook.clinic.models import Appointment, Slot
 from expertbook.database import utcnow
 from expertbook.errors import Conflict, NotFound, ServiceError, ValidationFailed
-from expertbook.web import apply_errors, is_htmx, redirect_to, render, wants_fragment
+from expertbook.web import EmptyForm, apply_errors, is_htmx, redirect_to, render, wants_fragment
 
 bp = Blueprint("clinic", __name__, url_prefix="/clinic")
+
+
+@bp.record_once
+def _connect_emails(state) -> None:
+    from expertbook.clinic import emails
+
+    emails.connect()
 
 
 def staff_required(view):

@@ -34,6 +34,13 @@ from expertbook.web import apply_errors, is_htmx, redirect_to, render, wants_fra
 
 bp = Blueprint("experts", __name__)
 
+
+@bp.record_once
+def _connect_emails(state) -> None:
+    from expertbook.experts import emails
+
+    emails.connect()
+
 POLL_SECONDS = 5
 
 

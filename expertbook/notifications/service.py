@@ -162,7 +162,8 @@ def queue_email(
     """Write one email to the outbox and dispatch it once the surrounding transaction commits.
 
     Call it inside the caller's ``transaction()`` (it joins it; alone it opens its own).
-    ``template`` names ``templates/email/<template>.txt`` and ``.html``; ``context`` must be
+    ``template`` names ``templates/email/<template>.txt`` and ``.html`` (an area's own are
+    ``"<area>/<name>"``, e.g. ``"clinic/token_confirmed"``); ``context`` must be
     JSON-serialisable (format dates and build absolute links before calling). ``ics`` is the text of
     a calendar; its METHOD (REQUEST, CANCEL, ...) becomes the attachment's MIME parameter.
     With ``dedupe_key`` the email is queued at most once, ever: a second call with the same key
@@ -743,17 +744,6 @@ def outbox_counts() -> dict[str, int]:
 
     counts = dict(db.session.execute(select(OutboxEmail.status, func.count()).group_by(OutboxEmail.status)).all())
     return {status: counts.get(status, 0) for status in STATUSES}
-
-
-def make_admin(email: str) -> None:
-    """Make an existing account a site administrator."""
-    from expertbook.auth.models import User
-
-    with transaction() as session:
-        user = session.scalar(select(User).where(User.email == (email or "").strip().lower()))
-        if user is None:
-            raise NotFound(f"No account has the email {email!r}.")
-        user.is_admin = True
 
 
 # ---------------------------------------------------------------------------- reminders

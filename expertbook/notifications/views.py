@@ -9,22 +9,13 @@ from flask_login import current_user, login_required
 
 from expertbook.errors import NotFound
 from expertbook.notifications import service
-from expertbook.auth.forms import EmptyForm
 from expertbook.notifications.models import STATUSES
-from expertbook.web import redirect_to, render
+from expertbook.web import EmptyForm, redirect_to, render
 
 # cli_group=None: the commands are ``flask worker``, ``flask relay``... not ``flask notifications worker``.
 bp = Blueprint("notifications", __name__, url_prefix="/notifications", cli_group=None)
 
 FILTERS = ("unsent", *STATUSES, "all")
-
-
-@bp.record_once
-def _subscribe(state) -> None:
-    from expertbook.notifications import clinic, subscribers
-
-    subscribers.connect()
-    clinic.connect()
 
 
 def admin_required(view):
@@ -123,14 +114,3 @@ def reminders_command() -> None:
     """Queue the reminders that are due (each booking's reminder is sent once)."""
     count = service.send_due_reminders()
     click.echo(f"{count} reminder(s) queued.")
-
-
-@bp.cli.command("make-admin")
-@click.argument("email")
-def make_admin_command(email: str) -> None:
-    """Make the account with EMAIL a site administrator (it sees /notifications)."""
-    try:
-        service.make_admin(email)
-    except NotFound as exc:
-        raise click.ClickException(exc.message) from exc
-    click.echo(f"{email} is now a site administrator.")

@@ -25,10 +25,11 @@ bp = Blueprint("video", __name__, url_prefix="/video", cli_group=None)
 
 @bp.record_once
 def _setup(state) -> None:
-    from expertbook.video import subscribers
+    from expertbook.video import emails, subscribers
 
     oauth.init_app(state.app)
     subscribers.connect()
+    emails.connect()
 
 
 def expert_required(view):
