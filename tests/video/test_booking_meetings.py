@@ -16,7 +16,7 @@ from expertbook.extensions import db
 from expertbook.notifications.models import OutboxEmail
 from expertbook.video import meetings
 from expertbook.video.models import Meeting
-from expertbook.video.standin import MEETING_CREATE, MEETING_DELETE, MEETING_GET, MEETING_PATCH, TOKEN_REFRESH
+from expertbook.devtools.zoom_standin import MEETING_CREATE, MEETING_DELETE, MEETING_GET, MEETING_PATCH, TOKEN_REFRESH
 from tests.experts.helpers import book_kwargs, next_weekday_at
 from tests.factories import connect_zoom, login, make_service, make_user
 from tests.notifications.conftest import mail_config, smtp  # noqa: F401 - the SMTP server fixture
