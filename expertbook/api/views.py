@@ -18,6 +18,7 @@ from expertbook.api import openapi, service
 from expertbook.auth import limits
 from expertbook.auth import service as accounts
 from expertbook.auth.models import User
+from expertbook.clinic import service as clinic
 from expertbook.errors import ServiceError, ValidationFailed
 from expertbook.extensions import csrf, db
 
@@ -127,7 +128,7 @@ def signup():
     role = data.get("role") or "patient"
     if role == "hospital":
         data = json_body("name", "email", "password", "hospitalName", "location")
-        user = accounts.register_hospital(data["hospitalName"], data["location"], data["name"], data["email"], data["password"])
+        user = clinic.register_hospital(data["hospitalName"], data["location"], data["name"], data["email"], data["password"])
     elif role == "patient":
         user = accounts.register_user(data["name"], data["email"], data["password"])
     else:

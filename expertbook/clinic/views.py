@@ -10,13 +10,12 @@ from datetime import date, datetime
 from functools import wraps
 from types import SimpleNamespace
 
-from flask import Blueprint, abort, current_app, flash, make_response, request, session, url_for
-from flask_login import current_user, login_required, login_user
+from flask import Blueprint, abort, current_app, flash, make_response, request, url_for
+from flask_login import current_user, login_required
 
-from expertbook.auth import service as accounts
-from expertbook.auth.forms import AddStaffForm, HospitalRegisterForm
+from expertbook.auth.views import log_in
 from expertbook.clinic import service
-from expertbook.clinic.forms import BookingForm, CapacityForm, DoctorRowForm, SlotForm
+from expertbook.clinic.forms import AddStaffForm, BookingForm, CapacityForm, DoctorRowForm, HospitalRegisterForm, SlotForm
 from expertbook.clinic.models import Appointment, Slot
 from expertbook.database import utcnow
 from expertbook.errors import Conflict, NotFound, ServiceError, ValidationFailed
@@ -52,16 +51,13 @@ def register_hospital():
     status = 200
     if form.validate_on_submit():
         try:
-            user = accounts.register_hospital(
+            user = service.register_hospital(
                 form.hospital_name.data, form.location.data, form.name.data, form.email.data, form.password.data
             )
         except ValidationFailed as error:
             apply_errors(form, error)
         else:
-            session.clear()
-            user.session_token = accounts.start_session(user.id)
-            login_user(user)
-            session.permanent = True
+            log_in(user)
             flash(f"{user.hospital.name} is registered. You are its staff admin.", "success")
             return redirect_to(url_for("clinic.staff"))
     if request.method == "POST":
@@ -80,7 +76,7 @@ def staff():
             abort(404)
         if form.validate_on_submit():
             try:
-                added = accounts.add_staff(current_user.id, form.email.data, bool(form.make_admin.data))
+                added = service.add_staff(current_user.id, form.email.data, bool(form.make_admin.data))
             except ValidationFailed as error:
                 apply_errors(form, error)
                 status = 422
@@ -92,7 +88,7 @@ def staff():
                 return redirect_to(url_for("clinic.staff"))
         else:
             status = 422
-    members = accounts.staff_of(current_user.hospital_id)
+    members = service.staff_of(current_user.hospital_id)
     return render("clinic/staff.html", "clinic/_staff_form.html", status=status, form=form, members=members)
 
 

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, abort, flash, make_response, redirect, request, url_for
 from flask_login import current_user, login_required
 
+from expertbook.auth.views import register_profile_section, render_profile
 from expertbook.database import utcnow
 from expertbook.errors import Conflict, NotFound, ValidationFailed
 from expertbook.experts import service
@@ -36,10 +37,11 @@ bp = Blueprint("experts", __name__)
 
 
 @bp.record_once
-def _connect_emails(state) -> None:
+def _connect(state) -> None:
     from expertbook.experts import emails
 
     emails.connect()
+    register_profile_section("experts/_profile_section.html", _profile_section)
 
 POLL_SECONDS = 5
 
@@ -67,6 +69,45 @@ def expert_required(view):
         return view(profile, *args, **kwargs)
 
     return wrapped
+
+
+# ---------------------------------------------------------------------------- becoming an expert (on /profile)
+
+
+def _become_expert_form(formdata=None) -> ExpertProfileForm:
+    """The become-an-expert form: the posted one, or one prefilled from the account when first shown."""
+    if formdata is not None:
+        return ExpertProfileForm()
+    form = ExpertProfileForm(formdata=None)
+    form.display_name.data = current_user.name
+    form.handle.data = service.suggest_handle(current_user.name)
+    return form
+
+
+def _profile_section() -> dict:
+    """The experts' panel of /profile: the expert's links, or the form to become one."""
+    profile = service.profile_of(current_user.id)
+    return {"expert_profile": profile, "expert_form": None if profile else _become_expert_form()}
+
+
+@bp.post("/profile/become-expert")
+@login_required
+def become_expert():
+    """Set up the current user's expert profile (name, headline, bio, handle, time zone) and give them the expert role."""
+    form = _become_expert_form(request.form)
+    if form.validate_on_submit():
+        try:
+            service.create_profile(
+                current_user.id, form.display_name.data, form.headline.data, form.bio.data, form.handle.data, form.timezone.data
+            )
+        except ValidationFailed as error:
+            apply_errors(form, error)
+        except Conflict as error:
+            form.form_errors.append(error.message)
+        else:
+            flash("You are now an expert. Add your services and check your weekly hours to start taking bookings.", "success")
+            return redirect_to(url_for("experts.settings_services"))
+    return render_profile("experts/_become_expert_form.html", status=422, expert_form=form)
 
 
 def _or_404(fn, *args, **kwargs):
