@@ -38,6 +38,7 @@ from expertbook.database import after_commit, transaction, utcnow
 from expertbook.errors import NotFound, ValidationFailed
 from expertbook.extensions import db
 from expertbook.notifications import mailer
+from expertbook.notifications.dispatcher import Dispatcher
 from expertbook.notifications.models import FAILED, PENDING, SENDING, SENT, STATUSES, OutboxEmail
 
 log = logging.getLogger(__name__)
@@ -496,8 +497,6 @@ def dispatch(outbox_id: int, attempts: int = 0, *, fresh: bool = False) -> None:
     if uses_queue():
         try:
             if fresh:
-                from expertbook.notifications.dispatcher import dispatcher
-
                 dispatcher(current_app._get_current_object()).add(outbox_id)
             else:
                 enqueue(outbox_id, attempts)
@@ -510,10 +509,16 @@ def dispatch(outbox_id: int, attempts: int = 0, *, fresh: bool = False) -> None:
         log.exception("in-process delivery of email %s failed; it stays in the outbox", outbox_id)
 
 
+def dispatcher(app) -> Dispatcher:
+    """The application's dispatcher in this process, created on first use."""
+    found = app.extensions.get("notifications_dispatcher")
+    if found is None:
+        found = app.extensions.setdefault("notifications_dispatcher", Dispatcher(app, enqueue_new))
+    return found
+
+
 def flush_dispatch(timeout: float = 10.0) -> bool:
     """Enqueue the rows this process's dispatcher still holds and wait for it; True if it finished in time."""
-    from expertbook.notifications.dispatcher import dispatcher
-
     return dispatcher(current_app._get_current_object()).flush(timeout)
 
 
