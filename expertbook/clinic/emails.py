@@ -23,7 +23,7 @@ from expertbook.auth.models import User
 from expertbook.clinic import signals
 from expertbook.clinic.models import Appointment, Doctor, Hospital, Slot
 from expertbook.extensions import db
-from expertbook.notifications.ics import event_ics
+from expertbook.ics import event_ics
 from expertbook.notifications.service import (
     Composed,
     NothingToCompose,

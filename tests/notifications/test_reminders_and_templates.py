@@ -12,7 +12,7 @@ from expertbook.extensions import db
 from expertbook.notifications import service
 from expertbook.notifications.mailer import Email, build_message
 from expertbook.notifications.models import OutboxEmail
-from expertbook.notifications.ics import event_ics
+from expertbook.ics import event_ics
 from tests.notifications.conftest import mail_config
 
 
