@@ -17,7 +17,7 @@ from flask_login import current_user, login_required
 
 from expertbook.auth.views import register_profile_section, render_profile
 from expertbook.database import utcnow
-from expertbook.errors import Conflict, NotFound, ValidationFailed
+from expertbook.errors import Conflict, ValidationFailed
 from expertbook.experts import service
 from expertbook.experts.calendar import booking_ics
 from expertbook.experts.forms import (
@@ -110,13 +110,6 @@ def become_expert():
     return render_profile("experts/_become_expert_form.html", status=422, expert_form=form)
 
 
-def _or_404(fn, *args, **kwargs):
-    try:
-        return fn(*args, **kwargs)
-    except NotFound:
-        abort(404)
-
-
 def _viewer_zone(default: str) -> tuple[str, bool]:
     """The zone the viewer asked for (``tz``), else ``default``; and whether they asked."""
     asked = request.values.get("tz")
@@ -138,7 +131,7 @@ def marketplace():
 @bp.get("/expert/<handle>")
 def public_profile(handle: str):
     """An expert's public page: who they are, their services and the next 14 available times."""
-    profile = _or_404(service.profile_by_handle, handle)
+    profile = service.profile_by_handle(handle)
     zone, explicit = _viewer_zone(profile.timezone)
     services = service.visible_services(profile.id)
     return render(
@@ -235,7 +228,7 @@ def _booking_context(svc: Service, form: BookingForm | None = None, error: str |
 @bp.route("/expert/<handle>/<slug>", methods=["GET", "POST"])
 def book(handle: str, slug: str):
     """Book a service: pick a date in the month calendar, a time, then fill in the form (login required)."""
-    svc = _or_404(service.bookable_service, handle, slug)
+    svc = service.bookable_service(handle, slug)
     if request.method == "GET":
         return render("experts/book.html", "experts/_booking_panel.html", **_booking_context(svc))
     if not current_user.is_authenticated:
@@ -282,7 +275,7 @@ def _unchanged(stamp: str) -> bool:
 @login_required
 def booking_detail(booking_id: int):
     """One booking, for its customer or its expert: status (live), details, cancel, calendar file."""
-    booking = _or_404(service.booking_for, current_user.id, booking_id)
+    booking = service.booking_for(current_user.id, booking_id)
     if _unchanged(booking_stamp(booking)):
         return Response(status=204)
     return render("experts/booking.html", "experts/_booking_detail.html", **_detail_context(booking))
@@ -303,7 +296,7 @@ def _detail_context(booking: Booking, error: str | None = None) -> dict:
 @login_required
 def booking_calendar_file(booking_id: int):
     """The booking as an .ics file ("Add to calendar")."""
-    booking = _or_404(service.booking_for, current_user.id, booking_id)
+    booking = service.booking_for(current_user.id, booking_id)
     response = make_response(booking_ics(booking))
     response.headers["Content-Type"] = "text/calendar; charset=utf-8"
     response.headers["Content-Disposition"] = f'attachment; filename="expertbook-booking-{booking.id}.ics"'
@@ -324,7 +317,7 @@ def _after_action(booking_id: int, view: str, error: str | None = None, status: 
         return render("experts/dashboard.html", "experts/_dashboard.html", status=status, **_dashboard_context(error))
     if view == "mine":
         return render("experts/my_bookings.html", "experts/_my_bookings.html", status=status, **_mine_context(error))
-    booking = _or_404(service.booking_for, current_user.id, booking_id)
+    booking = service.booking_for(current_user.id, booking_id)
     return render("experts/booking.html", "experts/_booking_detail.html", status=status, **_detail_context(booking, error))
 
 
@@ -337,8 +330,6 @@ def cancel_booking(booking_id: int):
         return _after_action(booking_id, form.view.data, "Please reload the page and try again.", 422)
     try:
         service.cancel(current_user.id, booking_id, form.reason.data or "")
-    except NotFound:
-        abort(404)
     except ValidationFailed as error:
         return _after_action(booking_id, form.view.data, " ".join(m for msgs in error.errors.values() for m in msgs), 422)
     except Conflict as error:
@@ -354,8 +345,6 @@ def _respond(booking_id: int, accept: bool):
         return _after_action(booking_id, form.view.data, "Please reload the page and try again.", 422)
     try:
         service.respond(current_user.id, booking_id, accept)
-    except NotFound:
-        abort(404)
     except Conflict as error:
         return _after_action(booking_id, form.view.data, error.message, 409)
     return _after_action(booking_id, form.view.data)
@@ -481,7 +470,7 @@ def new_service(profile: ExpertProfile):
 @expert_required
 def edit_service(profile: ExpertProfile, service_id: int):
     """Edit a service; existing bookings keep their times."""
-    svc = _or_404(service.own_service, current_user.id, service_id)
+    svc = service.own_service(current_user.id, service_id)
     form = ServiceForm(obj=svc)
     if request.method == "GET":
         form.price.data = svc.price_cents / 100
@@ -503,7 +492,7 @@ def toggle_service(profile: ExpertProfile, service_id: int):
     """Hide a service from customers, or show it again."""
     form = ActionForm()
     if form.validate_on_submit():
-        svc = _or_404(service.own_service, current_user.id, service_id)
+        svc = service.own_service(current_user.id, service_id)
         service.set_service_hidden(current_user.id, service_id, not svc.hidden)
     return render("experts/settings_services.html", "experts/_service_list.html", profile=profile, services=service.own_services(current_user.id), action_form=ActionForm(formdata=None))
 
@@ -514,7 +503,7 @@ def delete_service(profile: ExpertProfile, service_id: int):
     """Delete a service; its bookings are kept."""
     form = ActionForm()
     if form.validate_on_submit():
-        _or_404(service.delete_service, current_user.id, service_id)
+        service.delete_service(current_user.id, service_id)
     return render("experts/settings_services.html", "experts/_service_list.html", profile=profile, services=service.own_services(current_user.id), action_form=ActionForm(formdata=None))
 
 

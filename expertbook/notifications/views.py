@@ -7,7 +7,6 @@ import click
 from flask import Blueprint, abort, current_app, flash, request, url_for
 from flask_login import current_user, login_required
 
-from expertbook.errors import NotFound
 from expertbook.notifications import service
 from expertbook.notifications.models import STATUSES
 from expertbook.web import EmptyForm, redirect_to, render
@@ -55,10 +54,7 @@ def retry(outbox_id: int):
     form = EmptyForm()  # only its CSRF token
     if not form.validate_on_submit():
         abort(400)
-    try:
-        row = service.retry_failed(outbox_id)
-    except NotFound:
-        abort(404)
+    row = service.retry_failed(outbox_id)
     # A named email that failed before it was composed has no recipient yet.
     recipient = f" to {row.to_email}" if row.to_email else f" ({row.kind})"
     flash(f"Email {row.id}{recipient} is queued again.", "success")
