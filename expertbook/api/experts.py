@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from flask import jsonify, request
 
 from expertbook.api import openapi
-from expertbook.api.views import api_user, bp, json_body, token_required, user_json
+from expertbook.api.base import api_user, bp, json_body, token_required, user_json
 from expertbook.errors import NotFound, ValidationFailed
 from expertbook.experts import service
 from expertbook.experts.models import STATUSES, Booking, ExpertProfile, Service
