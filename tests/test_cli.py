@@ -5,20 +5,12 @@ import logging
 import subprocess
 
 from tests.conftest import ROOT
-
-
-class _Collect(logging.Handler):
-    def __init__(self):
-        super().__init__(level=logging.DEBUG)
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record):
-        self.records.append(record)
+from tests.notifications.conftest import Records
 
 
 def test_demo_prints_logins_and_one_summary_line_not_the_emails(app):
     assert not app.config["MAIL_SERVER"]  # the case of `make demo` on a laptop: emails would be logged
-    collect = _Collect()
+    collect = Records()
     root = logging.getLogger()
     # The migrations' logging.config.fileConfig disabled every logger that existed then; a real
     # `flask demo` has them enabled, so enable them here too, or the check below would see nothing.
