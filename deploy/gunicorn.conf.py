@@ -28,7 +28,8 @@ graceful_timeout = 20
 limit_request_line = 8190
 # - gunicorn counts a header line with its CRLF, nginx without: give one more buffer's worth of room;
 limit_request_field_size = 16384
-# - nginx has no header count limit, only 32 KiB of buffers (at most ~8200 lines of 4 bytes): allow gunicorn's maximum.
+# - nginx refuses more than 1000 header lines (and more than 32 KiB of them), gunicorn by default more than 100:
+#   allow gunicorn's maximum, so that nginx is the one that refuses.
 limit_request_fields = 32768
 
 # Which peers may tell gunicorn the scheme (X-Forwarded-Proto): the nginx host(s) only. The app itself
@@ -37,8 +38,6 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
 
 # gunicorn's control socket (gunicornc) is not used; several instances on one host would share its path.
 control_socket_disable = True
-# Worker heartbeats in memory, not on a disk that may stall.
-worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
 
 # Errors to stderr (the journal); nginx writes the access log.
 errorlog = "-"

@@ -320,6 +320,7 @@ class Process:
     def __init__(self, name: str, args: list[str], env: dict, log_path: Path, cwd: Path = ROOT):
         self.name = name
         self.log_path = log_path
+        self.killed = False  # by the test, on purpose
         self._log = open(log_path, "w+b")
         # Its own session (process group), so that a test can kill it with all its children at once.
         self.process = subprocess.Popen(args, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -329,12 +330,13 @@ class Process:
         return self.log_path.read_bytes().decode(errors="replace")[-last:]
 
     def check_alive(self) -> None:
-        """Fail the test, with the process's output, if it has exited."""
-        if self.process.poll() is not None:
+        """Fail the test, with the process's output, if it has exited (unless the test killed it)."""
+        if self.process.poll() is not None and not self.killed:
             pytest.fail(f"{self.name} exited with {self.process.returncode}:\n{self.output()}")
 
     def kill(self) -> None:
         """SIGKILL the whole process group: no cleanup, as when a machine dies."""
+        self.killed = True
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -343,14 +345,24 @@ class Process:
 
     def stop(self, timeout: float = 15) -> None:
         """SIGTERM (a graceful stop), then SIGKILL to the group after ``timeout`` seconds."""
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        self.kill()  # also whatever the main process left behind in its group
-        self._log.close()
+        stop_all([self], timeout)
+
+
+def stop_all(processes: list[Process], timeout: float = 15) -> None:
+    """Stop ``processes`` together: SIGTERM to each, then SIGKILL to each group still there after ``timeout`` seconds."""
+    for server in processes:
+        if server.process.poll() is None:
+            server.process.terminate()
+    deadline = time.monotonic() + timeout
+    for server in processes:
+        try:
+            server.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            pass
+        killed = server.killed
+        server.kill()  # also whatever the main process left behind in its group
+        server.killed = killed
+        server._log.close()
 
 
 def wait_until(ready: Callable[[], bool], what: str, timeout: float = 30, watch: tuple[Process, ...] = ()) -> None:
@@ -406,7 +418,7 @@ def start_gunicorn(database_url: str, log_dir: Path, workers: int = 3, env: dict
     command = [sys.executable, "-m", "gunicorn", *args, "-w", str(workers), "-b", f"127.0.0.1:{port}", "--graceful-timeout", "5", "wsgi:app"]
     server = Process(f"gunicorn on port {port}", command, environment, log_dir / f"gunicorn-{port}.log")
     try:
-        wait_until(answers_http(url + "/healthz"), "gunicorn did not answer /healthz", watch=(server,))
+        wait_until(answers_http(url + "/healthz"), "gunicorn did not answer /healthz", timeout=60, watch=(server,))
     except BaseException:
         server.stop()
         raise
@@ -432,8 +444,7 @@ def gunicorn_server(database_url, tmp_path) -> Iterator[Callable[..., str]]:
         return url
 
     yield start
-    for server in started:
-        server.stop()
+    stop_all(started)
 
 
 @pytest.fixture(scope="session")
