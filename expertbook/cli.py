@@ -6,6 +6,10 @@ app never loads them.
 """
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import click
 from flask import Flask, current_app
 
@@ -16,13 +20,38 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(zoom_standin)
 
 
+
+@contextmanager
+def _quiet(logger_name: str) -> Iterator[None]:
+    """Only warnings and errors of ``logger_name`` (and its children) while the block runs."""
+    logger = logging.getLogger(logger_name)
+    previous = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
 @click.command("demo")
 def demo() -> None:
-    """Load idempotent demo data and print the demo logins."""
+    """Load idempotent demo data; print the demo logins and a one-line summary."""
     from expertbook import demo as demo_data
 
-    logins = demo_data.load(current_app.config["DEMO_PASSWORD"])
-    click.echo("Demo data is loaded. Log in at /login with any of these:")
+    before = demo_data.summary()
+    # The demo's bookings cause dozens of emails; without MAIL_SERVER each would be written to the log
+    # in full. They are in the outbox (/notifications) for whoever wants to read them.
+    with _quiet("expertbook"):
+        logins = demo_data.load(current_app.config["DEMO_PASSWORD"])
+    after = demo_data.summary()
+    new_emails = after["emails"] - before["emails"]
+    delivery = "queued for MAIL_SERVER" if current_app.config.get("MAIL_SERVER") else "not printed: the site admin sees them on /notifications"
+    click.echo(
+        f"Demo data: {after['sessions']} clinic sessions, {after['appointments']} appointments, "
+        f"{after['experts']} experts, {after['bookings']} expert bookings; "
+        f"{new_emails} new emails ({delivery})."
+    )
+    click.echo("Log in at /login with any of these:")
     for role, email in logins:
         click.echo(f"  {role:<22} {email:<36} password: {current_app.config['DEMO_PASSWORD']}")
 

@@ -31,6 +31,26 @@ def load(password: str) -> list[tuple[str, str]]:
     return logins
 
 
+def summary() -> dict[str, int]:
+    """What the database holds that the demo shows: counts for the one-line summary ``flask demo`` prints."""
+    from sqlalchemy import func
+
+    from expertbook.clinic.models import Appointment, Slot
+    from expertbook.experts.models import Booking, ExpertProfile
+    from expertbook.notifications.models import OutboxEmail
+
+    def count(model) -> int:
+        return db.session.scalar(select(func.count()).select_from(model)) or 0
+
+    return {
+        "sessions": count(Slot),
+        "appointments": count(Appointment),
+        "experts": count(ExpertProfile),
+        "bookings": count(Booking),
+        "emails": count(OutboxEmail),
+    }
+
+
 def _notifications(password: str) -> list[tuple[str, str]]:
     """A site administrator, who sees the email outbox at /notifications."""
     if _user(ADMIN[1]) is None:
