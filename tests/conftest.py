@@ -377,13 +377,16 @@ def wait_until(ready: Callable[[], bool], what: str, timeout: float = 30, watch:
     pytest.fail(f"{what} within {timeout:.0f} seconds")
 
 
-def answers_http(url: str) -> Callable[[], bool]:
-    """A probe for :func:`wait_until`: whether ``GET url`` answers 200."""
+def answers_http(url: str, verify: bool | str = True) -> Callable[[], bool]:
+    """A probe for :func:`wait_until`: whether ``GET url`` answers 200 (``verify``: a CA file for HTTPS)."""
     import requests
+
+    session = requests.Session()
+    session.trust_env = False  # loopback: no proxy, and ``verify`` rather than a CA bundle from the environment
 
     def probe() -> bool:
         try:
-            return requests.get(url, timeout=2).status_code == 200
+            return session.get(url, timeout=2, verify=verify).status_code == 200
         except requests.RequestException:
             return False
 

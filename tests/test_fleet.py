@@ -48,7 +48,7 @@ from tests.conftest import (
     throwaway_postgres,
     wait_until,
 )
-from tests.factories import PASSWORD, make_hospital, make_slot, make_staff, make_users
+from tests.factories import PASSWORD, make_slot, make_users
 from tests.notifications.conftest import ScriptedSMTPHandler
 
 pytestmark = pytest.mark.fleet
@@ -214,8 +214,11 @@ def fleet(tmp_path_factory):
                 started.append(worker)
                 workers.append(worker)
             with ThreadPoolExecutor(max_workers=2) as pool:  # the two web nodes start side by side
-                webs = list(pool.map(lambda _: start_gunicorn(database_url, base, workers=2, env=settings, args=("-c", str(GUNICORN_CONF))), range(2)))
-            started.extend(web for web, _ in webs)
+                starting = [pool.submit(start_gunicorn, database_url, base, 2, settings, ("-c", str(GUNICORN_CONF))) for _ in range(2)]
+            webs = [future.result() for future in starting if future.exception() is None]
+            started.extend(web for web, _ in webs)  # stopped at the end even if the other one failed
+            for future in starting:
+                future.result()
             wait_until(lambda: _rq_workers(redis_url) == 2, "two RQ workers did not register", timeout=60, watch=tuple(workers))
 
             cert, key = _self_signed_certificate(base)
@@ -227,7 +230,7 @@ def fleet(tmp_path_factory):
             nginx = Process("nginx", [NGINX, "-p", str(base / "nginx"), "-c", str(conf), "-e", str(base / "nginx" / "error.log")], {}, base / "nginx.out")
             started.append(nginx)
             url = f"https://localhost:{https_port}"
-            wait_until(_answers_https(url + "/healthz", str(cert)), "nginx did not answer /healthz", timeout=20, watch=(nginx,))
+            wait_until(answers_http(url + "/healthz", verify=str(cert)), "nginx did not answer /healthz", timeout=20, watch=(nginx,))
             yield Fleet(url=url, http_url=f"http://localhost:{http_port}", cert=str(cert), redis_url=redis_url, smtp=smtp, nginx=nginx,
                         access_log=base / "nginx" / "access.log", webs=webs, workers=workers)
         finally:
@@ -255,19 +258,6 @@ def _rq_workers(url: str) -> int:
     from rq import Worker
 
     return len(Worker.all(connection=Redis.from_url(url)))
-
-
-def _answers_https(url: str, cert: str):
-    session = requests.Session()
-    session.trust_env = False
-
-    def probe() -> bool:
-        try:
-            return session.get(url, timeout=2, verify=cert).status_code == 200
-        except requests.RequestException:
-            return False
-
-    return probe
 
 
 def bearer(user_id: int) -> dict:
