@@ -1,7 +1,7 @@
 """Seed the bench's ExpertBook database with plain SQL, and make the credentials the load scripts use.
 
 Rows are written directly (not through the services) because a benchmark needs thousands of them in
-seconds; the columns are the ones migrations 0001/0002 create (and 0009's ``published`` and session kinds), so a schema change that breaks this
+seconds; the columns are the ones migrations 0001/0002 create (and 0010's ``published`` and session kinds), so a schema change that breaks this
 shows up as a failing ``make bench``, not as silently wrong figures.
 """
 from __future__ import annotations

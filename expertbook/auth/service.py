@@ -95,7 +95,7 @@ def _verify(password_hash: str, password: str) -> bool:
         return False
 
 
-def _account_fields(name: str, email: str, password: str) -> dict:
+def account_fields(name: str, email: str, password: str) -> dict:
     """A new account's checked columns. Argon2 runs here, before any transaction: on SQLite a
     transaction holds the database's write lock, and a hash takes about a tenth of a second."""
     name = clean_person_name(name)
@@ -120,11 +120,11 @@ def register_account(
     both the same way ("check your email"), so registration never reveals which addresses have accounts.
 
     Every input is checked (ValidationFailed) before the address is looked up, so bad input is refused
-    alike for new and taken addresses. ``setup(user)`` runs in the new account's transaction (a
-    hospital registering its first admin). A new account gets a verification email, unless
+    alike for new and taken addresses. ``setup(user)`` runs in the new account's transaction (the
+    clinic's hospital registration makes the account its first staff admin there). A new account gets a verification email, unless
     ``verified`` (the demo's accounts). Returns the new account, or None when the address was taken.
     """
-    fields = _account_fields(name, email, password)
+    fields = account_fields(name, email, password)
     try:
         with transaction():
             existing = _user_by_email(fields["email"])
@@ -403,7 +403,6 @@ def account_data(user_id: int) -> dict[str, Any]:
             "emailVerifiedAt": _iso(user.email_verified_at),
             "createdAt": _iso(user.created_at),
             "roles": user.role_names,
-            "hospital": {"id": user.hospital.id, "name": user.hospital.name, "location": user.hospital.location} if user.hospital else None,
             "siteAdmin": user.is_admin,
         },
         "sessions": [
@@ -459,70 +458,10 @@ def delete_account(user_id: int, password: str) -> None:
     db.session.expunge_all()
 
 
-def become_expert(user_id: int, display_name: str, headline: str, bio: str, handle: str, timezone: str) -> User:
-    """Give a user the expert role together with a public expert profile and default weekly hours."""
-    from expertbook.experts import service as experts
-
-    with transaction():
-        experts.create_profile(user_id, display_name, headline, bio, handle, timezone)
-        user = db.session.get(User, user_id)
-    return user
-
-
-def register_hospital(hospital_name: str, location: str, name: str, email: str, password: str, *, verified: bool = False) -> User | None:
-    """Register a hospital together with its first staff admin (see :func:`register_account`); returns
-    the admin, or None when the address already had an account (its owner is told; no hospital is made)."""
-    from expertbook.clinic.models import Hospital
-
-    hospital_name = clean_name(hospital_name, "hospital_name")
-    location = clean_name(location, "location")
-
-    def setup(user: User) -> None:
-        hospital = Hospital(name=hospital_name, location=location)
-        db.session.add(hospital)
-        user.hospital = hospital
-        user.is_staff_admin = True
-
-    return register_account(name, email, password, setup=setup, verified=verified)
-
-
-def add_staff(admin_id: int, email: str, make_admin: bool = False) -> User:
-    """Let a staff admin add an existing account, by email, to the admin's hospital, or make a colleague
-    already on the staff a staff admin (``make_admin``)."""
-    email = normalise_email(email)
-    with transaction():
-        admin = db.session.get(User, admin_id)
-        if admin is None or not admin.is_staff_admin or admin.hospital_id is None:
-            raise NotFound("Not found")
-        user = db.session.scalar(select(User).where(User.email == email).with_for_update(of=User))
+def make_admin(email: str) -> None:
+    """Make an existing account a site administrator (it sees the notifications outbox)."""
+    with transaction() as session:
+        user = session.scalar(select(User).where(User.email == (email or "").strip().lower()))
         if user is None:
-            raise ValidationFailed({"email": "No account uses this email yet. Ask them to register first, then add them."})
-        if user.hospital_id == admin.hospital_id:
-            if make_admin and not user.is_staff_admin:
-                user.is_staff_admin = True  # a colleague on the staff becomes a staff admin
-                _admin_may_publish(user)
-                return user
-            raise Conflict(f"{user.name} is already on your staff.")
-        if user.hospital_id is not None:
-            raise Conflict("This person already works for another hospital.")
-        user.hospital_id = admin.hospital_id
-        user.is_staff_admin = make_admin
-        if make_admin:
-            _admin_may_publish(user)
-    return user
-
-
-def _admin_may_publish(user: User) -> None:
-    # A new staff admin whose address is verified already publishes the hospital, as verifying would.
-    if user.email_verified_at is not None:
-        db.session.flush()
-        signals.email_verified.send(current_app._get_current_object(), user_id=user.id)
-
-
-def staff_of(hospital_id: int) -> list[User]:
-    """The staff of one hospital, admins first."""
-    return list(
-        db.session.scalars(
-            select(User).where(User.hospital_id == hospital_id).order_by(User.is_staff_admin.desc(), User.name)
-        )
-    )
+            raise NotFound(f"No account has the email {email!r}.")
+        user.is_admin = True

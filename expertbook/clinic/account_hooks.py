@@ -1,7 +1,7 @@
 """What the clinic does when something happens to an account (``auth`` knows no area; it calls these).
 
 - A staff admin verifies their email address → their hospital is published (its slots are shown).
-- "Download my data" → the account's appointments.
+- "Download my data" → the account's hospital (staff) and appointments.
 - "Delete my account" → refused for a hospital's last staff admin; otherwise the account's upcoming
   appointments are cancelled (their places freed) and every appointment of the account is kept for
   the hospital's records, anonymised ("Deleted patient", no contact number).
@@ -21,7 +21,7 @@ from expertbook.clinic import service
 from expertbook.clinic.models import Appointment, Hospital, Slot
 from expertbook.database import utcnow
 from expertbook.extensions import db
-from expertbook.notifications.clinic import CANCELLATION, TOKEN_CONFIRMATION
+from expertbook.clinic.emails import CANCELLATION, TOKEN_CONFIRMATION
 from expertbook.notifications.service import forget_named
 
 DELETED_PATIENT = "Deleted patient"
@@ -56,12 +56,17 @@ def _appointment_json(appointment: Appointment) -> dict[str, Any]:
     }
 
 
-def appointments_data(user_id: int) -> dict[str, Any]:
-    """The account's clinic appointments, for "Download my data"."""
+def clinic_data(user_id: int) -> dict[str, Any]:
+    """The account's hospital (if on a staff) and clinic appointments, for "Download my data"."""
+    user = db.session.get(User, user_id)
+    hospital = user.hospital if user is not None else None
     rows = db.session.scalars(
         service._own_query(user_id).order_by(Slot.starts_at, Appointment.id)  # noqa: SLF001 - the clinic's own query
     ).all()
-    return {"appointments": [_appointment_json(row) for row in rows]}
+    return {
+        "hospitalStaff": {"hospital": hospital.name, "location": hospital.location, "staffAdmin": user.is_staff_admin} if hospital else None,
+        "appointments": [_appointment_json(row) for row in rows],
+    }
 
 
 def last_admin_check(user_id: int) -> str | None:
@@ -110,6 +115,6 @@ def forget_patient(user_id: int) -> None:
 def connect() -> None:
     """Subscribe to the account events (idempotent)."""
     account_signals.email_verified.connect(publish_hospital)
-    accounts.register_account_data_source(appointments_data)
+    accounts.register_account_data_source(clinic_data)
     accounts.register_account_deletion_check(last_admin_check)
     accounts.register_account_deletion_hook(forget_patient)

@@ -17,7 +17,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
 
 from expertbook.database import UTCDateTime, utcnow
 from expertbook.extensions import db
@@ -48,7 +48,8 @@ class Hospital(db.Model):
     published: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
-    staff: Mapped[list[User]] = relationship(back_populates="hospital")
+    # Also gives every User its ``user.hospital`` (loaded with the user: pages show it in the header).
+    staff: Mapped[list[User]] = relationship(backref=backref("hospital", lazy="joined"))
 
 
 class Doctor(db.Model):

@@ -9,8 +9,8 @@
 - appointments.user_id and bookings.customer_id become nullable with ON DELETE SET NULL, so a
   deleted account's anonymised records stay with the hospital or expert.
 
-Revision ID: 0009_account_control
-Revises: 0008_appointments_slot_index
+Revision ID: 0010_account_control
+Revises: 0009_email_templates_by_area
 Create Date: 2026-11-22 10:00:00
 
 """
@@ -19,8 +19,8 @@ from alembic import op
 
 import expertbook.database
 
-revision = '0009_account_control'
-down_revision = '0008_appointments_slot_index'
+revision = '0010_account_control'
+down_revision = '0009_email_templates_by_area'
 branch_labels = None
 depends_on = None
 
