@@ -1,8 +1,7 @@
 """A service's NotFound becomes a 404 through the app's one error handler: a page, an htmx fragment, or JSON under /api/."""
 from __future__ import annotations
 
-from expertbook.api import service as tokens
-from tests.factories import login, make_appointment, make_slot, make_user
+from tests.factories import bearer, login, make_appointment, make_slot, make_user
 
 
 def test_a_missing_object_is_a_404_page_with_the_services_message(client):
@@ -29,6 +28,5 @@ def test_someone_elses_object_is_not_found_too(client):
 
 def test_under_the_api_it_is_json(app, client):
     user = make_user()
-    token, _ = tokens.issue_token(user.id, app.config["SECRET_KEY"], hours=1)
-    response = client.post("/api/appointments/999999/cancel", headers={"Authorization": f"Bearer {token}"})
+    response = client.post("/api/appointments/999999/cancel", headers=bearer(user))
     assert response.status_code == 404 and response.get_json() == {"error": "Appointment not found"}

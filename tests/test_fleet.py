@@ -28,12 +28,10 @@ from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from expertbook import create_app
-from expertbook.api import service as tokens
 from expertbook.clinic.models import Appointment
 from expertbook.extensions import db
 from expertbook.notifications.models import OutboxEmail
 from tests.conftest import (
-    GUNICORN_SECRET_KEY,
     NGINX,
     ROOT,
     Process,
@@ -48,7 +46,7 @@ from tests.conftest import (
     throwaway_postgres,
     wait_until,
 )
-from tests.factories import PASSWORD, make_slot, make_users
+from tests.factories import PASSWORD, api_token, make_slot, make_users
 from tests.notifications.conftest import ScriptedSMTPHandler
 
 pytestmark = pytest.mark.fleet
@@ -260,9 +258,9 @@ def _rq_workers(url: str) -> int:
     return len(Worker.all(connection=Redis.from_url(url)))
 
 
-def bearer(user_id: int) -> dict:
-    token, _ = tokens.issue_token(user_id, GUNICORN_SECRET_KEY, hours=1)
-    return {"Authorization": f"Bearer {token}"}
+def bearer(user) -> dict:
+    # The app's key is the gunicorns' (conftest's GUNICORN_SECRET_KEY); the token's login session is a row.
+    return {"Authorization": f"Bearer {api_token(user)}"}
 
 
 def patient_headers(fleet: Fleet, count: int) -> list[dict]:
@@ -271,16 +269,19 @@ def patient_headers(fleet: Fleet, count: int) -> list[dict]:
     session = fleet.session()
     headers = []
     for n in range(2):
+        email = f"fleet-{uuid.uuid4().hex[:8]}@example.com"
         registered = session.post(fleet.url + "/api/auth/register", timeout=30,
-                                  json={"name": f"Fleet Patient {n}", "email": f"fleet-{uuid.uuid4().hex[:8]}@example.com", "password": PASSWORD})
-        assert registered.status_code == 201, registered.text
-        headers.append({"Authorization": f"Bearer {registered.json()['token']}"})
+                                  json={"name": f"Fleet Patient {n}", "email": email, "password": PASSWORD})
+        assert registered.status_code == 202, registered.text  # registration never returns a token
+        logged_in = session.post(fleet.url + "/api/auth/login", json={"email": email, "password": PASSWORD}, timeout=30)
+        assert logged_in.status_code == 200, logged_in.text
+        headers.append({"Authorization": f"Bearer {logged_in.json()['token']}"})
     users = make_users(count - 2)
     for user in users[:2]:
         logged_in = session.post(fleet.url + "/api/auth/login", json={"email": user.email, "password": PASSWORD}, timeout=30)
         assert logged_in.status_code == 200, logged_in.text
         headers.append({"Authorization": f"Bearer {logged_in.json()['token']}"})
-    headers += [bearer(user.id) for user in users[2:]]
+    headers += [bearer(user) for user in users[2:]]
     return headers
 
 
