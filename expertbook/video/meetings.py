@@ -6,14 +6,16 @@ How a meeting flows:
    :func:`booking_confirmed` writes a ``pending`` :class:`~expertbook.video.models.Meeting` row and
    registers :func:`dispatch` to run after the commit.
 2. :func:`dispatch` hands the meeting to the RQ queue ``default`` (with ``REDIS_URL``) or runs
-   :func:`sync` in-process. If Redis is down the row stays due and the relay picks it up.
+   :func:`sync` in-process. If Redis is down the row stays due and the relay picks it up. Nothing
+   is ever scheduled in Redis: the row's ``next_attempt_at`` says when the job is due.
 3. :func:`sync` (the job body) claims the row, decides what the provider must do (create, update,
    delete) from the booking and the row, talks to the provider OUTSIDE any transaction, and records
    the outcome in a new transaction: ``created`` (and :data:`~expertbook.video.signals.meeting_ready`
    inside it, so the confirmation emails are written with the links); a retry at ``next_attempt_at``
    after a transient fault (``retry_delay``, honouring Retry-After); ``reauth_needed`` when the
    expert must re-authorize Zoom; ``failed`` when the provider refuses for good.
-4. :func:`relay` re-dispatches whatever is due; the worker runs it with the outbox relay.
+4. :func:`relay` re-dispatches whatever is due and not really waiting in the queue; the worker runs
+   it with the outbox relay every tick, so a retry lost with Redis or a dead worker is back within one.
 5. When the expert re-authorizes, disconnects, or Zoom deauthorizes our app
    (:data:`~expertbook.video.signals.zoom_connection_changed`), :func:`resume_expert` makes every
    meeting that waited on it due again, with the provider that now applies.
@@ -145,40 +147,48 @@ def job_id(meeting_id: int, due: datetime | None) -> str:
     return f"meeting-{meeting_id}-{int(due.timestamp()) if due else 0}"
 
 
-def enqueue(meeting_id: int, due: datetime | None) -> bool:
-    """Put the meeting's job on the queue, scheduled at ``due`` if that is in the future. Raises redis errors."""
+def _queue():
     from rq import Queue
 
-    from expertbook.notifications.service import job_is_waiting, redis_connection
+    from expertbook.notifications.service import redis_connection
 
-    queue = Queue(QUEUE, connection=redis_connection())
+    return Queue(QUEUE, connection=redis_connection())
+
+
+def enqueue(meeting_id: int, due: datetime | None, waiting: set[str] | None = None) -> bool:
+    """Put the meeting's job on the queue now, unless it is already waiting there. Raises redis errors.
+
+    ``waiting`` is what the caller already knows to be waiting (the relay asks for all its rows at once).
+    """
+    from expertbook.notifications.service import waiting_jobs
+
+    queue = _queue()
     jid = job_id(meeting_id, due)
-    if job_is_waiting(jid, queue.connection):
+    if jid in (waiting if waiting is not None else waiting_jobs(queue, [jid])):
         return False
-    options = {"job_id": jid, "job_timeout": _claim_seconds() + 60, "result_ttl": 24 * 3600,
-               "failure_ttl": 7 * 24 * 3600, "description": f"sync video meeting {meeting_id}"}
-    if due is not None and due > utcnow():
-        # RQ's scheduler keeps whole seconds; rounding up keeps the job from arriving before it is due.
-        delay = due - utcnow()
-        queue.enqueue_in(timedelta(seconds=int(delay.total_seconds()) + 1), JOB_PATH, meeting_id, **options)
-    else:
-        queue.enqueue(JOB_PATH, meeting_id, **options)
+    queue.enqueue(JOB_PATH, meeting_id, job_id=jid, job_timeout=_claim_seconds() + 60, result_ttl=24 * 3600,
+                  failure_ttl=7 * 24 * 3600, description=f"sync video meeting {meeting_id}")
     return True
 
 
 def dispatch(meeting_id: int, due: datetime | None = None) -> None:
-    """Start the meeting's job now (or at ``due``). Never raises: the booking is committed and stays.
+    """Start the meeting's job if it is due. Never raises: the booking is committed and stays.
 
+    Work due later is never scheduled in Redis: the row's ``next_attempt_at`` is the schedule, and
+    the relay (the worker's tick, woken at ``due`` when this process is a worker) enqueues it then.
     With a queue, a Redis failure leaves the row due for the relay; without one the job runs here
     (in-process retries are left to the relay, which the worker tick or ``flask relay`` runs).
     """
+    from expertbook.notifications.service import relay_due_at
+
+    if due is not None and due > utcnow():
+        relay_due_at(due)
+        return
     if _uses_queue():
         try:
             enqueue(meeting_id, due)
         except Exception as exc:
             log.warning("could not enqueue video meeting %s (%s); the relay will", meeting_id, exc)
-        return
-    if due is not None and due > utcnow():
         return
     try:
         sync(meeting_id)
@@ -192,7 +202,12 @@ def _dispatch_after_commit(meeting: Meeting) -> None:
 
 
 def relay(now: datetime | None = None, limit: int = 200) -> int:
-    """Dispatch every meeting that is due and not claimed; returns how many. Part of the worker's periodic pass."""
+    """Dispatch every meeting that is due and not claimed, unless its job really waits in the queue now.
+
+    Returns how many were due. Part of the worker's periodic pass (a relay hook).
+    """
+    from expertbook.notifications.service import waiting_jobs
+
     now = now or utcnow()
     rows = db.session.execute(
         select(Meeting.id, Meeting.next_attempt_at)
@@ -205,9 +220,10 @@ def relay(now: datetime | None = None, limit: int = 200) -> int:
         .limit(limit)
     ).all()
     db.session.rollback()
+    waiting = waiting_jobs(_queue(), [job_id(meeting_id, due) for meeting_id, due in rows]) if rows and _uses_queue() else set()
     for meeting_id, due in rows:
         if _uses_queue():
-            enqueue(meeting_id, due)
+            enqueue(meeting_id, due, waiting)
         else:
             try:
                 sync(meeting_id, now=max(now, utcnow()))
@@ -420,8 +436,7 @@ def _retry_later(meeting_id: int, claim: datetime, reason: str, retry_after: flo
         due = utcnow() + timedelta(seconds=delay)
         meeting.next_attempt_at = due
         log.info("video meeting %s: attempt %s failed (%s); retrying at %s", meeting_id, meeting.attempts, reason, due.isoformat())
-        if _uses_queue():
-            _dispatch_after_commit(meeting)
+        _dispatch_after_commit(meeting)  # the relay enqueues it when due
     return "retry"
 
 
@@ -448,6 +463,7 @@ def _record_reauth(meeting_id: int, claim: datetime, expert_user_id: int, plan: 
             meeting.attempts += 1
             meeting.next_attempt_at = utcnow() + timedelta(seconds=provider.retry_delay(min(meeting.attempts, MAX_ATTEMPTS), max_attempts=MAX_ATTEMPTS))
             meeting.last_error = reason[:2000]
+            _dispatch_after_commit(meeting)
             return "retry"
         meeting.next_attempt_at = None  # resumed by resume_expert() when the expert re-authorizes
         meeting.last_error = f"waiting for the expert to re-authorize Zoom: {reason}"[:2000]
