@@ -26,6 +26,7 @@ gone counts as done); a booking whose time differs from the meeting's is updated
 from __future__ import annotations
 
 import logging
+import secrets
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -122,7 +123,7 @@ def booking_ended(booking_id: int) -> None:
     meeting = _locked(booking_id)
     if meeting is None or meeting.status == MEETING_DELETED:
         return
-    if meeting.external_id is None:
+    if meeting.external_id is None and meeting.create_marker is None:
         # Nothing exists at the provider (a Jitsi room, or not created yet). A create job in flight
         # notices the cancelled booking when it records its result and deletes what it made.
         meeting.status = MEETING_DELETED
@@ -263,7 +264,8 @@ def _plan(meeting: Meeting, booking: Booking) -> str:
     """What the provider must do for this meeting now: create, update, delete, forget (mark deleted) or nothing."""
     active = booking.status in ACTIVE_STATUSES
     if not active:
-        return "delete" if meeting.external_id is not None else "forget"
+        # A create marker left means Zoom may hold meetings we never heard of: look for them too.
+        return "delete" if meeting.external_id is not None or meeting.create_marker is not None else "forget"
     if booking.status != "confirmed":
         return "nothing"
     if meeting.join_url is None:
@@ -296,11 +298,14 @@ def sync(meeting_id: int, now: datetime | None = None) -> str:
     )
     requested = _requested_provider(booking.service.video_provider)
     recording = bool(booking.service.record_meetings)
-    provider_name, external_id = meeting.provider, meeting.external_id
+    provider_name, external_id, marker = meeting.provider, meeting.external_id, meeting.create_marker
+    booking_id = booking.id
     db.session.rollback()  # end the read: no snapshot or lock is held while the provider is called
 
     try:
         if plan == "create":
+            if provider.provider_for(expert_user_id, requested) == provider.ZOOM:
+                return _create_at_zoom(meeting_id, claim, booking_id, marker, expert_user_id, requested, recording, args)
             result = provider.create_meeting(expert_user_id, recording=recording, provider=requested, **args)
             return _record_created(meeting_id, claim, result, args["start_utc"], args["duration_min"])
         if plan == "update":
@@ -314,6 +319,8 @@ def sync(meeting_id: int, now: datetime | None = None) -> str:
                            attempts=0, last_error=None, next_attempt_at=None, outcome="updated", recheck=True)
         if plan == "delete":
             provider.delete_meeting(expert_user_id, provider_name, external_id)
+            if marker is not None:  # and whatever a create whose answer was lost may have made
+                provider.delete_marked(expert_user_id, marker)
             return _finish(meeting_id, claim, status=MEETING_DELETED, next_attempt_at=None, last_error=None, outcome="deleted")
         if plan == "forget":
             return _finish(meeting_id, claim, status=MEETING_DELETED, next_attempt_at=None, outcome="deleted")
@@ -329,6 +336,51 @@ def sync(meeting_id: int, now: datetime | None = None) -> str:
     except Exception as error:  # a bug or an unexpected answer: retry within the limit, loudly
         log.exception("video meeting %s: unexpected error during %s", meeting_id, plan)
         return _retry_later(meeting_id, claim, repr(error), None)
+
+
+def _create_at_zoom(meeting_id: int, claim: datetime, booking_id: int, marker: str | None, expert_user_id: int,
+                    requested: str | None, recording: bool, args: dict) -> str:
+    """Create the booking's Zoom meeting, or adopt the one an earlier create made unseen.
+
+    Before the first create a marker is committed; it goes into the meeting's agenda. A create whose
+    answer is lost (``ZOOM_TIMEOUT`` ran out while Zoom was still making it, or the worker died) leaves
+    the marker set, so the next attempt lists the expert's meetings and adopts the one carrying it
+    (deleting any extra one) instead of making another. A first create that answered clears it: no
+    other meeting can exist. A marker kept is swept once more when the booking's meeting is deleted.
+    """
+    first = marker is None
+    if first:
+        marker = _mark(meeting_id, claim, booking_id)
+        if marker is None:
+            return "skipped"
+    else:
+        found = provider.find_meetings(expert_user_id, marker)
+        if found:
+            keep, *strays = found
+            try:
+                # Its time is the one the lost create asked for: bring it to the booking's current one.
+                provider.update_meeting(expert_user_id, provider.ZOOM, keep, **args)
+                adopted = provider.zoom_meeting(expert_user_id, keep)
+            except MeetingNotFound:
+                adopted = None  # deleted at Zoom meanwhile: create one below
+            if adopted is not None:
+                for stray in strays:
+                    provider.delete_meeting(expert_user_id, provider.ZOOM, stray)
+                log.info("video meeting %s: adopted Zoom meeting %s, made by a create whose answer was lost", meeting_id, keep)
+                return _record_created(meeting_id, claim, adopted, args["start_utc"], args["duration_min"])
+    result = provider.create_meeting(expert_user_id, recording=recording, provider=requested, marker=marker, **args)
+    return _record_created(meeting_id, claim, result, args["start_utc"], args["duration_min"], clear_marker=first)
+
+
+def _mark(meeting_id: int, claim: datetime, booking_id: int) -> str | None:
+    """Commit the marker of the create about to be sent; None if the claim is no longer ours."""
+    marker = f"expertbook-booking-{booking_id}-{secrets.token_hex(8)}"
+    with transaction():
+        meeting = _owned(meeting_id, claim)
+        if meeting is None:
+            return None
+        meeting.create_marker = marker
+    return marker
 
 
 def _touch(booking_id: int) -> None:
@@ -370,7 +422,8 @@ def _finish(meeting_id: int, claim: datetime, *, outcome: str, redispatch: bool 
     return outcome
 
 
-def _record_created(meeting_id: int, claim: datetime, result: provider.MeetingResult, start: datetime, minutes: int) -> str:
+def _record_created(meeting_id: int, claim: datetime, result: provider.MeetingResult, start: datetime, minutes: int,
+                    clear_marker: bool = False) -> str:
     app = current_app._get_current_object()
     with transaction():
         meeting = _owned(meeting_id, claim)
@@ -378,6 +431,8 @@ def _record_created(meeting_id: int, claim: datetime, result: provider.MeetingRe
             if result.meeting_id is not None:  # another run owns the row now; do not leave ours behind at Zoom
                 after_commit(partial(_discard, meeting_id, result))
             return "skipped"
+        if clear_marker:
+            meeting.create_marker = None
         meeting.provider = result.provider
         meeting.external_id = result.meeting_id
         meeting.join_url = result.join_url

@@ -56,7 +56,9 @@ class ScriptedSMTPHandler:
         delay = self.slow_seconds if action == "accept" else float(action[5:]) if action.startswith("slow:") else None
         if delay is None:
             return action
-        await asyncio.sleep(delay)
+        await asyncio.sleep(delay)  # a client that goes away meanwhile cancels this: nothing is stored
+        if server.transport is None or server.transport.is_closing():
+            return "451 4.4.2 The client went away"
         message = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
         with self.lock:
             self.messages.append(message)
