@@ -56,6 +56,9 @@ log = logging.getLogger(__name__)
 QUEUE = "default"  # served by ``flask --app wsgi worker`` next to the notifications queue
 JOB_PATH = "expertbook.video.jobs.sync_meeting"
 MAX_ATTEMPTS = 10
+# How long after a create whose answer was lost the expert's meetings are searched once more for a
+# stray one: a create Zoom took longer than ZOOM_TIMEOUT to make has long finished by then.
+SWEEP_AFTER = timedelta(minutes=10)
 
 
 # ---------------------------------------------------------------------------- reading
@@ -261,7 +264,8 @@ def _claim(meeting_id: int, now: datetime) -> datetime | None:
 
 
 def _plan(meeting: Meeting, booking: Booking) -> str:
-    """What the provider must do for this meeting now: create, update, delete, forget (mark deleted) or nothing."""
+    """What the provider must do for this meeting now: create, update, delete, forget (mark deleted),
+    sweep (delete strays of lost creates) or nothing."""
     active = booking.status in ACTIVE_STATUSES
     if not active:
         # A create marker left means Zoom may hold meetings we never heard of: look for them too.
@@ -272,7 +276,14 @@ def _plan(meeting: Meeting, booking: Booking) -> str:
         return "create"
     if meeting.provider == provider.ZOOM and (meeting.scheduled_start != booking.start_at or meeting.scheduled_minutes != booking.duration_minutes):
         return "update"
+    if meeting.provider == provider.ZOOM and meeting.create_marker is not None:
+        return "sweep"
     return "nothing"
+
+
+def _due(plan: str) -> datetime:
+    """When the job for ``plan`` is due: a sweep waits :data:`SWEEP_AFTER` for late creates to land."""
+    return utcnow() + (SWEEP_AFTER if plan == "sweep" else timedelta(0))
 
 
 def _topic(booking: Booking) -> str:
@@ -282,8 +293,8 @@ def _topic(booking: Booking) -> str:
 def sync(meeting_id: int, now: datetime | None = None) -> str:
     """The meeting job: bring the provider in line with the booking. Idempotent; returns what it did.
 
-    ``"created"``, ``"updated"``, ``"deleted"``, ``"retry"``, ``"reauth"``, ``"failed"``, or
-    ``"skipped"`` (not due, claimed elsewhere, or nothing to do).
+    ``"created"``, ``"updated"``, ``"deleted"``, ``"swept"``, ``"retry"``, ``"reauth"``, ``"failed"``,
+    or ``"skipped"`` (not due, claimed elsewhere, or nothing to do).
     """
     now = now or utcnow()
     claim = _claim(meeting_id, now)
@@ -322,6 +333,9 @@ def sync(meeting_id: int, now: datetime | None = None) -> str:
             if marker is not None:  # and whatever a create whose answer was lost may have made
                 provider.delete_marked(expert_user_id, marker)
             return _finish(meeting_id, claim, status=MEETING_DELETED, next_attempt_at=None, last_error=None, outcome="deleted")
+        if plan == "sweep":
+            provider.delete_marked(expert_user_id, marker, keep=external_id)
+            return _finish(meeting_id, claim, create_marker=None, next_attempt_at=None, outcome="swept", recheck=True)
         if plan == "forget":
             return _finish(meeting_id, claim, status=MEETING_DELETED, next_attempt_at=None, outcome="deleted")
         return _finish(meeting_id, claim, next_attempt_at=None, outcome="skipped")
@@ -346,7 +360,8 @@ def _create_at_zoom(meeting_id: int, claim: datetime, booking_id: int, marker: s
     answer is lost (``ZOOM_TIMEOUT`` ran out while Zoom was still making it, or the worker died) leaves
     the marker set, so the next attempt lists the expert's meetings and adopts the one carrying it
     (deleting any extra one) instead of making another. A first create that answered clears it: no
-    other meeting can exist. A marker kept is swept once more when the booking's meeting is deleted.
+    other meeting can exist. A marker kept is swept once more :data:`SWEEP_AFTER` later (and when the
+    booking's meeting is deleted): every other meeting carrying it is deleted, then it is cleared.
     """
     first = marker is None
     if first:
@@ -414,8 +429,9 @@ def _finish(meeting_id: int, claim: datetime, *, outcome: str, redispatch: bool 
         if recheck:
             # The booking may have changed again while the provider was being called.
             booking = db.session.get(Booking, meeting.booking_id, populate_existing=True)
-            if _plan(meeting, booking) != "nothing":
-                meeting.next_attempt_at = utcnow()
+            plan = _plan(meeting, booking)
+            if plan != "nothing":
+                meeting.next_attempt_at = _due(plan)
                 redispatch = True
         if redispatch:
             _dispatch_after_commit(meeting)
@@ -449,8 +465,9 @@ def _record_created(meeting_id: int, claim: datetime, result: provider.MeetingRe
             meeting.next_attempt_at = None
             db.session.flush()
             signals.meeting_ready.send(app, booking_id=booking.id, meeting_id=meeting.id)
-            if _plan(meeting, booking) != "nothing":  # the time changed meanwhile
-                meeting.next_attempt_at = utcnow()
+            plan = _plan(meeting, booking)
+            if plan != "nothing":  # the time changed meanwhile, or a lost create may still leave a stray
+                meeting.next_attempt_at = _due(plan)
                 _dispatch_after_commit(meeting)
         else:
             # Cancelled while we were creating it: delete what we made.

@@ -466,17 +466,17 @@ def find_meetings(expert_user_id: int, marker: str) -> list[int]:
     return [meeting_id for _, meeting_id in sorted(found, key=lambda item: item[0])]  # stable: Zoom's order within a second
 
 
-def delete_marked(expert_user_id: int, marker: str) -> int:
-    """Delete every Zoom meeting of the expert whose agenda carries ``marker``; returns how many.
+def delete_marked(expert_user_id: int, marker: str, keep: int | None = None) -> int:
+    """Delete every Zoom meeting of the expert whose agenda carries ``marker``, except ``keep``; returns how many.
 
-    The sweep after a booking with lost create answers ends. Without a Zoom connection there is
-    nothing to delete them with (logged, like :func:`delete_meeting`).
+    The sweep for meetings that creates whose answer was lost made. Without a Zoom connection there
+    is nothing to delete them with (logged, like :func:`delete_meeting`).
     """
     connection = _load(expert_user_id)
     if connection is None or connection.status == DEAUTHORIZED:
         log.warning("meetings marked %s of user %s not looked for at Zoom: Zoom is no longer connected", marker, expert_user_id)
         return 0
-    found = find_meetings(expert_user_id, marker)
+    found = [meeting_id for meeting_id in find_meetings(expert_user_id, marker) if meeting_id != keep]
     for meeting_id in found:
         delete_meeting(expert_user_id, ZOOM, meeting_id)
     if found:

@@ -580,14 +580,18 @@ def test_a_create_answered_after_the_timeout_is_adopted_not_repeated(app, profil
     assert zoom.standin.calls[MEETING_CREATE] == 1 and list(zoom.standin.meetings) == [made["id"]]
     assert len(smtp.wait_for(2)) == 2  # the confirmations, with the adopted meeting's link
     assert all(made["join_url"] in text_of(m) for m in to(smtp.messages, booking.customer_email))
+    # Later, one more search for strays finds none, and the marker is cleared.
+    assert meeting.next_attempt_at >= utcnow() + meetings.SWEEP_AFTER - timedelta(minutes=1)
+    assert meetings.relay(now=meeting.next_attempt_at) == 1
+    meeting = meeting_of(booking.id)
+    assert meeting.create_marker is None and meeting.next_attempt_at is None and list(zoom.standin.meetings) == [made["id"]]
 
     experts.cancel(booking.customer_id, booking.id)
     assert meeting_of(booking.id).status == "deleted" and zoom.standin.meetings == {}
 
 
-def test_a_meeting_zoom_makes_after_the_retry_created_another_is_deleted_with_the_booking(profile, zoom, app):
-    # Zoom makes the first meeting only after our retry has listed (nothing) and created a second one:
-    # two meetings carry the booking's marker, and cancelling deletes both.
+def late_stray(app, profile, zoom):
+    """A booking whose first create Zoom makes only after the retry listed (nothing) and made a second one."""
     app.config["ZOOM_TIMEOUT"] = 0.5
     zoom.standin.slow_seconds = 2.0
     zoom.standin.fail(MEETING_CREATE, "late")
@@ -596,7 +600,25 @@ def test_a_meeting_zoom_makes_after_the_retry_created_another_is_deleted_with_th
     assert meeting.status == "pending" and zoom.standin.meetings == {}
     assert meetings.sync(meeting.id, now=meeting.next_attempt_at) == "created"
     assert len(wait_for_meetings(zoom, 2)) == 2
+    meeting = meeting_of(booking.id)
     assert all(meeting.create_marker in m["agenda"] for m in zoom.standin.meetings.values())
+    return booking, meeting
+
+
+def test_a_meeting_zoom_makes_after_the_retry_created_another_is_swept_later(profile, zoom, app):
+    booking, meeting = late_stray(app, profile, zoom)
+    assert meeting.next_attempt_at >= utcnow() + meetings.SWEEP_AFTER - timedelta(minutes=1)
+    assert meetings.relay() == 0  # not yet: a late create gets its time to land
+    assert meetings.relay(now=meeting.next_attempt_at) == 1
+    swept = meeting_of(booking.id)
+    assert swept.status == "created" and swept.create_marker is None and swept.next_attempt_at is None
+    assert list(zoom.standin.meetings) == [swept.external_id]
+    experts.cancel(booking.customer_id, booking.id)
+    assert meeting_of(booking.id).status == "deleted" and zoom.standin.meetings == {}
+
+
+def test_a_meeting_zoom_makes_after_the_retry_created_another_is_deleted_with_the_booking(profile, zoom, app):
+    booking, _ = late_stray(app, profile, zoom)
     experts.cancel(booking.customer_id, booking.id)
     assert meeting_of(booking.id).status == "deleted" and zoom.standin.meetings == {}
 
