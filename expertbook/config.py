@@ -53,7 +53,9 @@ def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "ins
         "MAIL_MAX_ATTEMPTS": _int(env.get("MAIL_MAX_ATTEMPTS"), 8),
         "MAIL_RETRY_BASE_SECONDS": float(env.get("MAIL_RETRY_BASE_SECONDS") or 30),
         "MAIL_RETRY_MAX_SECONDS": float(env.get("MAIL_RETRY_MAX_SECONDS") or 3600),
-        "MAIL_CLAIM_SECONDS": float(env.get("MAIL_CLAIM_SECONDS") or 300),
+        # A claim is a lease the sending process renews every third of it: a worker killed mid-send
+        # frees its row this long after it died (docs/reliability.md).
+        "MAIL_CLAIM_SECONDS": float(env.get("MAIL_CLAIM_SECONDS") or 30),
         "NOTIFICATIONS_QUEUE": env.get("NOTIFICATIONS_QUEUE") or "notifications",
         # How long the dispatcher thread gathers new rows into one RQ job (a little email latency
         # for far fewer enqueues under load).

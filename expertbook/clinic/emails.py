@@ -148,11 +148,15 @@ def cancellation(app, appointment_id: int, **_) -> None:
 
 
 def clinic_reminders(now: datetime, until: datetime) -> Iterator[Reminder]:
-    """A reminder for every booked appointment whose session starts within the reminder window."""
+    """A reminder for every booked appointment whose session starts within the reminder window.
+
+    A closed session still gets its reminders: closing only stops new bookings, and the patients
+    already booked there still come. Only cancelled appointments are skipped.
+    """
     appointments = db.session.scalars(
         select(Appointment)
         .join(Appointment.slot)
-        .where(Appointment.status == Appointment.BOOKED, Slot.starts_at >= now, Slot.starts_at < until, Slot.closed.is_(False))
+        .where(Appointment.status == Appointment.BOOKED, Slot.starts_at >= now, Slot.starts_at < until)
         .options(joinedload(Appointment.slot).joinedload(Slot.doctor), joinedload(Appointment.slot).joinedload(Slot.hospital), joinedload(Appointment.user))
     ).all()
     for appointment in appointments:

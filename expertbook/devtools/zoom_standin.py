@@ -10,8 +10,14 @@ serves it for local trials. It behaves like Zoom where it matters to us:
 - meeting ids are 64-bit integers (11 digits, like Zoom's), a deleted or unknown meeting answers
   ``404 {"code": 3001}``, and every ``GET`` of a meeting returns a new ``start_url`` (Zoom's expire after 2 h).
 
+- ``GET /users/me/meetings`` lists the meetings (with their ``agenda``) in pages of ``page_size``, linked
+  by ``next_page_token``, as Zoom's list does.
+
 The test controls it directly: :meth:`ZoomStandIn.fail` switches faults on (500, 429 with ``Retry-After``,
-a hang, 401 code 124) and :attr:`ZoomStandIn.calls` counts the calls per endpoint.
+a hang, 401 code 124; ``slow``: the call does its work at once but answers only after
+:attr:`ZoomStandIn.slow_seconds`, as a Zoom that made the meeting but answered after our timeout;
+``late``: the call waits that long, then does its work and answers, as a Zoom that makes the meeting
+only after our timeout) and :attr:`ZoomStandIn.calls` counts the calls per endpoint.
 """
 from __future__ import annotations
 
@@ -37,10 +43,11 @@ TOKEN_REFRESH = "token:refresh_token"
 REVOKE = "revoke"
 USERS_ME = "users/me"
 MEETING_CREATE = "meetings:create"
+MEETING_LIST = "meetings:list"
 MEETING_GET = "meetings:get"
 MEETING_PATCH = "meetings:patch"
 MEETING_DELETE = "meetings:delete"
-FAULT_KINDS = {"500", "429", "hang", "401"}
+FAULT_KINDS = {"500", "429", "hang", "401", "slow", "late"}
 
 
 @dataclass
@@ -91,6 +98,8 @@ class ZoomStandIn:
         self.require_pkce = require_pkce
         self.token_delay = 0.0  # seconds the token endpoint waits, to widen race windows in tests
         self.hang_seconds = 30.0
+        self.slow_seconds = 5.0
+        self._late = threading.local()  # how long the current request's answer waits (a "slow" fault)
         self.user = {
             "id": "zU" + secrets.token_urlsafe(12),
             "first_name": "Stand",
@@ -127,6 +136,7 @@ class ZoomStandIn:
                 Rule("/oauth/revoke", endpoint="revoke", methods=["POST"]),
                 Rule("/v2/users/me", endpoint="users_me", methods=["GET"]),
                 Rule("/v2/users/me/meetings", endpoint="create_meeting", methods=["POST"]),
+                Rule("/v2/users/me/meetings", endpoint="list_meetings", methods=["GET"]),
                 Rule("/v2/meetings/<int:meeting_id>", endpoint="meeting", methods=["GET", "PATCH", "DELETE"]),
                 Rule("/j/<int:meeting_id>", endpoint="join_page", methods=["GET"]),
                 Rule("/s/<int:meeting_id>", endpoint="start_page", methods=["GET"]),
@@ -136,7 +146,7 @@ class ZoomStandIn:
     # ------------------------------------------------------------------ control (used by tests)
 
     def fail(self, endpoint: str, kind: str, times: int | None = 1, retry_after: int = 7) -> None:
-        """Make the next ``times`` calls of ``endpoint`` fail with ``kind`` (500, 429, hang or 401)."""
+        """Make the next ``times`` calls of ``endpoint`` fail with ``kind`` (500, 429, hang, 401, slow or late)."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault {kind!r}; use one of {sorted(FAULT_KINDS)}")
         with self._lock:
@@ -171,6 +181,7 @@ class ZoomStandIn:
 
     def __call__(self, environ, start_response):
         request = Request(environ)
+        self._late.seconds = 0.0
         try:
             endpoint, values = self._url_map.bind_to_environ(environ).match()
             response = getattr(self, f"_{endpoint}")(request, **values)
@@ -178,6 +189,8 @@ class ZoomStandIn:
             response = _zoom_error(404, 404, "Not found.")
         except HTTPException as error:
             response = error.get_response(environ)
+        if self._late.seconds:  # the work is done; only the answer is late
+            self._stopping.wait(self._late.seconds)
         return response(environ, start_response)
 
     def _count_and_fault(self, name: str) -> Response | None:
@@ -190,6 +203,12 @@ class ZoomStandIn:
                 fault.times -= 1
                 if fault.times <= 0:
                     del self._faults[name]
+        if fault.kind == "slow":
+            self._late.seconds = self.slow_seconds
+            return None
+        if fault.kind == "late":
+            self._stopping.wait(self.slow_seconds)
+            return None
         if fault.kind == "500":
             return _zoom_error(500, 500, "Internal server error.")
         if fault.kind == "429":
@@ -390,6 +409,27 @@ class ZoomStandIn:
         with self._lock:
             self.meetings[meeting_id] = meeting
         return _json(dict(meeting, start_url=self._start_url(base, meeting_id)), 201)
+
+    def _list_meetings(self, request: Request) -> Response:
+        if refused := self._api_guard(request, MEETING_LIST):
+            return refused
+        if request.args.get("type", "scheduled") not in {"scheduled", "live", "upcoming", "upcoming_meetings", "previous_meetings"}:
+            return _zoom_error(400, 300, "Invalid field.")
+        try:
+            page_size = min(max(int(request.args.get("page_size", 30)), 1), 300)
+            start = int(request.args.get("next_page_token") or 0)
+        except ValueError:
+            return _zoom_error(400, 300, "Invalid field.")
+        with self._lock:
+            listed = [m for m in self.meetings.values() if m]  # an id being created is not listed yet
+        page = listed[start:start + page_size]
+        keys = ("uuid", "id", "host_id", "topic", "type", "start_time", "duration", "timezone", "agenda", "created_at", "join_url")
+        return _json({
+            "page_size": page_size,
+            "total_records": len(listed),
+            "next_page_token": str(start + page_size) if start + page_size < len(listed) else "",
+            "meetings": [{key: meeting[key] for key in keys} for meeting in page],
+        })
 
     @staticmethod
     def _start_url(base: str, meeting_id: int) -> str:

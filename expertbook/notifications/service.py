@@ -10,9 +10,17 @@ How an email flows:
    ``pending``.
 3. :func:`send` (the job body) claims the row with a compare-and-swap UPDATE, sends it outside any
    transaction, and records the outcome: ``sent``; ``pending`` again with backoff after a transient
-   failure; ``failed`` after a permanent one or after ``MAIL_MAX_ATTEMPTS``.
-4. :func:`relay` re-dispatches whatever is pending and due, or stuck in ``sending`` because a worker
-   died. The worker runs it periodically; ``flask --app wsgi relay`` runs one pass.
+   failure; ``failed`` after a permanent one or after ``MAIL_MAX_ATTEMPTS``. The claim is a short
+   lease (``MAIL_CLAIM_SECONDS``) this process renews while the send is in flight (see
+   :mod:`expertbook.notifications.lease`), so a killed worker's row is free again within seconds.
+4. :func:`relay` enqueues whatever is pending and due, or stuck in ``sending`` because a worker
+   died, unless its job is really waiting in the queue right now. The worker runs it every
+   ``WORKER_TICK_SECONDS`` (sooner when one of its own retries falls due); ``flask --app wsgi relay``
+   runs one pass.
+
+The database is the only schedule: a retry is the row's ``next_attempt_at``, never a job scheduled
+in Redis, so losing Redis's data, RQ's registries or a worker loses no email and delays none by
+more than a tick. Each row is still sent once: every job only names a row, and the claim decides.
 """
 from __future__ import annotations
 
@@ -39,6 +47,7 @@ from expertbook.errors import NotFound, ValidationFailed
 from expertbook.extensions import db
 from expertbook.notifications import mailer
 from expertbook.notifications.dispatcher import Dispatcher
+from expertbook.notifications.lease import Leases
 from expertbook.notifications.models import FAILED, PENDING, SENDING, SENT, STATUSES, OutboxEmail
 
 log = logging.getLogger(__name__)
@@ -386,14 +395,15 @@ def job_id(outbox_id: int, attempts: int) -> str:
     return f"{current_app.config['NOTIFICATIONS_QUEUE']}-email-{outbox_id}-{attempts}"
 
 
-# A job in these states will still run; enqueueing it again would only add a redundant run. A "started"
-# job is not one of them: its worker may have died before claiming the row, and a second run is harmless
-# (the claim lets only one of them send).
-_WAITING_JOB_STATES = {"queued", "scheduled", "deferred"}
+def send_seconds() -> float:
+    """The longest one send may take: every step of an SMTP dialogue (connect, EHLO, STARTTLS, AUTH,
+    MAIL, RCPT, DATA, the message, QUIT) is bounded by ``MAIL_TIMEOUT``. RQ's job timeout, the bound
+    on a live worker that keeps renewing its claim, is derived from it."""
+    return 12 * float(current_app.config["MAIL_TIMEOUT"])
 
 
-def enqueue(outbox_id: int, attempts: int, at: datetime | None = None, *, fresh: bool = False) -> bool:
-    """Put the row's next attempt on the queue (at ``at`` if given) unless that job is already waiting.
+def enqueue(outbox_id: int, attempts: int, *, fresh: bool = False) -> bool:
+    """Put the row's next attempt on the queue now, unless that job is already waiting there.
 
     ``fresh`` (a row committed a moment ago) skips the look for a waiting job: none can exist yet, and
     the round trip is saved on every booking. Should the relay race it, the same job id is queued
@@ -401,31 +411,22 @@ def enqueue(outbox_id: int, attempts: int, at: datetime | None = None, *, fresh:
     Raises redis errors; :func:`dispatch` and :func:`relay` decide what they mean.
     """
     queue = notifications_queue()
-    jid = job_id(outbox_id, attempts)
-    if not fresh:
-        if job_is_waiting(jid, queue.connection):
-            return False
-        if attempts == 0:  # a new row may wait in a batch job (see enqueue_new)
-            batch_id = queue.connection.get(_batch_mark(outbox_id))
-            if batch_id and job_is_waiting(batch_id.decode(), queue.connection):
-                return False
-    options = {
-        "job_id": jid,
-        # RQ's own limit sits above the claim: a job still running then has lost its claim anyway.
-        "job_timeout": int(current_app.config["MAIL_CLAIM_SECONDS"]) + 60,
-        "result_ttl": 24 * 3600,
-        "failure_ttl": 7 * 24 * 3600,
-        "description": f"send outbox email {outbox_id}",
-    }
-    if at is not None and at > utcnow():
-        # RQ's scheduler keeps whole seconds (it truncates); rounding up keeps the job from arriving
-        # before the row is due, when its claim would find nothing to do.
-        if at.microsecond:
-            at = at.replace(microsecond=0) + timedelta(seconds=1)
-        queue.enqueue_at(at, JOB_PATH, outbox_id, **options)
-    else:
-        queue.enqueue(JOB_PATH, outbox_id, **options)
+    if not fresh and _waiting_rows(queue, [(outbox_id, attempts)]):
+        return False
+    _put(queue, outbox_id, attempts)
     return True
+
+
+def _put(queue, outbox_id: int, attempts: int) -> None:
+    queue.enqueue(
+        JOB_PATH,
+        outbox_id,
+        job_id=job_id(outbox_id, attempts),
+        job_timeout=int(send_seconds()) + 60,
+        result_ttl=24 * 3600,
+        failure_ttl=7 * 24 * 3600,
+        description=f"send outbox email {outbox_id}",
+    )
 
 
 BATCH_JOB_PATH = "expertbook.notifications.jobs.send_emails"
@@ -467,23 +468,48 @@ def enqueue_new(outbox_ids: list[int]) -> None:
             ids,
             job_id=batch_id,
             # Every send is bounded by MAIL_TIMEOUT, so this only stops a batch that hangs anyway; the
-            # rows it did not reach stay pending (or claimed until MAIL_CLAIM_SECONDS) for the relay.
-            job_timeout=int(config["MAIL_CLAIM_SECONDS"]) + 60 * len(ids),
+            # rows it did not reach stay pending for the relay.
+            job_timeout=int(send_seconds() * len(ids)) + 60,
             result_ttl=24 * 3600,
             failure_ttl=7 * 24 * 3600,
             description=f"send outbox emails {ids[0]}..{ids[-1]} ({len(ids)})",
         )
 
 
-def job_is_waiting(job_id_: str, connection) -> bool:
-    """Whether the RQ job ``job_id_`` exists and will still run (queued, scheduled or deferred)."""
-    from rq.exceptions import NoSuchJobError
+def waiting_jobs(queue, job_ids: Iterable[str]) -> set[str]:
+    """Of ``job_ids``, the jobs a worker will really pick up from ``queue``: in its list now, and queued.
+
+    Nothing else counts as waiting: not a job RQ merely scheduled or deferred (only its scheduler would
+    ever move it), not one "started" by a worker that may be dead, not a "queued" job whose id Redis
+    lost with its list. Those are enqueued again; the row's claim keeps a second run from sending twice.
+    Two round trips, whatever the number of ids: the queue's list, then the candidates' statuses.
+    """
     from rq.job import Job
 
-    try:
-        return Job.fetch(job_id_, connection=connection).get_status(refresh=False) in _WAITING_JOB_STATES
-    except NoSuchJobError:
-        return False
+    wanted = set(job_ids)
+    if not wanted:
+        return set()
+    connection = queue.connection
+    listed = [jid for jid in (raw.decode() for raw in connection.lrange(queue.key, 0, -1)) if jid in wanted]
+    if not listed:
+        return set()
+    statuses = connection.pipeline(transaction=False)
+    for jid in listed:
+        statuses.hget(Job.key_for(jid), "status")
+    return {jid for jid, status in zip(listed, statuses.execute()) if status == b"queued"}
+
+
+def _waiting_rows(queue, rows: list[tuple[int, int]]) -> set[int]:
+    """The ids of ``rows`` (id, attempts) whose next attempt already waits in ``queue``: as its own job,
+    or, for a new row, in the batch job it was enqueued with (see :func:`enqueue_new`)."""
+    new = [outbox_id for outbox_id, attempts in rows if attempts == 0]
+    batch_of: dict[int, str] = {}
+    if new:
+        marks = queue.connection.mget([_batch_mark(outbox_id) for outbox_id in new])
+        batch_of = {outbox_id: mark.decode() for outbox_id, mark in zip(new, marks) if mark}
+    own = {outbox_id: job_id(outbox_id, attempts) for outbox_id, attempts in rows}
+    waiting = waiting_jobs(queue, [*own.values(), *batch_of.values()])
+    return {outbox_id for outbox_id in own if own[outbox_id] in waiting or batch_of.get(outbox_id) in waiting}
 
 
 def dispatch(outbox_id: int, attempts: int = 0, *, fresh: bool = False) -> None:
@@ -583,6 +609,26 @@ def _claim(outbox_id: int) -> tuple[mailer.Email | _Named, int] | None:
         ), row.attempts
 
 
+def leases(app) -> Leases:
+    """The application's claim leases in this process (see :mod:`expertbook.notifications.lease`)."""
+    found = app.extensions.get("notifications_leases")
+    if found is None:
+        interval = float(app.config["MAIL_CLAIM_SECONDS"]) / 3
+        found = app.extensions.setdefault("notifications_leases", Leases(app, interval))
+    return found
+
+
+def _renew_claim(outbox_id: int, attempt: int) -> bool:
+    """Extend the claim of ``attempt`` by ``MAIL_CLAIM_SECONDS`` from now; False if it is no longer ours."""
+    with transaction() as session:
+        return session.execute(
+            update(OutboxEmail)
+            .where(OutboxEmail.id == outbox_id, OutboxEmail.status == SENDING, OutboxEmail.attempts == attempt)
+            .values(claimed_until=utcnow() + timedelta(seconds=current_app.config["MAIL_CLAIM_SECONDS"]))
+            .execution_options(synchronize_session=False)
+        ).rowcount == 1
+
+
 def _finish(outbox_id: int, attempt: int, **values: Any) -> bool:
     """Record an outcome, only if the claim of ``attempt`` is still ours (``attempts`` is the fence)."""
     with transaction() as session:
@@ -607,6 +653,14 @@ def send(outbox_id: int) -> str:
     if claimed is None:
         return "skipped"
     email, attempt = claimed
+    release = leases(current_app._get_current_object()).hold(lambda: _renew_claim(outbox_id, attempt))
+    try:
+        return _send_claimed(outbox_id, attempt, email)
+    finally:
+        release()
+
+
+def _send_claimed(outbox_id: int, attempt: int, email: mailer.Email | _Named) -> str:
     try:
         if isinstance(email, _Named):
             email = _compose(outbox_id, attempt, email.kind, email.ref_id)
@@ -644,23 +698,32 @@ def _retry_later(outbox_id: int, attempt: int, reason: str) -> str:
         return "failed"
     due = utcnow() + _backoff(attempt)
     log.info("email %s: attempt %s failed (%s); retrying at %s", outbox_id, attempt, reason, due.isoformat())
-    if _finish(outbox_id, attempt, status=PENDING, next_attempt_at=due, last_error=reason[:2000]) and uses_queue():
-        try:
-            enqueue(outbox_id, attempt, at=due)
-        except Exception as exc:
-            log.warning("could not schedule the retry of email %s (%s); the relay will", outbox_id, exc)
+    # The row's next_attempt_at is the retry: the relay enqueues it once it is due.
+    if _finish(outbox_id, attempt, status=PENDING, next_attempt_at=due, last_error=reason[:2000]):
+        relay_due_at(due)
     return "retry"
+
+
+def relay_due_at(due: datetime) -> None:
+    """Something this process recorded falls due at ``due``: have its worker's tick run the relay
+    then rather than at its next regular tick. Only a hint, to keep retries on time; the row is
+    what counts, and any relay pass after ``due`` dispatches it."""
+    ticker = current_app.extensions.get("notifications_ticker")
+    if ticker is not None:
+        ticker.wake_at(due)
 
 
 # ---------------------------------------------------------------------------- relay and admin
 
 
 def relay(now: datetime | None = None, limit: int = 500) -> int:
-    """One pass: re-dispatch rows that are due (pending) or abandoned (``sending`` past their claim).
+    """One pass: dispatch rows that are due (pending) or abandoned (``sending`` past their claim).
 
-    Rows a dead worker left behind on their last allowed attempt are marked failed. Safe to run
+    Each row's job is enqueued unless it is really waiting in the queue now (:func:`waiting_jobs`);
+    rows a dead worker left behind on their last allowed attempt are marked failed. Safe to run
     anywhere, any number of times at once: jobs have deterministic ids and sending claims the row.
-    Returns how many rows were dispatched. Raises a redis error if the queue is unreachable.
+    Returns how many rows were due (enqueued now or found waiting). Raises a redis error if the
+    queue is unreachable.
     """
     now = now or utcnow()
     max_attempts = current_app.config["MAIL_MAX_ATTEMPTS"]
@@ -673,21 +736,24 @@ def relay(now: datetime | None = None, limit: int = 500) -> int:
                     last_error=f"gave up after {max_attempts} attempts: the worker stopped during the last one")
             .execution_options(synchronize_session=False)
         )
-    rows = db.session.execute(
+    rows = [tuple(row) for row in db.session.execute(
         select(OutboxEmail.id, OutboxEmail.attempts)
         .where(or_(and_(OutboxEmail.status == PENDING, OutboxEmail.next_attempt_at <= now), abandoned))
         .order_by(OutboxEmail.next_attempt_at, OutboxEmail.id)
         .limit(limit)
-    ).all()
+    )]
     db.session.rollback()  # end the read before sending, so no snapshot is held across SMTP calls
     if not uses_queue():
         for outbox_id, _ in rows:
             send(outbox_id)
         return len(rows)
+    queue = notifications_queue()
+    waiting = _waiting_rows(queue, rows)
     for outbox_id, attempts in rows:
-        enqueue(outbox_id, attempts)
-    if rows:
-        log.info("relay dispatched %s email(s)", len(rows))
+        if outbox_id not in waiting:
+            _put(queue, outbox_id, attempts)
+    if len(rows) > len(waiting):
+        log.info("relay enqueued %s email(s); %s more were waiting in the queue", len(rows) - len(waiting), len(waiting))
     return len(rows)
 
 

@@ -68,28 +68,25 @@ def retry(outbox_id: int):
 @click.option("--burst", is_flag=True, help="Work until the queues are empty, then exit.")
 @click.option("--queue", "queues", multiple=True, help="Queue names (default: the notifications queue and 'default').")
 def worker_command(burst: bool, queues: tuple[str, ...]) -> None:
-    """Run an RQ worker with its scheduler; it also relays the outbox and queues reminders periodically."""
-    from rq import Queue
-
-    from expertbook.notifications.jobs import AppWorker, Ticker, dispose_engine_after_fork, periodic_pass
+    """Run an RQ worker (no RQ scheduler: the relay enqueues what is due); it also relays the outbox and queues reminders periodically."""
+    from expertbook.notifications.jobs import Ticker, periodic_pass, work
 
     app = current_app._get_current_object()
     if not app.config.get("REDIS_URL"):
         raise click.ClickException("REDIS_URL is not set. Without Redis, emails are delivered in-process; no worker is needed.")
-    connection = service.redis_connection()
-    names = queues or (app.config["NOTIFICATIONS_QUEUE"], "default")
-    worker = AppWorker([Queue(name, connection=connection) for name in names], connection=connection, app=app)
-    dispose_engine_after_fork(app)
+    names = list(queues or (app.config["NOTIFICATIONS_QUEUE"], "default"))
     periodic_pass(app)  # at once: catch up with whatever piled up while no worker ran
     ticker = None
     if not burst:
         ticker = Ticker(app)
+        app.extensions["notifications_ticker"] = ticker  # retries recorded here wake it (service.relay_due_at)
         ticker.start()
     try:
-        worker.work(burst=burst, with_scheduler=True)
+        work(app, names, burst=burst)
     finally:
         if ticker is not None:
             ticker.stop()
+            app.extensions.pop("notifications_ticker", None)
 
 
 @bp.cli.command("relay")

@@ -6,14 +6,16 @@ How a meeting flows:
    :func:`booking_confirmed` writes a ``pending`` :class:`~expertbook.video.models.Meeting` row and
    registers :func:`dispatch` to run after the commit.
 2. :func:`dispatch` hands the meeting to the RQ queue ``default`` (with ``REDIS_URL``) or runs
-   :func:`sync` in-process. If Redis is down the row stays due and the relay picks it up.
+   :func:`sync` in-process. If Redis is down the row stays due and the relay picks it up. Nothing
+   is ever scheduled in Redis: the row's ``next_attempt_at`` says when the job is due.
 3. :func:`sync` (the job body) claims the row, decides what the provider must do (create, update,
    delete) from the booking and the row, talks to the provider OUTSIDE any transaction, and records
    the outcome in a new transaction: ``created`` (and :data:`~expertbook.video.signals.meeting_ready`
    inside it, so the confirmation emails are written with the links); a retry at ``next_attempt_at``
    after a transient fault (``retry_delay``, honouring Retry-After); ``reauth_needed`` when the
    expert must re-authorize Zoom; ``failed`` when the provider refuses for good.
-4. :func:`relay` re-dispatches whatever is due; the worker runs it with the outbox relay.
+4. :func:`relay` re-dispatches whatever is due and not really waiting in the queue; the worker runs
+   it with the outbox relay every tick, so a retry lost with Redis or a dead worker is back within one.
 5. When the expert re-authorizes, disconnects, or Zoom deauthorizes our app
    (:data:`~expertbook.video.signals.zoom_connection_changed`), :func:`resume_expert` makes every
    meeting that waited on it due again, with the provider that now applies.
@@ -24,6 +26,7 @@ gone counts as done); a booking whose time differs from the meeting's is updated
 from __future__ import annotations
 
 import logging
+import secrets
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -53,6 +56,9 @@ log = logging.getLogger(__name__)
 QUEUE = "default"  # served by ``flask --app wsgi worker`` next to the notifications queue
 JOB_PATH = "expertbook.video.jobs.sync_meeting"
 MAX_ATTEMPTS = 10
+# How long after a create whose answer was lost the expert's meetings are searched once more for a
+# stray one: a create Zoom took longer than ZOOM_TIMEOUT to make has long finished by then.
+SWEEP_AFTER = timedelta(minutes=10)
 
 
 # ---------------------------------------------------------------------------- reading
@@ -120,7 +126,7 @@ def booking_ended(booking_id: int) -> None:
     meeting = _locked(booking_id)
     if meeting is None or meeting.status == MEETING_DELETED:
         return
-    if meeting.external_id is None:
+    if meeting.external_id is None and meeting.create_marker is None:
         # Nothing exists at the provider (a Jitsi room, or not created yet). A create job in flight
         # notices the cancelled booking when it records its result and deletes what it made.
         meeting.status = MEETING_DELETED
@@ -145,40 +151,48 @@ def job_id(meeting_id: int, due: datetime | None) -> str:
     return f"meeting-{meeting_id}-{int(due.timestamp()) if due else 0}"
 
 
-def enqueue(meeting_id: int, due: datetime | None) -> bool:
-    """Put the meeting's job on the queue, scheduled at ``due`` if that is in the future. Raises redis errors."""
+def _queue():
     from rq import Queue
 
-    from expertbook.notifications.service import job_is_waiting, redis_connection
+    from expertbook.notifications.service import redis_connection
 
-    queue = Queue(QUEUE, connection=redis_connection())
+    return Queue(QUEUE, connection=redis_connection())
+
+
+def enqueue(meeting_id: int, due: datetime | None, waiting: set[str] | None = None) -> bool:
+    """Put the meeting's job on the queue now, unless it is already waiting there. Raises redis errors.
+
+    ``waiting`` is what the caller already knows to be waiting (the relay asks for all its rows at once).
+    """
+    from expertbook.notifications.service import waiting_jobs
+
+    queue = _queue()
     jid = job_id(meeting_id, due)
-    if job_is_waiting(jid, queue.connection):
+    if jid in (waiting if waiting is not None else waiting_jobs(queue, [jid])):
         return False
-    options = {"job_id": jid, "job_timeout": _claim_seconds() + 60, "result_ttl": 24 * 3600,
-               "failure_ttl": 7 * 24 * 3600, "description": f"sync video meeting {meeting_id}"}
-    if due is not None and due > utcnow():
-        # RQ's scheduler keeps whole seconds; rounding up keeps the job from arriving before it is due.
-        delay = due - utcnow()
-        queue.enqueue_in(timedelta(seconds=int(delay.total_seconds()) + 1), JOB_PATH, meeting_id, **options)
-    else:
-        queue.enqueue(JOB_PATH, meeting_id, **options)
+    queue.enqueue(JOB_PATH, meeting_id, job_id=jid, job_timeout=_claim_seconds() + 60, result_ttl=24 * 3600,
+                  failure_ttl=7 * 24 * 3600, description=f"sync video meeting {meeting_id}")
     return True
 
 
 def dispatch(meeting_id: int, due: datetime | None = None) -> None:
-    """Start the meeting's job now (or at ``due``). Never raises: the booking is committed and stays.
+    """Start the meeting's job if it is due. Never raises: the booking is committed and stays.
 
+    Work due later is never scheduled in Redis: the row's ``next_attempt_at`` is the schedule, and
+    the relay (the worker's tick, woken at ``due`` when this process is a worker) enqueues it then.
     With a queue, a Redis failure leaves the row due for the relay; without one the job runs here
     (in-process retries are left to the relay, which the worker tick or ``flask relay`` runs).
     """
+    from expertbook.notifications.service import relay_due_at
+
+    if due is not None and due > utcnow():
+        relay_due_at(due)
+        return
     if _uses_queue():
         try:
             enqueue(meeting_id, due)
         except Exception as exc:
             log.warning("could not enqueue video meeting %s (%s); the relay will", meeting_id, exc)
-        return
-    if due is not None and due > utcnow():
         return
     try:
         sync(meeting_id)
@@ -192,7 +206,12 @@ def _dispatch_after_commit(meeting: Meeting) -> None:
 
 
 def relay(now: datetime | None = None, limit: int = 200) -> int:
-    """Dispatch every meeting that is due and not claimed; returns how many. Part of the worker's periodic pass."""
+    """Dispatch every meeting that is due and not claimed, unless its job really waits in the queue now.
+
+    Returns how many were due. Part of the worker's periodic pass (a relay hook).
+    """
+    from expertbook.notifications.service import waiting_jobs
+
     now = now or utcnow()
     rows = db.session.execute(
         select(Meeting.id, Meeting.next_attempt_at)
@@ -205,9 +224,10 @@ def relay(now: datetime | None = None, limit: int = 200) -> int:
         .limit(limit)
     ).all()
     db.session.rollback()
+    waiting = waiting_jobs(_queue(), [job_id(meeting_id, due) for meeting_id, due in rows]) if rows and _uses_queue() else set()
     for meeting_id, due in rows:
         if _uses_queue():
-            enqueue(meeting_id, due)
+            enqueue(meeting_id, due, waiting)
         else:
             try:
                 sync(meeting_id, now=max(now, utcnow()))
@@ -244,17 +264,26 @@ def _claim(meeting_id: int, now: datetime) -> datetime | None:
 
 
 def _plan(meeting: Meeting, booking: Booking) -> str:
-    """What the provider must do for this meeting now: create, update, delete, forget (mark deleted) or nothing."""
+    """What the provider must do for this meeting now: create, update, delete, forget (mark deleted),
+    sweep (delete strays of lost creates) or nothing."""
     active = booking.status in ACTIVE_STATUSES
     if not active:
-        return "delete" if meeting.external_id is not None else "forget"
+        # A create marker left means Zoom may hold meetings we never heard of: look for them too.
+        return "delete" if meeting.external_id is not None or meeting.create_marker is not None else "forget"
     if booking.status != "confirmed":
         return "nothing"
     if meeting.join_url is None:
         return "create"
     if meeting.provider == provider.ZOOM and (meeting.scheduled_start != booking.start_at or meeting.scheduled_minutes != booking.duration_minutes):
         return "update"
+    if meeting.provider == provider.ZOOM and meeting.create_marker is not None:
+        return "sweep"
     return "nothing"
+
+
+def _due(plan: str) -> datetime:
+    """When the job for ``plan`` is due: a sweep waits :data:`SWEEP_AFTER` for late creates to land."""
+    return utcnow() + (SWEEP_AFTER if plan == "sweep" else timedelta(0))
 
 
 def _topic(booking: Booking) -> str:
@@ -264,8 +293,8 @@ def _topic(booking: Booking) -> str:
 def sync(meeting_id: int, now: datetime | None = None) -> str:
     """The meeting job: bring the provider in line with the booking. Idempotent; returns what it did.
 
-    ``"created"``, ``"updated"``, ``"deleted"``, ``"retry"``, ``"reauth"``, ``"failed"``, or
-    ``"skipped"`` (not due, claimed elsewhere, or nothing to do).
+    ``"created"``, ``"updated"``, ``"deleted"``, ``"swept"``, ``"retry"``, ``"reauth"``, ``"failed"``,
+    or ``"skipped"`` (not due, claimed elsewhere, or nothing to do).
     """
     now = now or utcnow()
     claim = _claim(meeting_id, now)
@@ -280,11 +309,14 @@ def sync(meeting_id: int, now: datetime | None = None) -> str:
     )
     requested = _requested_provider(booking.service.video_provider)
     recording = bool(booking.service.record_meetings)
-    provider_name, external_id = meeting.provider, meeting.external_id
+    provider_name, external_id, marker = meeting.provider, meeting.external_id, meeting.create_marker
+    booking_id = booking.id
     db.session.rollback()  # end the read: no snapshot or lock is held while the provider is called
 
     try:
         if plan == "create":
+            if provider.provider_for(expert_user_id, requested) == provider.ZOOM:
+                return _create_at_zoom(meeting_id, claim, booking_id, marker, expert_user_id, requested, recording, args)
             result = provider.create_meeting(expert_user_id, recording=recording, provider=requested, **args)
             return _record_created(meeting_id, claim, result, args["start_utc"], args["duration_min"])
         if plan == "update":
@@ -298,7 +330,12 @@ def sync(meeting_id: int, now: datetime | None = None) -> str:
                            attempts=0, last_error=None, next_attempt_at=None, outcome="updated", recheck=True)
         if plan == "delete":
             provider.delete_meeting(expert_user_id, provider_name, external_id)
+            if marker is not None:  # and whatever a create whose answer was lost may have made
+                provider.delete_marked(expert_user_id, marker)
             return _finish(meeting_id, claim, status=MEETING_DELETED, next_attempt_at=None, last_error=None, outcome="deleted")
+        if plan == "sweep":
+            provider.delete_marked(expert_user_id, marker, keep=external_id)
+            return _finish(meeting_id, claim, create_marker=None, next_attempt_at=None, outcome="swept", recheck=True)
         if plan == "forget":
             return _finish(meeting_id, claim, status=MEETING_DELETED, next_attempt_at=None, outcome="deleted")
         return _finish(meeting_id, claim, next_attempt_at=None, outcome="skipped")
@@ -313,6 +350,52 @@ def sync(meeting_id: int, now: datetime | None = None) -> str:
     except Exception as error:  # a bug or an unexpected answer: retry within the limit, loudly
         log.exception("video meeting %s: unexpected error during %s", meeting_id, plan)
         return _retry_later(meeting_id, claim, repr(error), None)
+
+
+def _create_at_zoom(meeting_id: int, claim: datetime, booking_id: int, marker: str | None, expert_user_id: int,
+                    requested: str | None, recording: bool, args: dict) -> str:
+    """Create the booking's Zoom meeting, or adopt the one an earlier create made unseen.
+
+    Before the first create a marker is committed; it goes into the meeting's agenda. A create whose
+    answer is lost (``ZOOM_TIMEOUT`` ran out while Zoom was still making it, or the worker died) leaves
+    the marker set, so the next attempt lists the expert's meetings and adopts the one carrying it
+    (deleting any extra one) instead of making another. A first create that answered clears it: no
+    other meeting can exist. A marker kept is swept once more :data:`SWEEP_AFTER` later (and when the
+    booking's meeting is deleted): every other meeting carrying it is deleted, then it is cleared.
+    """
+    first = marker is None
+    if first:
+        marker = _mark(meeting_id, claim, booking_id)
+        if marker is None:
+            return "skipped"
+    else:
+        found = provider.find_meetings(expert_user_id, marker)
+        if found:
+            keep, *strays = found
+            try:
+                # Its time is the one the lost create asked for: bring it to the booking's current one.
+                provider.update_meeting(expert_user_id, provider.ZOOM, keep, **args)
+                adopted = provider.zoom_meeting(expert_user_id, keep)
+            except MeetingNotFound:
+                adopted = None  # deleted at Zoom meanwhile: create one below
+            if adopted is not None:
+                for stray in strays:
+                    provider.delete_meeting(expert_user_id, provider.ZOOM, stray)
+                log.info("video meeting %s: adopted Zoom meeting %s, made by a create whose answer was lost", meeting_id, keep)
+                return _record_created(meeting_id, claim, adopted, args["start_utc"], args["duration_min"])
+    result = provider.create_meeting(expert_user_id, recording=recording, provider=requested, marker=marker, **args)
+    return _record_created(meeting_id, claim, result, args["start_utc"], args["duration_min"], clear_marker=first)
+
+
+def _mark(meeting_id: int, claim: datetime, booking_id: int) -> str | None:
+    """Commit the marker of the create about to be sent; None if the claim is no longer ours."""
+    marker = f"expertbook-booking-{booking_id}-{secrets.token_hex(8)}"
+    with transaction():
+        meeting = _owned(meeting_id, claim)
+        if meeting is None:
+            return None
+        meeting.create_marker = marker
+    return marker
 
 
 def _touch(booking_id: int) -> None:
@@ -346,15 +429,17 @@ def _finish(meeting_id: int, claim: datetime, *, outcome: str, redispatch: bool 
         if recheck:
             # The booking may have changed again while the provider was being called.
             booking = db.session.get(Booking, meeting.booking_id, populate_existing=True)
-            if _plan(meeting, booking) != "nothing":
-                meeting.next_attempt_at = utcnow()
+            plan = _plan(meeting, booking)
+            if plan != "nothing":
+                meeting.next_attempt_at = _due(plan)
                 redispatch = True
         if redispatch:
             _dispatch_after_commit(meeting)
     return outcome
 
 
-def _record_created(meeting_id: int, claim: datetime, result: provider.MeetingResult, start: datetime, minutes: int) -> str:
+def _record_created(meeting_id: int, claim: datetime, result: provider.MeetingResult, start: datetime, minutes: int,
+                    clear_marker: bool = False) -> str:
     app = current_app._get_current_object()
     with transaction():
         meeting = _owned(meeting_id, claim)
@@ -362,6 +447,8 @@ def _record_created(meeting_id: int, claim: datetime, result: provider.MeetingRe
             if result.meeting_id is not None:  # another run owns the row now; do not leave ours behind at Zoom
                 after_commit(partial(_discard, meeting_id, result))
             return "skipped"
+        if clear_marker:
+            meeting.create_marker = None
         meeting.provider = result.provider
         meeting.external_id = result.meeting_id
         meeting.join_url = result.join_url
@@ -378,8 +465,9 @@ def _record_created(meeting_id: int, claim: datetime, result: provider.MeetingRe
             meeting.next_attempt_at = None
             db.session.flush()
             signals.meeting_ready.send(app, booking_id=booking.id, meeting_id=meeting.id)
-            if _plan(meeting, booking) != "nothing":  # the time changed meanwhile
-                meeting.next_attempt_at = utcnow()
+            plan = _plan(meeting, booking)
+            if plan != "nothing":  # the time changed meanwhile, or a lost create may still leave a stray
+                meeting.next_attempt_at = _due(plan)
                 _dispatch_after_commit(meeting)
         else:
             # Cancelled while we were creating it: delete what we made.
@@ -420,8 +508,7 @@ def _retry_later(meeting_id: int, claim: datetime, reason: str, retry_after: flo
         due = utcnow() + timedelta(seconds=delay)
         meeting.next_attempt_at = due
         log.info("video meeting %s: attempt %s failed (%s); retrying at %s", meeting_id, meeting.attempts, reason, due.isoformat())
-        if _uses_queue():
-            _dispatch_after_commit(meeting)
+        _dispatch_after_commit(meeting)  # the relay enqueues it when due
     return "retry"
 
 
@@ -448,6 +535,7 @@ def _record_reauth(meeting_id: int, claim: datetime, expert_user_id: int, plan: 
             meeting.attempts += 1
             meeting.next_attempt_at = utcnow() + timedelta(seconds=provider.retry_delay(min(meeting.attempts, MAX_ATTEMPTS), max_attempts=MAX_ATTEMPTS))
             meeting.last_error = reason[:2000]
+            _dispatch_after_commit(meeting)
             return "retry"
         meeting.next_attempt_at = None  # resumed by resume_expert() when the expert re-authorizes
         meeting.last_error = f"waiting for the expert to re-authorize Zoom: {reason}"[:2000]

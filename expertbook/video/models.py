@@ -52,7 +52,8 @@ class Meeting(db.Model):
     "Start meeting" fetches a fresh one at click time. ``scheduled_start``/``scheduled_minutes``
     record the time the meeting at the provider has, so a changed booking time is noticed and sent.
     ``next_attempt_at`` is when the meeting job is due (None: nothing to do); ``claimed_until``
-    lets one worker at a time talk to the provider for this meeting.
+    lets one worker at a time talk to the provider for this meeting; ``create_marker`` names the
+    Zoom meetings a create may have made unseen.
     """
 
     __tablename__ = "meetings"
@@ -75,6 +76,10 @@ class Meeting(db.Model):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=utcnow)
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Set, and committed, before a Zoom create is sent; it goes into the meeting's agenda. While it is
+    # set, a create may have made a meeting we never heard of (the answer timed out, the worker died):
+    # the next create adopts the meeting carrying it, and the deletion removes every one carrying it.
+    create_marker: Mapped[str | None] = mapped_column(String(80))
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, onupdate=utcnow)

@@ -5,7 +5,9 @@ The booking code calls these four functions and nothing else:
 - :func:`create_meeting` → :class:`MeetingResult` (Zoom when the expert has an active connection, else Jitsi);
 - :func:`update_meeting` when the booking's time changes;
 - :func:`delete_meeting` when it is cancelled (a meeting already gone counts as done);
-- :func:`fresh_start_url` when the host clicks "Start meeting" (never stored, never emailed).
+- :func:`fresh_start_url` when the host clicks "Start meeting" (never stored, never emailed);
+- :func:`find_meetings` / :func:`zoom_meeting` after a create whose answer never came: Zoom may have
+  made the meeting, which carries our booking's marker in its agenda.
 
 They raise :class:`~expertbook.video.errors.TransientMeetingError` (retry later; see :func:`retry_delay`),
 :class:`~expertbook.video.errors.ReauthRequired` (the expert must re-authorize; do not retry) and, rarely,
@@ -26,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from authlib.integrations.base_client import OAuthError
 from flask import current_app
@@ -423,13 +426,15 @@ def create_meeting(
     timezone: str,
     recording: bool,
     provider: str | None = None,
+    marker: str | None = None,
 ) -> MeetingResult:
     """Create the meeting of one booking.
 
     ``provider`` is the service's choice (``"zoom"``, ``"jitsi"`` or None for "Zoom if connected");
     without an active Zoom connection the meeting is a Jitsi room. Zoom meetings are scheduled
     (type 2) at ``start_utc`` shown in ``timezone``, with the waiting room on, join-before-host off
-    and cloud recording when ``recording`` is true.
+    and cloud recording when ``recording`` is true. ``marker`` goes at the start of the agenda, so
+    :func:`find_meetings` finds the meeting should this call's answer be lost.
     """
     _outside_transaction()
     if provider_for(expert_user_id, provider) == JITSI:
@@ -446,7 +451,62 @@ def create_meeting(
             "auto_recording": "cloud" if recording else "none",
         },
     }
+    if marker:
+        body["agenda"] = f"{marker} (booked with ExpertBook)"
     meeting = _api(expert_user_id, "POST", "/users/me/meetings", body).json()
+    return MeetingResult(ZOOM, int(meeting["id"]), meeting["join_url"], meeting.get("password"))
+
+
+# A listing's pages are read up to this many (300 meetings each): the search stays bounded however many
+# meetings an account has; a meeting beyond it is not adopted but still deleted with the booking (see
+# expertbook.video.meetings).
+LIST_PAGES = 10
+LIST_PAGE_SIZE = 300  # Zoom's largest
+
+
+def find_meetings(expert_user_id: int, marker: str) -> list[int]:
+    """The ids of the expert's scheduled Zoom meetings whose agenda carries ``marker``, oldest first.
+
+    Reads Zoom's list of the user's scheduled meetings (past but unexpired, live and upcoming), page
+    by page, at most :data:`LIST_PAGES` pages. Raises like every Zoom call.
+    """
+    found: list[tuple[str, int]] = []
+    token = ""
+    for _ in range(LIST_PAGES):
+        query = {"type": "scheduled", "page_size": LIST_PAGE_SIZE} | ({"next_page_token": token} if token else {})
+        page = _api(expert_user_id, "GET", f"/users/me/meetings?{urlencode(query)}").json()
+        for meeting in page.get("meetings") or ():
+            if marker in str(meeting.get("agenda") or ""):
+                found.append((str(meeting.get("created_at") or ""), int(meeting["id"])))
+        token = page.get("next_page_token") or ""
+        if not token:
+            break
+    else:
+        log.warning("user %s has more than %s pages of Zoom meetings; searched those for %s", expert_user_id, LIST_PAGES, marker)
+    return [meeting_id for _, meeting_id in sorted(found, key=lambda item: item[0])]  # stable: Zoom's order within a second
+
+
+def delete_marked(expert_user_id: int, marker: str, keep: int | None = None) -> int:
+    """Delete every Zoom meeting of the expert whose agenda carries ``marker``, except ``keep``; returns how many.
+
+    The sweep for meetings that creates whose answer was lost made. Without a Zoom connection there
+    is nothing to delete them with (logged, like :func:`delete_meeting`).
+    """
+    connection = _load(expert_user_id)
+    if connection is None or connection.status == DEAUTHORIZED:
+        log.warning("meetings marked %s of user %s not looked for at Zoom: Zoom is no longer connected", marker, expert_user_id)
+        return 0
+    found = [meeting_id for meeting_id in find_meetings(expert_user_id, marker) if meeting_id != keep]
+    for meeting_id in found:
+        delete_meeting(expert_user_id, ZOOM, meeting_id)
+    if found:
+        log.info("deleted %s Zoom meeting(s) marked %s", len(found), marker)
+    return len(found)
+
+
+def zoom_meeting(expert_user_id: int, meeting_id: int) -> MeetingResult:
+    """A Zoom meeting as :func:`create_meeting` would have returned it (to adopt one it made unseen)."""
+    meeting = _api(expert_user_id, "GET", f"/meetings/{int(meeting_id)}").json()
     return MeetingResult(ZOOM, int(meeting["id"]), meeting["join_url"], meeting.get("password"))
 
 

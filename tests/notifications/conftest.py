@@ -21,8 +21,9 @@ class ScriptedSMTPHandler:
     """An aiosmtpd handler that answers DATA as scripted, then accepts.
 
     ``script`` holds one action per upcoming DATA command: an SMTP reply like ``"451 4.3.0 Try later"``
-    or ``"550 5.1.1 No such user"``, or ``"hang"`` (no answer until ``release()`` or ``hang_seconds``).
-    When the script is empty, messages are accepted and kept in ``messages``.
+    or ``"550 5.1.1 No such user"``, ``"hang"`` (no answer until ``release()`` or ``hang_seconds``), or
+    ``"slow:<seconds>"`` (accept, but only after that long). ``slow_seconds`` delays every accepted
+    message that is not scripted. When the script is empty, messages are accepted and kept in ``messages``.
     """
 
     def __init__(self):
@@ -32,6 +33,7 @@ class ScriptedSMTPHandler:
         self.hang_started = threading.Event()
         self.released = threading.Event()
         self.hang_seconds = 60.0
+        self.slow_seconds = 0.0
         self.lock = threading.Lock()
 
     def then(self, *actions: str) -> "ScriptedSMTPHandler":
@@ -51,8 +53,12 @@ class ScriptedSMTPHandler:
             while not self.released.is_set() and time.monotonic() < deadline:
                 await asyncio.sleep(0.02)
             return "451 4.4.2 Gave up waiting"  # never delivered: the client is gone by now
-        if action != "accept":
+        delay = self.slow_seconds if action == "accept" else float(action[5:]) if action.startswith("slow:") else None
+        if delay is None:
             return action
+        await asyncio.sleep(delay)  # a client that goes away meanwhile cancels this: nothing is stored
+        if server.transport is None or server.transport.is_closing():
+            return "451 4.4.2 The client went away"
         message = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
         with self.lock:
             self.messages.append(message)

@@ -109,3 +109,21 @@ def test_clinic_reminder_is_sent_once(app, smtp):
     assert len(messages) == 2
     assert messages[1]["Subject"].startswith("Reminder: token 101")
     assert "Token number" in messages[1].get_body(("plain",)).get_content() or "101" in messages[1].get_body(("plain",)).get_content()
+
+
+def test_patients_booked_in_a_closed_session_still_get_their_reminder(app, smtp):
+    # Closing a session only stops new bookings: the patients already booked still come, and a
+    # cancelled appointment (in the same session) gets no reminder.
+    slot = make_slot(days_ahead=2)
+    kept = make_user(email="kept@example.com")
+    gone = make_user(email="gone@example.com")
+    clinic.book(slot.id, kept.id, "Kept", "9876543210")
+    cancelled = clinic.book(slot.id, gone.id, "Gone", "9876543211")
+    clinic.cancel(cancelled.appointment.id, gone.id)
+    clinic.close_slot(slot.id, slot.hospital_id)
+    db.session.rollback()
+    assert db.session.get(type(slot), slot.id).closed
+    smtp.wait_for(3)  # two confirmations and a cancellation
+    assert service.send_due_reminders(slot.starts_at - timedelta(hours=1)) == 1
+    reminders = [m for m in smtp.wait_for(4) if m["Subject"].startswith("Reminder:")]
+    assert [m["To"].addresses[0].addr_spec for m in reminders] == ["kept@example.com"]

@@ -1,7 +1,9 @@
 """The outbox through RQ: real Redis (database 1), real RQ workers, a real SMTP server on loopback.
 
 Workers run in-process (``AppWorker.work(burst=True)``, the class ``flask worker`` uses) or, for the
-crash test, as a ``flask --app wsgi worker`` subprocess that is killed with SIGKILL mid-send.
+crash test, as a ``flask --app wsgi worker`` subprocess that is killed with SIGKILL mid-send. Nothing is
+scheduled in Redis: a retry is its row's ``next_attempt_at``, and a relay pass (the worker's tick)
+enqueues it once it is due. The fault tests with real processes are in ``test_faults.py``.
 """
 from __future__ import annotations
 
@@ -9,14 +11,17 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from redis import Redis
 from rq import Queue
+from rq.job import Job
 from rq.registry import ScheduledJobRegistry
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from expertbook.database import transaction, utcnow
 from expertbook.extensions import db
@@ -41,7 +46,7 @@ def rows() -> list[OutboxEmail]:
 
 
 def run_worker(app) -> float:
-    """One burst of an in-process worker (with the scheduler, which moves due retries onto the queue).
+    """One burst of an in-process worker, as ``flask worker`` runs it (without RQ's scheduler).
 
     First the dispatcher's thread is let finish, so the queue holds what it holds a moment after the commits.
     """
@@ -49,14 +54,15 @@ def run_worker(app) -> float:
     connection = Redis.from_url(app.config["REDIS_URL"])
     worker = AppWorker([Queue(TEST_QUEUE, connection=connection)], connection=connection, app=app)
     started = time.monotonic()
-    worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
+    worker.work(burst=True, with_scheduler=False, logging_level="WARNING")
     return time.monotonic() - started
 
 
 def work_until(app, done, timeout: float = 15.0) -> None:
-    """Run worker bursts (and relay passes) until ``done()`` or the deadline."""
+    """Run relay passes (the worker's tick) and worker bursts until ``done()`` or the deadline."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        service.relay()
         run_worker(app)
         if done():
             return
@@ -174,14 +180,24 @@ def test_redis_down_during_the_write_then_exactly_one_email_after_it_is_back(app
 
 
 def test_451_twice_then_accepted_is_delivered_exactly_once(app, smtp, redis_url):
+    app.config.update(MAIL_RETRY_BASE_SECONDS=30, MAIL_RETRY_MAX_SECONDS=3600)
     smtp.then("451 4.3.0 Try later", "451 4.3.0 Try later")
     outbox_id = queue_notice()
+    before = utcnow()
     run_worker(app)
     [row] = rows()
     assert row.status == "pending" and row.attempts == 1
-    # The retry is scheduled in RQ (not just left for the relay).
-    scheduled = ScheduledJobRegistry(TEST_QUEUE, connection=Redis.from_url(redis_url))
-    assert service.job_id(outbox_id, 1) in scheduled.get_job_ids()
+    # The retry is the row's due time, with backoff; nothing is scheduled in Redis, and the relay
+    # leaves the row alone until it is due.
+    assert row.next_attempt_at >= before + timedelta(seconds=30)
+    connection = Redis.from_url(redis_url)
+    assert ScheduledJobRegistry(TEST_QUEUE, connection=connection).get_job_ids() == []
+    assert service.relay() == 0 and Queue(TEST_QUEUE, connection=connection).job_ids == []
+    assert service.relay(now=row.next_attempt_at) == 1
+    assert Queue(TEST_QUEUE, connection=connection).job_ids == [service.job_id(outbox_id, 1)]
+    app.config.update(MAIL_RETRY_BASE_SECONDS=0.05, MAIL_RETRY_MAX_SECONDS=0.2)
+    with transaction():  # let the next retry (after the second 451) be due soon
+        db.session.execute(update(OutboxEmail).values(next_attempt_at=utcnow()))
     work_until(app, lambda: rows()[0].status == "sent")
     [row] = rows()
     assert row.attempts == 3 and smtp.data_commands == 3
@@ -196,8 +212,8 @@ def test_550_is_failed_at_once_and_visible_to_admins(app, smtp, redis_url, clien
     run_worker(app)
     [row] = rows()
     assert row.status == "failed" and row.attempts == 1 and "550 5.1.1 User unknown" in row.last_error
-    assert ScheduledJobRegistry(TEST_QUEUE, connection=Redis.from_url(redis_url)).get_job_ids() == []
-    service.relay()
+    assert Queue(TEST_QUEUE, connection=Redis.from_url(redis_url)).job_ids == []
+    assert service.relay() == 0
     run_worker(app)
     assert rows()[0].attempts == 1 and smtp.data_commands == 1
     login(client, make_admin())
@@ -317,3 +333,94 @@ def test_a_worker_killed_mid_send_still_delivers_exactly_once(app, smtp, redis_u
     run_worker(app)
     time.sleep(0.1)
     assert len(smtp.messages) == 1
+
+
+def test_a_live_sender_keeps_its_short_claim_for_as_long_as_the_send_lasts(app, smtp, redis_url):
+    # The claim is a lease of MAIL_CLAIM_SECONDS that the sending process renews: a slow server does not
+    # let the relay hand the row to a second worker while the first is still sending it.
+    app.config.update(MAIL_CLAIM_SECONDS=1.5)
+    smtp.then("slow:4.5")
+    outbox_id = queue_notice()
+    assert service.flush_dispatch()
+    errors = []
+
+    def send():
+        with app.app_context():
+            try:
+                errors.append(service.send(outbox_id))
+            except Exception as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+    sender = threading.Thread(target=send)
+    started = time.monotonic()
+    sender.start()
+    try:
+        renewed = False
+        while sender.is_alive() and time.monotonic() - started < 15:
+            row = rows()[0]
+            if row.status == "sending":
+                assert row.claimed_until > utcnow(), "the live sender's claim lapsed"
+                assert service.relay() == 0  # not abandoned: nothing is dispatched again
+                renewed |= time.monotonic() - started > 3.0  # twice the claim: it must have been renewed
+            time.sleep(0.1)
+    finally:
+        sender.join(20)
+    assert renewed and errors == ["sent"]
+    [row] = rows()
+    assert row.status == "sent" and row.attempts == 1 and row.claimed_until is None
+    assert len(smtp.messages) == 1
+    assert service.leases(app).held == 0
+
+
+def test_only_a_job_really_in_the_queue_counts_as_waiting(app, smtp, redis_url):
+    from rq.job import JobStatus
+
+    outbox_id = queue_notice()
+    assert service.flush_dispatch()
+    connection = Redis.from_url(redis_url)
+    queue = Queue(TEST_QUEUE, connection=connection)
+    jid = service.job_id(outbox_id, 0)
+    assert service.waiting_jobs(queue, [jid]) == {jid}
+    assert service.relay() == 1 and queue.job_ids == [jid]
+    # Queued by its hash, but gone from the queue's list (Redis lost it): not waiting, enqueued again.
+    connection.lrem(queue.key, 0, jid)
+    assert service.waiting_jobs(queue, [jid]) == set()
+    assert service.relay() == 1 and queue.job_ids == [jid]
+    # Merely scheduled (as by an earlier version, or anyone using RQ's scheduler, which no worker runs):
+    # not waiting either.
+    queue.remove(jid)
+    queue.enqueue_in(timedelta(hours=1), service.JOB_PATH, outbox_id, job_id=jid)
+    assert Job.fetch(jid, connection=connection).get_status() == JobStatus.SCHEDULED
+    assert service.waiting_jobs(queue, [jid]) == set()
+    assert service.relay() == 1 and queue.job_ids == [jid]
+    run_worker(app)
+    service.relay()
+    run_worker(app)
+    [row] = rows()
+    assert row.status == "sent" and row.attempts == 1 and len(smtp.messages) == 1
+
+
+def test_a_retry_is_relayed_when_it_falls_due_not_at_the_next_tick(app, smtp, redis_url):
+    from expertbook.notifications.jobs import Ticker
+
+    app.config.update(WORKER_TICK_SECONDS=3600, MAIL_RETRY_BASE_SECONDS=0.5, MAIL_RETRY_MAX_SECONDS=0.5)
+    ticker = Ticker(app)
+    app.extensions["notifications_ticker"] = ticker
+    ticker.start()
+    try:
+        smtp.then("451 4.3.0 Try later")
+        outbox_id = queue_notice()
+        run_worker(app)  # the 451: the retry is due in about half a second, and wakes the ticker then
+        assert rows()[0].status == "pending"
+        queue = Queue(TEST_QUEUE, connection=Redis.from_url(redis_url))
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not queue.job_ids:
+            time.sleep(0.05)
+        assert queue.job_ids == [service.job_id(outbox_id, 1)]
+    finally:
+        ticker.stop()
+        ticker.join(5)
+        app.extensions.pop("notifications_ticker", None)
+    run_worker(app)
+    [row] = rows()
+    assert row.status == "sent" and row.attempts == 2 and len(smtp.messages) == 1

@@ -3,6 +3,7 @@ jobs in-process (the default without Redis). The queue (RQ on real Redis) is in 
 from __future__ import annotations
 
 import re
+import time
 from datetime import timedelta
 
 import pytest
@@ -547,3 +548,102 @@ def test_the_provider_and_recording_are_chosen_per_service_in_the_form_and_the_a
     booking = book(services["Recorded"])
     assert zoom.standin.meetings[meeting_of(booking.id).external_id]["settings"]["auto_recording"] == "cloud"
     assert meeting_of(book(services["Jitsi chat"], hour=14).id).provider == "jitsi"
+
+
+# ---------------------------------------------------------------------------- a create slower than ZOOM_TIMEOUT
+
+
+def wait_for_meetings(zoom, count: int, timeout: float = 10.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and len(zoom.standin.meetings) < count:
+        time.sleep(0.05)
+    return dict(zoom.standin.meetings)
+
+
+def test_a_create_answered_after_the_timeout_is_adopted_not_repeated(app, profile, zoom, smtp):
+    # Zoom makes the meeting but answers after ZOOM_TIMEOUT: the retry finds it by the marker in its
+    # agenda and adopts it, so exactly one meeting exists; cancelling deletes it and nothing is left.
+    app.config["ZOOM_TIMEOUT"] = 0.5
+    zoom.standin.slow_seconds = 1.5
+    zoom.standin.fail(MEETING_CREATE, "slow")
+    booking = book(make_service(profile))
+    meeting = meeting_of(booking.id)
+    assert meeting.status == "pending" and meeting.attempts == 1 and "in time" in meeting.last_error
+    marker = meeting.create_marker
+    assert marker and marker.startswith(f"expertbook-booking-{booking.id}-")
+    [made] = wait_for_meetings(zoom, 1).values()
+    assert marker in made["agenda"]
+
+    assert meetings.relay(now=meeting.next_attempt_at) == 1
+    meeting = meeting_of(booking.id)
+    assert meeting.status == "created" and meeting.external_id == made["id"] and meeting.join_url == made["join_url"]
+    assert zoom.standin.calls[MEETING_CREATE] == 1 and list(zoom.standin.meetings) == [made["id"]]
+    assert len(smtp.wait_for(2)) == 2  # the confirmations, with the adopted meeting's link
+    assert all(made["join_url"] in text_of(m) for m in to(smtp.messages, booking.customer_email))
+    # Later, one more search for strays finds none, and the marker is cleared.
+    assert meeting.next_attempt_at >= utcnow() + meetings.SWEEP_AFTER - timedelta(minutes=1)
+    assert meetings.relay(now=meeting.next_attempt_at) == 1
+    meeting = meeting_of(booking.id)
+    assert meeting.create_marker is None and meeting.next_attempt_at is None and list(zoom.standin.meetings) == [made["id"]]
+
+    experts.cancel(booking.customer_id, booking.id)
+    assert meeting_of(booking.id).status == "deleted" and zoom.standin.meetings == {}
+
+
+def late_stray(app, profile, zoom):
+    """A booking whose first create Zoom makes only after the retry listed (nothing) and made a second one."""
+    app.config["ZOOM_TIMEOUT"] = 0.5
+    zoom.standin.slow_seconds = 2.0
+    zoom.standin.fail(MEETING_CREATE, "late")
+    booking = book(make_service(profile))
+    meeting = meeting_of(booking.id)
+    assert meeting.status == "pending" and zoom.standin.meetings == {}
+    assert meetings.sync(meeting.id, now=meeting.next_attempt_at) == "created"
+    assert len(wait_for_meetings(zoom, 2)) == 2
+    meeting = meeting_of(booking.id)
+    assert all(meeting.create_marker in m["agenda"] for m in zoom.standin.meetings.values())
+    return booking, meeting
+
+
+def test_a_meeting_zoom_makes_after_the_retry_created_another_is_swept_later(profile, zoom, app):
+    booking, meeting = late_stray(app, profile, zoom)
+    assert meeting.next_attempt_at >= utcnow() + meetings.SWEEP_AFTER - timedelta(minutes=1)
+    assert meetings.relay() == 0  # not yet: a late create gets its time to land
+    assert meetings.relay(now=meeting.next_attempt_at) == 1
+    swept = meeting_of(booking.id)
+    assert swept.status == "created" and swept.create_marker is None and swept.next_attempt_at is None
+    assert list(zoom.standin.meetings) == [swept.external_id]
+    experts.cancel(booking.customer_id, booking.id)
+    assert meeting_of(booking.id).status == "deleted" and zoom.standin.meetings == {}
+
+
+def test_a_meeting_zoom_makes_after_the_retry_created_another_is_deleted_with_the_booking(profile, zoom, app):
+    booking, _ = late_stray(app, profile, zoom)
+    experts.cancel(booking.customer_id, booking.id)
+    assert meeting_of(booking.id).status == "deleted" and zoom.standin.meetings == {}
+
+
+def test_a_create_that_answered_leaves_no_marker_and_costs_no_search(profile, zoom):
+    from expertbook.devtools.zoom_standin import MEETING_LIST
+
+    booking = book(make_service(profile))
+    meeting = meeting_of(booking.id)
+    assert meeting.status == "created" and meeting.create_marker is None
+    [made] = zoom.standin.meetings.values()
+    assert made["agenda"].startswith(f"expertbook-booking-{booking.id}-")
+    experts.cancel(booking.customer_id, booking.id)
+    assert meeting_of(booking.id).status == "deleted" and zoom.standin.meetings == {}
+    assert zoom.standin.calls[MEETING_LIST] == 0
+
+
+def test_cancelled_while_a_timed_out_create_is_pending_deletes_what_zoom_made(profile, zoom, app):
+    app.config["ZOOM_TIMEOUT"] = 0.5
+    zoom.standin.slow_seconds = 1.5
+    zoom.standin.fail(MEETING_CREATE, "slow")
+    booking = book(make_service(profile))
+    assert meeting_of(booking.id).status == "pending"
+    assert len(wait_for_meetings(zoom, 1)) == 1
+    experts.cancel(booking.customer_id, booking.id)
+    meeting = meeting_of(booking.id)
+    assert meeting.status == "deleted" and meeting.next_attempt_at is None and zoom.standin.meetings == {}
+    assert zoom.standin.calls[MEETING_CREATE] == 1

@@ -90,13 +90,15 @@ def test_a_rate_limit_schedules_the_retry_no_sooner_than_retry_after(app, profil
     meeting = meeting_of(booking.id)
     assert meeting.status == "pending" and meeting.attempts == 1 and "429" in meeting.last_error
     assert meeting.next_attempt_at >= before + timedelta(seconds=120)
-    registry = ScheduledJobRegistry(meetings.QUEUE, connection=Redis.from_url(redis_db6))
-    [job_id] = registry.get_job_ids()
-    assert job_id == meetings.job_id(meeting.id, meeting.next_attempt_at)
-    scheduled = registry.get_scheduled_time(job_id).replace(tzinfo=UTC)
-    assert scheduled >= meeting.next_attempt_at.replace(microsecond=0) >= before + timedelta(seconds=119)
-    assert scheduled <= meeting.next_attempt_at + timedelta(seconds=2)
-    # When it is due, the job runs and the meeting is created.
+    # The retry is the row's due time: nothing is scheduled in Redis, and the relay leaves it until then.
+    connection = Redis.from_url(redis_db6)
+    queue = Queue(meetings.QUEUE, connection=connection)
+    assert ScheduledJobRegistry(meetings.QUEUE, connection=connection).get_job_ids() == []
+    assert meetings.relay() == 0 and meetings.relay(now=meeting.next_attempt_at - timedelta(seconds=1)) == 0
+    assert queue.job_ids == []
+    # When it is due, the relay enqueues it once, and the job creates the meeting.
+    assert meetings.relay(now=meeting.next_attempt_at) == 1 and meetings.relay(now=meeting.next_attempt_at) == 1
+    assert queue.job_ids == [meetings.job_id(meeting.id, meeting.next_attempt_at)]
     assert meetings.sync(meeting.id, now=meeting.next_attempt_at) == "created"
     assert zoom.standin.calls[MEETING_CREATE] == 2
 

@@ -209,3 +209,21 @@ def test_provider_calls_refuse_to_run_inside_a_service_transaction(connected_exp
         with transaction():
             _create(connected_expert.id, provider="jitsi")
     assert zoom.standin.calls[MEETING_CREATE] == 0
+
+
+def test_meetings_are_found_by_the_marker_in_their_agenda_across_pages(connected_expert, zoom, monkeypatch):
+    from expertbook.devtools.zoom_standin import MEETING_LIST
+
+    monkeypatch.setattr(service, "LIST_PAGE_SIZE", 2)
+    first = _create(connected_expert.id, marker="expertbook-booking-7-aa")
+    others = [_create(connected_expert.id, marker=f"expertbook-booking-{n}-bb") for n in range(3)]
+    unmarked = _create(connected_expert.id)
+    last = _create(connected_expert.id, marker="expertbook-booking-7-aa")
+    assert sorted(service.find_meetings(connected_expert.id, "expertbook-booking-7-aa")) == sorted([first.meeting_id, last.meeting_id])
+    assert zoom.standin.calls[MEETING_LIST] == 3  # six meetings, two a page
+    assert service.find_meetings(connected_expert.id, "expertbook-booking-9-cc") == []
+    assert "agenda" not in zoom.standin.meetings[unmarked.meeting_id] or not zoom.standin.meetings[unmarked.meeting_id]["agenda"]
+    adopted = service.zoom_meeting(connected_expert.id, first.meeting_id)
+    assert adopted == first
+    assert service.delete_marked(connected_expert.id, "expertbook-booking-7-aa") == 2
+    assert sorted(zoom.standin.meetings) == sorted([m.meeting_id for m in others] + [unmarked.meeting_id])

@@ -5,6 +5,7 @@ import base64
 import hashlib
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 import requests
 
 from expertbook.devtools.zoom_standin import AUTHORIZE, MEETING_DELETE, TOKEN_CODE
@@ -91,3 +92,34 @@ def test_meetings_have_64_bit_ids_and_unknown_ones_answer_3001(zoom):
     gone = requests.delete(url, headers=headers, timeout=5)
     assert gone.status_code == 404 and gone.json()["code"] == 3001
     assert zoom.standin.calls[MEETING_DELETE] == 2
+
+
+def test_meetings_are_listed_in_pages_with_their_agenda(zoom):
+    token = _tokens(zoom)["access_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    made = []
+    for n in range(3):
+        answer = requests.post(zoom.url + "/v2/users/me/meetings", json={"topic": f"T{n}", "agenda": f"ref-{n}"},
+                               headers=headers, timeout=5)
+        assert answer.status_code == 201
+        made.append(answer.json()["id"])
+    page = requests.get(zoom.url + "/v2/users/me/meetings", params={"type": "scheduled", "page_size": 2},
+                        headers=headers, timeout=5).json()
+    assert page["total_records"] == 3 and [m["id"] for m in page["meetings"]] == made[:2]
+    assert [m["agenda"] for m in page["meetings"]] == ["ref-0", "ref-1"] and "start_url" not in page["meetings"][0]
+    rest = requests.get(zoom.url + "/v2/users/me/meetings", params={"page_size": 2, "next_page_token": page["next_page_token"]},
+                        headers=headers, timeout=5).json()
+    assert [m["id"] for m in rest["meetings"]] == made[2:] and rest["next_page_token"] == ""
+    assert requests.get(zoom.url + "/v2/users/me/meetings", timeout=5).status_code == 401
+
+
+def test_a_slow_create_makes_the_meeting_at_once_and_answers_late(zoom):
+    from expertbook.devtools.zoom_standin import MEETING_CREATE
+
+    token = _tokens(zoom)["access_token"]
+    zoom.standin.slow_seconds = 1.0
+    zoom.standin.fail(MEETING_CREATE, "slow")
+    with pytest.raises(requests.Timeout):
+        requests.post(zoom.url + "/v2/users/me/meetings", json={"topic": "T"}, headers={"Authorization": f"Bearer {token}"},
+                      timeout=0.3)
+    assert len(zoom.standin.meetings) == 1

@@ -1,0 +1,25 @@
+"""video: meetings.create_marker, so a Zoom create whose answer was lost is adopted, not repeated
+
+Revision ID: 0010_meeting_create_marker
+Revises: 0009_email_templates_by_area
+Create Date: 2026-11-30 16:00:00
+
+"""
+import sqlalchemy as sa
+from alembic import op
+
+
+revision = '0010_meeting_create_marker'
+down_revision = '0009_email_templates_by_area'
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table('meetings', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('create_marker', sa.String(length=80), nullable=True))
+
+
+def downgrade():
+    with op.batch_alter_table('meetings', schema=None) as batch_op:
+        batch_op.drop_column('create_marker')
