@@ -95,6 +95,12 @@ def _new_user(fields: dict) -> User:
         raise ValidationFailed({"email": "An account with this email already exists. Log in instead."})
     user = User(**fields)
     db.session.add(user)
+    db.session.flush()
+    # Guest bookings made with this address join the account once the address is verified. Until the
+    # verification step calls it, this call attaches only for an already verified address (none yet).
+    from expertbook.experts.service import claim_guest_bookings
+
+    claim_guest_bookings(user.id, user.email)
     return user
 
 

@@ -19,7 +19,8 @@ How a meeting flows:
    meeting that waited on it due again, with the provider that now applies.
 
 A cancelled or declined booking's meeting is deleted at the provider the same way (a meeting already
-gone counts as done); a booking whose time differs from the meeting's is updated.
+gone counts as done); a booking whose time differs from the meeting's (a reschedule,
+:func:`booking_rescheduled`) is updated with a PATCH, so the join link stays the same.
 """
 from __future__ import annotations
 
@@ -126,6 +127,21 @@ def booking_ended(booking_id: int) -> None:
         meeting.status = MEETING_DELETED
         meeting.next_attempt_at = None
         return
+    meeting.attempts = 0
+    meeting.next_attempt_at = utcnow()
+    _dispatch_after_commit(meeting)
+
+
+def booking_rescheduled(booking_id: int) -> None:
+    """A booking moved: the job PATCHes its meeting to the new time (the join link stays the same).
+
+    A meeting not created yet is simply created at the new time; a Jitsi room has no time to move.
+    """
+    meeting = _locked(booking_id)
+    if meeting is None or meeting.status in (MEETING_DELETED, MEETING_FAILED):
+        return
+    if meeting.status == MEETING_REAUTH:
+        return  # resume_expert() makes it due when the expert re-authorizes; it reads the booking's time then
     meeting.attempts = 0
     meeting.next_attempt_at = utcnow()
     _dispatch_after_commit(meeting)
@@ -248,10 +264,9 @@ def _plan(meeting: Meeting, booking: Booking) -> str:
     active = booking.status in ACTIVE_STATUSES
     if not active:
         return "delete" if meeting.external_id is not None else "forget"
-    if booking.status != "confirmed":
-        return "nothing"
     if meeting.join_url is None:
-        return "create"
+        # Created only for a confirmed booking; one moved back to pending keeps its meeting (moved below).
+        return "create" if booking.status == "confirmed" else "nothing"
     if meeting.provider == provider.ZOOM and (meeting.scheduled_start != booking.start_at or meeting.scheduled_minutes != booking.duration_minutes):
         return "update"
     return "nothing"
