@@ -15,16 +15,20 @@ def _failed(response) -> bool:
     return response.status_code >= 400
 
 
-def _account_key() -> str:
+def submitted_email() -> str:
+    """The email a form or JSON request names, normalised as accounts store it (for per-address limits)."""
     data = request.get_json(silent=True) if request.is_json else request.form
     email = str(data.get("email", "")) if hasattr(data, "get") else ""  # a form, or a JSON object
     from expertbook.auth.service import normalise_email
 
     try:
-        email = normalise_email(email)
+        return normalise_email(email)
     except ValidationFailed:
-        email = email.strip().lower()
-    return "login-account:" + email
+        return email.strip().lower()
+
+
+def _account_key() -> str:
+    return "login-account:" + submitted_email()
 
 
 per_ip = limiter.shared_limit(

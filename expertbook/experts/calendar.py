@@ -1,5 +1,8 @@
-"""Calendar files (.ics, RFC 5545) for bookings, shared by the download link and, later, emails."""
+"""Calendar files (.ics, RFC 5545) for bookings: one booking's file (the download link, the emails)
+and a user's subscription feed."""
 from __future__ import annotations
+
+from collections.abc import Iterable
 
 from icalendar import Calendar, Event, vCalAddress, vText
 from zoneinfo import ZoneInfo
@@ -9,24 +12,26 @@ from expertbook.experts.models import Booking
 PRODID = "-//ExpertBook//Expert bookings//EN"
 
 
-def booking_ics(booking: Booking) -> bytes:
-    """The booking as an iCalendar file.
-
-    The UID never changes, so calendar apps update the same event; SEQUENCE is the booking's change
-    counter, so a later file always wins. Times carry the expert's TZID with its VTIMEZONE. A
-    cancelled or declined booking is sent as ``METHOD:CANCEL`` with ``STATUS:CANCELLED``.
-    """
-    service = booking.service
-    expert = booking.expert
-    gone = booking.status in ("cancelled", "declined")
-    zone = ZoneInfo(expert.timezone)
-
+def _calendar(method: str | None) -> Calendar:
     cal = Calendar()
     cal.add("prodid", PRODID)
     cal.add("version", "2.0")
     cal.add("calscale", "GREGORIAN")
-    cal.add("method", "CANCEL" if gone else "REQUEST")
+    if method:
+        cal.add("method", method)
+    return cal
 
+
+def _event(booking: Booking, timezone: str) -> Event:
+    """The booking as one VEVENT with times in ``timezone``.
+
+    The UID never changes, so calendar apps update the same event; SEQUENCE is the booking's change
+    counter, so a later copy always wins. A cancelled or declined booking is ``STATUS:CANCELLED``.
+    """
+    service = booking.service
+    expert = booking.expert
+    gone = booking.status in ("cancelled", "declined")
+    zone = ZoneInfo(timezone)
     event = Event()
     event.add("uid", f"{booking.ics_uid}@expertbook")
     event.add("sequence", booking.ics_sequence)
@@ -54,6 +59,27 @@ def booking_ics(booking: Booking) -> bytes:
     attendee.params["role"] = vText("REQ-PARTICIPANT")
     attendee.params["partstat"] = vText("ACCEPTED" if booking.status == "confirmed" else ("DECLINED" if gone else "NEEDS-ACTION"))
     event.add("attendee", attendee)
-    cal.add_component(event)
+    return event
+
+
+def booking_ics(booking: Booking) -> bytes:
+    """The booking as an iCalendar file: times in the expert's zone with its VTIMEZONE; a cancelled
+    or declined booking is sent as ``METHOD:CANCEL``."""
+    gone = booking.status in ("cancelled", "declined")
+    cal = _calendar("CANCEL" if gone else "REQUEST")
+    cal.add_component(_event(booking, booking.expert.timezone))
+    cal.add_missing_timezones()
+    return cal.to_ical()
+
+
+def feed_ics(user_id: int, bookings: Iterable[Booking], name: str) -> bytes:
+    """A user's subscription feed: each booking in the zone that user sees it in (the expert's own
+    zone for their clients' bookings, the zone the customer booked in for their own), cancelled and
+    declined ones as ``STATUS:CANCELLED`` so subscribed calendars drop them."""
+    cal = _calendar("PUBLISH")
+    cal.add("x-wr-calname", name)
+    for booking in bookings:
+        zone = booking.expert.timezone if booking.expert.user_id == user_id else booking.customer_timezone
+        cal.add_component(_event(booking, zone))
     cal.add_missing_timezones()
     return cal.to_ical()
