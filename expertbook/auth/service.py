@@ -10,6 +10,7 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from sqlalchemy import delete, select, update
 
+from expertbook.auth import signals
 from expertbook.auth.models import LoginSession, User
 from expertbook.database import transaction, utcnow
 from expertbook.errors import Conflict, NotFound, ValidationFailed
@@ -96,11 +97,7 @@ def _new_user(fields: dict) -> User:
     user = User(**fields)
     db.session.add(user)
     db.session.flush()
-    # Guest bookings made with this address join the account once the address is verified. Until the
-    # verification step calls it, this call attaches only for an already verified address (none yet).
-    from expertbook.experts.service import claim_guest_bookings
-
-    claim_guest_bookings(user.id, user.email)
+    signals.account_created.send(current_app._get_current_object(), user_id=user.id, email=user.email)
     return user
 
 

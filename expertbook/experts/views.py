@@ -37,6 +37,18 @@ from expertbook.web import apply_errors, external_url, is_htmx, redirect_to, ren
 
 bp = Blueprint("experts", __name__)
 
+
+@bp.record_once
+def _subscribe(state) -> None:
+    """Guest bookings join an account whose verified address they were made with (see claim_guest_bookings)."""
+    from expertbook.auth import signals as account_signals
+
+    account_signals.account_created.connect(_claim_guest_bookings)
+
+
+def _claim_guest_bookings(sender, user_id: int, email: str, **extra) -> None:
+    service.claim_guest_bookings(user_id, email)
+
 POLL_SECONDS = 5
 
 
