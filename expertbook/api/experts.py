@@ -13,8 +13,6 @@ from expertbook.api.views import api_user, api_user_id, bp, json_body, token_req
 from expertbook.errors import NotFound, ValidationFailed
 from expertbook.experts import limits as guest_limits
 from expertbook.experts import service
-from expertbook.experts.views import manage_url, webcal
-from expertbook.web import external_url
 from expertbook.experts.models import STATUSES, Booking, ExpertProfile, Service
 from expertbook.extensions import db
 
@@ -258,7 +256,7 @@ def create_booking():
         customer_timezone=str(data.get("timezone") or "UTC"),
         idempotency_key=request.headers.get("Idempotency-Key", "").strip() or None,
     )
-    return jsonify(booking=booking_json(booking, None), manageUrl=manage_url(booking)), 200 if booking.replayed else 201
+    return jsonify(booking=booking_json(booking, None), manageUrl=service.manage_url(booking)), 200 if booking.replayed else 201
 
 
 @token_required
@@ -324,9 +322,8 @@ def change_booking(booking_id: int):
 
 
 def _feed_json(user_id: int) -> dict[str, Any]:
-    feed = service.calendar_feed_of(user_id)
-    url = external_url("experts.calendar_feed", token=feed.token) if feed else None
-    return {"url": url, "webcalUrl": webcal(url) if url else None}
+    url, webcal_url = service.calendar_feed_urls(user_id)
+    return {"url": url, "webcalUrl": webcal_url}
 
 
 @bp.get("/calendar-feed")

@@ -851,6 +851,13 @@ def manage_token(booking: Booking) -> str:
     return _manage_serializer().dumps([booking.id, booking.ics_uid])
 
 
+def manage_url(booking: Booking) -> str:
+    """The absolute private manage link of a booking (a guest's emails and the API answer carry it)."""
+    from expertbook.web import external_url
+
+    return external_url("experts.manage_booking", token=manage_token(booking))
+
+
 def booking_by_manage_token(token: str, now: datetime | None = None) -> Booking:
     """The booking a manage link opens; NotFound for a bad signature, an unknown booking, or once the
     booking has ended (checked on every use, against its current end)."""
@@ -919,6 +926,18 @@ FEED_PAST_DAYS = 90  # a subscribed calendar keeps showing the last three months
 def calendar_feed_of(user_id: int) -> CalendarFeed | None:
     """The user's calendar feed, if they turned it on."""
     return db.session.scalar(select(CalendarFeed).where(CalendarFeed.user_id == user_id))
+
+
+def calendar_feed_urls(user_id: int) -> tuple[str | None, str | None]:
+    """The user's feed address as https and as ``webcal://`` (which calendar apps open as a subscription);
+    (None, None) while the feed is off."""
+    from expertbook.web import external_url
+
+    feed = calendar_feed_of(user_id)
+    if feed is None:
+        return None, None
+    url = external_url("experts.calendar_feed", token=feed.token)
+    return url, "webcal://" + url.split("://", 1)[1]
 
 
 def reset_calendar_feed(user_id: int) -> CalendarFeed:

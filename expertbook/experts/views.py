@@ -33,7 +33,7 @@ from expertbook.experts.forms import (
     WeeklyHoursForm,
 )
 from expertbook.experts.models import Booking, ExpertProfile, Service
-from expertbook.web import apply_errors, external_url, is_htmx, redirect_to, render, wants_fragment
+from expertbook.web import apply_errors, is_htmx, redirect_to, render, wants_fragment
 
 bp = Blueprint("experts", __name__)
 
@@ -353,11 +353,6 @@ def reschedule_booking(booking_id: int):
 # ---------------------------------------------------------------------------- a guest's manage link
 
 
-def manage_url(booking: Booking) -> str:
-    """The absolute private manage link of a guest booking (for its emails and the API)."""
-    return external_url("experts.manage_booking", token=service.manage_token(booking))
-
-
 def _guest_booking(token: str) -> Booking:
     return _or_404(service.booking_by_manage_token, token)
 
@@ -433,11 +428,6 @@ def manage_calendar_file(token: str):
 # ---------------------------------------------------------------------------- the calendar feed
 
 
-def webcal(url: str) -> str:
-    """The ``webcal://`` form of a feed's https address: calendar apps open it as a subscription."""
-    return "webcal://" + url.split("://", 1)[1]
-
-
 @bp.get("/experts/calendar-feed")
 @login_required
 def calendar_feed_settings():
@@ -446,10 +436,8 @@ def calendar_feed_settings():
 
 
 def _feed_context() -> dict:
-    feed = service.calendar_feed_of(current_user.id)
-    url = external_url("experts.calendar_feed", token=feed.token) if feed else None
-    return {"feed": feed, "url": url, "webcal_url": webcal(url) if url else None, "action_form": ActionForm(formdata=None),
-            "profile": service.profile_of(current_user.id)}
+    url, webcal_url = service.calendar_feed_urls(current_user.id)
+    return {"url": url, "webcal_url": webcal_url, "action_form": ActionForm(formdata=None), "profile": service.profile_of(current_user.id)}
 
 
 @bp.post("/experts/calendar-feed/reset")

@@ -469,9 +469,52 @@ def _record_reauth(meeting_id: int, claim: datetime, expert_user_id: int, plan: 
         if plan == "create":
             meeting.status = MEETING_REAUTH
             _touch(meeting.booking_id)
+            _park_waiting(expert_user_id, meeting.id, meeting.last_error)
             db.session.flush()
             signals.meeting_reauth_needed.send(app, booking_id=meeting.booking_id, meeting_id=meeting.id, incident=incident)
     return "reauth"
+
+
+def _park_waiting(expert_user_id: int, meeting_id: int, reason: str) -> None:
+    """The expert's other Zoom meetings still to be created need the same refused grant: they wait with
+    this one (and the one email about it lists them all) instead of each failing against Zoom in turn.
+    Meetings another job holds right now are left to it."""
+    from expertbook.experts.models import ExpertProfile
+
+    now = utcnow()
+    others = db.session.scalars(
+        select(Meeting)
+        .join(Booking, Booking.id == Meeting.booking_id)
+        .join(ExpertProfile, ExpertProfile.id == Booking.expert_id)
+        .where(
+            ExpertProfile.user_id == expert_user_id,
+            Meeting.id != meeting_id,
+            Meeting.status == MEETING_PENDING,
+            Meeting.provider == provider.ZOOM,
+            Meeting.join_url.is_(None),
+            Booking.status == "confirmed",
+            or_(Meeting.claimed_until.is_(None), Meeting.claimed_until < now),
+        )
+        .with_for_update(of=Meeting)
+    ).all()
+    for other in others:
+        other.status = MEETING_REAUTH
+        other.next_attempt_at = None
+        other.last_error = reason
+        _touch(other.booking_id)
+
+
+def waiting_on_reauth(expert_user_id: int) -> list[Booking]:
+    """The expert's bookings whose meetings wait for a Zoom re-authorization, soonest first."""
+    from expertbook.experts.models import ExpertProfile
+
+    return list(db.session.scalars(
+        select(Booking)
+        .join(Meeting, Meeting.booking_id == Booking.id)
+        .join(ExpertProfile, ExpertProfile.id == Booking.expert_id)
+        .where(ExpertProfile.user_id == expert_user_id, Meeting.status == MEETING_REAUTH, Booking.status.in_(ACTIVE_STATUSES))
+        .order_by(Booking.start_at, Booking.id)
+    ))
 
 
 # ---------------------------------------------------------------------------- re-authorization

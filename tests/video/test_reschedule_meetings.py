@@ -56,3 +56,27 @@ def test_a_meeting_that_vanished_at_zoom_is_created_again_on_the_move(profile, z
     again = meeting_of(booking.id)
     assert zoom.standin.calls[MEETING_CREATE] == 2 and again.status == "created" and again.external_id != gone
     assert again.scheduled_start == next_weekday_at(14, tz=profile.timezone)
+
+
+def test_meetings_waiting_to_be_created_all_wait_on_one_refused_grant(profile, zoom, smtp):  # noqa: F811
+    from datetime import timedelta
+
+    from expertbook.database import utcnow
+    from expertbook.video import meetings
+    from expertbook.video.standin import TOKEN_REFRESH
+    from tests.video.conftest import expire_stored_token
+
+    zoom.standin.fail(MEETING_CREATE, "500", times=None)  # Zoom is down: three meetings wait for a retry
+    svc = make_service(profile, "Technology Consulting Session")
+    bookings = [book(svc, make_user(f"Customer {n}", f"c{n}@example.com"), hour=10 + 2 * n) for n in range(3)]
+    assert {meeting_of(b.id).status for b in bookings} == {"pending"}
+    zoom.standin.clear_faults()
+    expire_stored_token(profile.user_id, zoom.standin)
+    zoom.standin.revoke_all()
+    refreshes = zoom.standin.calls[TOKEN_REFRESH]
+    meetings.relay(now=utcnow() + timedelta(hours=2))
+    # The first refusal parks the others: one refresh attempt, not one per booking, and all three wait.
+    assert zoom.standin.calls[TOKEN_REFRESH] == refreshes + 1
+    assert [meeting_of(b.id).status for b in bookings] == ["reauth_needed"] * 3
+    assert [b.id for b in meetings.waiting_on_reauth(profile.user_id)] == [b.id for b in bookings]
+    assert all(meeting_of(b.id).next_attempt_at is None for b in bookings)
