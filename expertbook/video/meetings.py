@@ -479,15 +479,10 @@ def _park_waiting(expert_user_id: int, meeting_id: int, reason: str) -> None:
     """The expert's other Zoom meetings still to be created need the same refused grant: they wait with
     this one (and the one email about it lists them all) instead of each failing against Zoom in turn.
     Meetings another job holds right now are left to it."""
-    from expertbook.experts.models import ExpertProfile
-
     now = utcnow()
     others = db.session.scalars(
-        select(Meeting)
-        .join(Booking, Booking.id == Meeting.booking_id)
-        .join(ExpertProfile, ExpertProfile.id == Booking.expert_id)
+        _of_expert(select(Meeting), expert_user_id)
         .where(
-            ExpertProfile.user_id == expert_user_id,
             Meeting.id != meeting_id,
             Meeting.status == MEETING_PENDING,
             Meeting.provider == provider.ZOOM,
@@ -506,15 +501,23 @@ def _park_waiting(expert_user_id: int, meeting_id: int, reason: str) -> None:
 
 def waiting_on_reauth(expert_user_id: int) -> list[Booking]:
     """The expert's bookings whose meetings wait for a Zoom re-authorization, soonest first."""
-    from expertbook.experts.models import ExpertProfile
-
     return list(db.session.scalars(
-        select(Booking)
-        .join(Meeting, Meeting.booking_id == Booking.id)
-        .join(ExpertProfile, ExpertProfile.id == Booking.expert_id)
-        .where(ExpertProfile.user_id == expert_user_id, Meeting.status == MEETING_REAUTH, Booking.status.in_(ACTIVE_STATUSES))
+        _of_expert(select(Booking), expert_user_id)
+        .where(Meeting.status == MEETING_REAUTH, Booking.status.in_(ACTIVE_STATUSES))
         .order_by(Booking.start_at, Booking.id)
     ))
+
+
+def _of_expert(query, expert_user_id: int):
+    """``query`` (of meetings or bookings) narrowed to the meetings of one expert's bookings."""
+    from expertbook.experts.models import ExpertProfile
+
+    return (
+        query.select_from(Meeting)
+        .join(Booking, Booking.id == Meeting.booking_id)
+        .join(ExpertProfile, ExpertProfile.id == Booking.expert_id)
+        .where(ExpertProfile.user_id == expert_user_id)
+    )
 
 
 # ---------------------------------------------------------------------------- re-authorization
@@ -526,15 +529,10 @@ def resume_expert(expert_user_id: int) -> int:
     Meetings still to be created go back to ``pending`` (their provider is chosen afresh), and
     deletions or updates that waited are retried. Runs after the connection's commit.
     """
-    from expertbook.experts.models import ExpertProfile
-
     with transaction():
         rows = db.session.scalars(
-            select(Meeting)
-            .join(Booking, Booking.id == Meeting.booking_id)
-            .join(ExpertProfile, ExpertProfile.id == Booking.expert_id)
+            _of_expert(select(Meeting), expert_user_id)
             .where(
-                ExpertProfile.user_id == expert_user_id,
                 Meeting.status.in_((MEETING_PENDING, MEETING_REAUTH, MEETING_CREATED)),
                 or_(Meeting.status != MEETING_CREATED, and_(Meeting.next_attempt_at.is_(None), Meeting.last_error.is_not(None))),
             )
