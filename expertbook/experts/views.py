@@ -20,7 +20,7 @@ from expertbook.database import utcnow
 from expertbook.errors import Conflict, NotFound, ValidationFailed
 from expertbook.experts import service
 from expertbook.experts import limits
-from expertbook.experts.calendar import booking_ics, feed_ics
+from expertbook.experts.calendar import booking_ics, feed_ics, meeting_links
 from expertbook.experts.forms import (
     WEEKDAY_NAMES,
     ActionForm,
@@ -286,11 +286,12 @@ def _detail_context(booking: Booking, error: str | None = None) -> dict:
 @login_required
 def booking_calendar_file(booking_id: int):
     """The booking as an .ics file ("Add to calendar")."""
-    return _ics_download(_or_404(service.booking_for, current_user.id, booking_id))
+    booking = _or_404(service.booking_for, current_user.id, booking_id)
+    return _ics_download(booking, for_expert=booking.expert.user_id == current_user.id)
 
 
-def _ics_download(booking: Booking) -> Response:
-    response = make_response(booking_ics(booking))
+def _ics_download(booking: Booking, *, for_expert: bool = False) -> Response:
+    response = make_response(booking_ics(booking, meeting_links(booking), for_expert=for_expert))
     response.headers["Content-Type"] = "text/calendar; charset=utf-8"
     response.headers["Content-Disposition"] = f'attachment; filename="expertbook-booking-{booking.id}.ics"'
     response.headers["Cache-Control"] = "private, no-store"
