@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 
 export EXPERTBOOK_ENV ?= development
 
-.PHONY: install run test worker migrate demo bench clean
+.PHONY: install run test worker migrate demo bench screenshots clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ bench: $(BENCH_STAMP)
 	@command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk) \
 		|| { echo "wrk is missing and could not be installed: run 'apt-get install wrk' as root" >&2; exit 1; }
 	$(BIN)/python -m bench.run
+
+## screenshots: regenerate docs/screenshots/*.png (starts and stops its own server on a throwaway demo database; needs chromium)
+screenshots: install
+	$(BIN)/python docs/screenshots/make_screenshots.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

@@ -11,7 +11,7 @@ from typing import Any
 from flask import jsonify, request
 
 from expertbook.api import openapi
-from expertbook.api.views import MISSING_FIELDS, api_user, api_user_id, bp, json_body, token_required
+from expertbook.api.base import MISSING_FIELDS, api_user, api_user_id, bp, json_body, token_required
 from expertbook.clinic import service
 from expertbook.clinic.models import Appointment, Slot
 from expertbook.database import utcnow

@@ -10,19 +10,25 @@ from datetime import date, datetime
 from functools import wraps
 from types import SimpleNamespace
 
-from flask import Blueprint, abort, current_app, flash, make_response, request, session, url_for
-from flask_login import current_user, login_required, login_user
+from flask import Blueprint, abort, current_app, flash, make_response, request, url_for
+from flask_login import current_user, login_required
 
-from expertbook.auth import service as accounts
-from expertbook.auth.forms import AddStaffForm, EmptyForm, HospitalRegisterForm
+from expertbook.auth.views import log_in
 from expertbook.clinic import service
-from expertbook.clinic.forms import BookingForm, CapacityForm, DoctorRowForm, SlotForm
+from expertbook.clinic.forms import AddStaffForm, BookingForm, CapacityForm, DoctorRowForm, HospitalRegisterForm, SlotForm
 from expertbook.clinic.models import Appointment, Slot
 from expertbook.database import utcnow
-from expertbook.errors import Conflict, NotFound, ServiceError, ValidationFailed
-from expertbook.web import apply_errors, is_htmx, redirect_to, render, wants_fragment
+from expertbook.errors import Conflict, ServiceError, ValidationFailed
+from expertbook.web import EmptyForm, apply_errors, is_htmx, redirect_to, render, wants_fragment
 
 bp = Blueprint("clinic", __name__, url_prefix="/clinic")
+
+
+@bp.record_once
+def _connect_emails(state) -> None:
+    from expertbook.clinic import emails
+
+    emails.connect()
 
 
 def staff_required(view):
@@ -45,16 +51,13 @@ def register_hospital():
     status = 200
     if form.validate_on_submit():
         try:
-            user = accounts.register_hospital(
+            user = service.register_hospital(
                 form.hospital_name.data, form.location.data, form.name.data, form.email.data, form.password.data
             )
         except ValidationFailed as error:
             apply_errors(form, error)
         else:
-            session.clear()
-            user.session_token = accounts.start_session(user.id)
-            login_user(user)
-            session.permanent = True
+            log_in(user)
             flash(f"{user.hospital.name} is registered. You are its staff admin.", "success")
             return redirect_to(url_for("clinic.staff"))
     if request.method == "POST":
@@ -73,7 +76,7 @@ def staff():
             abort(404)
         if form.validate_on_submit():
             try:
-                added = accounts.add_staff(current_user.id, form.email.data, bool(form.make_admin.data))
+                added = service.add_staff(current_user.id, form.email.data, bool(form.make_admin.data))
             except ValidationFailed as error:
                 apply_errors(form, error)
                 status = 422
@@ -85,7 +88,7 @@ def staff():
                 return redirect_to(url_for("clinic.staff"))
         else:
             status = 422
-    members = accounts.staff_of(current_user.hospital_id)
+    members = service.staff_of(current_user.hospital_id)
     return render("clinic/staff.html", "clinic/_staff_form.html", status=status, form=form, members=members)
 
 
@@ -116,10 +119,6 @@ def _date_arg(name: str) -> date | None:
         return date.fromisoformat(value) if value else None
     except ValueError:
         return None
-
-
-def _not_found(error: NotFound):
-    abort(404, description=error.message)
 
 
 # ---------------------------------------------------------------------------- patients: search and book
@@ -159,10 +158,7 @@ def _booking_form() -> BookingForm:
 @bp.get("/slots/<int:slot_id>")
 def slot_detail(slot_id: int):
     """A slot's details and the booking form (a panel on the search page under htmx)."""
-    try:
-        slot = service.slot_with_details(slot_id)
-    except NotFound as error:
-        _not_found(error)
+    slot = service.slot_with_details(slot_id)
     form = _booking_form() if current_user.is_authenticated else None
     return render("clinic/slot.html", "clinic/_slot_panel.html", slot=slot, form=form)
 
@@ -193,8 +189,6 @@ def book(slot_id: int):
             apply_errors(form, error)
             if "idempotency_key" in error.errors:
                 form.form_errors.append("This form has expired. Please reload the page and try again.")
-        except NotFound as error:
-            _not_found(error)
         except Conflict as error:
             form.form_errors.append(error.message)
             status = 409
@@ -222,10 +216,7 @@ def book(slot_id: int):
             # Every list on the page refreshes at once, instead of at its next poll.
             response.headers["HX-Trigger"] = "slotBooked"
             return response
-    try:
-        slot = service.slot_with_details(slot_id)
-    except NotFound as error:
-        _not_found(error)
+    slot = service.slot_with_details(slot_id)
     return render("clinic/slot.html", "clinic/_slot_panel.html", status=status, slot=slot, form=form)
 
 
@@ -236,10 +227,7 @@ def availability(slot_id: int):
     One indexed SELECT; it never loads the user or touches the session, and answers 304 when
     nothing changed (the ETag is the slot's version).
     """
-    try:
-        counts = service.availability(slot_id)
-    except NotFound as error:
-        _not_found(error)
+    counts = service.availability(slot_id)
     body = f'<span id="slot-{counts.slot_id}-availability" class="{counts.css}">{counts.left} of {counts.capacity} left</span>'
     # Only integers are interpolated, so the markup needs no escaping.
     response = make_response(body)
@@ -252,10 +240,7 @@ def availability(slot_id: int):
 @login_required
 def appointment(appointment_id: int):
     """The patient's confirmation: token number, details, places remaining and tokens ahead."""
-    try:
-        found = service.own_appointment(appointment_id, current_user.id)
-    except NotFound as error:
-        _not_found(error)
+    found = service.own_appointment(appointment_id, current_user.id)
     return render(
         "clinic/appointment.html",
         "clinic/_booked.html",
@@ -283,8 +268,6 @@ def cancel(appointment_id: int):
         abort(400)
     try:
         cancelled = service.cancel(appointment_id, current_user.id)
-    except NotFound as error:
-        _not_found(error)
     except Conflict as error:
         flash(error.message, "error")
     else:
@@ -295,10 +278,7 @@ def cancel(appointment_id: int):
 @bp.get("/slots/<int:slot_id>/now-serving")
 def now_serving(slot_id: int):
     """The waiting-room screen: the token being seen and the next one, large and live. No names."""
-    try:
-        slot = service.slot_with_details(slot_id)
-    except NotFound as error:
-        _not_found(error)
+    slot = service.slot_with_details(slot_id)
     return render("clinic/now_serving.html", "clinic/_now_serving.html", slot=slot, following=service.next_token(slot))
 
 
@@ -395,10 +375,7 @@ def staff_slots():
 
 
 def _own_slot(slot_id: int) -> Slot:
-    try:
-        return service.staff_slot(slot_id, current_user.hospital_id)
-    except NotFound as error:
-        _not_found(error)
+    return service.staff_slot(slot_id, current_user.hospital_id)
 
 
 def _staff_slot_page(slot: Slot, status: int = 200, capacity_form: CapacityForm | None = None, message: str | None = None):
@@ -469,8 +446,6 @@ def change_capacity(slot_id: int):
     if form.validate_on_submit():
         try:
             service.change_capacity(slot_id, current_user.hospital_id, form.capacity.data)
-        except NotFound as error:
-            _not_found(error)
         except ValidationFailed as error:
             apply_errors(form, error)
         else:
@@ -483,10 +458,7 @@ def change_capacity(slot_id: int):
 def close_slot(slot_id: int):
     """Stop taking bookings for the slot."""
     _checked_action_form()
-    try:
-        service.close_slot(slot_id, current_user.hospital_id)
-    except NotFound as error:
-        _not_found(error)
+    service.close_slot(slot_id, current_user.hospital_id)
     return _after_staff_action(slot_id, _controls_fragment, done="The slot is closed: no more bookings are taken.")
 
 
@@ -495,10 +467,7 @@ def close_slot(slot_id: int):
 def reopen_slot(slot_id: int):
     """Take bookings again."""
     _checked_action_form()
-    try:
-        service.reopen_slot(slot_id, current_user.hospital_id)
-    except NotFound as error:
-        _not_found(error)
+    service.reopen_slot(slot_id, current_user.hospital_id)
     return _after_staff_action(slot_id, _controls_fragment, done="The slot is open for bookings again.")
 
 
@@ -509,8 +478,6 @@ def call_next(slot_id: int):
     _checked_action_form()
     try:
         slot = service.call_next(slot_id, current_user.hospital_id)
-    except NotFound as error:
-        _not_found(error)
     except Conflict as error:
         return _after_staff_action(slot_id, staff_slot_appointments, error)
     return _after_staff_action(slot_id, staff_slot_appointments, done=f"Now serving token {slot.now_serving}.")
@@ -523,8 +490,6 @@ def appointment_status(appointment_id: int):
     _checked_action_form()
     try:
         changed = service.set_appointment_status(appointment_id, current_user.hospital_id, request.form.get("status", ""))
-    except NotFound as error:
-        _not_found(error)
     except (Conflict, ValidationFailed) as error:
         slot_id = service.staff_appointment_slot_id(appointment_id, current_user.hospital_id)
         return _after_staff_action(slot_id, staff_slot_appointments, error)

@@ -16,8 +16,9 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, abort, flash, make_response, redirect, request, url_for
 from flask_login import current_user, login_required
 
+from expertbook.auth.views import register_profile_section, render_profile
 from expertbook.database import utcnow
-from expertbook.errors import Conflict, NotFound, ValidationFailed
+from expertbook.errors import Conflict, ValidationFailed
 from expertbook.experts import service
 from expertbook.experts import limits
 from expertbook.experts.calendar import booking_ics, feed_ics, meeting_links
@@ -39,10 +40,13 @@ bp = Blueprint("experts", __name__)
 
 
 @bp.record_once
-def _subscribe(state) -> None:
-    """Guest bookings join an account whose verified address they were made with (see claim_guest_bookings)."""
+def _connect(state) -> None:
     from expertbook.auth import signals as account_signals
+    from expertbook.experts import emails
 
+    emails.connect()
+    register_profile_section("experts/_profile_section.html", _profile_section)
+    # Guest bookings join an account whose verified address they were made with (see claim_guest_bookings).
     account_signals.account_created.connect(_claim_guest_bookings)
 
 
@@ -77,11 +81,43 @@ def expert_required(view):
     return wrapped
 
 
-def _or_404(fn, *args, **kwargs):
-    try:
-        return fn(*args, **kwargs)
-    except NotFound:
-        abort(404)
+# ---------------------------------------------------------------------------- becoming an expert (on /profile)
+
+
+def _become_expert_form(formdata=None) -> ExpertProfileForm:
+    """The become-an-expert form: the posted one, or one prefilled from the account when first shown."""
+    if formdata is not None:
+        return ExpertProfileForm()
+    form = ExpertProfileForm(formdata=None)
+    form.display_name.data = current_user.name
+    form.handle.data = service.suggest_handle(current_user.name)
+    return form
+
+
+def _profile_section() -> dict:
+    """The experts' panel of /profile: the expert's links, or the form to become one."""
+    profile = service.profile_of(current_user.id)
+    return {"expert_profile": profile, "expert_form": None if profile else _become_expert_form()}
+
+
+@bp.post("/profile/become-expert")
+@login_required
+def become_expert():
+    """Set up the current user's expert profile (name, headline, bio, handle, time zone) and give them the expert role."""
+    form = _become_expert_form(request.form)
+    if form.validate_on_submit():
+        try:
+            service.create_profile(
+                current_user.id, form.display_name.data, form.headline.data, form.bio.data, form.handle.data, form.timezone.data
+            )
+        except ValidationFailed as error:
+            apply_errors(form, error)
+        except Conflict as error:
+            form.form_errors.append(error.message)
+        else:
+            flash("You are now an expert. Add your services and check your weekly hours to start taking bookings.", "success")
+            return redirect_to(url_for("experts.settings_services"))
+    return render_profile("experts/_become_expert_form.html", status=422, expert_form=form)
 
 
 def _viewer_zone(default: str) -> tuple[str, bool]:
@@ -105,7 +141,7 @@ def marketplace():
 @bp.get("/expert/<handle>")
 def public_profile(handle: str):
     """An expert's public page: who they are, their services and the next 14 available times."""
-    profile = _or_404(service.profile_by_handle, handle)
+    profile = service.profile_by_handle(handle)
     zone, explicit = _viewer_zone(profile.timezone)
     services = service.visible_services(profile.id)
     return render(
@@ -218,7 +254,7 @@ def book(handle: str, slug: str):
     Logged in, the booking is the account's; otherwise it is a guest booking (name, email, phone,
     notes), throttled per client address and per email, and the guest lands on its private manage page.
     """
-    svc = _or_404(service.bookable_service, handle, slug)
+    svc = service.bookable_service(handle, slug)
     if request.method == "GET":
         return render("experts/book.html", "experts/_booking_panel.html", **_booking_context(svc))
     form = BookingForm()
@@ -265,7 +301,7 @@ def _unchanged(stamp: str) -> bool:
 @login_required
 def booking_detail(booking_id: int):
     """One booking, for its customer or its expert: status (live), details, cancel, calendar file."""
-    booking = _or_404(service.booking_for, current_user.id, booking_id)
+    booking = service.booking_for(current_user.id, booking_id)
     if _unchanged(booking_stamp(booking)):
         return Response(status=204)
     return render("experts/booking.html", "experts/_booking_detail.html", **_detail_context(booking))
@@ -286,7 +322,7 @@ def _detail_context(booking: Booking, error: str | None = None) -> dict:
 @login_required
 def booking_calendar_file(booking_id: int):
     """The booking as an .ics file ("Add to calendar")."""
-    booking = _or_404(service.booking_for, current_user.id, booking_id)
+    booking = service.booking_for(current_user.id, booking_id)
     return _ics_download(booking, for_expert=booking.expert.user_id == current_user.id)
 
 
@@ -341,7 +377,7 @@ def _reschedule(booking: Booking, picker, move, done_url: str):
 @login_required
 def reschedule_booking(booking_id: int):
     """Move a booking to another free time of its service (its customer or its expert), with an optional reason."""
-    booking = _or_404(service.booking_for, current_user.id, booking_id)
+    booking = service.booking_for(current_user.id, booking_id)
     user_id = current_user.id
     return _reschedule(
         booking,
@@ -355,7 +391,7 @@ def reschedule_booking(booking_id: int):
 
 
 def _guest_booking(token: str) -> Booking:
-    return _or_404(service.booking_by_manage_token, token)
+    return service.booking_by_manage_token(token)
 
 
 def _manage_context(booking: Booking, token: str, error: str | None = None) -> dict:
@@ -392,8 +428,6 @@ def manage_cancel(token: str):
     else:
         try:
             service.guest_cancel(token, form.reason.data or "")
-        except NotFound:
-            abort(404)
         except ValidationFailed as failure:
             status, error = 422, " ".join(m for msgs in failure.errors.values() for m in msgs)
         except Conflict as failure:
@@ -468,7 +502,7 @@ def calendar_feed_revoke():
 @bp.get("/experts/feed/<token>.ics")
 def calendar_feed(token: str):
     """The iCalendar feed calendar apps poll: no login (the token is the key), ETag and Last-Modified with 304s."""
-    user_id = _or_404(service.calendar_feed_owner, token)
+    user_id = service.calendar_feed_owner(token)
     bookings = service.feed_bookings(user_id)
     body = feed_ics(user_id, bookings, "ExpertBook")
     response = make_response(body)
@@ -494,7 +528,7 @@ def _after_action(booking_id: int, view: str, error: str | None = None, status: 
         return render("experts/dashboard.html", "experts/_dashboard.html", status=status, **_dashboard_context(error))
     if view == "mine":
         return render("experts/my_bookings.html", "experts/_my_bookings.html", status=status, **_mine_context(error))
-    booking = _or_404(service.booking_for, current_user.id, booking_id)
+    booking = service.booking_for(current_user.id, booking_id)
     return render("experts/booking.html", "experts/_booking_detail.html", status=status, **_detail_context(booking, error))
 
 
@@ -507,8 +541,6 @@ def cancel_booking(booking_id: int):
         return _after_action(booking_id, form.view.data, "Please reload the page and try again.", 422)
     try:
         service.cancel(current_user.id, booking_id, form.reason.data or "")
-    except NotFound:
-        abort(404)
     except ValidationFailed as error:
         return _after_action(booking_id, form.view.data, " ".join(m for msgs in error.errors.values() for m in msgs), 422)
     except Conflict as error:
@@ -524,8 +556,6 @@ def _respond(booking_id: int, accept: bool):
         return _after_action(booking_id, form.view.data, "Please reload the page and try again.", 422)
     try:
         service.respond(current_user.id, booking_id, accept)
-    except NotFound:
-        abort(404)
     except Conflict as error:
         return _after_action(booking_id, form.view.data, error.message, 409)
     return _after_action(booking_id, form.view.data)
@@ -651,7 +681,7 @@ def new_service(profile: ExpertProfile):
 @expert_required
 def edit_service(profile: ExpertProfile, service_id: int):
     """Edit a service; existing bookings keep their times."""
-    svc = _or_404(service.own_service, current_user.id, service_id)
+    svc = service.own_service(current_user.id, service_id)
     form = ServiceForm(obj=svc)
     if request.method == "GET":
         form.price.data = svc.price_cents / 100
@@ -673,7 +703,7 @@ def toggle_service(profile: ExpertProfile, service_id: int):
     """Hide a service from customers, or show it again."""
     form = ActionForm()
     if form.validate_on_submit():
-        svc = _or_404(service.own_service, current_user.id, service_id)
+        svc = service.own_service(current_user.id, service_id)
         service.set_service_hidden(current_user.id, service_id, not svc.hidden)
     return render("experts/settings_services.html", "experts/_service_list.html", profile=profile, services=service.own_services(current_user.id), action_form=ActionForm(formdata=None))
 
@@ -684,7 +714,7 @@ def delete_service(profile: ExpertProfile, service_id: int):
     """Delete a service; its bookings are kept."""
     form = ActionForm()
     if form.validate_on_submit():
-        _or_404(service.delete_service, current_user.id, service_id)
+        service.delete_service(current_user.id, service_id)
     return render("experts/settings_services.html", "experts/_service_list.html", profile=profile, services=service.own_services(current_user.id), action_form=ActionForm(formdata=None))
 
 

@@ -62,7 +62,7 @@ def test_the_feed_carries_each_sides_link_and_no_link_once_cancelled(client, pro
 
 
 def test_a_link_still_being_made_is_not_in_the_file(client, profile, zoom):
-    from expertbook.video.standin import MEETING_CREATE
+    from expertbook.devtools.zoom_standin import MEETING_CREATE
 
     zoom.standin.fail(MEETING_CREATE, "500")
     customer = make_user()

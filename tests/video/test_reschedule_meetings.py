@@ -3,7 +3,7 @@ Zoom stand-in over HTTP, jobs in-process."""
 from __future__ import annotations
 
 from expertbook.experts import service as experts
-from expertbook.video.standin import MEETING_CREATE, MEETING_DELETE, MEETING_PATCH
+from expertbook.devtools.zoom_standin import MEETING_CREATE, MEETING_DELETE, MEETING_PATCH
 from tests.experts.helpers import book_kwargs, next_weekday_at
 from tests.factories import make_service, make_user
 from tests.video.test_booking_meetings import app_config, book, meeting_of, profile  # noqa: F401 - fixtures
@@ -63,7 +63,7 @@ def test_meetings_waiting_to_be_created_all_wait_on_one_refused_grant(profile, z
 
     from expertbook.database import utcnow
     from expertbook.video import meetings
-    from expertbook.video.standin import TOKEN_REFRESH
+    from expertbook.devtools.zoom_standin import TOKEN_REFRESH
     from tests.video.conftest import expire_stored_token
 
     zoom.standin.fail(MEETING_CREATE, "500", times=None)  # Zoom is down: three meetings wait for a retry

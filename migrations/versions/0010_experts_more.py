@@ -1,7 +1,7 @@
 """experts: reschedule, guest bookings, calendar feeds
 
-Revision ID: 0009_experts_more
-Revises: 0008_appointments_slot_index
+Revision ID: 0010_experts_more
+Revises: 0009_email_templates_by_area
 Create Date: 2026-11-30 14:03:29.891914
 
 """
@@ -11,8 +11,8 @@ import expertbook.database
 
 
 # revision identifiers, used by Alembic.
-revision = '0009_experts_more'
-down_revision = '0008_appointments_slot_index'
+revision = '0010_experts_more'
+down_revision = '0009_email_templates_by_area'
 branch_labels = None
 depends_on = None
 

@@ -1,4 +1,4 @@
-"""Clinic emails: the token confirmation, the cancellation and the reminder.
+"""Clinic emails: the token confirmation, the cancellation and the reminder (templates in ``templates/email/clinic/``).
 
 Both booking emails are queued by name (``clinic-token`` or ``clinic-cancelled`` and the appointment's
 id) and composed here, by the worker, when they are sent: one query, the templates' context, the .ics.
@@ -6,6 +6,8 @@ The token confirmation's row is written by the booking itself (``expertbook.clin
 PostgreSQL in the booking's one statement), the hottest path of the site. The cancellation's is
 written by a receiver of ``appointment_cancelled``, inside the cancellation's transaction, so it
 commits or rolls back together with it.
+
+:func:`connect` registers all of it with the outbox; the clinic blueprint calls it once per application.
 """
 from __future__ import annotations
 
@@ -17,11 +19,11 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
-from expertbook.clinic import signals
 from expertbook.auth.models import User
+from expertbook.clinic import signals
 from expertbook.clinic.models import Appointment, Doctor, Hospital, Slot
 from expertbook.extensions import db
-from expertbook.notifications.ics import event_ics
+from expertbook.ics import event_ics
 from expertbook.notifications.service import (
     Composed,
     NothingToCompose,
@@ -32,7 +34,6 @@ from expertbook.notifications.service import (
     register_reminder_source,
 )
 from expertbook.web import external_url
-
 
 
 _FACTS = (
@@ -114,7 +115,7 @@ def compose_token_confirmation(appointment_id: int) -> Composed:
     return Composed(
         appointment.user.email,
         appointment.user.name,
-        "clinic_token_confirmed",
+        "clinic/token_confirmed",
         {**facts, "cancel_url": external_url("clinic.my_appointments")},
         subject=f"Your token {appointment.token_number} - {facts['doctor_name']}, {appointment.slot.date:%d %b %Y}",
         ics=_calendar(appointment, "REQUEST", 0),
