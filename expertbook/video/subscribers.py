@@ -28,30 +28,10 @@ def on_zoom_connection_changed(sender, user_id: int, **extra) -> None:
     meetings.resume_expert(user_id)
 
 
-def meeting_links(booking):
-    """The links the booking's calendar files carry: the customer's join link and the expert's start
-    route, once the meeting exists (None before)."""
-    import hashlib
-
-    from expertbook.experts.calendar import MeetingLinks
-
-    meeting = meetings.meeting_for(booking.id)
-    if meeting is None or meeting.status != "created" or not meeting.join_url:
-        return None
-    return MeetingLinks(
-        join_url=meeting.join_url,
-        meeting_id=str(meeting.external_id) if meeting.external_id else None,
-        start_url=meetings.start_url(booking.id),
-        key=f"{meeting.id}:{hashlib.sha256(meeting.join_url.encode()).hexdigest()[:16]}",
-    )
-
-
 def connect() -> None:
-    """Subscribe to the booking and Zoom signals, give the calendar files their links, and join the relay pass (idempotent)."""
-    from expertbook.experts.calendar import register_meeting_links
+    """Subscribe to the booking and Zoom signals and join the relay pass (idempotent)."""
     from expertbook.notifications.service import register_relay_hook
 
-    register_meeting_links(meeting_links)
     booking_signals.booking_confirmed.connect(on_booking_confirmed)
     booking_signals.booking_cancelled.connect(on_booking_ended)
     booking_signals.booking_declined.connect(on_booking_ended)
