@@ -98,5 +98,6 @@ def feed_ics(user_id: int, bookings: Iterable[Booking], name: str) -> bytes:
     for booking in bookings:
         for_expert = booking.expert.user_id == user_id
         zone = booking.expert.timezone if for_expert else booking.customer_timezone
-        events.append(booking_event(booking, zone, meeting_links(booking), for_expert=for_expert))
+        links = meeting_links(booking) if booking.is_active else None  # a cancelled booking's file shows no link
+        events.append(booking_event(booking, zone, links, for_expert=for_expert))
     return calendar_ics(events, method="PUBLISH", name=name).encode()
