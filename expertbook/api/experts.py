@@ -11,6 +11,7 @@ from flask import jsonify, request
 from expertbook.api import openapi
 from expertbook.api.base import api_user, api_user_id, bp, json_body, token_required, user_json
 from expertbook.errors import NotFound, ValidationFailed
+from expertbook.experts import limits as guest_limits
 from expertbook.experts import service
 from expertbook.experts.models import STATUSES, Booking, ExpertProfile, Service
 from expertbook.extensions import db
@@ -53,8 +54,8 @@ def event_type_json(svc: Service) -> dict[str, Any]:
     }
 
 
-def booking_json(booking: Booking, user_id: int) -> dict[str, Any]:
-    """The JSON shape of a booking, as its customer or expert sees it."""
+def booking_json(booking: Booking, user_id: int | None) -> dict[str, Any]:
+    """The JSON shape of a booking, as its customer or expert sees it (``user_id`` None: the guest who made it)."""
     return {
         "id": booking.id,
         "status": booking.status,
@@ -72,6 +73,9 @@ def booking_json(booking: Booking, user_id: int) -> dict[str, Any]:
         "customerTimezone": booking.customer_timezone,
         "cancelReason": booking.cancel_reason,
         "cancelledBy": booking.cancelled_by,
+        "rescheduledFrom": booking.rescheduled_from.isoformat() if booking.rescheduled_from else None,
+        "rescheduleReason": booking.reschedule_reason,
+        "isGuest": booking.is_guest,
         "icsSequence": booking.ics_sequence,
         "createdAt": booking.created_at.isoformat(),
         "updatedAt": booking.updated_at.isoformat(),
@@ -79,7 +83,7 @@ def booking_json(booking: Booking, user_id: int) -> dict[str, Any]:
     }
 
 
-def meeting_json(booking: Booking, user_id: int) -> dict[str, Any]:
+def meeting_json(booking: Booking, user_id: int | None) -> dict[str, Any]:
     """``meeting`` (null for bookings without one) and ``requiresReAuth`` (seed 001).
 
     The join link goes to the customer only; the expert starts the meeting through ``startPath``,
@@ -212,23 +216,52 @@ def availability(expert_id: int):
     )
 
 
-@bp.post("/bookings")
-@token_required
-def create_booking():
-    """Book a time. Send ``Idempotency-Key`` to make retries safe: a repeat answers the same booking (200)."""
-    data = json_body("serviceId", "start")
-    user = api_user()
+def _start(data: dict) -> datetime:
     try:
         start = datetime.fromisoformat(str(data["start"]).replace("Z", "+00:00"))
     except ValueError:
         start = None
     if start is None or start.tzinfo is None:
         raise ValidationFailed({"start": "Use an ISO 8601 time with an offset, e.g. 2026-03-02T09:00:00Z."}, "start must be an ISO 8601 time with an offset")
+    return start.astimezone(UTC)
+
+
+@bp.post("/bookings")
+@guest_limits.guest_per_ip  # the booking page's buckets too: guests only (a request without a bearer token)
+@guest_limits.guest_per_email
+def create_booking():
+    """Book a time. Send ``Idempotency-Key`` to make retries safe: a repeat answers the same booking (200).
+
+    Without a bearer token it books as a guest: ``name`` and ``email`` are required, and the answer
+    carries ``manageUrl``, the private link to view, move or cancel the booking. Throttled per client
+    address and per email.
+    """
+    if request.headers.get("Authorization"):
+        return _create_booking_with_account()
+    data = json_body("serviceId", "start", "name", "email")
+    booking = service.book(
+        None,
+        _int_arg(data["serviceId"], "serviceId"),
+        _start(data),
+        name=str(data["name"]),
+        email=str(data["email"]),
+        phone=str(data.get("phone") or ""),
+        notes=str(data.get("notes") or ""),
+        customer_timezone=str(data.get("timezone") or "UTC"),
+        idempotency_key=request.headers.get("Idempotency-Key", "").strip() or None,
+    )
+    return jsonify(booking=booking_json(booking, None), manageUrl=service.manage_url(booking)), 200 if booking.replayed else 201
+
+
+@token_required
+def _create_booking_with_account():
+    data = json_body("serviceId", "start")
+    user = api_user()
     key = request.headers.get("Idempotency-Key", "").strip() or None
     booking = service.book(
         user.id,
         _int_arg(data["serviceId"], "serviceId"),
-        start.astimezone(UTC),
+        _start(data),
         name=str(data.get("name") or user.name),
         email=str(data.get("email") or user.email),
         phone=str(data.get("phone") or ""),
@@ -251,25 +284,70 @@ def list_bookings():
     return jsonify(bookings=[booking_json(b, user.id) for b in ordered])
 
 
+@bp.get("/bookings/<int:booking_id>")
+@token_required
+def get_booking(booking_id: int):
+    """One booking, for its customer or its expert; 404 for anyone else."""
+    user_id = api_user_id()
+    return jsonify(booking=booking_json(service.booking_for(user_id, booking_id), user_id))
+
+
+_ACTIONS = ("cancel", "accept", "decline", "reschedule")
+
+
 @bp.patch("/bookings/<int:booking_id>")
 @token_required
 def change_booking(booking_id: int):
-    """``{"action": "cancel"|"accept"|"decline", "reason": "..."}``: cancel (either party), or answer a request (expert)."""
+    """``{"action": "cancel"|"accept"|"decline"|"reschedule", "reason"?, "start"?}``: cancel or move it (either
+    party; a move needs ``start``), or answer a request (expert). A move to a time just taken answers 409."""
     data = json_body("action")
     user = api_user()
     action = data["action"]
+    reason = str(data.get("reason") or "")
     if action == "cancel":
-        booking = service.cancel(user.id, booking_id, str(data.get("reason") or ""))
+        booking = service.cancel(user.id, booking_id, reason)
     elif action in ("accept", "decline"):
         booking = service.respond(user.id, booking_id, action == "accept")
+    elif action == "reschedule":
+        booking = service.reschedule(user.id, booking_id, _start(json_body("action", "start")), reason)
     else:
-        raise ValidationFailed({"action": 'Use "cancel", "accept" or "decline".'}, 'action must be "cancel", "accept" or "decline"')
+        raise ValidationFailed({"action": 'Use "cancel", "accept", "decline" or "reschedule".'}, 'action must be "cancel", "accept", "decline" or "reschedule"')
     return jsonify(booking=booking_json(booking, user.id))
+
+
+def _feed_json(user_id: int) -> dict[str, Any]:
+    url, webcal_url = service.calendar_feed_urls(user_id)
+    return {"url": url, "webcalUrl": webcal_url}
+
+
+@bp.get("/calendar-feed")
+@token_required
+def calendar_feed():
+    """The caller's private calendar subscription address (``url`` null while the feed is off)."""
+    return jsonify(_feed_json(api_user_id()))
+
+
+@bp.post("/calendar-feed/reset")
+@token_required
+def reset_calendar_feed():
+    """Turn the feed on, or give it a new address (the old one stops working)."""
+    service.reset_calendar_feed(api_user_id())
+    return jsonify(_feed_json(api_user_id()))
+
+
+@bp.delete("/calendar-feed")
+@token_required
+def revoke_calendar_feed():
+    """Turn the feed off: its address answers 404 from now on."""
+    service.revoke_calendar_feed(api_user_id())
+    return "", 204
 
 
 _BEARER = [{"bearer": []}]
 _NOT_FOUND = openapi.error_response("Not found (or not yours)")
 _CONFLICT = openapi.error_response('"That time was just taken. Please pick another." or the request was already answered')
+_BOOKING = {"type": "object", "properties": {"booking": openapi.ref("Booking")}}
+_FEED = openapi.json_response("The feed's address", openapi.ref("CalendarFeed"))
 
 openapi.register(
     {
@@ -337,13 +415,49 @@ openapi.register(
                 },
             },
             "post": {
-                "summary": "Book a time (confirmed at once, or pending if the service requires acceptance)",
-                "security": _BEARER,
+                "summary": "Book a time (confirmed at once, or pending if the service requires acceptance); "
+                           "without a bearer token, as a guest with name and email",
+                "description": "With a bearer token the booking is the account's (name and email default from it). Without one "
+                               "it is a guest booking: `name` and `email` are required, `phone` and `notes` optional, and the "
+                               "answer carries `manageUrl`, the private link (signed, valid until the booking has ended) to view, "
+                               "move or cancel it; guest bookings are throttled per client address and per email (429).",
+                "security": [{"bearer": []}, {}],
                 "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 80}, "description": "Repeat it on retries: the same booking is answered with 200"}],
                 "requestBody": openapi.json_body("BookingInput"),
                 "responses": {
-                    "201": openapi.json_response("Booked", {"type": "object", "properties": {"booking": openapi.ref("Booking")}}),
-                    "200": openapi.json_response("The booking this Idempotency-Key already made", {"type": "object", "properties": {"booking": openapi.ref("Booking")}}),
+                    "201": openapi.json_response("Booked (a guest booking also carries manageUrl)", openapi.ref("BookingCreated")),
+                    "200": openapi.json_response("The booking this Idempotency-Key already made", openapi.ref("BookingCreated")),
+                    "401": openapi.UNAUTHORIZED,
+                    "404": _NOT_FOUND,
+                    "409": _CONFLICT,
+                    "422": openapi.INVALID,
+                    "429": openapi.error_response("Too many guest bookings from this address or for this email"),
+                },
+            },
+        },
+        "/bookings/{booking_id}": {
+            "get": {
+                "summary": "One booking, for its customer or its expert",
+                "security": _BEARER,
+                "parameters": [{"name": "booking_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "responses": {
+                    "200": openapi.json_response("The booking", _BOOKING),
+                    "401": openapi.UNAUTHORIZED,
+                    "404": _NOT_FOUND,
+                },
+            },
+            "patch": {
+                "summary": "Cancel or reschedule (customer or expert), accept or decline (expert) a booking",
+                "description": 'Reschedule: `{"action": "reschedule", "start": "<ISO instant>", "reason"?}` moves the booking to '
+                               "another free time of the same service under the booking rules (hours, buffers, notice, no overlap). "
+                               "A booking that needs acceptance goes back to pending when its customer moves it. The calendar UID "
+                               "stays and `icsSequence` goes up; a Zoom meeting is moved, not re-created (same join link). "
+                               "409 when the time was just taken.",
+                "security": _BEARER,
+                "parameters": [{"name": "booking_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "requestBody": openapi.json_body("BookingAction"),
+                "responses": {
+                    "200": openapi.json_response("Changed", _BOOKING),
                     "401": openapi.UNAUTHORIZED,
                     "404": _NOT_FOUND,
                     "409": _CONFLICT,
@@ -351,19 +465,23 @@ openapi.register(
                 },
             },
         },
-        "/bookings/{booking_id}": {
-            "patch": {
-                "summary": "Cancel (customer or expert), accept or decline (expert) a booking",
+        "/calendar-feed": {
+            "get": {
+                "summary": "The caller's private calendar subscription address (null while off)",
                 "security": _BEARER,
-                "parameters": [{"name": "booking_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-                "requestBody": openapi.json_body("BookingAction"),
-                "responses": {
-                    "200": openapi.json_response("Changed", {"type": "object", "properties": {"booking": openapi.ref("Booking")}}),
-                    "401": openapi.UNAUTHORIZED,
-                    "404": _NOT_FOUND,
-                    "409": _CONFLICT,
-                    "422": openapi.INVALID,
-                },
+                "responses": {"200": _FEED, "401": openapi.UNAUTHORIZED},
+            },
+            "delete": {
+                "summary": "Turn the calendar feed off (its address answers 404)",
+                "security": _BEARER,
+                "responses": {"204": {"description": "Off"}, "401": openapi.UNAUTHORIZED},
+            },
+        },
+        "/calendar-feed/reset": {
+            "post": {
+                "summary": "Turn the calendar feed on, or give it a new address (the old one stops working)",
+                "security": _BEARER,
+                "responses": {"200": _FEED, "401": openapi.UNAUTHORIZED},
             }
         },
     },
@@ -458,8 +576,8 @@ openapi.register(
             "properties": {
                 "serviceId": {"type": "integer"},
                 "start": {"type": "string", "format": "date-time", "description": "One of the availability slots' start"},
-                "name": {"type": "string", "description": "Default: the account's name"},
-                "email": {"type": "string", "format": "email", "description": "Default: the account's email"},
+                "name": {"type": "string", "description": "Default: the account's name; required for a guest"},
+                "email": {"type": "string", "format": "email", "description": "Default: the account's email; required for a guest"},
                 "phone": {"type": "string"},
                 "notes": {"type": "string"},
                 "timezone": {"type": "string", "description": "The customer's IANA zone (default UTC)"},
@@ -468,7 +586,25 @@ openapi.register(
         "BookingAction": {
             "type": "object",
             "required": ["action"],
-            "properties": {"action": {"type": "string", "enum": ["cancel", "accept", "decline"]}, "reason": {"type": "string"}},
+            "properties": {
+                "action": {"type": "string", "enum": list(_ACTIONS)},
+                "reason": {"type": "string"},
+                "start": {"type": "string", "format": "date-time", "description": "reschedule: the new start, one of the availability slots"},
+            },
+        },
+        "BookingCreated": {
+            "type": "object",
+            "properties": {
+                "booking": openapi.ref("Booking"),
+                "manageUrl": {"type": "string", "format": "uri", "description": "Guest bookings only: the private manage link"},
+            },
+        },
+        "CalendarFeed": {
+            "type": "object",
+            "properties": {
+                "url": {"type": ["string", "null"], "format": "uri", "description": "https address of the iCalendar feed"},
+                "webcalUrl": {"type": ["string", "null"], "description": "the same address as webcal:// (opens the calendar app)"},
+            },
         },
         "Booking": {
             "type": "object",
@@ -489,6 +625,9 @@ openapi.register(
                 "customerTimezone": {"type": "string"},
                 "cancelReason": {"type": "string"},
                 "cancelledBy": {"type": ["integer", "null"]},
+                "rescheduledFrom": {"type": ["string", "null"], "format": "date-time", "description": "the start before the last move"},
+                "rescheduleReason": {"type": "string"},
+                "isGuest": {"type": "boolean", "description": "made without an account and not claimed by one yet"},
                 "icsSequence": {"type": "integer"},
                 "createdAt": {"type": "string", "format": "date-time"},
                 "updatedAt": {"type": "string", "format": "date-time"},

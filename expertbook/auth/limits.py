@@ -24,21 +24,26 @@ def _accepted(response) -> bool:
     return response.status_code < 400
 
 
+def submitted_email() -> str:
+    """The email a form or JSON request names, normalised as accounts store it (for per-address limits)."""
+    data = request.get_json(silent=True) if request.is_json else request.form
+    email = data.get("email") if hasattr(data, "get") else None  # a form, or a JSON object
+    email = email if isinstance(email, str) else ""
+    from expertbook.auth.service import normalise_email
+
+    try:
+        return normalise_email(email)
+    except ValidationFailed:
+        return email.strip().lower()
+
+
 def _always(response) -> bool:
     return True
 
 
 def _email_key(prefix: str):
     def key() -> str:
-        data = request.get_json(silent=True) if request.is_json else request.form
-        email = str(data.get("email", "")) if hasattr(data, "get") else ""  # a form, or a JSON object
-        from expertbook.auth.service import normalise_email
-
-        try:
-            email = normalise_email(email)
-        except ValidationFailed:
-            email = email.strip().lower()
-        return f"{prefix}:{email}"
+        return f"{prefix}:{submitted_email()}"
 
     return key
 

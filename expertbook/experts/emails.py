@@ -19,15 +19,15 @@ after the commit. Templates are in ``templates/email/experts/``. Which email goe
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
 from expertbook.experts import signals as booking_signals
-from expertbook.experts.calendar import booking_ics
+from expertbook.experts.calendar import MeetingLinks, booking_ics
 from expertbook.experts.models import Booking, Service
+from expertbook.experts.service import manage_url
 from expertbook.extensions import db
 from expertbook.notifications.service import Reminder, never_costs_the_change, queue_email, register_reminder_source
 from expertbook.web import external_url
@@ -41,10 +41,20 @@ def booking_url(booking_id: int) -> str:
     return external_url("experts.booking_detail", booking_id=booking_id)
 
 
+def customer_url(booking: Booking) -> str:
+    """The customer's link to the booking: its page, or for a guest (no account) the private manage link."""
+    return manage_url(booking) if booking.customer_id is None else booking_url(booking.id)
+
+
 def when(booking: Booking, timezone: str) -> str:
     """The booking's date and time window in ``timezone``, e.g. "Wed 04 Mar 2030, 09:30-10:30 (Europe/London)"."""
+    return window(booking.start_at, booking.end_at, timezone)
+
+
+def window(start: datetime, end: datetime, timezone: str) -> str:
+    """A date and time window in ``timezone`` (see :func:`when`)."""
     zone = ZoneInfo(timezone)
-    start, end = booking.start_at.astimezone(zone), booking.end_at.astimezone(zone)
+    start, end = start.astimezone(zone), end.astimezone(zone)
     return f"{start:%a %d %b %Y, %H:%M}-{end:%H:%M} ({timezone})"
 
 
@@ -55,8 +65,9 @@ def _where(booking: Booking) -> str:
     return f"{service.location_label}: {service.location_detail}" if service.location_detail else service.location_label
 
 
-def _ics(booking: Booking) -> str:
-    return booking_ics(booking).decode()
+def _ics(booking: Booking, links: MeetingLinks | None = None, *, for_expert: bool = False) -> str:
+    """The booking's calendar file for one side (each side's carries its own meeting link)."""
+    return booking_ics(booking, links, for_expert=for_expert).decode()
 
 
 def queue(kind: str, to_email: str, to_name: str, template: str, context: dict, **options) -> int | None:
@@ -73,17 +84,8 @@ def _booking(booking_id: int) -> Booking | None:
 # ---------------------------------------------------------------------------- the emails
 
 
-@dataclass(frozen=True)
-class MeetingLinks:
-    """What a video booking's confirmation and reminders say about its meeting (built by :mod:`expertbook.video.emails`)."""
-
-    join_url: str | None  # the customer's link (no host rights)
-    meeting_id: str | None  # the provider's meeting number, shown to both sides
-    start_url: str  # OUR host "Start meeting" route, which fetches a fresh start link on click
-    key: str  # names the meeting in the dedupe keys: a meeting re-created with new links emails again
-
-
-def _customer_confirmation(booking: Booking, links: MeetingLinks | None, ics: str) -> None:
+def _customer_confirmation(booking: Booking, links: MeetingLinks | None) -> None:
+    ics = _ics(booking, links)
     service, expert = booking.service, booking.expert
     queue(
         "expert-booking-customer", booking.customer_email, booking.customer_name, "experts/booking_customer",
@@ -91,10 +93,10 @@ def _customer_confirmation(booking: Booking, links: MeetingLinks | None, ics: st
             "customer_name": booking.customer_name, "expert_name": expert.display_name, "service_title": service.title,
             "when": when(booking, booking.customer_timezone), "duration_minutes": booking.duration_minutes,
             "join_url": links.join_url if links else None, "meeting_id": links.meeting_id if links else None,
-            "where": _where(booking), "booking_url": booking_url(booking.id), "cancel_url": booking_url(booking.id),
+            "where": _where(booking), "booking_url": customer_url(booking), "cancel_url": customer_url(booking),
         },
         subject=f"Your appointment is confirmed - {service.title}", ics=ics,
-        dedupe_key=f"booking-confirmed:{booking.id}:customer:{links.key if links else '0'}",
+        dedupe_key=f"booking-confirmed:{booking.id}:customer:{links.key if links else '0'}:{booking.ics_sequence}",
     )
 
 
@@ -105,9 +107,8 @@ def confirmed_emails(booking: Booking, links: MeetingLinks | None = None, *, cus
     ``customer=False`` leaves the customer out (they were just told by ``request_accepted``).
     """
     service, expert = booking.service, booking.expert
-    ics = _ics(booking)  # the same calendar for both sides, built once (this runs inside the booking's transaction)
     if customer:
-        _customer_confirmation(booking, links, ics)
+        _customer_confirmation(booking, links)
     queue(
         "expert-booking-expert", expert.user.email, expert.display_name, "experts/booking_expert",
         {
@@ -117,8 +118,9 @@ def confirmed_emails(booking: Booking, links: MeetingLinks | None = None, *, cus
             "start_meeting_url": links.start_url if links else None,
             "meeting_id": links.meeting_id if links else None, "where": _where(booking), "booking_url": booking_url(booking.id),
         },
-        subject=f"New booking: {service.title} with {booking.customer_name}", ics=ics,
-        dedupe_key=f"booking-confirmed:{booking.id}:expert:{links.key if links else '0'}",
+        subject=f"New booking: {service.title} with {booking.customer_name}", ics=_ics(booking, links, for_expert=True),
+        # The sequence tells a later confirmation (a moved request accepted again) from a repeat of this one.
+        dedupe_key=f"booking-confirmed:{booking.id}:expert:{links.key if links else '0'}:{booking.ics_sequence}",
     )
 
 
@@ -152,7 +154,7 @@ def on_booking_confirmed(sender, booking_id: int, accepted: bool = False, **extr
                 "customer_name": booking.customer_name, "expert_name": booking.expert.display_name,
                 "service_title": booking.service.title, "when": when(booking, booking.customer_timezone),
                 "duration_minutes": booking.duration_minutes, "join_url": None, "link_follows": video,
-                "where": _where(booking), "booking_url": booking_url(booking.id),
+                "where": _where(booking), "booking_url": customer_url(booking),
             },
             subject=f"{booking.expert.display_name} accepted your booking", ics=_ics(booking),
         )
@@ -199,6 +201,51 @@ def on_booking_cancelled(sender, booking_id: int, cancelled_by: int | None = Non
     )
 
 
+def rescheduled_emails(booking: Booking, previous_start: datetime, previous_end: datetime, *, by_customer: bool,
+                       back_to_pending: bool, links: MeetingLinks | None = None, link_follows: bool = False) -> None:
+    """Both sides hear of a move: the new and the old time in their own zone, their meeting link
+    (``links``: the customer's join link, the expert's start route; the same as before a PATCH), the
+    reason, and a calendar file with the same UID and the higher SEQUENCE, which moves the event."""
+    service, expert = booking.service, booking.expert
+    common = {"reason": booking.reschedule_reason or None, "where": _where(booking), "link_follows": link_follows and links is None}
+    customer_when = when(booking, booking.customer_timezone)
+    queue(
+        "booking-rescheduled", booking.customer_email, booking.customer_name, "experts/booking_rescheduled",
+        common | {
+            "recipient_name": booking.customer_name, "what": f"{service.title} with {expert.display_name}",
+            "when": customer_when, "previous_when": window(previous_start, previous_end, booking.customer_timezone),
+            "moved_by": "you" if by_customer else expert.display_name,
+            "pending_note": f"The new time is a request: {expert.display_name} will accept or decline it, and you will get an email either way."
+            if booking.status == "pending" else None,
+            "join_url": links.join_url if links else None, "booking_url": customer_url(booking),
+        },
+        subject=f"Moved: {service.title} with {expert.display_name}, now {customer_when}", ics=_ics(booking, links),
+        dedupe_key=f"booking-rescheduled:{booking.id}:{booking.ics_sequence}:customer",
+    )
+    expert_when = when(booking, expert.timezone)
+    queue(
+        "booking-rescheduled", expert.user.email, expert.display_name, "experts/booking_rescheduled",
+        common | {
+            "recipient_name": expert.display_name, "what": f"{service.title} with {booking.customer_name}",
+            "when": expert_when, "previous_when": window(previous_start, previous_end, expert.timezone),
+            "moved_by": f"the customer, {booking.customer_name}" if by_customer else "you",
+            "pending_note": "The new time is a request: please accept or decline it on the booking page." if back_to_pending
+            else ("It is still a request waiting for your answer." if booking.status == "pending" else None),
+            "start_meeting_url": links.start_url if links else None, "booking_url": booking_url(booking.id),
+        },
+        subject=f"Moved: {service.title} with {booking.customer_name}, now {expert_when}", ics=_ics(booking, links, for_expert=True),
+        dedupe_key=f"booking-rescheduled:{booking.id}:{booking.ics_sequence}:expert",
+    )
+
+
+def on_booking_rescheduled(sender, booking_id: int, previous_start: datetime, previous_end: datetime, by_customer: bool = False,
+                           back_to_pending: bool = False, **extra) -> None:
+    booking = _booking(booking_id)
+    if booking is None or booking.service.location_kind == "video":
+        return  # a video booking's move is told with its meeting's links, by expertbook.video.emails
+    rescheduled_emails(booking, previous_start, previous_end, by_customer=by_customer, back_to_pending=back_to_pending)
+
+
 # ---------------------------------------------------------------------------- reminders
 
 
@@ -210,7 +257,7 @@ def booking_reminders(booking: Booking, links: MeetingLinks | None = None) -> It
         kind="expert-booking-customer", id=booking.id, to_email=booking.customer_email, to_name=booking.customer_name,
         subject=f"Reminder: {what}, {when(booking, booking.customer_timezone)}",
         context={"what": what, "when": when(booking, booking.customer_timezone), "where": _where(booking),
-                 "join_url": links.join_url if links else None, "booking_url": booking_url(booking.id)},
+                 "join_url": links.join_url if links else None, "booking_url": customer_url(booking)},
     )
     yield Reminder(
         kind="expert-booking-expert", id=booking.id, to_email=expert.user.email, to_name=expert.display_name,
@@ -248,4 +295,5 @@ def connect() -> None:
     booking_signals.booking_confirmed.connect(on_booking_confirmed)
     booking_signals.booking_declined.connect(on_booking_declined)
     booking_signals.booking_cancelled.connect(on_booking_cancelled)
+    booking_signals.booking_rescheduled.connect(on_booking_rescheduled)
     register_reminder_source(expert_booking_reminders)

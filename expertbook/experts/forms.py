@@ -93,6 +93,12 @@ class BookingForm(FlaskForm):
     notes = TextAreaField("Notes for the expert", validators=[Length(max=2000)])
 
 
+class RescheduleForm(FlaskForm):
+    start = HiddenField(validators=[DataRequired("Pick a time.")])
+    tz = HiddenField()
+    reason = StringField("Reason (optional)", validators=[Length(max=1000)])
+
+
 class CancelForm(FlaskForm):
     reason = StringField("Reason (optional)", validators=[Length(max=1000)])
     view = HiddenField()

@@ -125,13 +125,15 @@ class Booking(db.Model):
     __table_args__ = (
         UniqueConstraint("customer_id", "idempotency_key"),
         Index("ix_bookings_expert_blocked", "expert_id", "blocked_start", "blocked_end"),
+        Index("ix_bookings_customer_email", "customer_email"),  # guest bookings are claimed by address
         CheckConstraint("start_at < end_at", name="start_before_end"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     expert_id: Mapped[int] = mapped_column(ForeignKey("expert_profiles.id", ondelete="CASCADE"))
     service_id: Mapped[int] = mapped_column(ForeignKey("services.id", ondelete="CASCADE"), index=True)
-    # None once the customer deleted their account: the expert keeps the anonymised record.
+    # None for a booking made without an account (``is_guest``) until an account claims it, and once
+    # the customer deleted their account (the expert keeps the anonymised record).
     customer_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     customer_name: Mapped[str] = mapped_column(String(120))
     customer_email: Mapped[str] = mapped_column(String(254))
@@ -148,6 +150,11 @@ class Booking(db.Model):
     ics_uid: Mapped[str] = mapped_column(String(64), unique=True)
     ics_sequence: Mapped[int] = mapped_column(Integer, default=0)
     idempotency_key: Mapped[str | None] = mapped_column(String(80))
+    # Made without an account and not yet claimed by one (experts.service.claim_guest_bookings).
+    is_guest: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # The start before the last reschedule, and why it moved (shown on the booking page and in the emails).
+    rescheduled_from: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reschedule_reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     @property
     def duration_minutes(self) -> int:
         """How long the appointment lasts, in minutes."""
@@ -164,3 +171,18 @@ class Booking(db.Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+
+class CalendarFeed(db.Model):
+    """A user's private calendar subscription: whoever knows the token reads their bookings as iCalendar.
+
+    One per user; resetting replaces the token (old subscriptions stop updating), deleting the row turns
+    the feed off. The token is looked up by equality, like a password-reset link's, and never logged.
+    """
+
+    __tablename__ = "calendar_feeds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -11,11 +11,12 @@ import re
 import secrets
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from flask import current_app
+from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -29,6 +30,7 @@ from expertbook.experts.models import (
     ACTIVE_STATUSES,
     LOCATION_KINDS,
     Booking,
+    CalendarFeed,
     DateOverride,
     ExpertProfile,
     VIDEO_PROVIDERS,
@@ -609,7 +611,7 @@ def _send(signal, booking_id: int, **kwargs) -> None:
 
 
 def book(
-    customer_id: int,
+    customer_id: int | None,
     service_id: int,
     start_at: datetime,
     *,
@@ -621,9 +623,11 @@ def book(
     idempotency_key: str | None = None,
     now: datetime | None = None,
 ) -> Booking:
-    """Book ``start_at`` (aware) of a service for a customer.
+    """Book ``start_at`` (aware) of a service for a customer; ``customer_id=None`` books as a guest
+    (no account: the contact details are all we have, and the manage link is their key).
 
-    Returns the existing booking when the same customer repeats an ``idempotency_key``. Raises
+    Returns the existing booking when the same customer (a guest: the same email) repeats an
+    ``idempotency_key``. Raises
     Conflict (409) with :data:`TAKEN` when another booking got there first, NotFound for a service
     that cannot be booked, ValidationFailed for bad contact details.
     """
@@ -655,26 +659,22 @@ def book(
         if service is None or not service.bookable or not is_published(service.expert):
             raise NotFound("Service not found")
         # The lock every booking of this expert queues on: checks and insert below happen one at a time.
-        session.execute(select(ExpertProfile.id).where(ExpertProfile.id == service.expert_id).with_for_update(of=ExpertProfile))
+        _lock_expert(session, service.expert_id)
         if key is not None:
-            existing = _by_key(session, customer_id, key)
+            existing = _by_key(session, customer_id, email, key)
             if existing is not None:
                 existing.replayed = True  # found under the expert's lock, so two racing retries cannot both be "new"
                 return existing
-        if service.expert.user_id == customer_id:
+        if service.expert.user_id == customer_id or (customer_id is None and service.expert.user.email == email):
             raise Conflict("You cannot book your own service.")
         rules = rules_of(service)
-        blocked = rules.blocked(start_at)
-        hours = hours_of(service.expert)
-        if not availability.is_offered(hours, rules, [], start_at, now=now):
-            raise Conflict(NOT_OFFERED)
-        if busy_intervals(service.expert_id, *blocked):
-            raise Conflict(TAKEN)
+        blocked = _free(service, rules, start_at, now)
         status = "pending" if service.requires_acceptance else "confirmed"
         booking = Booking(
             expert_id=service.expert_id,
             service_id=service.id,
             customer_id=customer_id,
+            is_guest=customer_id is None,
             customer_name=name,
             customer_email=email,
             customer_phone=phone,
@@ -700,8 +700,28 @@ def book(
     return booking
 
 
-def _by_key(session: Session, customer_id: int, key: str) -> Booking | None:
-    return session.scalar(select(Booking).where(Booking.customer_id == customer_id, Booking.idempotency_key == key))
+def _by_key(session: Session, customer_id: int | None, email: str, key: str) -> Booking | None:
+    if customer_id is None:  # a guest is known by the address they typed
+        who = (Booking.customer_id.is_(None), Booking.is_guest, Booking.customer_email == email)
+    else:
+        who = (Booking.customer_id == customer_id,)
+    return session.scalar(select(Booking).where(*who, Booking.idempotency_key == key))
+
+
+def _free(service: Service, rules: Rules, start_at: datetime, now: datetime, moving: int | None = None) -> Interval:
+    """The interval a booking at ``start_at`` would block, if the service offers that time and nothing
+    else of the expert's (but the booking ``moving``) holds it; else Conflict. Call under the expert's lock."""
+    blocked = rules.blocked(start_at)
+    if not availability.is_offered(hours_of(service.expert), rules, [], start_at, now=now):
+        raise Conflict(NOT_OFFERED)
+    if busy_intervals(service.expert_id, *blocked, exclude_id=moving):
+        raise Conflict(TAKEN)
+    return blocked
+
+
+def _lock_expert(session: Session, expert_id: int) -> None:
+    """Take the lock every booking change of this expert queues on (see :func:`book`)."""
+    session.execute(select(ExpertProfile.id).where(ExpertProfile.id == expert_id).with_for_update(of=ExpertProfile))
 
 
 def _phone(phone: str) -> str:
@@ -714,7 +734,7 @@ def _phone(phone: str) -> str:
 def booking_for(user_id: int, booking_id: int) -> Booking:
     """A booking the user is the customer or the expert of; NotFound for anyone else."""
     booking = db.session.get(Booking, booking_id)
-    if booking is None or user_id not in (booking.customer_id, booking.expert.user_id):
+    if booking is None or user_id is None or user_id not in (booking.customer_id, booking.expert.user_id):
         raise NotFound("Booking not found")
     return booking
 
@@ -750,22 +770,238 @@ def respond(expert_user_id: int, booking_id: int, accept: bool) -> Booking:
 def cancel(user_id: int, booking_id: int, reason: str = "", now: datetime | None = None) -> Booking:
     """Cancel a pending or confirmed booking, by its customer or its expert; frees the time."""
     reason = _text(reason, "reason", 1000)
-    now = now or utcnow()
     with transaction():
-        booking = booking_for(user_id, booking_id)
-        if booking.end_at <= now:
-            raise Conflict("This booking is over and can no longer be cancelled.")
-        changed = _swap(
-            booking_id,
-            Booking.status.in_(ACTIVE_STATUSES),
-            {"status": "cancelled", "cancel_reason": reason, "cancelled_by": user_id},
-        )
-        if not changed:
-            db.session.refresh(booking)
-            raise Conflict(f"This booking was already {booking.status}.")
-        _send(signals.booking_cancelled, booking_id, cancelled_by=user_id)
+        _cancel(booking_for(user_id, booking_id), user_id, reason, now or utcnow())
     db.session.expire_all()
     return db.session.get(Booking, booking_id)
+
+
+def _cancel(booking: Booking, by_user_id: int | None, reason: str, now: datetime) -> None:
+    # ``by_user_id`` None: the guest who made the booking, through its manage link.
+    if booking.end_at <= now:
+        raise Conflict("This booking is over and can no longer be cancelled.")
+    changed = _swap(
+        booking.id,
+        Booking.status.in_(ACTIVE_STATUSES),
+        {"status": "cancelled", "cancel_reason": reason, "cancelled_by": by_user_id},
+    )
+    if not changed:
+        db.session.refresh(booking)
+        raise Conflict(f"This booking was already {booking.status}.")
+    _send(signals.booking_cancelled, booking.id, cancelled_by=by_user_id)
+
+
+# ---------------------------------------------------------------------------- reschedule
+
+
+def reschedule(user_id: int, booking_id: int, start_at: datetime, reason: str = "", now: datetime | None = None) -> Booking:
+    """Move a booking to another free time of the same service, by its customer or its expert.
+
+    The same rules as booking (hours, notice, horizon, buffers, no overlap) are checked under the
+    expert's lock, ignoring the booking's own current time. A request that needs acceptance goes back
+    to pending when the customer moves it; the expert's move keeps its status. The UID stays and
+    SEQUENCE goes up, so calendars move the event. Conflict (409) with :data:`TAKEN` when the time was
+    just taken, NotFound for anyone but the two parties.
+    """
+    booking = booking_for(user_id, booking_id)
+    by_customer = booking.expert.user_id != user_id
+    return _reschedule(booking_id, start_at, reason, by_customer=by_customer, now=now)
+
+
+def _reschedule(booking_id: int, start_at: datetime, reason: str, *, by_customer: bool, now: datetime | None) -> Booking:
+    if start_at.tzinfo is None:
+        raise ValidationFailed({"start": "The time needs a time zone."})
+    start_at = start_at.astimezone(UTC)
+    reason = _text(reason, "reason", 1000)
+    now = now or utcnow()
+    with transaction() as session:
+        expert_id = session.scalar(select(Booking.expert_id).where(Booking.id == booking_id))
+        if expert_id is None:
+            raise NotFound("Booking not found")
+        _lock_expert(session, expert_id)
+        booking = session.get(Booking, booking_id, populate_existing=True)  # as it is now that we hold the lock
+        if not booking.is_active:
+            raise Conflict(f"This booking was already {booking.status}.")
+        if booking.start_at <= now:
+            raise Conflict("This booking has already started and can no longer be moved.")
+        service = booking.service
+        if service.deleted_at is not None:
+            raise Conflict("This service is no longer offered. Cancel the booking and book another.")
+        if start_at == booking.start_at:
+            raise ValidationFailed({"start": "That is the booking's current time. Pick another."})
+        rules = rules_of(service)
+        blocked = _free(service, rules, start_at, now, moving=booking.id)
+        old_start, old_end, old_status = booking.start_at, booking.end_at, booking.status
+        status = "pending" if by_customer and service.requires_acceptance else old_status
+        changed = _swap(
+            booking.id,
+            (Booking.status == old_status) & (Booking.start_at == old_start),
+            {
+                "start_at": start_at, "end_at": start_at + rules.duration, "blocked_start": blocked[0], "blocked_end": blocked[1],
+                "status": status, "rescheduled_from": old_start, "reschedule_reason": reason,
+            },
+        )
+        if not changed:  # cannot happen under the lock; refuse rather than report a move that did not happen
+            raise Conflict("This booking changed meanwhile. Please reload and try again.")
+        _send(
+            signals.booking_rescheduled, booking.id, previous_start=old_start, previous_end=old_end,
+            by_customer=by_customer, back_to_pending=old_status != status,
+        )
+    db.session.expire_all()
+    return db.session.get(Booking, booking_id)
+
+
+# ---------------------------------------------------------------------------- guests: the manage link
+
+
+_MANAGE_SALT = "expertbook-guest-booking-manage"
+
+
+def _manage_serializer() -> URLSafeSerializer:
+    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=_MANAGE_SALT)
+
+
+def manage_token(booking: Booking) -> str:
+    """The signed token of a booking's private manage link (view, reschedule, cancel, .ics).
+
+    It names the booking and its calendar UID, which never change, so an old link (from before a
+    reschedule or a cancellation) still opens the booking and shows it as it is now.
+    """
+    return _manage_serializer().dumps([booking.id, booking.ics_uid])
+
+
+def manage_url(booking: Booking) -> str:
+    """The absolute private manage link of a booking (a guest's emails and the API answer carry it)."""
+    from expertbook.web import external_url
+
+    return external_url("experts.manage_booking", token=manage_token(booking))
+
+
+def booking_by_manage_token(token: str, now: datetime | None = None) -> Booking:
+    """The booking a manage link opens; NotFound for a bad signature, an unknown booking, or once the
+    booking has ended (checked on every use, against its current end)."""
+    try:
+        booking_id, uid = _manage_serializer().loads(token or "")
+        booking_id, uid = int(booking_id), str(uid)
+    except (BadSignature, TypeError, ValueError):
+        raise NotFound("Booking not found") from None
+    booking = db.session.get(Booking, booking_id)
+    if booking is None or not secrets.compare_digest(booking.ics_uid, uid) or booking.end_at <= (now or utcnow()):
+        raise NotFound("Booking not found")
+    return booking
+
+
+def guest_cancel(token: str, reason: str = "", now: datetime | None = None) -> Booking:
+    """Cancel through a manage link (the guest who booked)."""
+    reason = _text(reason, "reason", 1000)
+    now = now or utcnow()
+    with transaction():
+        booking = booking_by_manage_token(token, now)
+        _cancel(booking, None, reason, now)
+        booking_id = booking.id
+    db.session.expire_all()
+    return db.session.get(Booking, booking_id)
+
+
+def guest_reschedule(token: str, start_at: datetime, reason: str = "", now: datetime | None = None) -> Booking:
+    """Move a booking through its manage link; the same rules as :func:`reschedule` by the customer."""
+    booking = booking_by_manage_token(token, now)
+    return _reschedule(booking.id, start_at, reason, by_customer=True, now=now)
+
+
+def claim_guest_bookings(user_id: int, email: str | None = None) -> int:
+    """Attach the guest bookings made with ``email`` (default: the account's own) to the account
+    ``user_id``; returns how many.
+
+    Only for the account's own, verified address: whoever proves they own the address the bookings
+    were made with gets them in My bookings. Called when an address becomes verified
+    (``auth.signals.email_verified``; it joins the caller's transaction, or runs in its own);
+    registering someone else's address must not reveal their bookings.
+    """
+    from expertbook.auth.service import normalise_email
+
+    if email is None:
+        user = db.session.get(User, user_id)
+        if user is None:
+            return 0
+        email = user.email
+    try:
+        email = normalise_email(email)
+    except ValidationFailed:
+        return 0
+    with transaction():
+        user = db.session.get(User, user_id)
+        if user is None or user.email != email or not user.email_verified:
+            return 0
+        result = db.session.execute(
+            update(Booking)
+            .where(Booking.customer_id.is_(None), Booking.is_guest, Booking.customer_email == email)
+            .values(customer_id=user_id, is_guest=False, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+    return result.rowcount
+
+
+# ---------------------------------------------------------------------------- the calendar feed
+
+
+FEED_PAST_DAYS = 90  # a subscribed calendar keeps showing the last three months of bookings
+
+
+def calendar_feed_of(user_id: int) -> CalendarFeed | None:
+    """The user's calendar feed, if they turned it on."""
+    return db.session.scalar(select(CalendarFeed).where(CalendarFeed.user_id == user_id))
+
+
+def calendar_feed_urls(user_id: int) -> tuple[str | None, str | None]:
+    """The user's feed address as https and as ``webcal://`` (which calendar apps open as a subscription);
+    (None, None) while the feed is off."""
+    from expertbook.web import external_url
+
+    feed = calendar_feed_of(user_id)
+    if feed is None:
+        return None, None
+    url = external_url("experts.calendar_feed", token=feed.token)
+    return url, "webcal://" + url.split("://", 1)[1]
+
+
+def reset_calendar_feed(user_id: int) -> CalendarFeed:
+    """Turn the user's feed on, or give it a new address: whoever had the old one stops getting updates."""
+    with transaction():
+        feed = db.session.scalar(select(CalendarFeed).where(CalendarFeed.user_id == user_id).with_for_update())
+        if feed is None:
+            feed = CalendarFeed(user_id=user_id, created_at=utcnow())
+            db.session.add(feed)
+        feed.token = secrets.token_urlsafe(32)  # 256 bits: the address is the only key
+        feed.created_at = utcnow()
+        db.session.flush()
+    return feed
+
+
+def revoke_calendar_feed(user_id: int) -> None:
+    """Turn the user's feed off: its address answers 404 from now on."""
+    with transaction():
+        db.session.query(CalendarFeed).filter(CalendarFeed.user_id == user_id).delete()
+
+
+def calendar_feed_owner(token: str) -> int:
+    """The user whose feed this token opens; NotFound for any other string."""
+    token = (token or "").strip()
+    user_id = db.session.scalar(select(CalendarFeed.user_id).where(CalendarFeed.token == token)) if 20 <= len(token) <= 64 else None
+    if user_id is None:
+        raise NotFound("Not found")
+    return user_id
+
+
+def feed_bookings(user_id: int, now: datetime | None = None) -> list[Booking]:
+    """What a user's feed lists: their bookings as customer and as expert, from ``FEED_PAST_DAYS`` ago on,
+    cancelled and declined ones included (a subscribed calendar must learn that they are off)."""
+    since = (now or utcnow()) - timedelta(days=FEED_PAST_DAYS)
+    profile = profile_of(user_id)
+    mine = Booking.customer_id == user_id
+    if profile is not None:
+        mine = or_(mine, Booking.expert_id == profile.id)
+    return list(db.session.scalars(select(Booking).where(mine, Booking.end_at >= since).order_by(Booking.start_at, Booking.id)))
 
 
 def bookings_as_customer(user_id: int) -> list[Booking]:

@@ -28,4 +28,7 @@ _signals = Namespace()
 booking_requested = _signals.signal("booking-requested")  # a booking that needs the expert's acceptance was made
 booking_confirmed = _signals.signal("booking-confirmed")  # a booking became confirmed: at once, or on accept (kwarg accepted)
 booking_declined = _signals.signal("booking-declined")  # the expert declined a pending request
-booking_cancelled = _signals.signal("booking-cancelled")  # customer or expert cancelled (kwarg cancelled_by)
+booking_cancelled = _signals.signal("booking-cancelled")  # customer or expert cancelled (kwarg cancelled_by; None: a guest)
+# The booking moved to another time (same UID, SEQUENCE + 1). Kwargs: previous_start, previous_end (aware UTC),
+# by_customer (bool), back_to_pending (True when the customer moved a request that needs acceptance).
+booking_rescheduled = _signals.signal("booking-rescheduled")

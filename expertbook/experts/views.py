@@ -7,6 +7,7 @@ blueprint has no prefix; every other URL starts with ``/experts``.
 from __future__ import annotations
 
 import calendar as month_calendar
+import hashlib
 import secrets
 from datetime import UTC, date, datetime, timedelta
 from functools import wraps
@@ -19,7 +20,8 @@ from expertbook.auth.views import register_profile_section, render_profile
 from expertbook.database import utcnow
 from expertbook.errors import Conflict, ValidationFailed
 from expertbook.experts import service
-from expertbook.experts.calendar import booking_ics
+from expertbook.experts import limits
+from expertbook.experts.calendar import booking_ics, feed_ics, meeting_links
 from expertbook.experts.forms import (
     WEEKDAY_NAMES,
     ActionForm,
@@ -27,6 +29,7 @@ from expertbook.experts.forms import (
     CancelForm,
     ExpertProfileForm,
     OverrideForm,
+    RescheduleForm,
     ServiceForm,
     WeeklyHoursForm,
 )
@@ -38,11 +41,18 @@ bp = Blueprint("experts", __name__)
 
 @bp.record_once
 def _connect(state) -> None:
+    from expertbook.auth import signals as account_signals
     from expertbook.experts import account_hooks, emails
 
     emails.connect()
     account_hooks.connect()
     register_profile_section("experts/_profile_section.html", _profile_section)
+    # Guest bookings join an account whose verified address they were made with (see claim_guest_bookings).
+    account_signals.email_verified.connect(_claim_guest_bookings)
+
+
+def _claim_guest_bookings(sender, user_id: int, **extra) -> None:
+    service.claim_guest_bookings(user_id)
 
 POLL_SECONDS = 5
 
@@ -181,10 +191,16 @@ def _start_arg(value: str | None) -> datetime | None:
     return start.astimezone(UTC)
 
 
-def _booking_context(svc: Service, form: BookingForm | None = None, error: str | None = None, clear_start: bool = False) -> dict:
-    """Everything the booking panel shows: zone, month calendar, the chosen day's times, the form."""
+def _booking_context(svc: Service, form: BookingForm | None = None, error: str | None = None, clear_start: bool = False,
+                     picker=None, moving: Booking | None = None, default_zone: str | None = None) -> dict:
+    """Everything the booking panel shows: zone, month calendar, the chosen day's times, the form.
+
+    ``picker(**args)`` builds the panel's own links (default: the booking page); ``moving`` is the
+    booking a reschedule panel moves (its form asks for a reason instead of contact details).
+    """
     profile = svc.expert
-    zone, explicit = _viewer_zone(profile.timezone)
+    picker = picker or (lambda **args: url_for("experts.book", handle=profile.handle, slug=svc.slug, **args))
+    zone, explicit = _viewer_zone(default_zone or profile.timezone)
     today = datetime.now(ZoneInfo(zone)).date()
     start = _start_arg(request.values.get("start"))
     day = _day_arg(request.values.get("day"))
@@ -202,7 +218,9 @@ def _booking_context(svc: Service, form: BookingForm | None = None, error: str |
     times = service.times_on(svc, day, zone) if day else []
     if start is not None and start not in times:
         start = None
-    if form is None:
+    if form is None and moving is not None:
+        form = RescheduleForm(formdata=None)
+    elif form is None:
         form = BookingForm(formdata=None)
         if current_user.is_authenticated:
             form.name.data = current_user.name
@@ -229,17 +247,23 @@ def _booking_context(svc: Service, form: BookingForm | None = None, error: str |
         "prev_month": prev_month if prev_month >= first_month else None,
         "next_month": next_month if next_month <= last_day else None,
         "weekday_names": [name[:3] for name in WEEKDAY_NAMES],
+        "picker_url": picker,
+        "moving": moving,
     }
 
 
 @bp.route("/expert/<handle>/<slug>", methods=["GET", "POST"])
+@limits.guest_per_ip
+@limits.guest_per_email
 def book(handle: str, slug: str):
-    """Book a service: pick a date in the month calendar, a time, then fill in the form (login required)."""
+    """Book a service: pick a date in the month calendar, a time, then fill in the form.
+
+    Logged in, the booking is the account's; otherwise it is a guest booking (name, email, phone,
+    notes), throttled per client address and per email, and the guest lands on its private manage page.
+    """
     svc = service.bookable_service(handle, slug, _viewer_id())
     if request.method == "GET":
         return render("experts/book.html", "experts/_booking_panel.html", **_booking_context(svc))
-    if not current_user.is_authenticated:
-        return redirect_to(url_for("auth.login", next=request.full_path.rstrip("?")))
     form = BookingForm()
     start = _start_arg(form.start.data)
     if not form.validate_on_submit() or start is None:
@@ -248,7 +272,7 @@ def book(handle: str, slug: str):
         return render("experts/book.html", "experts/_booking_panel.html", status=422, **_booking_context(svc, form))
     try:
         booking = service.book(
-            current_user.id,
+            current_user.id if current_user.is_authenticated else None,
             svc.id,
             start,
             name=form.name.data,
@@ -267,6 +291,8 @@ def book(handle: str, slug: str):
         for name in ("name", "email", "phone", "notes", "idempotency_key"):
             getattr(fresh, name).data = getattr(form, name).data
         return render("experts/book.html", "experts/_booking_panel.html", status=409, **_booking_context(svc, fresh, error.message, clear_start=True))
+    if booking.customer_id is None:
+        return redirect_to(url_for("experts.manage_booking", token=service.manage_token(booking)))
     return redirect_to(url_for("experts.booking_detail", booking_id=booking.id))
 
 
@@ -304,11 +330,196 @@ def _detail_context(booking: Booking, error: str | None = None) -> dict:
 def booking_calendar_file(booking_id: int):
     """The booking as an .ics file ("Add to calendar")."""
     booking = service.booking_for(current_user.id, booking_id)
-    response = make_response(booking_ics(booking))
+    return _ics_download(booking, for_expert=booking.expert.user_id == current_user.id)
+
+
+def _ics_download(booking: Booking, *, for_expert: bool = False) -> Response:
+    response = make_response(booking_ics(booking, meeting_links(booking), for_expert=for_expert))
     response.headers["Content-Type"] = "text/calendar; charset=utf-8"
     response.headers["Content-Disposition"] = f'attachment; filename="expertbook-booking-{booking.id}.ics"'
     response.headers["Cache-Control"] = "private, no-store"
     return response
+
+
+# ---------------------------------------------------------------------------- reschedule
+
+
+def _reschedule_context(booking: Booking, picker, back_url: str, form: RescheduleForm | None = None, error: str | None = None,
+                        clear_start: bool = False) -> dict:
+    as_expert = current_user.is_authenticated and booking.expert.user_id == current_user.id
+    context = _booking_context(booking.service, form, error, clear_start, picker=picker, moving=booking,
+                               default_zone=booking.expert.timezone if as_expert else booking.customer_timezone)
+    return context | {"booking": booking, "as_expert": as_expert, "back_url": back_url}
+
+
+def _reschedule(booking: Booking, picker, move, done_url: str):
+    """The reschedule page (GET) and its form (POST), for a logged-in party or a guest's manage link.
+
+    ``move(start, reason)`` makes the change; ``done_url`` is where a successful move lands.
+    """
+    if request.method == "GET":
+        return render("experts/reschedule.html", "experts/_booking_panel.html", **_reschedule_context(booking, picker, done_url))
+    form = RescheduleForm()
+    start = _start_arg(form.start.data)
+    if not form.validate_on_submit() or start is None:
+        if start is None:
+            form.start.errors = ["Pick a time."]
+        return render("experts/reschedule.html", "experts/_booking_panel.html", status=422, **_reschedule_context(booking, picker, done_url, form))
+    try:
+        move(start, form.reason.data or "")
+    except ValidationFailed as error:
+        apply_errors(form, error)
+        return render("experts/reschedule.html", "experts/_booking_panel.html", status=422, **_reschedule_context(booking, picker, done_url, form))
+    except Conflict as error:
+        fresh = RescheduleForm(formdata=None)
+        fresh.reason.data = form.reason.data
+        return render("experts/reschedule.html", "experts/_booking_panel.html", status=409,
+                      **_reschedule_context(booking, picker, done_url, fresh, error.message, clear_start=True))
+    if not is_htmx():
+        flash("The booking was moved.", "success")
+    return redirect_to(done_url)
+
+
+@bp.route("/experts/bookings/<int:booking_id>/reschedule", methods=["GET", "POST"])
+@login_required
+def reschedule_booking(booking_id: int):
+    """Move a booking to another free time of its service (its customer or its expert), with an optional reason."""
+    booking = service.booking_for(current_user.id, booking_id)
+    user_id = current_user.id
+    return _reschedule(
+        booking,
+        lambda **args: url_for("experts.reschedule_booking", booking_id=booking_id, **args),
+        lambda start, reason: service.reschedule(user_id, booking_id, start, reason),
+        url_for("experts.booking_detail", booking_id=booking_id),
+    )
+
+
+# ---------------------------------------------------------------------------- a guest's manage link
+
+
+def _guest_booking(token: str) -> Booking:
+    return service.booking_by_manage_token(token)
+
+
+def _manage_context(booking: Booking, token: str, error: str | None = None) -> dict:
+    return {"booking": booking, "token": token, "zone": booking.customer_timezone, "stamp": booking_stamp(booking),
+            "cancel_form": CancelForm(formdata=None), "error": error, "poll": POLL_SECONDS, "now": utcnow()}
+
+
+def _private(response):
+    # The token is in the URL: keep the page out of shared caches and out of other sites' Referer.
+    response.headers["Cache-Control"] = "private, no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@bp.get("/experts/manage/<token>")
+@limits.manage_link
+def manage_booking(token: str):
+    """A guest's booking, through its private link: as it is now (an old link shows a moved or cancelled
+    booking's current state), with move, cancel and "Add to calendar". 404 once the booking has ended."""
+    booking = _guest_booking(token)
+    if _unchanged(booking_stamp(booking)):
+        return Response(status=204)
+    return _private(render("experts/manage.html", "experts/_manage_detail.html", **_manage_context(booking, token)))
+
+
+@bp.post("/experts/manage/<token>/cancel")
+@limits.manage_link
+def manage_cancel(token: str):
+    """Cancel a guest booking through its private link, with an optional reason."""
+    form = CancelForm()
+    status, error = 200, None
+    if not form.validate_on_submit():
+        status, error = 422, "Please reload the page and try again."
+    else:
+        try:
+            service.guest_cancel(token, form.reason.data or "")
+        except ValidationFailed as failure:
+            status, error = 422, " ".join(m for msgs in failure.errors.values() for m in msgs)
+        except Conflict as failure:
+            status, error = 409, failure.message
+    if not is_htmx():
+        flash(error or "The booking was cancelled.", "error" if error else "success")
+        return redirect(url_for("experts.manage_booking", token=token), 303)
+    booking = _guest_booking(token)
+    return _private(render("experts/manage.html", "experts/_manage_detail.html", status=status, **_manage_context(booking, token, error)))
+
+
+@bp.route("/experts/manage/<token>/reschedule", methods=["GET", "POST"])
+@limits.manage_link
+def manage_reschedule(token: str):
+    """Move a guest booking through its private link: the same rules as for a customer with an account."""
+    booking = _guest_booking(token)
+    response = _reschedule(
+        booking,
+        lambda **args: url_for("experts.manage_reschedule", token=token, **args),
+        lambda start, reason: service.guest_reschedule(token, start, reason),
+        url_for("experts.manage_booking", token=token),
+    )
+    return _private(response)
+
+
+@bp.get("/experts/manage/<token>/booking.ics")
+@limits.manage_link
+def manage_calendar_file(token: str):
+    """A guest booking as an .ics file, through its private link."""
+    return _private(_ics_download(_guest_booking(token)))
+
+
+# ---------------------------------------------------------------------------- the calendar feed
+
+
+@bp.get("/experts/calendar-feed")
+@login_required
+def calendar_feed_settings():
+    """The user's private calendar subscription: its address (https and webcal), get a new one, turn it off."""
+    return render("experts/calendar_feed.html", "experts/_calendar_feed.html", **_feed_context())
+
+
+def _feed_context() -> dict:
+    url, webcal_url = service.calendar_feed_urls(current_user.id)
+    return {"url": url, "webcal_url": webcal_url, "action_form": ActionForm(formdata=None), "profile": service.profile_of(current_user.id)}
+
+
+@bp.post("/experts/calendar-feed/reset")
+@login_required
+def calendar_feed_reset():
+    """Turn the feed on, or replace its address (calendars subscribed to the old one stop updating)."""
+    if ActionForm().validate_on_submit():
+        service.reset_calendar_feed(current_user.id)
+        status = 200
+    else:
+        status = 422
+    return render("experts/calendar_feed.html", "experts/_calendar_feed.html", status=status, **_feed_context())
+
+
+@bp.post("/experts/calendar-feed/revoke")
+@login_required
+def calendar_feed_revoke():
+    """Turn the feed off: its address answers 404 from now on."""
+    if ActionForm().validate_on_submit():
+        service.revoke_calendar_feed(current_user.id)
+        status = 200
+    else:
+        status = 422
+    return render("experts/calendar_feed.html", "experts/_calendar_feed.html", status=status, **_feed_context())
+
+
+@bp.get("/experts/feed/<token>.ics")
+def calendar_feed(token: str):
+    """The iCalendar feed calendar apps poll: no login (the token is the key), ETag and Last-Modified with 304s."""
+    user_id = service.calendar_feed_owner(token)
+    bookings = service.feed_bookings(user_id)
+    body = feed_ics(user_id, bookings, "ExpertBook")
+    response = make_response(body)
+    response.headers["Content-Type"] = "text/calendar; charset=utf-8"
+    response.headers["Cache-Control"] = "private, no-cache"  # may be kept, but revalidated on every poll
+    response.headers["Referrer-Policy"] = "no-referrer"
+    response.set_etag(hashlib.sha256(body).hexdigest()[:32])
+    if bookings:
+        response.last_modified = max(b.updated_at for b in bookings)
+    return response.make_conditional(request)
 
 
 def _after_action(booking_id: int, view: str, error: str | None = None, status: int = 200):

@@ -21,7 +21,8 @@ How a meeting flows:
    meeting that waited on it due again, with the provider that now applies.
 
 A cancelled or declined booking's meeting is deleted at the provider the same way (a meeting already
-gone counts as done); a booking whose time differs from the meeting's is updated.
+gone counts as done); a booking whose time differs from the meeting's (a reschedule,
+:func:`booking_rescheduled`) is updated with a PATCH, so the join link stays the same.
 """
 from __future__ import annotations
 
@@ -132,6 +133,21 @@ def booking_ended(booking_id: int) -> None:
         meeting.status = MEETING_DELETED
         meeting.next_attempt_at = None
         return
+    meeting.attempts = 0
+    meeting.next_attempt_at = utcnow()
+    _dispatch_after_commit(meeting)
+
+
+def booking_rescheduled(booking_id: int) -> None:
+    """A booking moved: the job PATCHes its meeting to the new time (the join link stays the same).
+
+    A meeting not created yet is simply created at the new time; a Jitsi room has no time to move.
+    """
+    meeting = _locked(booking_id)
+    if meeting is None or meeting.status in (MEETING_DELETED, MEETING_FAILED):
+        return
+    if meeting.status == MEETING_REAUTH:
+        return  # resume_expert() makes it due when the expert re-authorizes; it reads the booking's time then
     meeting.attempts = 0
     meeting.next_attempt_at = utcnow()
     _dispatch_after_commit(meeting)
@@ -270,10 +286,9 @@ def _plan(meeting: Meeting, booking: Booking) -> str:
     if not active:
         # A create marker left means Zoom may hold meetings we never heard of: look for them too.
         return "delete" if meeting.external_id is not None or meeting.create_marker is not None else "forget"
-    if booking.status != "confirmed":
-        return "nothing"
     if meeting.join_url is None:
-        return "create"
+        # Created only for a confirmed booking; one moved back to pending keeps its meeting (moved below).
+        return "create" if booking.status == "confirmed" else "nothing"
     if meeting.provider == provider.ZOOM and (meeting.scheduled_start != booking.start_at or meeting.scheduled_minutes != booking.duration_minutes):
         return "update"
     if meeting.provider == provider.ZOOM and meeting.create_marker is not None:
@@ -542,9 +557,55 @@ def _record_reauth(meeting_id: int, claim: datetime, expert_user_id: int, plan: 
         if plan == "create":
             meeting.status = MEETING_REAUTH
             _touch(meeting.booking_id)
+            _park_waiting(expert_user_id, meeting.id, meeting.last_error)
             db.session.flush()
             signals.meeting_reauth_needed.send(app, booking_id=meeting.booking_id, meeting_id=meeting.id, incident=incident)
     return "reauth"
+
+
+def _park_waiting(expert_user_id: int, meeting_id: int, reason: str) -> None:
+    """The expert's other Zoom meetings still to be created need the same refused grant: they wait with
+    this one (and the one email about it lists them all) instead of each failing against Zoom in turn.
+    Meetings another job holds right now are left to it."""
+    now = utcnow()
+    others = db.session.scalars(
+        _of_expert(select(Meeting), expert_user_id)
+        .where(
+            Meeting.id != meeting_id,
+            Meeting.status == MEETING_PENDING,
+            Meeting.provider == provider.ZOOM,
+            Meeting.join_url.is_(None),
+            Booking.status == "confirmed",
+            or_(Meeting.claimed_until.is_(None), Meeting.claimed_until < now),
+        )
+        .with_for_update(of=Meeting)
+    ).all()
+    for other in others:
+        other.status = MEETING_REAUTH
+        other.next_attempt_at = None
+        other.last_error = reason
+        _touch(other.booking_id)
+
+
+def waiting_on_reauth(expert_user_id: int) -> list[Booking]:
+    """The expert's bookings whose meetings wait for a Zoom re-authorization, soonest first."""
+    return list(db.session.scalars(
+        _of_expert(select(Booking), expert_user_id)
+        .where(Meeting.status == MEETING_REAUTH, Booking.status.in_(ACTIVE_STATUSES))
+        .order_by(Booking.start_at, Booking.id)
+    ))
+
+
+def _of_expert(query, expert_user_id: int):
+    """``query`` (of meetings or bookings) narrowed to the meetings of one expert's bookings."""
+    from expertbook.experts.models import ExpertProfile
+
+    return (
+        query.select_from(Meeting)
+        .join(Booking, Booking.id == Meeting.booking_id)
+        .join(ExpertProfile, ExpertProfile.id == Booking.expert_id)
+        .where(ExpertProfile.user_id == expert_user_id)
+    )
 
 
 # ---------------------------------------------------------------------------- re-authorization
@@ -556,15 +617,10 @@ def resume_expert(expert_user_id: int) -> int:
     Meetings still to be created go back to ``pending`` (their provider is chosen afresh), and
     deletions or updates that waited are retried. Runs after the connection's commit.
     """
-    from expertbook.experts.models import ExpertProfile
-
     with transaction():
         rows = db.session.scalars(
-            select(Meeting)
-            .join(Booking, Booking.id == Meeting.booking_id)
-            .join(ExpertProfile, ExpertProfile.id == Booking.expert_id)
+            _of_expert(select(Meeting), expert_user_id)
             .where(
-                ExpertProfile.user_id == expert_user_id,
                 Meeting.status.in_((MEETING_PENDING, MEETING_REAUTH, MEETING_CREATED)),
                 or_(Meeting.status != MEETING_CREATED, and_(Meeting.next_attempt_at.is_(None), Meeting.last_error.is_not(None))),
             )

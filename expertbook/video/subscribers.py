@@ -1,4 +1,4 @@
-"""Video's subscriptions: a meeting for every confirmed video booking, deleted when it ends.
+"""Video's subscriptions: a meeting for every confirmed video booking, moved with it, deleted when it ends.
 
 The booking receivers run inside the booking's transaction (see :mod:`expertbook.experts.signals`):
 they only write the meeting row and leave the provider call to a job started after the commit.
@@ -19,6 +19,10 @@ def on_booking_ended(sender, booking_id: int, **extra) -> None:
     meetings.booking_ended(booking_id)
 
 
+def on_booking_rescheduled(sender, booking_id: int, **extra) -> None:
+    meetings.booking_rescheduled(booking_id)
+
+
 def on_zoom_connection_changed(sender, user_id: int, **extra) -> None:
     # Sent after the change committed: resuming writes in its own transaction, then dispatches.
     meetings.resume_expert(user_id)
@@ -33,6 +37,7 @@ def connect() -> None:
     booking_signals.booking_confirmed.connect(on_booking_confirmed)
     booking_signals.booking_cancelled.connect(on_booking_ended)
     booking_signals.booking_declined.connect(on_booking_ended)
+    booking_signals.booking_rescheduled.connect(on_booking_rescheduled)
     video_signals.zoom_connection_changed.connect(on_zoom_connection_changed)
     register_relay_hook(meetings.relay)
     register_account_deletion_hook(forget_account)

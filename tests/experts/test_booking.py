@@ -1,6 +1,5 @@
 """Booking rules: no double booking (also under a 50-customer race), buffers and services of
 different lengths, idempotent double submits, compare-and-swap accept/decline, cancel, access, signals."""
-import threading
 from datetime import timedelta
 
 import pytest
@@ -10,7 +9,7 @@ from expertbook.errors import Conflict, NotFound, ValidationFailed
 from expertbook.experts import service, signals
 from expertbook.experts.models import Booking
 from expertbook.extensions import db
-from tests.experts.helpers import book_kwargs, next_weekday_at
+from tests.experts.helpers import book_kwargs, next_weekday_at, race as _race
 from tests.factories import make_expert, make_service, make_user
 
 
@@ -307,31 +306,6 @@ def test_a_failure_after_the_receivers_rolls_back_the_booking_with_every_row_wri
 
 
 # ---------------------------------------------------------------------------- races
-
-
-def _race(app, calls):
-    """Run each call in its own thread (and app context, so its own DB session), all released together."""
-    barrier = threading.Barrier(len(calls))
-    outcomes = [None] * len(calls)
-
-    def run(index, call):
-        with app.app_context():
-            barrier.wait()
-            try:
-                call()
-                outcomes[index] = "ok"
-            except Exception as exc:  # noqa: BLE001 - the test inspects it
-                outcomes[index] = exc
-            finally:
-                db.session.remove()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    db.session.rollback()  # end the test's own read snapshot, so it sees what the threads committed
-    return outcomes
 
 
 def test_fifty_customers_race_for_one_time_exactly_one_wins(app, backend, expert):

@@ -139,6 +139,9 @@ TEMPLATES = {
                          "duration_minutes": 60, "join_url": "https://zoom.example/j/123", "booking_url": LINK},
     "experts/request_declined": {"customer_name": "Sinduja", "expert_name": "Siva", "service_title": "Consulting", "when": "Sat 31 Jan",
                          "reason": EVIL, "browse_url": LINK},
+    "experts/booking_rescheduled": {"recipient_name": "Sinduja", "what": EVIL, "when": "Sat 31 Jan 2026, 10:00-11:00",
+                                    "previous_when": "Fri 30 Jan 2026, 10:00-11:00", "moved_by": "you", "reason": EVIL,
+                                    "pending_note": None, "join_url": "https://zoom.example/j/123", "booking_url": LINK},
     "booking_cancelled": {"what": EVIL, "when": "Sat 31 Jan", "cancelled_by": "the customer", "reason": "ill", "rebook_url": LINK},
     "reminder": {"what": EVIL, "when": "Sat 31 Jan", "where": "Room 4", "token_number": 7, "join_url": "https://zoom.example/j/1",
                  "booking_url": LINK},
@@ -166,10 +169,13 @@ def test_the_reauthorization_email_has_what_seed_001_asks_for(app):
     text = message.get_body(("plain",)).get_content()
     assert "Sinduja Vel tried to book" in text and "Technology Consulting Session" in text  # what happened, who, which service
     assert "has expired" in text and "WHY THIS MATTERS" in text  # why
-    assert "1. Open the link" in text and "4. You are sent back" in text  # steps
+    assert "1. Open the link" in text and "3. You are sent back" in text  # steps
     assert LINK in text  # the direct re-authorize link
     html = message.get_body(("html",)).get_content()
-    assert 'href="http://testserver.example/link?a=1&amp;b=2"' in html and "Re-authorize Zoom account" in html
+    assert 'href="http://testserver.example/link?a=1&amp;b=2"' in html
+    # The words of the Video settings page: its button, and what it says once connected (issue 16).
+    assert ">Re-authorize</a>" in html and '"Re-authorize"' in text and "Re-authorize Zoom" not in text + html
+    assert "Zoom is connected as" in text and "Zoom is connected as" in html and "Zoom account connected" not in text + html
 
 
 def test_the_expert_gets_our_start_link_never_a_zoom_start_url(app):
