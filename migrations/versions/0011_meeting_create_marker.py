@@ -1,7 +1,7 @@
 """video: meetings.create_marker, so a Zoom create whose answer was lost is adopted, not repeated
 
-Revision ID: 0010_meeting_create_marker
-Revises: 0009_email_templates_by_area
+Revision ID: 0011_meeting_create_marker
+Revises: 0010_account_control
 Create Date: 2026-11-30 16:00:00
 
 """
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = '0010_meeting_create_marker'
-down_revision = '0009_email_templates_by_area'
+revision = '0011_meeting_create_marker'
+down_revision = '0010_account_control'
 branch_labels = None
 depends_on = None
 
