@@ -37,7 +37,7 @@ from expertbook.web import external_url
 
 _FACTS = (
     select(
-        Appointment.id, Appointment.patient_name, Appointment.token_number,
+        Appointment.id, Appointment.patient_name, Appointment.token_number, Appointment.calendar_id, Appointment.calendar_sequence,
         User.name.label("user_name"), User.email.label("user_email"),
         Slot.date, Slot.start_time, Slot.end_time, Slot.starts_at, Slot.ends_at,
         Doctor.name.label("doctor_name"), Doctor.specialization,
@@ -59,6 +59,8 @@ def _load(appointment_id: int) -> SimpleNamespace:
         id=row.id,
         patient_name=row.patient_name,
         token_number=row.token_number,
+        calendar_id=row.calendar_id,
+        calendar_sequence=row.calendar_sequence,
         user=SimpleNamespace(name=row.user_name, email=row.user_email),
         slot=SimpleNamespace(
             date=row.date, start_time=row.start_time, end_time=row.end_time, starts_at=row.starts_at, ends_at=row.ends_at,
@@ -85,7 +87,8 @@ def _facts(appointment: Appointment) -> dict:
 
 def _uid(appointment: Appointment) -> str:
     host = current_app.config["BASE_URL"].split("://", 1)[-1].split("/", 1)[0]
-    return f"clinic-appointment-{appointment.id}@{host}"
+    # A moved appointment is the same calendar event as the one it replaced (see clinic.emails).
+    return f"clinic-appointment-{appointment.calendar_id or appointment.id}@{host}"
 
 
 def _calendar(appointment: Appointment, method: str, sequence: int) -> str:
@@ -117,7 +120,7 @@ def compose_token_confirmation(appointment_id: int) -> Composed:
         "clinic_token_confirmed",
         {**facts, "cancel_url": external_url("clinic.my_appointments")},
         subject=f"Your token {appointment.token_number} - {facts['doctor_name']}, {appointment.slot.date:%d %b %Y}",
-        ics=_calendar(appointment, "REQUEST", 0),
+        ics=_calendar(appointment, "REQUEST", appointment.calendar_sequence),
     )
 
 
@@ -136,7 +139,7 @@ def compose_cancellation(appointment_id: int) -> Composed:
             "rebook_url": external_url("clinic.search"),
         },
         subject=f"Cancelled: token {appointment.token_number} - {facts['doctor_name']}, {appointment.slot.date:%d %b %Y}",
-        ics=_calendar(appointment, "CANCEL", 1),
+        ics=_calendar(appointment, "CANCEL", appointment.calendar_sequence + 1),
     )
 
 
@@ -155,12 +158,16 @@ def clinic_reminders(now: datetime, until: datetime) -> Iterator[Reminder]:
         .options(joinedload(Appointment.slot).joinedload(Slot.doctor), joinedload(Appointment.slot).joinedload(Slot.hospital), joinedload(Appointment.user))
     ).all()
     for appointment in appointments:
+        # A walk-in has no account: the address the desk took, if any.
+        to_email, to_name = (appointment.user.email, appointment.user.name) if appointment.user else (appointment.email, appointment.patient_name)
+        if not to_email:
+            continue
         facts = _facts(appointment)
         yield Reminder(
             kind="clinic",
             id=appointment.id,
-            to_email=appointment.user.email,
-            to_name=appointment.user.name,
+            to_email=to_email,
+            to_name=to_name,
             subject=f"Reminder: token {appointment.token_number} - {facts['doctor_name']}, {appointment.slot.date:%d %b}",
             context={
                 "what": f"{facts['doctor_name']} ({facts['specialization']}) at {facts['hospital_name']}",
