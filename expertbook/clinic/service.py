@@ -1176,16 +1176,18 @@ def move_appointment(appointment_id: int, new_slot_id: int, user_id: int | None 
     session-cancelled email, which the caller has checked.
     """
     now = utcnow()
+    query = _with_appointment_details(select(Appointment)).where(Appointment.id == appointment_id).execution_options(populate_existing=True)
+    if user_id is not None:
+        query = query.where(Appointment.user_id == user_id)
     with transaction() as session:
-        if user_id is not None:
-            appointment = _own_appointment(appointment_id, user_id)
-        else:
-            appointment = session.scalar(_with_appointment_details(select(Appointment)).where(Appointment.id == appointment_id).execution_options(populate_existing=True))
-            if appointment is None:
-                raise NotFound(APPOINTMENT_NOT_FOUND)
-        holds_place = _movable(appointment, now)
+        appointment = session.scalar(query)
+        if appointment is None:
+            raise NotFound(APPOINTMENT_NOT_FOUND)
         target = _check_target(appointment, session.scalar(_with_doctor_and_hospital(select(Slot)).where(Slot.id == new_slot_id)))
         lock_slots(session, appointment.slot_id, target.id)
+        # Read again under the locks: a cancellation of the session, say, may have just committed.
+        appointment = session.scalar(query)
+        holds_place = _movable(appointment, now)
         connection = session.connection()
         taken = take_place(connection, target.id, now)
         if taken is None:
