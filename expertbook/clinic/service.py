@@ -995,8 +995,15 @@ def walk_in(slot_id: int, hospital_id: int, patient_name: str | None, contact_nu
     walk-ins and online bookings together never exceed the capacity and share one token sequence.
     With an email address the patient also gets the token in writing, and later any cancellation.
     """
-    patient_name, contact_number = clean_patient(patient_name, contact_number)
-    email = _clean_email(email)
+    errors: dict[str, list[str]] = {}
+    for check in (lambda: clean_patient(patient_name, contact_number), lambda: _clean_email(email)):
+        try:
+            check()
+        except ValidationFailed as error:
+            errors.update(error.errors)
+    if errors:  # every problem at once
+        raise ValidationFailed(errors)
+    (patient_name, contact_number), email = clean_patient(patient_name, contact_number), _clean_email(email)
     now = utcnow()
     with transaction() as session:
         _own_slot_id(session, slot_id, hospital_id)

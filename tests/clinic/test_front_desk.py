@@ -60,7 +60,7 @@ def test_walk_in_refusals_write_nothing(app):
         service.walk_in(slot.id, other.hospital_id, "Ravi", "9876543210")
     with pytest.raises(ValidationFailed) as caught:
         service.walk_in(slot.id, slot.hospital_id, "", "123", email="not an address")
-    assert set(caught.value.errors) == {"patient_name", "contact_number"}
+    assert set(caught.value.errors) == {"patient_name", "contact_number", "email"}
     with pytest.raises(ValidationFailed) as caught:
         service.walk_in(slot.id, slot.hospital_id, "Ravi", "9876543210", email="two@a.example, b@c.example")
     assert set(caught.value.errors) == {"email"}

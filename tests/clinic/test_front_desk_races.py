@@ -8,7 +8,6 @@ import itertools
 import random
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import time
 
 from sqlalchemy import func, select
 
@@ -16,7 +15,7 @@ from expertbook.clinic import service
 from expertbook.clinic.models import Appointment, Slot, WaitlistEntry
 from expertbook.errors import Conflict
 from expertbook.extensions import db
-from tests.factories import make_appointment, make_slot, make_users
+from tests.factories import make_appointment, make_move_race, make_slot, make_users
 
 
 def _race(app, jobs: list, workers: int = 24) -> list:
@@ -86,12 +85,9 @@ def test_5_cancellations_racing_promote_exactly_the_first_5_waiting_in_order(app
 
 
 def test_20_moves_into_a_3_place_session_while_others_book_it(app):
-    target = make_slot(capacity=3, start=time(15), end=time(17))
+    target, old, before = make_move_race()
     target_id = target.id
-    sources = [make_slot(doctor=target.doctor, capacity=10, days_ahead=d) for d in (2, 3)]
-    movers = make_users(20)
-    old = [make_appointment(sources[i % 2], u) for i, u in enumerate(movers)]
-    before = {a.id: (a.slot_id, a.token_number) for a in old}
+    sources = {slot_id for slot_id, _ in before.values()}
     moves = [lambda a=a.id, u=a.user_id: ("moved", a, service.move_appointment(a, target_id, u)) for a in old]
     bookings = [lambda u=u.id: ("booked", u, service.book(target_id, u, "Booker", "9876543210")) for u in make_users(20)]
     jobs = moves + bookings
@@ -110,8 +106,8 @@ def test_20_moves_into_a_3_place_session_while_others_book_it(app):
         else:  # every patient whose move failed still holds the old appointment, as it was
             assert (row.status, row.slot_id, row.token_number, row.moved_to_id) == ("booked", slot_id, token, None)
     for source in sources:
-        assert holding(source.id)[0] == holding(source.id)[1]
-    assert sum(holding(s.id)[0] for s in sources) == 20 - len(moved)
+        assert holding(source)[0] == holding(source)[1]
+    assert sum(holding(s)[0] for s in sources) == 20 - len(moved)
 
 
 def test_cancelling_a_session_while_its_patients_cancel_move_and_arrive_never_deadlocks(app):
