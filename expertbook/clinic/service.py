@@ -1322,6 +1322,14 @@ def staff_doctor(doctor_id: int, hospital_id: int) -> Doctor:
     return doctor
 
 
+def staff_appointment(appointment_id: int, hospital_id: int) -> Appointment:
+    """One of the hospital's appointments; NotFound for any other hospital's."""
+    appointment = db.session.scalar(select(Appointment).join(Slot).where(Appointment.id == appointment_id, Slot.hospital_id == hospital_id))
+    if appointment is None:
+        raise NotFound(APPOINTMENT_NOT_FOUND)
+    return appointment
+
+
 def staff_appointment_slot_id(appointment_id: int, hospital_id: int) -> int:
     """The slot of one of the hospital's appointments; NotFound for any other hospital's."""
     slot_id = db.session.scalar(
