@@ -4,10 +4,11 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 FLASK  := $(BIN)/flask --app wsgi
 STAMP  := $(VENV)/.installed
+PORT   ?= 5000
 
 export EXPERTBOOK_ENV ?= development
 
-.PHONY: install run test worker migrate demo bench clean
+.PHONY: install run test worker migrate demo bench screenshots clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,15 +27,19 @@ migrate: install
 demo: migrate
 	$(FLASK) demo
 
-## run: install, migrate, load demo data and serve on http://127.0.0.1:5000
+# Links in the emails the demo and the dev server write point at the port it serves on.
+run demo: export BASE_URL ?= http://127.0.0.1:$(PORT)
+
+## run: install, migrate, load demo data and serve on http://127.0.0.1:$(PORT) (make run PORT=5050)
 run: demo
-	$(FLASK) run --host 127.0.0.1 --port 5000
+	$(FLASK) run --host 127.0.0.1 --port $(PORT)
 
 ## worker: run the RQ worker that sends emails (needs REDIS_URL; without it emails go out in-process)
 worker: migrate
 	$(FLASK) worker
 
-## test: run the whole suite (PostgreSQL, Redis and browser tests need TEST_DATABASE_URL, REDIS_URL, chromium)
+## test: run the whole suite; PostgreSQL and Redis on their local default ports are used unless
+##       TEST_DATABASE_URL / REDIS_URL say otherwise; browser tests need chromium, the fleet test nginx
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -49,6 +54,10 @@ bench: $(BENCH_STAMP)
 	@command -v wrk >/dev/null || apt-get install -y wrk || (apt-get update && apt-get install -y wrk) \
 		|| { echo "wrk is missing and could not be installed: run 'apt-get install wrk' as root" >&2; exit 1; }
 	$(BIN)/python -m bench.run
+
+## screenshots: regenerate docs/screenshots/*.png (starts and stops its own server on a throwaway demo database; needs chromium)
+screenshots: install
+	$(BIN)/python docs/screenshots/make_screenshots.py
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache

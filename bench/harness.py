@@ -19,7 +19,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-SHARED_BENCH = (ROOT / ".." / "shared" / "bench").resolve()
+# The floor app; BENCH_FLOOR_DIR points elsewhere when the checkout is not beside it (a git worktree).
+SHARED_BENCH = Path(os.environ.get("BENCH_FLOOR_DIR") or ROOT / ".." / "shared" / "bench").resolve()
 
 
 def free_port() -> int:

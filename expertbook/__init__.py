@@ -11,6 +11,7 @@ from typing import Any
 from flask import Flask
 
 from expertbook import config as config_module
+from expertbook import jobs as _jobs
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,3 +69,7 @@ def _init_extensions(app: Flask) -> None:
     mail.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)
+
+
+# Jobs run by a plain ``rq worker`` build their app with this factory (see expertbook.jobs), without importing it.
+_jobs.set_app_factory(create_app)

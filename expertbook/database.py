@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
+from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import DateTime, MetaData, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DisconnectionError
@@ -37,6 +38,11 @@ class Base(DeclarativeBase):
     """Declarative base with a naming convention, so migrations name constraints the same everywhere."""
 
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+# Flask-SQLAlchemy's object, bound in ``create_app``. It lives here, with the transactions that use it;
+# ``expertbook.extensions`` lists it with the other extension objects.
+db = SQLAlchemy(model_class=Base)
 
 
 class UTCDateTime(TypeDecorator):
@@ -117,8 +123,6 @@ def transaction() -> Iterator:
     Nested use joins the outer transaction. Callbacks registered with :func:`after_commit`
     run only once the outermost transaction has committed, and never on rollback.
     """
-    from expertbook.extensions import db
-
     session = db.session()
     if session.info.get("uow_depth"):
         session.info["uow_depth"] += 1
@@ -184,8 +188,6 @@ def _refuse_to_commit_an_aborted_transaction(session) -> None:
 
 @contextmanager
 def _autocommit_connection() -> Iterator[Connection]:
-    from expertbook.extensions import db
-
     with db.engine.connect() as connection:
         if connection.dialect.name == "postgresql":
             connection.execution_options(isolation_level="AUTOCOMMIT")
@@ -222,8 +224,6 @@ def single_statement() -> Iterator[Connection]:
 
 def after_commit(callback: Callable[[], None]) -> None:
     """Run ``callback`` after the current service transaction commits (at once if there is none)."""
-    from expertbook.extensions import db
-
     if db.session.info.get("uow_depth"):
         db.session.info["after_commit"].append(callback)
     else:

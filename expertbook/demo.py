@@ -21,7 +21,9 @@ def load(password: str) -> list[tuple[str, str]]:
     if _user(PATIENT[1]) is None:
         accounts.register_user(PATIENT[0], PATIENT[1], password)
     if _user(HOSPITAL[3]) is None:
-        accounts.register_hospital(HOSPITAL[0], HOSPITAL[1], HOSPITAL[2], HOSPITAL[3], password)
+        from expertbook.clinic import service as clinic
+
+        clinic.register_hospital(HOSPITAL[0], HOSPITAL[1], HOSPITAL[2], HOSPITAL[3], password)
     load_clinic()
     logins = [("patient / customer", PATIENT[1]), ("hospital staff admin", HOSPITAL[3])]
     logins += _notifications(password)
@@ -29,13 +31,31 @@ def load(password: str) -> list[tuple[str, str]]:
     return logins
 
 
+def summary() -> dict[str, int]:
+    """What the database holds that the demo shows: counts for the one-line summary ``flask demo`` prints."""
+    from sqlalchemy import func
+
+    from expertbook.clinic.models import Appointment, Slot
+    from expertbook.experts.models import Booking, ExpertProfile
+    from expertbook.notifications.models import OutboxEmail
+
+    def count(model) -> int:
+        return db.session.scalar(select(func.count()).select_from(model)) or 0
+
+    return {
+        "sessions": count(Slot),
+        "appointments": count(Appointment),
+        "experts": count(ExpertProfile),
+        "bookings": count(Booking),
+        "emails": count(OutboxEmail),
+    }
+
+
 def _notifications(password: str) -> list[tuple[str, str]]:
     """A site administrator, who sees the email outbox at /notifications."""
-    from expertbook.notifications import service as notifications
-
     if _user(ADMIN[1]) is None:
         accounts.register_user(ADMIN[0], ADMIN[1], password)
-    notifications.make_admin(ADMIN[1])
+    accounts.make_admin(ADMIN[1])
     return [("site admin (emails)", ADMIN[1])]
 
 

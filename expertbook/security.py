@@ -7,6 +7,7 @@ from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
 
+from expertbook.errors import NotFound
 from expertbook.extensions import limiter, login_manager
 from expertbook.web import is_htmx, wants_fragment
 
@@ -71,6 +72,12 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(RateLimitExceeded)
     def _rate_limited(error: RateLimitExceeded):
         return _error_response(429, "Too many attempts. Please wait a minute and try again.")
+
+    @app.errorhandler(NotFound)
+    def _not_found(error: NotFound):
+        # A service's NotFound (no such object, or not the caller's) is a 404 with its message: a page,
+        # an htmx fragment, or under /api/ JSON {"error": ...}; views do not catch it.
+        return _error_response(404, error.message)
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):

@@ -5,6 +5,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Response, current_app, make_response, redirect, render_template, request
+from flask_wtf import FlaskForm
 
 from expertbook.errors import ValidationFailed
 
@@ -75,3 +76,7 @@ def external_url(endpoint: str, **values: Any) -> str:
     trusts the request's Host header."""
     path = current_app.url_map.bind("localhost", script_name=current_app.config.get("APPLICATION_ROOT") or "/").build(endpoint, values)
     return current_app.config["BASE_URL"] + path
+
+
+class EmptyForm(FlaskForm):
+    """A form with only the CSRF token, for buttons that change state."""

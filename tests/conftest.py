@@ -1,14 +1,18 @@
 """Test fixtures shared by every area.
 
-Every test that uses ``app`` runs twice: on a SQLite file and on PostgreSQL (when
-``TEST_DATABASE_URL`` is set). Both databases are built by the real migrations. Outside CI a
-missing PostgreSQL, Redis or Chromium skips those tests with a plain reason; in CI it fails them.
+Every test that uses ``app`` runs twice: on a SQLite file and on PostgreSQL. Both databases are
+built by the real migrations. PostgreSQL and Redis are ``TEST_DATABASE_URL`` and ``REDIS_URL`` when
+set, otherwise the servers answering on their default local ports (127.0.0.1:5432 and 6379), if any.
+Outside CI a missing PostgreSQL, Redis, Chromium or nginx skips those tests with a plain reason; in
+CI it fails them.
 """
 from __future__ import annotations
 
+import getpass
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,9 +31,32 @@ from sqlalchemy.engine import make_url
 from expertbook import create_app
 from expertbook.extensions import db
 
-TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
-REDIS_URL = os.environ.get("REDIS_URL")
+
+
+def _answers(port: int, host: str = "127.0.0.1", timeout: float = 0.3) -> bool:
+    """Whether something accepts TCP connections on ``host:port`` (a quick probe, bounded by ``timeout``)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _local_service(variable: str, port: int, url: str) -> tuple[str | None, str]:
+    """``variable``'s value if set, else ``url`` when a server answers on 127.0.0.1:``port``; and where it came from."""
+    if os.environ.get(variable):
+        return os.environ[variable], variable
+    if _answers(port):
+        return url, f"found on 127.0.0.1:{port}; {variable} overrides"
+    return None, f"none: set {variable}, or run one on 127.0.0.1:{port}"
+
+
+# Connected to only to create and drop each run's own database: the maintenance database every
+# PostgreSQL cluster has, as the current OS user (as psql would).
+TEST_DATABASE_URL, _POSTGRES_SOURCE = _local_service("TEST_DATABASE_URL", 5432, f"postgresql://{getpass.getuser()}@127.0.0.1:5432/postgres")
+REDIS_URL, _REDIS_SOURCE = _local_service("REDIS_URL", 6379, "redis://127.0.0.1:6379/0")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+NGINX = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
 # In CI nothing may be skipped for want of a service: a skip there would hide a failure.
 REQUIRE_ALL = os.environ.get("CI", "").lower() in {"1", "true", "yes"} or os.environ.get("EXPERTBOOK_REQUIRE_ALL") == "1"
 
@@ -44,8 +72,9 @@ def missing(part: str, reason: str):
 
 
 def pytest_report_header(config):
-    lines = [f"SQLite: always; PostgreSQL: {TEST_DATABASE_URL or 'not configured (set TEST_DATABASE_URL)'}"]
-    lines.append(f"Redis: {REDIS_URL or 'not configured (set REDIS_URL)'}; Chromium: {CHROMIUM if shutil.which(CHROMIUM) else 'not installed'}")
+    lines = [f"SQLite: always; PostgreSQL: {TEST_DATABASE_URL or '-'} ({_POSTGRES_SOURCE})"]
+    lines.append(f"Redis: {REDIS_URL or '-'} ({_REDIS_SOURCE})")
+    lines.append(f"Chromium: {CHROMIUM if shutil.which(CHROMIUM) else 'not installed'}; nginx: {NGINX or 'not installed'}")
     return lines
 
 
@@ -70,7 +99,7 @@ def redis_database(number: int):
     from redis import Redis
 
     if not REDIS_URL:
-        missing("Redis", "REDIS_URL is not set")
+        missing("Redis", _REDIS_SOURCE)
     parts = urlsplit(REDIS_URL)
     url = urlunsplit((parts.scheme, parts.netloc, f"/{number}", "", ""))
     client = Redis.from_url(url, socket_connect_timeout=2)
@@ -121,16 +150,20 @@ def sqlite_template(tmp_path_factory) -> str:
     return str(path)
 
 
-@pytest.fixture(scope="session")
-def postgres_url() -> Iterator[str | None]:
-    """A PostgreSQL database of this test run, built by the migrations, dropped at the end."""
+@contextmanager
+def throwaway_postgres(label: str = "test") -> Iterator[str | None]:
+    """A new PostgreSQL database beside ``TEST_DATABASE_URL``, built by the migrations, dropped on exit.
+
+    Yields its URL; ``None`` when no PostgreSQL is configured or found; or a one-line
+    ``"unavailable: ..."`` reason when the server refuses to create it.
+    """
     if not TEST_DATABASE_URL:
         yield None
         return
     from expertbook.config import normalise_database_url
 
     admin_url = make_url(normalise_database_url(TEST_DATABASE_URL))
-    name = f"expertbook_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    name = f"expertbook_{label}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
@@ -139,12 +172,30 @@ def postgres_url() -> Iterator[str | None]:
         admin.dispose()
         yield f"unavailable: {exc.__class__.__name__}: {exc}".splitlines()[0]
         return
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
-    _migrate(url)
-    yield url
-    with admin.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        url = admin_url.set(database=name).render_as_string(hide_password=False)
+        _migrate(url)
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str | None]:
+    """A PostgreSQL database of this test run, built by the migrations, dropped at the end."""
+    with throwaway_postgres() as url:
+        yield url
+
+
+def require_postgres(url: str | None) -> str:
+    """``url`` from :func:`throwaway_postgres`, or skip (fail in CI) saying why there is none."""
+    if url is None:
+        missing("PostgreSQL", _POSTGRES_SOURCE)
+    if url.startswith("unavailable:"):
+        missing("PostgreSQL", url)
+    return url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -155,11 +206,7 @@ def database_url(request, tmp_path, sqlite_template, postgres_url) -> Iterator[s
         shutil.copyfile(sqlite_template, path)
         yield f"sqlite:///{path}"
         return
-    if postgres_url is None:
-        missing("PostgreSQL", "TEST_DATABASE_URL is not set")
-    if postgres_url.startswith("unavailable:"):
-        missing("PostgreSQL", postgres_url)
-    yield postgres_url
+    yield require_postgres(postgres_url)
     _truncate_all(postgres_url)
 
 
@@ -264,6 +311,118 @@ def live_server(app):
 
 
 GUNICORN_SECRET_KEY = "test-secret-key"  # the same key as the ``app`` fixture, so tests can sign API tokens
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Process:
+    """A server process a test started, in its own process group, with its output in a log file."""
+
+    def __init__(self, name: str, args: list[str], env: dict, log_path: Path, cwd: Path = ROOT):
+        self.name = name
+        self.log_path = log_path
+        self.killed = False  # by the test, on purpose
+        self._log = open(log_path, "w+b")
+        # Its own session (process group), so that a test can kill it with all its children at once.
+        self.process = subprocess.Popen(args, cwd=cwd, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def output(self, last: int = 3000) -> str:
+        self._log.flush()
+        return self.log_path.read_bytes().decode(errors="replace")[-last:]
+
+    def check_alive(self) -> None:
+        """Fail the test, with the process's output, if it has exited (unless the test killed it)."""
+        if self.process.poll() is not None and not self.killed:
+            pytest.fail(f"{self.name} exited with {self.process.returncode}:\n{self.output()}")
+
+    def kill(self) -> None:
+        """SIGKILL the whole process group: no cleanup, as when a machine dies."""
+        self.killed = True
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=10)
+
+    def stop(self, timeout: float = 15) -> None:
+        """SIGTERM (a graceful stop), then SIGKILL to the group after ``timeout`` seconds."""
+        stop_all([self], timeout)
+
+
+def stop_all(processes: list[Process], timeout: float = 15) -> None:
+    """Stop ``processes`` together: SIGTERM to each, then SIGKILL to each group still there after ``timeout`` seconds."""
+    for server in processes:
+        if server.process.poll() is None:
+            server.process.terminate()
+    deadline = time.monotonic() + timeout
+    for server in processes:
+        try:
+            server.process.wait(timeout=max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            pass
+        killed = server.killed
+        server.kill()  # also whatever the main process left behind in its group
+        server.killed = killed
+        server._log.close()
+
+
+def wait_until(ready: Callable[[], bool], what: str, timeout: float = 30, watch: tuple[Process, ...] = ()) -> None:
+    """Poll ``ready`` until it is true; fail after ``timeout`` seconds or as soon as a watched process exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for process in watch:
+            process.check_alive()
+        if ready():
+            return
+        time.sleep(0.1)
+    pytest.fail(f"{what} within {timeout:.0f} seconds")
+
+
+def answers_http(url: str) -> Callable[[], bool]:
+    """A probe for :func:`wait_until`: whether ``GET url`` answers 200."""
+    import requests
+
+    def probe() -> bool:
+        try:
+            return requests.get(url, timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    return probe
+
+
+def app_environment(database_url: str, **settings: str) -> dict[str, str]:
+    """The environment of an app process (gunicorn, a worker) in production mode on ``database_url``.
+
+    Starts from this process's environment without its Redis, mail and throttle settings, so only
+    what ``settings`` gives reaches the app.
+    """
+    environment = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "RATELIMIT_STORAGE_URI", "MAIL_SERVER"}}
+    environment.update(
+        {
+            "EXPERTBOOK_ENV": "production",
+            "SECRET_KEY": GUNICORN_SECRET_KEY,
+            "DATABASE_URL": database_url,
+            "PYTHONUNBUFFERED": "1",
+            "FLASK_SKIP_DOTENV": "1",  # .flaskenv selects development mode for local use
+        }
+    )
+    environment.update(settings)
+    return environment
+
+
+def start_gunicorn(database_url: str, log_dir: Path, workers: int = 3, env: dict | None = None, args: tuple[str, ...] = ()) -> tuple[Process, str]:
+    """Start ``gunicorn wsgi:app`` on a free loopback port on ``database_url``; wait for ``/healthz``; return it and its URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    environment = app_environment(database_url, BASE_URL=url, **(env or {}))
+    command = [sys.executable, "-m", "gunicorn", *args, "-w", str(workers), "-b", f"127.0.0.1:{port}", "--graceful-timeout", "5", "wsgi:app"]
+    server = Process(f"gunicorn on port {port}", command, environment, log_dir / f"gunicorn-{port}.log")
+    try:
+        wait_until(answers_http(url + "/healthz"), "gunicorn did not answer /healthz", timeout=60, watch=(server,))
+    except BaseException:
+        server.stop()
+        raise
+    return server, url
 
 
 @pytest.fixture
@@ -277,56 +436,15 @@ def gunicorn_server(database_url, tmp_path) -> Iterator[Callable[..., str]]:
     Data the test writes must be committed before the server can see it. Every server is stopped
     at the end of the test.
     """
-    import requests
-
-    root = Path(__file__).resolve().parent.parent
-    started: list[tuple[subprocess.Popen, object]] = []
+    started: list[Process] = []
 
     def start(workers: int = 3, env: dict | None = None) -> str:
-        port = free_port()
-        environment = {k: v for k, v in os.environ.items() if k not in {"REDIS_URL", "RATELIMIT_STORAGE_URI", "MAIL_SERVER"}}
-        environment.update(
-            {
-                "EXPERTBOOK_ENV": "production",
-                "SECRET_KEY": GUNICORN_SECRET_KEY,
-                "DATABASE_URL": database_url,
-                "BASE_URL": f"http://127.0.0.1:{port}",
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
-        environment.update(env or {})
-        log = open(tmp_path / f"gunicorn-{port}.log", "w+b")
-        process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}", "--graceful-timeout", "5", "wsgi:app"],
-            cwd=root,
-            env=environment,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        started.append((process, log))
-        url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 90  # a loaded CI machine (or a shared one) needs more than 30 s to boot three workers
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                log.seek(0)
-                pytest.fail(f"gunicorn exited with {process.returncode}:\n{log.read().decode(errors='replace')[-3000:]}")
-            try:
-                if requests.get(url + "/healthz", timeout=2).status_code == 200:
-                    return url
-            except requests.RequestException:
-                pass
-            time.sleep(0.2)
-        pytest.fail("gunicorn did not answer /healthz within 90 seconds")
+        server, url = start_gunicorn(database_url, tmp_path, workers, env)
+        started.append(server)
+        return url
 
     yield start
-    for process, log in started:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+    stop_all(started)
 
 
 @pytest.fixture(scope="session")

@@ -11,7 +11,7 @@ from typing import Any
 from flask import jsonify, request
 
 from expertbook.api import openapi
-from expertbook.api.views import MISSING_FIELDS, api_user, api_user_id, bp, json_body, token_required
+from expertbook.api.base import MISSING_FIELDS, api_user, api_user_id, bp, json_body, token_required
 from expertbook.clinic import service
 from expertbook.clinic.models import Appointment, Slot, WaitlistEntry
 from expertbook.database import utcnow
@@ -348,11 +348,11 @@ def join_waitlist(slot_id: int):
     return jsonify(waitlistId=waiting.entry_id, position=waiting.position), 201
 
 
-@bp.delete("/waitlist/<int:entry_id>")
+@bp.delete("/waitlist/<int:waitlist_id>")
 @token_required
-def leave_waitlist(entry_id: int):
+def leave_waitlist(waitlist_id: int):
     """Leave a waiting list (harmless if already left)."""
-    entry = service.leave_waitlist(entry_id, api_user_id())
+    entry = service.leave_waitlist(waitlist_id, api_user_id())
     return jsonify(waitlistId=entry.id, status=entry.status)
 
 

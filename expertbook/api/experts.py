@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from flask import jsonify, request
 
 from expertbook.api import openapi
-from expertbook.api.views import api_user, bp, json_body, token_required, user_json
+from expertbook.api.base import api_user, bp, json_body, token_required, user_json
 from expertbook.errors import NotFound, ValidationFailed
 from expertbook.experts import service
 from expertbook.experts.models import STATUSES, Booking, ExpertProfile, Service
@@ -110,12 +110,10 @@ def meeting_json(booking: Booking, user_id: int) -> dict[str, Any]:
 @token_required
 def become_expert():
     """Make the caller an expert with a profile; omitted fields default from the account (zone: UTC)."""
-    from expertbook.auth import service as accounts
-
     data = request.get_json(silent=True)
     data = data if isinstance(data, dict) else {}
     user = api_user()
-    accounts.become_expert(
+    service.create_profile(
         user.id,
         str(data.get("displayName") or user.name),
         str(data.get("headline") or ""),

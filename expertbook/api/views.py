@@ -1,115 +1,25 @@
-"""The JSON API blueprint: bearer-token authentication, JSON errors, accounts and the OpenAPI document.
+"""The JSON API blueprint: accounts and the OpenAPI document; each area's endpoints are in their own module.
 
-The API authenticates only with ``Authorization: Bearer`` tokens, never with the session cookie,
-which is why it is exempt from CSRF. Each area's endpoints live in their own module of this package
-and are imported at the bottom of this file.
+The blueprint and the plumbing (bearer tokens, JSON bodies and errors) are in :mod:`expertbook.api.base`;
+the endpoints of each area live in ``expertbook/api/<area>.py``, imported here so they register on ``bp``.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import partial, wraps
-from importlib import import_module
 from typing import Any
 
-from flask import Blueprint, abort, current_app, g, jsonify, request, url_for
-from sqlalchemy import bindparam, select
+from flask import current_app, jsonify, url_for
 
+from expertbook.api import clinic as _clinic_endpoints  # noqa: F401 - registers the clinic endpoints on bp
+from expertbook.api import experts as _experts_endpoints  # noqa: F401 - registers the experts endpoints on bp
 from expertbook.api import openapi, service
+from expertbook.api.base import api_user, bp, json_body, token_required, user_json
 from expertbook.auth import limits
 from expertbook.auth import service as accounts
 from expertbook.auth.models import User
-from expertbook.errors import ServiceError, ValidationFailed
-from expertbook.extensions import csrf, db
+from expertbook.clinic import service as clinic
+from expertbook.errors import ValidationFailed
 
-bp = Blueprint("api", __name__, url_prefix="/api")
-csrf.exempt(bp)
-
-MISSING_FIELDS = "Please fill in all fields"
-
-
-# ---------------------------------------------------------------------------- plumbing
-
-
-@bp.errorhandler(ServiceError)
-def _service_error(error: ServiceError):
-    body: dict[str, Any] = {"error": error.message}
-    if isinstance(error, ValidationFailed):
-        body["fields"] = error.errors
-    return jsonify(body), error.status
-
-
-def json_body(*required: str) -> dict[str, Any]:
-    """The request's JSON object; raises 422 naming every required field that is missing or blank."""
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ValidationFailed({"body": "Send a JSON object."}, MISSING_FIELDS)
-    missing = {
-        name: "This field is required."
-        for name in required
-        if data.get(name) is None or (isinstance(data.get(name), str) and not data[name].strip())
-    }
-    if missing:
-        raise ValidationFailed(missing, MISSING_FIELDS)
-    return data
-
-
-def api_user() -> User:
-    """The user the current request's bearer token belongs to (loaded on first use; see :func:`token_required`)."""
-    user = g.get("api_user")
-    if user is None:
-        user = g.api_user = db.session.get(User, g.api_user_id)
-        if user is None:  # the account went away during this request
-            abort(401, description="Invalid token")
-    return user
-
-
-def api_user_id() -> int:
-    """The id of the user the bearer token belongs to, without loading the user."""
-    return g.api_user_id
-
-
-def token_required(view: Callable | None = None, *, check_account: bool = True) -> Callable:
-    """Require a valid bearer token: 401 "No login token found", "Token expired" or "Invalid token".
-
-    The account must still exist, which costs one indexed lookup of its id; the full user (with its
-    hospital) is loaded only when the view asks for it with :func:`api_user`. A view whose only write
-    refuses a missing account by itself (a foreign key) may pass ``check_account=False`` to save the
-    lookup; it must then answer 401 "Invalid token" when that happens.
-    """
-    if view is None:
-        return partial(token_required, check_account=check_account)
-
-    @wraps(view)
-    def wrapped(*args, **kwargs):
-        header = request.headers.get("Authorization", "")
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return jsonify(error="No login token found"), 401
-        try:
-            user_id = service.user_id_from_token(token.strip(), current_app.config["SECRET_KEY"])
-        except service.TokenError as error:
-            return jsonify(error=str(error)), 401
-        if check_account and db.session.connection().scalar(_USER_EXISTS, {"user_id": user_id}) is None:
-            return jsonify(error="Invalid token"), 401
-        g.api_user_id = user_id
-        return view(*args, **kwargs)
-
-    return wrapped
-
-
-_USER_EXISTS = select(User.__table__.c.id).where(User.__table__.c.id == bindparam("user_id"))
-
-
-def user_json(user: User) -> dict[str, Any]:
-    """The public JSON shape of an account."""
-    return {
-        "id": user.id,
-        "name": user.name,
-        "email": user.email,
-        "role": "hospital" if user.is_staff else "patient",
-        "isExpert": user.is_expert,
-        "hospitalId": user.hospital_id,
-    }
+__all__ = ["bp"]
 
 
 def _token_json(user: User) -> dict[str, Any]:
@@ -127,7 +37,7 @@ def signup():
     role = data.get("role") or "patient"
     if role == "hospital":
         data = json_body("name", "email", "password", "hospitalName", "location")
-        user = accounts.register_hospital(data["hospitalName"], data["location"], data["name"], data["email"], data["password"])
+        user = clinic.register_hospital(data["hospitalName"], data["location"], data["name"], data["email"], data["password"])
     elif role == "patient":
         user = accounts.register_user(data["name"], data["email"], data["password"])
     else:
@@ -252,8 +162,3 @@ openapi.register(
         },
     },
 )
-
-# Each area's endpoints live in ``expertbook/api/<area>.py`` and register themselves on ``bp`` when imported.
-API_AREAS: tuple[str, ...] = ("clinic", "experts")
-for _area in API_AREAS:
-    import_module(f"expertbook.api.{_area}")

@@ -1,6 +1,6 @@
 """Account forms. They check shape; the service checks the rules and has the last word."""
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, EmailField, HiddenField, PasswordField, StringField
+from wtforms import EmailField, HiddenField, PasswordField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length
 
 from expertbook.auth.service import MAX_PASSWORD, MIN_PASSWORD
@@ -31,22 +31,3 @@ class ChangePasswordForm(FlaskForm):
     new_password = PasswordField(
         "New password", validators=[DataRequired("Please choose a new password."), Length(min=MIN_PASSWORD, max=MAX_PASSWORD)]
     )
-
-
-class HospitalRegisterForm(FlaskForm):
-    hospital_name = StringField("Hospital name", validators=[DataRequired("Please enter the hospital's name."), Length(max=120)])
-    location = StringField("Location (city or area)", validators=[DataRequired("Please enter the location."), Length(max=120)])
-    name = StringField("Your full name", validators=[DataRequired("Please enter your name."), Length(max=120), HeaderSafeName()])
-    email = EmailField("Your work email", validators=[DataRequired("Please enter your email."), Length(max=254)])
-    password = PasswordField(
-        "Password", validators=[DataRequired("Please choose a password."), Length(min=MIN_PASSWORD, max=MAX_PASSWORD)]
-    )
-
-
-class AddStaffForm(FlaskForm):
-    email = EmailField("Their account email", validators=[DataRequired("Please enter an email."), Length(max=254)])
-    make_admin = BooleanField("Also a staff admin (can add staff)")
-
-
-class EmptyForm(FlaskForm):
-    """A form with only the CSRF token, for buttons that change state."""

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from flask_login import UserMixin
 from sqlalchemy import Boolean, ForeignKey, Integer, String, false
@@ -10,9 +9,6 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from expertbook.database import UTCDateTime, utcnow
 from expertbook.extensions import db
-
-if TYPE_CHECKING:
-    from expertbook.clinic.models import Hospital
 
 
 class User(UserMixin, db.Model):
@@ -25,13 +21,13 @@ class User(UserMixin, db.Model):
     email: Mapped[str] = mapped_column(String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     is_expert: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The hospital this user works for (their staff membership). The relationship, ``user.hospital``,
+    # is declared by the clinic's Hospital.staff, so that accounts know nothing of clinics.
     hospital_id: Mapped[int | None] = mapped_column(ForeignKey("hospitals.id"), index=True)
     is_staff_admin: Mapped[bool] = mapped_column(Boolean, default=False)
     # Site administrator (not a hospital role): sees the notifications outbox. Added by migration 0004.
     is_admin: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
-
-    hospital: Mapped[Hospital | None] = relationship(back_populates="staff", lazy="joined")
 
     # The login session this object was loaded through; Flask-Login stores it instead of the user id,
     # so that ending that session on the server really ends it.

@@ -12,7 +12,7 @@ from sqlalchemy import delete, select, update
 
 from expertbook.auth.models import LoginSession, User
 from expertbook.database import transaction, utcnow
-from expertbook.errors import Conflict, NotFound, ValidationFailed
+from expertbook.errors import NotFound, ValidationFailed
 from expertbook.extensions import db
 
 # Argon2id with argon2-cffi's defaults (RFC 9106 low-memory: t=3, m=64 MiB, p=4), above OWASP's floor.
@@ -81,7 +81,7 @@ def _verify(password_hash: str, password: str) -> bool:
         return False
 
 
-def _account_fields(name: str, email: str, password: str) -> dict:
+def account_fields(name: str, email: str, password: str) -> dict:
     """A new account's checked columns. Argon2 runs here, before any transaction: on SQLite a
     transaction holds the database's write lock, and a hash takes about a tenth of a second."""
     name = clean_person_name(name)
@@ -90,7 +90,7 @@ def _account_fields(name: str, email: str, password: str) -> dict:
     return {"name": name, "email": email, "password_hash": hash_password(password)}
 
 
-def _new_user(fields: dict) -> User:
+def new_user(fields: dict) -> User:
     if db.session.scalar(select(User.id).where(User.email == fields["email"])) is not None:
         raise ValidationFailed({"email": "An account with this email already exists. Log in instead."})
     user = User(**fields)
@@ -100,9 +100,9 @@ def _new_user(fields: dict) -> User:
 
 def register_user(name: str, email: str, password: str) -> User:
     """Create a patient/customer account."""
-    fields = _account_fields(name, email, password)
+    fields = account_fields(name, email, password)
     with transaction():
-        user = _new_user(fields)
+        user = new_user(fields)
     return user
 
 
@@ -184,55 +184,10 @@ def change_password(user_id: int, current: str, new: str) -> str:
     return start_session(user_id)
 
 
-def become_expert(user_id: int, display_name: str, headline: str, bio: str, handle: str, timezone: str) -> User:
-    """Give a user the expert role together with a public expert profile and default weekly hours."""
-    from expertbook.experts import service as experts
-
-    with transaction():
-        experts.create_profile(user_id, display_name, headline, bio, handle, timezone)
-        user = db.session.get(User, user_id)
-    return user
-
-
-def register_hospital(hospital_name: str, location: str, name: str, email: str, password: str) -> User:
-    """Register a hospital together with its first staff admin; returns the admin."""
-    from expertbook.clinic.models import Hospital
-
-    hospital_name = clean_name(hospital_name, "hospital_name")
-    location = clean_name(location, "location")
-    fields = _account_fields(name, email, password)
-    with transaction():
-        hospital = Hospital(name=hospital_name, location=location)
-        db.session.add(hospital)
-        user = _new_user(fields)
-        user.hospital = hospital
-        user.is_staff_admin = True
-    return user
-
-
-def add_staff(admin_id: int, email: str, make_admin: bool = False) -> User:
-    """Let a staff admin add an existing account, by email, to the admin's hospital."""
-    email = normalise_email(email)
-    with transaction():
-        admin = db.session.get(User, admin_id)
-        if admin is None or not admin.is_staff_admin or admin.hospital_id is None:
-            raise NotFound("Not found")
-        user = db.session.scalar(select(User).where(User.email == email).with_for_update(of=User))
+def make_admin(email: str) -> None:
+    """Make an existing account a site administrator (it sees the notifications outbox)."""
+    with transaction() as session:
+        user = session.scalar(select(User).where(User.email == (email or "").strip().lower()))
         if user is None:
-            raise ValidationFailed({"email": "No account uses this email yet. Ask them to register first, then add them."})
-        if user.hospital_id == admin.hospital_id:
-            raise Conflict(f"{user.name} is already on your staff.")
-        if user.hospital_id is not None:
-            raise Conflict("This person already works for another hospital.")
-        user.hospital_id = admin.hospital_id
-        user.is_staff_admin = make_admin
-    return user
-
-
-def staff_of(hospital_id: int) -> list[User]:
-    """The staff of one hospital, admins first."""
-    return list(
-        db.session.scalars(
-            select(User).where(User.hospital_id == hospital_id).order_by(User.is_staff_admin.desc(), User.name)
-        )
-    )
+            raise NotFound(f"No account has the email {email!r}.")
+        user.is_admin = True

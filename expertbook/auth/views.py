@@ -4,20 +4,26 @@ The issues fix these URLs (``/login``, ``/register``, ``/profile``), so this blu
 """
 from __future__ import annotations
 
-from flask import Blueprint, flash, request, session, url_for
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import click
+from flask import Blueprint, Response, flash, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 
 from expertbook.auth import limits, service
 from expertbook.auth.forms import ChangePasswordForm, LoginForm, RegisterForm
-from expertbook.errors import Conflict, ValidationFailed
+from expertbook.errors import NotFound, ValidationFailed
 from expertbook.web import apply_errors, redirect_to, render, safe_next
 
-bp = Blueprint("auth", __name__)
+# cli_group=None: the command is ``flask make-admin``, not ``flask auth make-admin``.
+bp = Blueprint("auth", __name__, cli_group=None)
 
 INVALID_LOGIN = "Invalid email or password."
 
 
-def _log_in(user) -> None:
+def log_in(user) -> None:
     """Start a fresh session for ``user``: the old session (and any fixated id) is discarded."""
     session.clear()
     user.session_token = service.start_session(user.id)
@@ -36,7 +42,7 @@ def register():
         except ValidationFailed as error:
             apply_errors(form, error)
         else:
-            _log_in(user)
+            log_in(user)
             flash(f"Welcome to ExpertBook, {user.name}!", "success")
             return redirect_to(safe_next(form.next.data, url_for("auth.profile")))
     if request.method == "POST":
@@ -54,7 +60,7 @@ def login():
     if form.validate_on_submit():
         user = service.authenticate(form.email.data, form.password.data)
         if user is not None:
-            _log_in(user)
+            log_in(user)
             flash(f"Welcome back, {user.name}.", "success")
             return redirect_to(safe_next(form.next.data, url_for("main.index")))
         form.form_errors.append(INVALID_LOGIN)
@@ -74,36 +80,40 @@ def logout():
     return redirect_to(url_for("main.index"))
 
 
-def _expert_form(formdata=None):
-    """The become-an-expert form, prefilled from the account when first shown."""
-    from expertbook.experts import service as experts
-    from expertbook.experts.forms import ExpertProfileForm
+@dataclass(frozen=True)
+class ProfileSection:
+    """A panel an area adds to the profile page: ``template`` is included with ``context()``'s values."""
 
-    if formdata is not None:
-        return ExpertProfileForm()
-    form = ExpertProfileForm(formdata=None)
-    form.display_name.data = current_user.name
-    form.handle.data = experts.suggest_handle(current_user.name)
-    return form
+    template: str
+    context: Callable[[], dict[str, Any]]
 
 
-def _expert_profile():
-    from expertbook.experts import service as experts
+_profile_sections: dict[str, ProfileSection] = {}
 
-    return experts.profile_of(current_user.id)
+
+def register_profile_section(template: str, context: Callable[[], dict[str, Any]]) -> None:
+    """Show ``template`` on /profile, e.g. the experts' "become an expert" panel (idempotent, per template).
+
+    Areas call it when their blueprint is registered, so accounts never import them.
+    """
+    _profile_sections[template] = ProfileSection(template, context)
+
+
+def render_profile(fragment: str = "auth/_password_form.html", status: int = 200, **context: Any) -> Response:
+    """The profile page (``fragment`` for an htmx swap) with every area's section; ``context`` overrides their values."""
+    values: dict[str, Any] = {"password_form": ChangePasswordForm()}
+    sections = list(_profile_sections.values())
+    for section in sections:
+        values.update(section.context())
+    values.update(context)
+    return render("auth/profile.html", fragment, status=status, profile_sections=[s.template for s in sections], **values)
 
 
 @bp.get("/profile")
 @login_required
 def profile():
-    """The user's account page: roles, password change, and the way to become an expert."""
-    return render(
-        "auth/profile.html",
-        "auth/_password_form.html",
-        password_form=ChangePasswordForm(),
-        expert_form=_expert_form(),
-        expert_profile=_expert_profile(),
-    )
+    """The user's account page: roles, password change, and each area's section (e.g. becoming an expert)."""
+    return render_profile()
 
 
 @bp.post("/profile/password")
@@ -123,33 +133,15 @@ def change_password():
             session.permanent = True
             flash("Your password was changed. Other devices have been logged out.", "success")
             return redirect_to(url_for("auth.profile"))
-    return render(
-        "auth/profile.html", "auth/_password_form.html", status=422, password_form=form, expert_form=_expert_form(), expert_profile=_expert_profile()
-    )
+    return render_profile(status=422, password_form=form)
 
 
-@bp.post("/profile/become-expert")
-@login_required
-def become_expert():
-    """Set up the current user's expert profile (name, headline, bio, handle, time zone) and give them the expert role."""
-    form = _expert_form(request.form)
-    if form.validate_on_submit():
-        try:
-            service.become_expert(
-                current_user.id, form.display_name.data, form.headline.data, form.bio.data, form.handle.data, form.timezone.data
-            )
-        except ValidationFailed as error:
-            apply_errors(form, error)
-        except Conflict as error:
-            form.form_errors.append(error.message)
-        else:
-            flash("You are now an expert. Add your services and check your weekly hours to start taking bookings.", "success")
-            return redirect_to(url_for("experts.settings_services"))
-    return render(
-        "auth/profile.html",
-        "experts/_become_expert_form.html",
-        status=422,
-        password_form=ChangePasswordForm(),
-        expert_form=form,
-        expert_profile=_expert_profile(),
-    )
+@bp.cli.command("make-admin")
+@click.argument("email")
+def make_admin_command(email: str) -> None:
+    """Make the account with EMAIL a site administrator (it sees /notifications)."""
+    try:
+        service.make_admin(email)
+    except NotFound as exc:
+        raise click.ClickException(exc.message) from exc
+    click.echo(f"{email} is now a site administrator.")

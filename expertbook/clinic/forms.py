@@ -3,19 +3,24 @@ from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
+    EmailField,
     FieldList,
     Form,
     FormField,
     HiddenField,
     IntegerField,
+    PasswordField,
     SelectChoice,
     SelectMultipleField,
     StringField,
     TextAreaField,
     TimeField,
 )
-from wtforms.validators import InputRequired, Length, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
+
+from expertbook.auth.service import MAX_PASSWORD, MIN_PASSWORD
+from expertbook.notifications.forms import HeaderSafeName
 
 WEEKDAYS = [SelectChoice(str(i), label) for i, label in enumerate(("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"))]
 
@@ -62,6 +67,20 @@ class BookingForm(FlaskForm):
 class CapacityForm(FlaskForm):
     capacity = IntegerField("Places", validators=[InputRequired("Please enter the number of places.")])
 
+
+class HospitalRegisterForm(FlaskForm):
+    hospital_name = StringField("Hospital name", validators=[DataRequired("Please enter the hospital's name."), Length(max=120)])
+    location = StringField("Location (city or area)", validators=[DataRequired("Please enter the location."), Length(max=120)])
+    name = StringField("Your full name", validators=[DataRequired("Please enter your name."), Length(max=120), HeaderSafeName()])
+    email = EmailField("Your work email", validators=[DataRequired("Please enter your email."), Length(max=254)])
+    password = PasswordField(
+        "Password", validators=[DataRequired("Please choose a password."), Length(min=MIN_PASSWORD, max=MAX_PASSWORD)]
+    )
+
+
+class AddStaffForm(FlaskForm):
+    email = EmailField("Their account email", validators=[DataRequired("Please enter an email."), Length(max=254)])
+    make_admin = BooleanField("Also a staff admin (can add staff)")
 
 
 class WalkInForm(FlaskForm):

@@ -20,7 +20,7 @@ from sqlalchemy import (
     text,
     true,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
 
 from expertbook.database import UTCDateTime, utcnow
 from expertbook.extensions import db
@@ -49,7 +49,8 @@ class Hospital(db.Model):
     timezone: Mapped[str] = mapped_column(String(64), default=_default_timezone, server_default=DEFAULT_TIMEZONE)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
-    staff: Mapped[list[User]] = relationship(back_populates="hospital")
+    # Also gives every User its ``user.hospital`` (loaded with the user: pages show it in the header).
+    staff: Mapped[list[User]] = relationship(backref=backref("hospital", lazy="joined"))
 
 
 class Doctor(db.Model):

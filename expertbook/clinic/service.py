@@ -1,4 +1,4 @@
-"""Clinic rules: doctors' slots, token-numbered bookings, cancellations and the waiting-room queue.
+"""Clinic rules: hospitals and their staff, doctors' slots, token-numbered bookings, cancellations and the waiting-room queue.
 
 Every write that touches a slot's counters is one conditional UPDATE, so two writers can never both
 take the last place, on SQLite (where ``transaction()`` serialises writers with BEGIN IMMEDIATE) and
@@ -19,12 +19,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import aliased, contains_eager
 
 from expertbook.auth.models import User
+from expertbook.auth.service import account_fields, clean_name, new_user, normalise_email
 from expertbook.clinic import emails, signals
+from expertbook.clinic.emails import TOKEN_CONFIRMATION
 from expertbook.clinic.models import Appointment, Doctor, Hospital, Slot, WaitlistEntry
 from expertbook.database import DirectStatement, autocommit_reads, single_statement, transaction, utcnow
 from expertbook.errors import Conflict, NotFound, ValidationFailed
 from expertbook.extensions import db
-from expertbook.notifications.clinic import TOKEN_CONFIRMATION
 from expertbook.notifications.service import (
     check_address,
     dispatch,
@@ -170,6 +171,51 @@ def _staff_hospital_id(user_id: int) -> int:
     if hospital_id is None:
         raise NotFound("Not found")
     return hospital_id
+
+
+# ---------------------------------------------------------------------------- hospitals and their staff
+
+
+def register_hospital(hospital_name: str, location: str, name: str, email: str, password: str) -> User:
+    """Register a hospital together with its first staff admin (a new account); returns the admin."""
+    hospital_name = clean_name(hospital_name, "hospital_name")
+    location = clean_name(location, "location")
+    fields = account_fields(name, email, password)  # Argon2 runs before the transaction
+    with transaction():
+        hospital = Hospital(name=hospital_name, location=location)
+        db.session.add(hospital)
+        user = new_user(fields)
+        user.is_staff_admin = True
+        hospital.staff.append(user)
+    return user
+
+
+def add_staff(admin_id: int, email: str, make_admin: bool = False) -> User:
+    """Let a staff admin add an existing account, by email, to the admin's hospital."""
+    email = normalise_email(email)
+    with transaction():
+        admin = db.session.get(User, admin_id)
+        if admin is None or not admin.is_staff_admin or admin.hospital_id is None:
+            raise NotFound("Not found")
+        user = db.session.scalar(select(User).where(User.email == email).with_for_update(of=User))
+        if user is None:
+            raise ValidationFailed({"email": "No account uses this email yet. Ask them to register first, then add them."})
+        if user.hospital_id == admin.hospital_id:
+            raise Conflict(f"{user.name} is already on your staff.")
+        if user.hospital_id is not None:
+            raise Conflict("This person already works for another hospital.")
+        user.hospital_id = admin.hospital_id
+        user.is_staff_admin = make_admin
+    return user
+
+
+def staff_of(hospital_id: int) -> list[User]:
+    """The staff of one hospital, admins first."""
+    return list(
+        db.session.scalars(
+            select(User).where(User.hospital_id == hospital_id).order_by(User.is_staff_admin.desc(), User.name)
+        )
+    )
 
 
 # ---------------------------------------------------------------------------- staff: creating slots

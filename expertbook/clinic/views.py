@@ -10,20 +10,37 @@ from datetime import date, datetime
 from functools import wraps
 from types import SimpleNamespace
 
-from flask import Blueprint, abort, current_app, flash, make_response, request, session, url_for
-from flask_login import current_user, login_required, login_user
+from flask import Blueprint, abort, current_app, flash, make_response, request, url_for
+from flask_login import current_user, login_required
 
-from expertbook.auth import service as accounts
-from expertbook.auth.forms import AddStaffForm, EmptyForm, HospitalRegisterForm
+from expertbook.auth.views import log_in
 from expertbook.clinic import service
 from expertbook.clinic import links
-from expertbook.clinic.forms import BookingForm, CapacityForm, DoctorForm, DoctorRowForm, MoveForm, ReasonForm, SlotForm, WalkInForm
+from expertbook.clinic.forms import (
+    AddStaffForm,
+    BookingForm,
+    CapacityForm,
+    DoctorForm,
+    DoctorRowForm,
+    HospitalRegisterForm,
+    MoveForm,
+    ReasonForm,
+    SlotForm,
+    WalkInForm,
+)
 from expertbook.clinic.models import Appointment, Slot
 from expertbook.database import utcnow
-from expertbook.errors import Conflict, NotFound, ServiceError, ValidationFailed
-from expertbook.web import apply_errors, is_htmx, redirect_to, render, wants_fragment
+from expertbook.errors import Conflict, ServiceError, ValidationFailed
+from expertbook.web import EmptyForm, apply_errors, is_htmx, redirect_to, render, wants_fragment
 
 bp = Blueprint("clinic", __name__, url_prefix="/clinic")
+
+
+@bp.record_once
+def _connect_emails(state) -> None:
+    from expertbook.clinic import emails
+
+    emails.connect()
 
 
 def staff_required(view):
@@ -46,16 +63,13 @@ def register_hospital():
     status = 200
     if form.validate_on_submit():
         try:
-            user = accounts.register_hospital(
+            user = service.register_hospital(
                 form.hospital_name.data, form.location.data, form.name.data, form.email.data, form.password.data
             )
         except ValidationFailed as error:
             apply_errors(form, error)
         else:
-            session.clear()
-            user.session_token = accounts.start_session(user.id)
-            login_user(user)
-            session.permanent = True
+            log_in(user)
             flash(f"{user.hospital.name} is registered. You are its staff admin.", "success")
             return redirect_to(url_for("clinic.staff"))
     if request.method == "POST":
@@ -74,7 +88,7 @@ def staff():
             abort(404)
         if form.validate_on_submit():
             try:
-                added = accounts.add_staff(current_user.id, form.email.data, bool(form.make_admin.data))
+                added = service.add_staff(current_user.id, form.email.data, bool(form.make_admin.data))
             except ValidationFailed as error:
                 apply_errors(form, error)
                 status = 422
@@ -86,7 +100,7 @@ def staff():
                 return redirect_to(url_for("clinic.staff"))
         else:
             status = 422
-    members = accounts.staff_of(current_user.hospital_id)
+    members = service.staff_of(current_user.hospital_id)
     return render("clinic/staff.html", "clinic/_staff_form.html", status=status, form=form, members=members)
 
 
@@ -117,10 +131,6 @@ def _date_arg(name: str) -> date | None:
         return date.fromisoformat(value) if value else None
     except ValueError:
         return None
-
-
-def _not_found(error: NotFound):
-    abort(404, description=error.message)
 
 
 # ---------------------------------------------------------------------------- patients: search and book
@@ -175,10 +185,7 @@ def _booking_form() -> BookingForm:
 @bp.get("/slots/<int:slot_id>")
 def slot_detail(slot_id: int):
     """A slot's details and the booking form (a panel on the search page under htmx)."""
-    try:
-        slot = service.slot_with_details(slot_id)
-    except NotFound as error:
-        _not_found(error)
+    slot = service.slot_with_details(slot_id)
     form = _booking_form() if current_user.is_authenticated else None
     return render("clinic/slot.html", "clinic/_slot_panel.html", slot=slot, form=form)
 
@@ -200,8 +207,6 @@ def book(slot_id: int):
             apply_errors(form, error)
             if "idempotency_key" in error.errors:
                 form.form_errors.append("This form has expired. Please reload the page and try again.")
-        except NotFound as error:
-            _not_found(error)
         except Conflict as error:
             form.form_errors.append(error.message)
             status = 409
@@ -229,10 +234,7 @@ def book(slot_id: int):
             # Every list on the page refreshes at once, instead of at its next poll.
             response.headers["HX-Trigger"] = "slotBooked"
             return response
-    try:
-        slot = service.slot_with_details(slot_id)
-    except NotFound as error:
-        _not_found(error)
+    slot = service.slot_with_details(slot_id)
     return render("clinic/slot.html", "clinic/_slot_panel.html", status=status, slot=slot, form=form)
 
 
@@ -243,10 +245,7 @@ def availability(slot_id: int):
     One indexed SELECT; it never loads the user or touches the session, and answers 304 when
     nothing changed (the ETag is the slot's version).
     """
-    try:
-        counts = service.availability(slot_id)
-    except NotFound as error:
-        _not_found(error)
+    counts = service.availability(slot_id)
     body = f'<span id="slot-{counts.slot_id}-availability" class="{counts.css}">{counts.left} of {counts.capacity} left</span>'
     # Only integers are interpolated, so the markup needs no escaping.
     response = make_response(body)
@@ -259,10 +258,7 @@ def availability(slot_id: int):
 @login_required
 def appointment(appointment_id: int):
     """The patient's confirmation: token number, details, places remaining and tokens ahead."""
-    try:
-        found = service.own_appointment(appointment_id, current_user.id)
-    except NotFound as error:
-        _not_found(error)
+    found = service.own_appointment(appointment_id, current_user.id)
     return render(
         "clinic/appointment.html",
         "clinic/_booked.html",
@@ -293,8 +289,6 @@ def cancel(appointment_id: int):
         abort(400)
     try:
         cancelled = service.cancel(appointment_id, current_user.id)
-    except NotFound as error:
-        _not_found(error)
     except Conflict as error:
         flash(error.message, "error")
     else:
@@ -305,10 +299,7 @@ def cancel(appointment_id: int):
 @bp.get("/slots/<int:slot_id>/now-serving")
 def now_serving(slot_id: int):
     """The waiting-room screen: the token being seen and the next one, large and live. No names."""
-    try:
-        slot = service.slot_with_details(slot_id)
-    except NotFound as error:
-        _not_found(error)
+    slot = service.slot_with_details(slot_id)
     return render("clinic/now_serving.html", "clinic/_now_serving.html", slot=slot, following=service.next_token(slot))
 
 
@@ -409,10 +400,7 @@ def staff_slots():
 
 
 def _own_slot(slot_id: int) -> Slot:
-    try:
-        return service.staff_slot(slot_id, current_user.hospital_id)
-    except NotFound as error:
-        _not_found(error)
+    return service.staff_slot(slot_id, current_user.hospital_id)
 
 
 def _staff_slot_page(
@@ -484,8 +472,6 @@ def change_capacity(slot_id: int):
     if form.validate_on_submit():
         try:
             service.change_capacity(slot_id, current_user.hospital_id, form.capacity.data)
-        except NotFound as error:
-            _not_found(error)
         except ValidationFailed as error:
             apply_errors(form, error)
         else:
@@ -498,10 +484,7 @@ def change_capacity(slot_id: int):
 def close_slot(slot_id: int):
     """Stop taking bookings for the slot."""
     _checked_action_form()
-    try:
-        service.close_slot(slot_id, current_user.hospital_id)
-    except NotFound as error:
-        _not_found(error)
+    service.close_slot(slot_id, current_user.hospital_id)
     return _after_staff_action(slot_id, _controls_fragment, done="The slot is closed: no more bookings are taken.")
 
 
@@ -510,10 +493,7 @@ def close_slot(slot_id: int):
 def reopen_slot(slot_id: int):
     """Take bookings again."""
     _checked_action_form()
-    try:
-        service.reopen_slot(slot_id, current_user.hospital_id)
-    except NotFound as error:
-        _not_found(error)
+    service.reopen_slot(slot_id, current_user.hospital_id)
     return _after_staff_action(slot_id, _controls_fragment, done="The slot is open for bookings again.")
 
 
@@ -524,8 +504,6 @@ def call_next(slot_id: int):
     _checked_action_form()
     try:
         slot = service.call_next(slot_id, current_user.hospital_id)
-    except NotFound as error:
-        _not_found(error)
     except Conflict as error:
         return _after_staff_action(slot_id, staff_slot_appointments, error)
     return _after_staff_action(slot_id, staff_slot_appointments, done=f"Now serving token {slot.now_serving}.")
@@ -538,8 +516,6 @@ def appointment_status(appointment_id: int):
     _checked_action_form()
     try:
         changed = service.set_appointment_status(appointment_id, current_user.hospital_id, request.form.get("status", ""))
-    except NotFound as error:
-        _not_found(error)
     except (Conflict, ValidationFailed) as error:
         slot_id = service.staff_appointment_slot_id(appointment_id, current_user.hospital_id)
         return _after_staff_action(slot_id, staff_slot_appointments, error)
@@ -558,8 +534,6 @@ def walk_in(slot_id: int):
     if _validated(form, lambda: service.clean_patient(form.patient_name.data, form.contact_number.data)):
         try:
             booking = service.walk_in(slot_id, current_user.hospital_id, form.patient_name.data, form.contact_number.data, form.email.data)
-        except NotFound as error:
-            _not_found(error)
         except ValidationFailed as error:
             apply_errors(form, error)
         except Conflict as error:
@@ -579,10 +553,7 @@ def walk_in(slot_id: int):
 @staff_required
 def walk_in_slip(appointment_id: int):
     """A printable slip for one appointment: the token large, the patient, the doctor and the session."""
-    try:
-        slot_id = service.staff_appointment_slot_id(appointment_id, current_user.hospital_id)
-    except NotFound as error:
-        _not_found(error)
+    slot_id = service.staff_appointment_slot_id(appointment_id, current_user.hospital_id)
     return render("clinic/slip.html", "clinic/slip.html", appointment=service.staff_appointment(appointment_id, current_user.hospital_id), slot=_own_slot(slot_id))
 
 
@@ -591,10 +562,7 @@ def walk_in_slip(appointment_id: int):
 def staff_cancel(appointment_id: int):
     """Cancel one appointment with a reason (the patient is emailed it with a link to book again)."""
     form = ReasonForm()
-    try:
-        slot_id = service.staff_appointment_slot_id(appointment_id, current_user.hospital_id)
-    except NotFound as error:
-        _not_found(error)
+    slot_id = service.staff_appointment_slot_id(appointment_id, current_user.hospital_id)
     if not form.validate_on_submit():
         if "csrf_token" in form.errors:
             abort(400)
@@ -617,8 +585,6 @@ def cancel_session(slot_id: int):
         return _after_staff_action(slot_id, _controls_fragment, ValidationFailed(form.errors, "Please give a reason; the patients are told it."))
     try:
         result = service.cancel_session(slot_id, current_user.hospital_id, form.reason.data)
-    except NotFound as error:
-        _not_found(error)
     except (Conflict, ValidationFailed) as error:
         return _after_staff_action(slot_id, _controls_fragment, error)
     done = f"The session is cancelled: {result.cancelled} appointment(s) cancelled, {result.notified} patient(s) emailed"
@@ -658,8 +624,6 @@ def _move(appointment: Appointment, user_id: int | None, action: str, done_url):
         return _move_page(appointment, action, 422, form)
     try:
         moved = service.move_appointment(appointment.id, form.slot_id.data, user_id)
-    except NotFound as error:
-        _not_found(error)
     except ValidationFailed as error:
         form.form_errors.extend(m for messages in error.errors.values() for m in messages)
         return _move_page(appointment, action, 422, form)
@@ -674,10 +638,7 @@ def _move(appointment: Appointment, user_id: int | None, action: str, done_url):
 @login_required
 def move(appointment_id: int):
     """Move the patient's own appointment to another session (same doctor, or same specialization and hospital)."""
-    try:
-        found = service.own_appointment(appointment_id, current_user.id)
-    except NotFound as error:
-        _not_found(error)
+    found = service.own_appointment(appointment_id, current_user.id)
     action = url_for("clinic.move", appointment_id=appointment_id)
     if request.method == "GET":
         return _move_page(found, action)
@@ -692,11 +653,8 @@ def move_by_link(token: str):
     appointment_id = links.appointment_of_move_token(token)
     if appointment_id is None:
         abort(404, description="This link is not valid any more. Please find another session.")
-    try:
-        found = service.appointment_for_move_link(appointment_id)
-        replacement = service.appointment_for_move_link(found.moved_to_id) if found.moved_to_id else None
-    except NotFound as error:
-        _not_found(error)
+    found = service.appointment_for_move_link(appointment_id)
+    replacement = service.appointment_for_move_link(found.moved_to_id) if found.moved_to_id else None
     action = url_for("clinic.move_by_link", token=token)
     if request.method == "GET":
         if replacement is not None:
@@ -714,8 +672,6 @@ def join_waitlist(slot_id: int):
     if _validated(form, lambda: service.clean_patient(form.patient_name.data, form.contact_number.data)):
         try:
             waiting = service.join_waitlist(slot_id, current_user.id, form.patient_name.data, form.contact_number.data)
-        except NotFound as error:
-            _not_found(error)
         except ValidationFailed as error:
             apply_errors(form, error)
         except Conflict as error:
@@ -724,10 +680,7 @@ def join_waitlist(slot_id: int):
         else:
             flash(f"{form.patient_name.data} is number {waiting.position} on the waiting list. We will email you if a place frees up.", "success")
             return redirect_to(url_for("clinic.my_appointments"))
-    try:
-        slot = service.slot_with_details(slot_id)
-    except NotFound as error:
-        _not_found(error)
+    slot = service.slot_with_details(slot_id)
     return render("clinic/slot.html", "clinic/_slot_panel.html", status=status, slot=slot, form=form)
 
 
@@ -738,8 +691,6 @@ def leave_waitlist(entry_id: int):
     _checked_action_form()
     try:
         service.leave_waitlist(entry_id, current_user.id)
-    except NotFound as error:
-        _not_found(error)
     except Conflict as error:
         flash(error.message, "error")
     else:
@@ -782,10 +733,7 @@ def staff_doctors():
 @staff_required
 def edit_doctor(doctor_id: int):
     """Edit one doctor: a rename shows on every session, search and page at once (they read the directory)."""
-    try:
-        doctor = service.staff_doctor(doctor_id, current_user.hospital_id)
-    except NotFound as error:
-        _not_found(error)
+    doctor = service.staff_doctor(doctor_id, current_user.hospital_id)
     form = DoctorForm(obj=doctor) if request.method == "GET" else DoctorForm()
     status = 200
     if request.method == "POST":
@@ -793,8 +741,6 @@ def edit_doctor(doctor_id: int):
         if form.validate_on_submit():
             try:
                 service.update_doctor(doctor_id, current_user.hospital_id, form.name.data, form.specialization.data, form.bio.data, form.active.data)
-            except NotFound as error:
-                _not_found(error)
             except ValidationFailed as error:
                 apply_errors(form, error)
             else:

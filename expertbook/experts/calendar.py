@@ -1,12 +1,8 @@
-"""Calendar files (.ics, RFC 5545) for bookings, shared by the download link and, later, emails."""
+"""An expert booking as a calendar file (.ics), for its download link and its emails (built by :mod:`expertbook.ics`)."""
 from __future__ import annotations
 
-from icalendar import Calendar, Event, vCalAddress, vText
-from zoneinfo import ZoneInfo
-
 from expertbook.experts.models import Booking
-
-PRODID = "-//ExpertBook//Expert bookings//EN"
+from expertbook.ics import event_ics
 
 
 def booking_ics(booking: Booking) -> bytes:
@@ -19,23 +15,6 @@ def booking_ics(booking: Booking) -> bytes:
     service = booking.service
     expert = booking.expert
     gone = booking.status in ("cancelled", "declined")
-    zone = ZoneInfo(expert.timezone)
-
-    cal = Calendar()
-    cal.add("prodid", PRODID)
-    cal.add("version", "2.0")
-    cal.add("calscale", "GREGORIAN")
-    cal.add("method", "CANCEL" if gone else "REQUEST")
-
-    event = Event()
-    event.add("uid", f"{booking.ics_uid}@expertbook")
-    event.add("sequence", booking.ics_sequence)
-    event.add("dtstamp", booking.updated_at)
-    event.add("created", booking.created_at)
-    event.add("last-modified", booking.updated_at)
-    event.add("dtstart", booking.start_at.astimezone(zone))
-    event.add("dtend", booking.end_at.astimezone(zone))
-    event.add("summary", f"{service.title} with {expert.display_name}")
     description = [f"{service.title} ({service.duration_min} min) with {expert.display_name}.", f"Booked by {booking.customer_name}."]
     if booking.notes:
         description.append(f"Notes: {booking.notes}")
@@ -43,17 +22,21 @@ def booking_ics(booking: Booking) -> bytes:
         description.append("Waiting for the expert to accept.")
     if gone and booking.cancel_reason:
         description.append(f"Reason: {booking.cancel_reason}")
-    event.add("description", "\n".join(description))
-    event.add("location", service.location_detail or service.location_label)
-    event.add("status", "CANCELLED" if gone else ("TENTATIVE" if booking.status == "pending" else "CONFIRMED"))
-    organizer = vCalAddress(f"mailto:{expert.user.email}")
-    organizer.params["cn"] = vText(expert.display_name)
-    event.add("organizer", organizer)
-    attendee = vCalAddress(f"mailto:{booking.customer_email}")
-    attendee.params["cn"] = vText(booking.customer_name)
-    attendee.params["role"] = vText("REQ-PARTICIPANT")
-    attendee.params["partstat"] = vText("ACCEPTED" if booking.status == "confirmed" else ("DECLINED" if gone else "NEEDS-ACTION"))
-    event.add("attendee", attendee)
-    cal.add_component(event)
-    cal.add_missing_timezones()
-    return cal.to_ical()
+    return event_ics(
+        f"{booking.ics_uid}@expertbook",
+        booking.start_at,
+        booking.end_at,
+        f"{service.title} with {expert.display_name}",
+        method="CANCEL" if gone else "REQUEST",
+        sequence=booking.ics_sequence,
+        status="CANCELLED" if gone else ("TENTATIVE" if booking.status == "pending" else "CONFIRMED"),
+        timezone=expert.timezone,
+        description="\n".join(description),
+        location=service.location_detail or service.location_label,
+        organizer=(expert.display_name, expert.user.email),
+        attendees=[(booking.customer_name, booking.customer_email)],
+        partstat="ACCEPTED" if booking.status == "confirmed" else ("DECLINED" if gone else "NEEDS-ACTION"),
+        stamp=booking.updated_at,
+        created=booking.created_at,
+        modified=booking.updated_at,
+    ).encode()

@@ -15,8 +15,9 @@ from zoneinfo import ZoneInfo
 from flask import Blueprint, Response, abort, flash, make_response, redirect, request, url_for
 from flask_login import current_user, login_required
 
+from expertbook.auth.views import register_profile_section, render_profile
 from expertbook.database import utcnow
-from expertbook.errors import Conflict, NotFound, ValidationFailed
+from expertbook.errors import Conflict, ValidationFailed
 from expertbook.experts import service
 from expertbook.experts.calendar import booking_ics
 from expertbook.experts.forms import (
@@ -33,6 +34,14 @@ from expertbook.experts.models import Booking, ExpertProfile, Service
 from expertbook.web import apply_errors, is_htmx, redirect_to, render, wants_fragment
 
 bp = Blueprint("experts", __name__)
+
+
+@bp.record_once
+def _connect(state) -> None:
+    from expertbook.experts import emails
+
+    emails.connect()
+    register_profile_section("experts/_profile_section.html", _profile_section)
 
 POLL_SECONDS = 5
 
@@ -62,11 +71,43 @@ def expert_required(view):
     return wrapped
 
 
-def _or_404(fn, *args, **kwargs):
-    try:
-        return fn(*args, **kwargs)
-    except NotFound:
-        abort(404)
+# ---------------------------------------------------------------------------- becoming an expert (on /profile)
+
+
+def _become_expert_form(formdata=None) -> ExpertProfileForm:
+    """The become-an-expert form: the posted one, or one prefilled from the account when first shown."""
+    if formdata is not None:
+        return ExpertProfileForm()
+    form = ExpertProfileForm(formdata=None)
+    form.display_name.data = current_user.name
+    form.handle.data = service.suggest_handle(current_user.name)
+    return form
+
+
+def _profile_section() -> dict:
+    """The experts' panel of /profile: the expert's links, or the form to become one."""
+    profile = service.profile_of(current_user.id)
+    return {"expert_profile": profile, "expert_form": None if profile else _become_expert_form()}
+
+
+@bp.post("/profile/become-expert")
+@login_required
+def become_expert():
+    """Set up the current user's expert profile (name, headline, bio, handle, time zone) and give them the expert role."""
+    form = _become_expert_form(request.form)
+    if form.validate_on_submit():
+        try:
+            service.create_profile(
+                current_user.id, form.display_name.data, form.headline.data, form.bio.data, form.handle.data, form.timezone.data
+            )
+        except ValidationFailed as error:
+            apply_errors(form, error)
+        except Conflict as error:
+            form.form_errors.append(error.message)
+        else:
+            flash("You are now an expert. Add your services and check your weekly hours to start taking bookings.", "success")
+            return redirect_to(url_for("experts.settings_services"))
+    return render_profile("experts/_become_expert_form.html", status=422, expert_form=form)
 
 
 def _viewer_zone(default: str) -> tuple[str, bool]:
@@ -90,7 +131,7 @@ def marketplace():
 @bp.get("/expert/<handle>")
 def public_profile(handle: str):
     """An expert's public page: who they are, their services and the next 14 available times."""
-    profile = _or_404(service.profile_by_handle, handle)
+    profile = service.profile_by_handle(handle)
     zone, explicit = _viewer_zone(profile.timezone)
     services = service.visible_services(profile.id)
     return render(
@@ -187,7 +228,7 @@ def _booking_context(svc: Service, form: BookingForm | None = None, error: str |
 @bp.route("/expert/<handle>/<slug>", methods=["GET", "POST"])
 def book(handle: str, slug: str):
     """Book a service: pick a date in the month calendar, a time, then fill in the form (login required)."""
-    svc = _or_404(service.bookable_service, handle, slug)
+    svc = service.bookable_service(handle, slug)
     if request.method == "GET":
         return render("experts/book.html", "experts/_booking_panel.html", **_booking_context(svc))
     if not current_user.is_authenticated:
@@ -234,7 +275,7 @@ def _unchanged(stamp: str) -> bool:
 @login_required
 def booking_detail(booking_id: int):
     """One booking, for its customer or its expert: status (live), details, cancel, calendar file."""
-    booking = _or_404(service.booking_for, current_user.id, booking_id)
+    booking = service.booking_for(current_user.id, booking_id)
     if _unchanged(booking_stamp(booking)):
         return Response(status=204)
     return render("experts/booking.html", "experts/_booking_detail.html", **_detail_context(booking))
@@ -255,7 +296,7 @@ def _detail_context(booking: Booking, error: str | None = None) -> dict:
 @login_required
 def booking_calendar_file(booking_id: int):
     """The booking as an .ics file ("Add to calendar")."""
-    booking = _or_404(service.booking_for, current_user.id, booking_id)
+    booking = service.booking_for(current_user.id, booking_id)
     response = make_response(booking_ics(booking))
     response.headers["Content-Type"] = "text/calendar; charset=utf-8"
     response.headers["Content-Disposition"] = f'attachment; filename="expertbook-booking-{booking.id}.ics"'
@@ -276,7 +317,7 @@ def _after_action(booking_id: int, view: str, error: str | None = None, status: 
         return render("experts/dashboard.html", "experts/_dashboard.html", status=status, **_dashboard_context(error))
     if view == "mine":
         return render("experts/my_bookings.html", "experts/_my_bookings.html", status=status, **_mine_context(error))
-    booking = _or_404(service.booking_for, current_user.id, booking_id)
+    booking = service.booking_for(current_user.id, booking_id)
     return render("experts/booking.html", "experts/_booking_detail.html", status=status, **_detail_context(booking, error))
 
 
@@ -289,8 +330,6 @@ def cancel_booking(booking_id: int):
         return _after_action(booking_id, form.view.data, "Please reload the page and try again.", 422)
     try:
         service.cancel(current_user.id, booking_id, form.reason.data or "")
-    except NotFound:
-        abort(404)
     except ValidationFailed as error:
         return _after_action(booking_id, form.view.data, " ".join(m for msgs in error.errors.values() for m in msgs), 422)
     except Conflict as error:
@@ -306,8 +345,6 @@ def _respond(booking_id: int, accept: bool):
         return _after_action(booking_id, form.view.data, "Please reload the page and try again.", 422)
     try:
         service.respond(current_user.id, booking_id, accept)
-    except NotFound:
-        abort(404)
     except Conflict as error:
         return _after_action(booking_id, form.view.data, error.message, 409)
     return _after_action(booking_id, form.view.data)
@@ -433,7 +470,7 @@ def new_service(profile: ExpertProfile):
 @expert_required
 def edit_service(profile: ExpertProfile, service_id: int):
     """Edit a service; existing bookings keep their times."""
-    svc = _or_404(service.own_service, current_user.id, service_id)
+    svc = service.own_service(current_user.id, service_id)
     form = ServiceForm(obj=svc)
     if request.method == "GET":
         form.price.data = svc.price_cents / 100
@@ -455,7 +492,7 @@ def toggle_service(profile: ExpertProfile, service_id: int):
     """Hide a service from customers, or show it again."""
     form = ActionForm()
     if form.validate_on_submit():
-        svc = _or_404(service.own_service, current_user.id, service_id)
+        svc = service.own_service(current_user.id, service_id)
         service.set_service_hidden(current_user.id, service_id, not svc.hidden)
     return render("experts/settings_services.html", "experts/_service_list.html", profile=profile, services=service.own_services(current_user.id), action_form=ActionForm(formdata=None))
 
@@ -466,7 +503,7 @@ def delete_service(profile: ExpertProfile, service_id: int):
     """Delete a service; its bookings are kept."""
     form = ActionForm()
     if form.validate_on_submit():
-        _or_404(service.delete_service, current_user.id, service_id)
+        service.delete_service(current_user.id, service_id)
     return render("experts/settings_services.html", "experts/_service_list.html", profile=profile, services=service.own_services(current_user.id), action_form=ActionForm(formdata=None))
 
 

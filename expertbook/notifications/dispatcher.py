@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 
 from flask import Flask
 
@@ -24,10 +25,15 @@ log = logging.getLogger(__name__)
 
 
 class Dispatcher:
-    """One per application and process: collects committed row ids and enqueues them in batches."""
+    """One per application and process: collects committed row ids and enqueues them in batches.
 
-    def __init__(self, app: Flask):
+    ``enqueue(ids)`` does the enqueueing (:func:`expertbook.notifications.service.enqueue_new`, which
+    also creates the one dispatcher per app: :func:`expertbook.notifications.service.dispatcher`).
+    """
+
+    def __init__(self, app: Flask, enqueue: Callable[[list[int]], object]):
         self.app = app
+        self.enqueue = enqueue
         self.linger = float(app.config["MAIL_DISPATCH_LINGER_SECONDS"])
         self._changed = threading.Condition()
         self._waiting: list[int] = []
@@ -81,11 +87,9 @@ class Dispatcher:
     def _enqueue(self, batch: list[int]) -> None:
         if not batch:
             return
-        from expertbook.notifications import service
-
         try:
             with self.app.app_context():
-                service.enqueue_new(batch)
+                self.enqueue(batch)
         except Exception as exc:  # Redis down or unreachable: the rows are committed and pending
             log.warning("could not enqueue emails %s (%s); each stays pending for the relay", batch, exc)
         finally:
@@ -104,11 +108,3 @@ class Dispatcher:
         self._enqueue(self._take())
         with self._changed:
             return self._changed.wait_for(lambda: not self._waiting and not self._in_flight, timeout)
-
-
-def dispatcher(app: Flask) -> Dispatcher:
-    """The application's dispatcher in this process, created on first use."""
-    found = app.extensions.get("notifications_dispatcher")
-    if found is None:
-        found = app.extensions.setdefault("notifications_dispatcher", Dispatcher(app))
-    return found

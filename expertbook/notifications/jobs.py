@@ -5,8 +5,10 @@ import logging
 import os
 import threading
 
-from flask import Flask, has_app_context
+from flask import Flask
 from rq import SimpleWorker
+
+from expertbook.jobs import app_context
 
 log = logging.getLogger(__name__)
 
@@ -15,12 +17,7 @@ def send_email(outbox_id: int) -> str:
     """RQ job: send one outbox row (idempotent; see :func:`expertbook.notifications.service.send`)."""
     from expertbook.notifications import service
 
-    if has_app_context():
-        return service.send(outbox_id)
-    # Run by a plain ``rq worker`` rather than ours: build the app from the environment.
-    from expertbook import create_app
-
-    with create_app().app_context():
+    with app_context():
         return service.send(outbox_id)
 
 
@@ -47,11 +44,7 @@ def send_emails(outbox_ids: list[int]) -> dict[str, int]:
             outcomes[outcome] = outcomes.get(outcome, 0) + 1
         return outcomes
 
-    if has_app_context():
-        return run()
-    from expertbook import create_app
-
-    with create_app().app_context():
+    with app_context():
         return run()
 
 

@@ -38,6 +38,7 @@ from expertbook.database import after_commit, transaction, utcnow
 from expertbook.errors import NotFound, ValidationFailed
 from expertbook.extensions import db
 from expertbook.notifications import mailer
+from expertbook.notifications.dispatcher import Dispatcher
 from expertbook.notifications.models import FAILED, PENDING, SENDING, SENT, STATUSES, OutboxEmail
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,8 @@ def queue_email(
     """Write one email to the outbox and dispatch it once the surrounding transaction commits.
 
     Call it inside the caller's ``transaction()`` (it joins it; alone it opens its own).
-    ``template`` names ``templates/email/<template>.txt`` and ``.html``; ``context`` must be
+    ``template`` names ``templates/email/<template>.txt`` and ``.html`` (an area's own are
+    ``"<area>/<name>"``, e.g. ``"clinic/token_confirmed"``); ``context`` must be
     JSON-serialisable (format dates and build absolute links before calling). ``ics`` is the text of
     a calendar; its METHOD (REQUEST, CANCEL, ...) becomes the attachment's MIME parameter.
     With ``dedupe_key`` the email is queued at most once, ever: a second call with the same key
@@ -495,8 +497,6 @@ def dispatch(outbox_id: int, attempts: int = 0, *, fresh: bool = False) -> None:
     if uses_queue():
         try:
             if fresh:
-                from expertbook.notifications.dispatcher import dispatcher
-
                 dispatcher(current_app._get_current_object()).add(outbox_id)
             else:
                 enqueue(outbox_id, attempts)
@@ -509,10 +509,16 @@ def dispatch(outbox_id: int, attempts: int = 0, *, fresh: bool = False) -> None:
         log.exception("in-process delivery of email %s failed; it stays in the outbox", outbox_id)
 
 
+def dispatcher(app) -> Dispatcher:
+    """The application's dispatcher in this process, created on first use."""
+    found = app.extensions.get("notifications_dispatcher")
+    if found is None:
+        found = app.extensions.setdefault("notifications_dispatcher", Dispatcher(app, enqueue_new))
+    return found
+
+
 def flush_dispatch(timeout: float = 10.0) -> bool:
     """Enqueue the rows this process's dispatcher still holds and wait for it; True if it finished in time."""
-    from expertbook.notifications.dispatcher import dispatcher
-
     return dispatcher(current_app._get_current_object()).flush(timeout)
 
 
@@ -743,17 +749,6 @@ def outbox_counts() -> dict[str, int]:
 
     counts = dict(db.session.execute(select(OutboxEmail.status, func.count()).group_by(OutboxEmail.status)).all())
     return {status: counts.get(status, 0) for status in STATUSES}
-
-
-def make_admin(email: str) -> None:
-    """Make an existing account a site administrator."""
-    from expertbook.auth.models import User
-
-    with transaction() as session:
-        user = session.scalar(select(User).where(User.email == (email or "").strip().lower()))
-        if user is None:
-            raise NotFound(f"No account has the email {email!r}.")
-        user.is_admin = True
 
 
 # ---------------------------------------------------------------------------- reminders

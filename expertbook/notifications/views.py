@@ -7,24 +7,14 @@ import click
 from flask import Blueprint, abort, current_app, flash, request, url_for
 from flask_login import current_user, login_required
 
-from expertbook.errors import NotFound
 from expertbook.notifications import service
-from expertbook.auth.forms import EmptyForm
 from expertbook.notifications.models import STATUSES
-from expertbook.web import redirect_to, render
+from expertbook.web import EmptyForm, redirect_to, render
 
 # cli_group=None: the commands are ``flask worker``, ``flask relay``... not ``flask notifications worker``.
 bp = Blueprint("notifications", __name__, url_prefix="/notifications", cli_group=None)
 
 FILTERS = ("unsent", *STATUSES, "all")
-
-
-@bp.record_once
-def _subscribe(state) -> None:
-    from expertbook.notifications import clinic, subscribers
-
-    subscribers.connect()
-    clinic.connect()
 
 
 def admin_required(view):
@@ -64,10 +54,7 @@ def retry(outbox_id: int):
     form = EmptyForm()  # only its CSRF token
     if not form.validate_on_submit():
         abort(400)
-    try:
-        row = service.retry_failed(outbox_id)
-    except NotFound:
-        abort(404)
+    row = service.retry_failed(outbox_id)
     # A named email that failed before it was composed has no recipient yet.
     recipient = f" to {row.to_email}" if row.to_email else f" ({row.kind})"
     flash(f"Email {row.id}{recipient} is queued again.", "success")
@@ -123,14 +110,3 @@ def reminders_command() -> None:
     """Queue the reminders that are due (each booking's reminder is sent once)."""
     count = service.send_due_reminders()
     click.echo(f"{count} reminder(s) queued.")
-
-
-@bp.cli.command("make-admin")
-@click.argument("email")
-def make_admin_command(email: str) -> None:
-    """Make the account with EMAIL a site administrator (it sees /notifications)."""
-    try:
-        service.make_admin(email)
-    except NotFound as exc:
-        raise click.ClickException(exc.message) from exc
-    click.echo(f"{email} is now a site administrator.")

@@ -19,16 +19,17 @@ from expertbook.web import external_url, is_htmx, redirect_to, render
 
 log = logging.getLogger(__name__)
 
-# cli_group=None: the commands are ``flask rotate-token-keys`` and ``flask zoom-standin``.
+# cli_group=None: the command is ``flask rotate-token-keys``, not ``flask video rotate-token-keys``.
 bp = Blueprint("video", __name__, url_prefix="/video", cli_group=None)
 
 
 @bp.record_once
 def _setup(state) -> None:
-    from expertbook.video import subscribers
+    from expertbook.video import emails, subscribers
 
     oauth.init_app(state.app)
     subscribers.connect()
+    emails.connect()
 
 
 def expert_required(view):
@@ -234,21 +235,3 @@ def rotate_token_keys() -> None:
     """Re-encrypt stored Zoom credentials with the first key of TOKEN_ENCRYPTION_KEYS."""
     count = service.rotate_keys()
     click.echo(f"Re-encrypted {count} Zoom connection(s) with the first key. Old keys can now be removed.")
-
-
-@bp.cli.command("zoom-standin")
-@click.option("--port", default=5001, show_default=True, help="port on 127.0.0.1")
-@click.option("--email", default="expert.zoom@example.com", show_default=True, help="the Zoom user's email")
-@click.option("--access-ttl", default=3599, show_default=True, help="seconds an access token lives")
-def zoom_standin(port: int, email: str, access_ttl: int) -> None:
-    """Serve the Zoom stand-in on 127.0.0.1 for local trials (never for production)."""
-    from werkzeug.serving import run_simple
-
-    from expertbook.video.standin import ZoomStandIn, standin_config
-
-    standin = ZoomStandIn(user_email=email, access_ttl=access_ttl)
-    url = f"http://127.0.0.1:{port}"
-    click.echo("Start the app with these settings to use this stand-in instead of Zoom:")
-    for key, value in standin_config(url, standin).items():
-        click.echo(f"  export {key}={value}")
-    run_simple("127.0.0.1", port, standin, threaded=True)

@@ -280,9 +280,7 @@ def test_badges(app):
 def test_slot_times_are_the_hospitals_wall_clock(app):
     from datetime import date
 
-    from expertbook.auth import service as accounts
-
     assert service.to_utc(date(2026, 1, 5), time(9), "Asia/Kolkata").isoformat() == "2026-01-05T03:30:00+00:00"
     assert service.to_utc(date(2026, 7, 6), time(9), "Europe/London").isoformat() == "2026-07-06T08:00:00+00:00"
-    admin = accounts.register_hospital("Lotus", "Pune", "Meera", "meera@lotus.example", "a long password 1")
+    admin = service.register_hospital("Lotus", "Pune", "Meera", "meera@lotus.example", "a long password 1")
     assert admin.hospital.timezone == app.config["CLINIC_TIMEZONE"] == "Asia/Kolkata"

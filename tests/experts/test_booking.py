@@ -391,13 +391,13 @@ def test_a_booking_that_is_over_cannot_be_cancelled(expert):
 
 def test_an_email_problem_never_costs_an_expert_booking(app, monkeypatch):
     """The expert emails go through the same guard as the clinic's: a failing email is logged, the booking stays."""
-    from expertbook.notifications import subscribers
+    from expertbook.experts import emails
     from expertbook.notifications.models import OutboxEmail
 
     def broken(*args, **kwargs):
         raise RuntimeError("template engine on fire")
 
-    monkeypatch.setattr(subscribers, "queue_email", broken)
+    monkeypatch.setattr(emails, "queue_email", broken)
     profile = make_expert()
     svc = make_service(profile, "Office visit", location_kind="in_person", location_detail="1 High Street")
     customer = make_user()

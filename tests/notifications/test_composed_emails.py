@@ -55,7 +55,7 @@ def test_a_booking_writes_only_a_named_row_and_sending_composes_it(app, smtp, ba
     [message] = smtp.wait_for(1)
     row = _row()
     # The parts are stored with the row, as if it had been written whole.
-    assert row.to_email == "priya@example.com" and row.template == "clinic_token_confirmed"
+    assert row.to_email == "priya@example.com" and row.template == "clinic/token_confirmed"
     assert row.subject == message["Subject"] and "Your token 101" in row.subject
     assert row.ics_method == "REQUEST" and "BEGIN:VEVENT" in row.ics_text
     assert message["Message-ID"] == row.message_id

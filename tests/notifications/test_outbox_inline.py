@@ -14,7 +14,7 @@ from expertbook.database import transaction, utcnow
 from expertbook.errors import ValidationFailed
 from expertbook.extensions import db
 from expertbook.notifications import service
-from expertbook.notifications.ics import event_ics
+from expertbook.ics import event_ics
 from expertbook.notifications.models import OutboxEmail
 from tests.factories import queue_notice
 from tests.notifications.conftest import mail_config

@@ -85,7 +85,7 @@ def test_the_row_is_enqueued_after_commit_and_sent_by_the_worker(app, smtp, redi
 
 def hold_dispatch(app) -> None:
     """Keep the dispatcher's thread from enqueueing until flush_dispatch(): the rows form one batch, however slow the test."""
-    from expertbook.notifications.dispatcher import dispatcher
+    from expertbook.notifications.service import dispatcher
 
     dispatcher(app).linger = 60
 

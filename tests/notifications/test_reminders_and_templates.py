@@ -12,7 +12,7 @@ from expertbook.extensions import db
 from expertbook.notifications import service
 from expertbook.notifications.mailer import Email, build_message
 from expertbook.notifications.models import OutboxEmail
-from expertbook.notifications.ics import event_ics
+from expertbook.ics import event_ics
 from tests.notifications.conftest import mail_config
 
 
@@ -120,24 +120,24 @@ LINK = "http://testserver.example/link?a=1&b=2"
 EVIL = "<img src=x onerror=alert(1)>"
 TEMPLATES = {
     "notice": {"heading": "Hi", "message": EVIL, "action_url": LINK},
-    "zoom_reauth": {"expert_name": "Sivakumar Ganeshm", "customer_name": EVIL, "service_title": "Technology Consulting Session",
+    "video/zoom_reauth": {"expert_name": "Sivakumar Ganeshm", "customer_name": EVIL, "service_title": "Technology Consulting Session",
                     "attempted_when": "Sat 31 Jan 2026, 10:00-11:00 IST", "reason": "has expired", "reauthorize_url": LINK,
                     "settings_url": "http://testserver.example/settings"},
-    "clinic_token_confirmed": {"patient_name": EVIL, "token_number": 7, "doctor_name": "Rao", "specialization": "Cardiology",
+    "clinic/token_confirmed": {"patient_name": EVIL, "token_number": 7, "doctor_name": "Rao", "specialization": "Cardiology",
                                "hospital_name": "City General", "location": "Chennai", "session_date": "Mon 2 Feb 2026",
                                "session_time": "09:00-12:00", "booking_url": LINK, "cancel_url": LINK},
-    "expert_booking_customer": {"customer_name": "Sinduja Vel", "expert_name": EVIL, "service_title": "Consulting",
+    "experts/booking_customer": {"customer_name": "Sinduja Vel", "expert_name": EVIL, "service_title": "Consulting",
                                 "when": "Sat 31 Jan 2026, 10:00-11:00", "duration_minutes": 60, "join_url": "https://zoom.example/j/123",
                                 "meeting_id": "123 456 789", "booking_url": LINK},
-    "expert_booking_expert": {"expert_name": "Sivakumar", "customer_name": EVIL, "customer_email": "sinduja@example.com",
+    "experts/booking_expert": {"expert_name": "Sivakumar", "customer_name": EVIL, "customer_email": "sinduja@example.com",
                               "service_title": "Consulting", "when": "Sat 31 Jan 2026, 10:00-11:00", "duration_minutes": 60,
                               "start_meeting_url": "http://testserver.example/expert/bookings/5/start", "booking_url": LINK},
-    "request_pending": {"expert_name": "Sivakumar", "customer_name": "Sinduja", "customer_email": "s@example.com",
+    "experts/request_pending": {"expert_name": "Sivakumar", "customer_name": "Sinduja", "customer_email": "s@example.com",
                         "service_title": "Consulting", "when": "Sat 31 Jan", "duration_minutes": 60, "note": EVIL,
                         "accept_url": LINK + "&accept", "decline_url": LINK + "&decline", "respond_by": "Fri 30 Jan"},
-    "request_accepted": {"customer_name": "Sinduja", "expert_name": EVIL, "service_title": "Consulting", "when": "Sat 31 Jan",
+    "experts/request_accepted": {"customer_name": "Sinduja", "expert_name": EVIL, "service_title": "Consulting", "when": "Sat 31 Jan",
                          "duration_minutes": 60, "join_url": "https://zoom.example/j/123", "booking_url": LINK},
-    "request_declined": {"customer_name": "Sinduja", "expert_name": "Siva", "service_title": "Consulting", "when": "Sat 31 Jan",
+    "experts/request_declined": {"customer_name": "Sinduja", "expert_name": "Siva", "service_title": "Consulting", "when": "Sat 31 Jan",
                          "reason": EVIL, "browse_url": LINK},
     "booking_cancelled": {"what": EVIL, "when": "Sat 31 Jan", "cancelled_by": "the customer", "reason": "ill", "rebook_url": LINK},
     "reminder": {"what": EVIL, "when": "Sat 31 Jan", "where": "Room 4", "token_number": 7, "join_url": "https://zoom.example/j/1",
@@ -160,8 +160,8 @@ def test_every_template_renders_both_parts_and_escapes_user_content(app, templat
 
 
 def test_the_reauthorization_email_has_what_seed_001_asks_for(app):
-    message = build_message(Email(to_email="siva@example.com", to_name="Sivakumar", subject="s", template="zoom_reauth",
-                                  context={**TEMPLATES["zoom_reauth"], "customer_name": "Sinduja Vel"},
+    message = build_message(Email(to_email="siva@example.com", to_name="Sivakumar", subject="s", template="video/zoom_reauth",
+                                  context={**TEMPLATES["video/zoom_reauth"], "customer_name": "Sinduja Vel"},
                                   message_id="<t@testserver.example>"))
     text = message.get_body(("plain",)).get_content()
     assert "Sinduja Vel tried to book" in text and "Technology Consulting Session" in text  # what happened, who, which service
@@ -173,8 +173,8 @@ def test_the_reauthorization_email_has_what_seed_001_asks_for(app):
 
 
 def test_the_expert_gets_our_start_link_never_a_zoom_start_url(app):
-    message = build_message(Email(to_email="siva@example.com", to_name="Siva", subject="s", template="expert_booking_expert",
-                                  context=TEMPLATES["expert_booking_expert"], message_id="<t@testserver.example>"))
+    message = build_message(Email(to_email="siva@example.com", to_name="Siva", subject="s", template="experts/booking_expert",
+                                  context=TEMPLATES["experts/booking_expert"], message_id="<t@testserver.example>"))
     html = message.get_body(("html",)).get_content()
     assert 'href="http://testserver.example/expert/bookings/5/start"' in html and "Start meeting" in html
     assert "zoom" not in html.lower()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 from cryptography.fernet import Fernet
 
-from expertbook.video.standin import StandInServer
+from expertbook.devtools.zoom_standin import StandInServer
 
 WEBHOOK_SECRET = "webhook-secret-for-tests"
 

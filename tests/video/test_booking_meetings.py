@@ -16,7 +16,7 @@ from expertbook.extensions import db
 from expertbook.notifications.models import OutboxEmail
 from expertbook.video import meetings
 from expertbook.video.models import Meeting
-from expertbook.video.standin import MEETING_CREATE, MEETING_DELETE, MEETING_GET, MEETING_PATCH, TOKEN_REFRESH
+from expertbook.devtools.zoom_standin import MEETING_CREATE, MEETING_DELETE, MEETING_GET, MEETING_PATCH, TOKEN_REFRESH
 from tests.experts.helpers import book_kwargs, next_weekday_at
 from tests.factories import connect_zoom, login, make_service, make_user
 from tests.notifications.conftest import mail_config, smtp  # noqa: F401 - the SMTP server fixture
@@ -408,7 +408,7 @@ def test_a_refused_refresh_sends_one_email_tells_the_customer_and_resumes_after_
     assert reauth["To"].endswith(f"<{profile.user.email}>")
     assert reauth["Subject"] == "Action required: re-authorize your Zoom account - Technology Consulting Session"
     assert f"{BASE}/video/zoom/connect" in text_of(reauth) and "Customer 0" in text_of(reauth)
-    assert db.session.scalar(select(func.count()).select_from(OutboxEmail).where(OutboxEmail.template == "zoom_reauth")) == 1
+    assert db.session.scalar(select(func.count()).select_from(OutboxEmail).where(OutboxEmail.template == "video/zoom_reauth")) == 1
     assert meetings.relay(now=utcnow() + timedelta(days=1)) == 0  # nothing retries against a refused grant
 
     customer_client = make_client()
@@ -465,7 +465,7 @@ def test_a_second_incident_after_reauthorizing_sends_a_second_email(client, prof
     zoom.standin.revoke_all()
     book(svc, hour=12)
     db.session.rollback()
-    keys = db.session.scalars(select(OutboxEmail.dedupe_key).where(OutboxEmail.template == "zoom_reauth")).all()
+    keys = db.session.scalars(select(OutboxEmail.dedupe_key).where(OutboxEmail.template == "video/zoom_reauth")).all()
     assert len(keys) == 2 and len(set(keys)) == 2
 
 

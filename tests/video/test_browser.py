@@ -1,7 +1,7 @@
 """An expert connects Zoom (through the stand-in), tests the connection and disconnects, in a real browser."""
 import pytest
 
-from expertbook.video.standin import REVOKE, TOKEN_CODE, USERS_ME
+from expertbook.devtools.zoom_standin import REVOKE, TOKEN_CODE, USERS_ME
 from tests.factories import PASSWORD, make_expert_user
 
 pytestmark = pytest.mark.browser
@@ -52,7 +52,7 @@ def test_both_buttons_lead_to_the_same_zoom_meeting_each_in_its_role(app, live_s
     "Join meeting" and the expert's "Start meeting (host)" open the same meeting id at the stand-in."""
     import re
 
-    from expertbook.video.standin import MEETING_CREATE, MEETING_GET
+    from expertbook.devtools.zoom_standin import MEETING_CREATE, MEETING_GET
     from tests.factories import make_expert, make_service, make_user
 
     app.config["BASE_URL"] = live_server

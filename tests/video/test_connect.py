@@ -9,7 +9,7 @@ from sqlalchemy import select
 from expertbook.extensions import db
 from expertbook.video import service
 from expertbook.video.models import RECONNECT_NEEDED, ZoomConnection
-from expertbook.video.standin import REVOKE, TOKEN_CODE, USERS_ME
+from expertbook.devtools.zoom_standin import REVOKE, TOKEN_CODE, USERS_ME
 from tests.factories import connect_zoom, login, make_expert_user, make_user
 
 

@@ -17,7 +17,7 @@ from expertbook.notifications import service as notifications
 from expertbook.notifications.jobs import AppWorker
 from expertbook.video import meetings
 from expertbook.video.models import Meeting
-from expertbook.video.standin import MEETING_CREATE
+from expertbook.devtools.zoom_standin import MEETING_CREATE
 from tests.conftest import redis_database
 from tests.experts.helpers import book_kwargs, next_weekday_at
 from tests.factories import make_service, make_user

@@ -11,7 +11,7 @@ from expertbook.extensions import db
 from expertbook.video import service
 from expertbook.video.errors import MeetingNotFound, ReauthRequired, TransientMeetingError
 from expertbook.video.models import RECONNECT_NEEDED, ZoomConnection
-from expertbook.video.standin import MEETING_CREATE, MEETING_DELETE, MEETING_GET, MEETING_PATCH, TOKEN_REFRESH
+from expertbook.devtools.zoom_standin import MEETING_CREATE, MEETING_DELETE, MEETING_GET, MEETING_PATCH, TOKEN_REFRESH
 from tests.factories import make_expert_user
 from tests.video.conftest import expire_stored_token
 

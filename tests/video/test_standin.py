@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import requests
 
-from expertbook.video.standin import AUTHORIZE, MEETING_DELETE, TOKEN_CODE
+from expertbook.devtools.zoom_standin import AUTHORIZE, MEETING_DELETE, TOKEN_CODE
 
 CALLBACK = "http://127.0.0.1:9/callback"
 

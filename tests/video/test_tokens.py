@@ -18,7 +18,7 @@ from expertbook.extensions import db
 from expertbook.video import crypto, service
 from expertbook.video.errors import ReauthRequired, TransientMeetingError
 from expertbook.video.models import CONNECTED, RECONNECT_NEEDED, ZoomConnection
-from expertbook.video.standin import MEETING_GET, TOKEN_REFRESH
+from expertbook.devtools.zoom_standin import MEETING_GET, TOKEN_REFRESH
 from tests.video.conftest import expire_stored_token
 
 ROOT = Path(__file__).resolve().parents[2]

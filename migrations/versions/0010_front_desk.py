@@ -5,8 +5,8 @@ ended them and why, and the move that replaced them; sessions record their cance
 a short bio and an active flag; full sessions get a waiting list. The new appointment columns have
 server defaults only, so the booking's INSERT is unchanged.
 
-Revision ID: 0009_front_desk
-Revises: 0008_appointments_slot_index
+Revision ID: 0010_front_desk
+Revises: 0009_email_templates_by_area
 Create Date: 2026-11-30 14:03:44.105552
 
 """
@@ -16,8 +16,8 @@ import expertbook.database
 
 
 # revision identifiers, used by Alembic.
-revision = '0009_front_desk'
-down_revision = '0008_appointments_slot_index'
+revision = '0010_front_desk'
+down_revision = '0009_email_templates_by_area'
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,97 @@
+"""The files in deploy/ agree with the app and with each other (tests/test_fleet.py runs them for real)."""
+from __future__ import annotations
+
+import re
+import runpy
+import shutil
+import subprocess
+
+import pytest
+
+from expertbook import create_app
+from tests.conftest import ROOT, _test_config
+
+DEPLOY = ROOT / "deploy"
+NGINX_FILES = sorted((DEPLOY / "nginx").rglob("*.conf"))
+
+
+def _nginx_text() -> str:
+    return "\n".join(path.read_text() for path in NGINX_FILES)
+
+
+def _directives(name: str) -> list[str]:
+    """The arguments of every ``name ...;`` directive in deploy/nginx (comments left out)."""
+    found = []
+    for path in NGINX_FILES:
+        for line in path.read_text().splitlines():
+            line = line.split("#", 1)[0].strip()
+            if line.startswith(name + " "):
+                found.append(line[len(name):].strip().rstrip(";").strip())
+    return found
+
+
+def test_nginx_pages_carry_the_same_security_headers_as_the_app(tmp_path):
+    app = create_app(_test_config(f"sqlite:///{tmp_path / 'db.sqlite3'}", PRODUCTION=True))
+    response = app.test_client().get("/no-such-page")
+    names = ("Content-Security-Policy", "X-Content-Type-Options", "X-Frame-Options", "Referrer-Policy",
+             "Permissions-Policy", "Cross-Origin-Opener-Policy", "Strict-Transport-Security")
+    expected = {name: response.headers[name] for name in names}
+    snippet = (DEPLOY / "nginx" / "snippets" / "expertbook-security-headers.conf").read_text()
+    written = dict(re.findall(r'^add_header ([\w-]+) "([^"]*)" always;$', snippet, re.M))
+    assert written == expected
+
+
+def test_nginx_retries_only_idempotent_requests():
+    retries = _directives("proxy_next_upstream")
+    assert retries == ["error timeout"]
+    assert "non_idempotent" not in re.sub(r"#.*", "", _nginx_text())
+
+
+def test_nginx_includes_and_error_pages_exist():
+    for snippet in re.findall(r"include snippets/([\w.-]+);", _nginx_text()):
+        assert (DEPLOY / "nginx" / "snippets" / snippet).is_file(), snippet
+    for error_page in _directives("error_page"):
+        page = error_page.split()[-1]
+        assert (ROOT / page.lstrip("/")).is_file(), page  # served from `root`, the checkout
+
+
+def test_gunicorn_refuses_nothing_nginx_lets_through():
+    settings = runpy.run_path(str(DEPLOY / "gunicorn.conf.py"))
+    count, size = _directives("large_client_header_buffers")[0].split()
+    buffer = int(size.rstrip("k")) * 1024
+    assert settings["limit_request_line"] >= buffer - 2  # a line and its CRLF fit in one buffer
+    assert settings["limit_request_field_size"] >= buffer + 2  # gunicorn counts the CRLF
+    assert settings["limit_request_fields"] >= 1000 + 10  # nginx takes up to 1000 and adds its own
+    assert int(count) * buffer <= 64 * 1024
+    assert settings["graceful_timeout"] < _unit_value("expertbook-web.service", "TimeoutStopSec")
+
+
+def _unit_value(unit: str, key: str) -> int:
+    text = (DEPLOY / "systemd" / unit).read_text()
+    return int(re.search(rf"^{key}=(\d+)", text, re.M).group(1))
+
+
+def test_the_units_run_what_the_guide_says():
+    web = (DEPLOY / "systemd" / "expertbook-web.service").read_text()
+    worker = (DEPLOY / "systemd" / "expertbook-worker@.service").read_text()
+    assert "ExecStart=/srv/expertbook/.venv/bin/gunicorn -c deploy/gunicorn.conf.py wsgi:app" in web
+    assert "ExecStart=/srv/expertbook/.venv/bin/flask --app wsgi worker" in worker
+    assert "Restart=always" in worker and "FLASK_SKIP_DOTENV=1" in worker
+    for text in (web, worker):
+        assert "EnvironmentFile=/etc/expertbook/expertbook.env" in text and "WorkingDirectory=/srv/expertbook" in text
+
+
+def test_systemd_accepts_the_units(tmp_path):
+    analyze = shutil.which("systemd-analyze")
+    if not analyze:
+        pytest.skip("systemd-analyze is not installed")
+    (tmp_path / "expertbook.env").write_text("")
+    units = []
+    for unit in sorted((DEPLOY / "systemd").glob("*.service")):
+        text = unit.read_text().replace("/srv/expertbook", str(ROOT)).replace("/etc/expertbook/expertbook.env", str(tmp_path / "expertbook.env"))
+        name = unit.name.replace("@.service", "@1.service")  # an instance of the template
+        (tmp_path / name).write_text(text)
+        units.append(str(tmp_path / name))
+    result = subprocess.run([analyze, "verify", *units], capture_output=True, text=True, timeout=60)
+    problems = [line for line in (result.stdout + result.stderr).splitlines() if str(tmp_path) in line]
+    assert result.returncode == 0 and problems == [], result.stdout + result.stderr

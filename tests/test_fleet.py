@@ -1,0 +1,545 @@
+"""The deployment of docs/operations.md, for real: nginx in front of two web nodes and two workers.
+
+One PostgreSQL database and one Redis server of this test's own, an SMTP server that keeps every
+message, two ``gunicorn -c deploy/gunicorn.conf.py wsgi:app`` instances on different ports, two
+``flask --app wsgi worker`` processes, and Debian's nginx running the site in ``deploy/nginx/`` as it
+is (only its addresses, paths and certificate are replaced) over TLS. Everything below goes through
+nginx, as a client's requests would.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import ipaddress
+import re
+import shutil
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+
+from expertbook import create_app
+from expertbook.api import service as tokens
+from expertbook.clinic.models import Appointment
+from expertbook.extensions import db
+from expertbook.notifications.models import OutboxEmail
+from tests.conftest import (
+    GUNICORN_SECRET_KEY,
+    NGINX,
+    ROOT,
+    Process,
+    stop_all,
+    _test_config,
+    answers_http,
+    app_environment,
+    free_port,
+    missing,
+    require_postgres,
+    start_gunicorn,
+    throwaway_postgres,
+    wait_until,
+)
+from tests.factories import PASSWORD, make_hospital, make_slot, make_staff, make_users
+from tests.notifications.conftest import ScriptedSMTPHandler
+
+pytestmark = pytest.mark.fleet
+
+SITE = ROOT / "deploy" / "nginx" / "expertbook.conf"
+SNIPPETS = ROOT / "deploy" / "nginx" / "snippets"
+GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
+# Every wait is bounded; on this (shared, 2-core) machine they take a fraction of these.
+EMAILS_WITHIN = 90
+
+
+@dataclass
+class Fleet:
+    url: str  # https://localhost:<port>, nginx (by name: the site refuses other names, and TLS without SNI)
+    http_url: str  # nginx's plain-HTTP server (redirects)
+    cert: str
+    redis_url: str
+    smtp: ScriptedSMTPHandler
+    nginx: Process
+    access_log: Path
+    webs: list[tuple[Process, str]] = field(default_factory=list)
+    workers: list[Process] = field(default_factory=list)
+
+    def session(self) -> requests.Session:
+        session = requests.Session()
+        session.verify = self.cert
+        session.trust_env = False  # neither a proxy nor a CA bundle from the environment: loopback, this certificate
+        return session
+
+    def check_alive(self) -> None:
+        """Fail if a process of the fleet died that the test did not kill."""
+        for process in [self.nginx, *self.workers, *(web for web, _ in self.webs)]:
+            process.check_alive()
+
+
+# ---------------------------------------------------------------------------- building the fleet
+
+
+def _self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "fullchain.pem", directory / "privkey.pem"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def _replace(text: str, pattern: str, replacement: str, count: int) -> str:
+    """``re.subn`` that insists on finding exactly ``count`` matches, so a changed site file fails loudly here."""
+    result, found = re.subn(pattern, replacement, text)
+    assert found == count, f"expected {count} match(es) of {pattern!r} in {SITE}, found {found}"
+    return result
+
+
+def site_config(upstreams: list[str], http_port: int, https_port: int, cert: Path, key: Path) -> str:
+    """deploy/nginx/expertbook.conf with this machine's addresses, checkout and certificate put in."""
+    site = SITE.read_text()
+    server_params = re.search(r"upstream expertbook \{.*?^\s*server \S+ ([^;]*);", site, re.S | re.M).group(1)
+    servers = "".join(f"    server {address} {server_params};\n" for address in upstreams)
+    site = _replace(site, r"(?ms)^upstream expertbook \{.*?^\}", "upstream expertbook {\n" + servers + "}", 1)
+    site = _replace(site, r"(?m)^\s*listen \[::\]:\d+[^;]*;\n", "", 4)
+    site = _replace(site, r"listen 80\b", f"listen 127.0.0.1:{http_port}", 2)
+    site = _replace(site, r"listen 443\b", f"listen 127.0.0.1:{https_port}", 2)
+    site = _replace(site, r"server_name book\.example\.org;", "server_name localhost;", 2)
+    site = _replace(site, r"ssl_certificate\s+\S+;", f"ssl_certificate {cert};", 1)
+    site = _replace(site, r"ssl_certificate_key\s+\S+;", f"ssl_certificate_key {key};", 1)
+    site = _replace(site, r"root /srv/expertbook;", f"root {ROOT};", 2)
+    return site
+
+
+def nginx_config(prefix: Path, site: Path) -> Path:
+    """A main nginx.conf (as Debian's, but everything under ``prefix``) that includes the site; returns its path."""
+    prefix.mkdir()
+    (prefix / "snippets").symlink_to(SNIPPETS, target_is_directory=True)  # `include snippets/...` as in /etc/nginx
+    for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+        (prefix / "temp" / name).mkdir(parents=True)
+    conf = prefix / "nginx.conf"
+    conf.write_text(
+        f"""
+user {getpass.getuser()};
+worker_processes 2;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    client_body_temp_path {prefix}/temp/body;
+    proxy_temp_path {prefix}/temp/proxy;
+    fastcgi_temp_path {prefix}/temp/fastcgi;
+    uwsgi_temp_path {prefix}/temp/uwsgi;
+    scgi_temp_path {prefix}/temp/scgi;
+    # $request: the request line as the client sent it (an error page's internal redirect turns a POST into a GET).
+    log_format fleet '$request $status upstream=$upstream_addr upstream_status=$upstream_status';
+    access_log {prefix}/access.log fleet;
+    include {site};
+}}
+"""
+    )
+    return conf
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory):
+    """Start the whole deployment; yield a :class:`Fleet`; stop it all."""
+    if not NGINX:
+        missing("nginx", "nginx is not installed (apt-get install nginx)")
+    redis_server = shutil.which("redis-server")
+    if not redis_server:
+        missing("Redis", "redis-server is not installed (apt-get install redis-server)")
+    base = tmp_path_factory.mktemp("fleet")
+    started: list[Process] = []
+    with throwaway_postgres("fleet") as database_url:
+        database_url = require_postgres(database_url)
+        app = create_app(_test_config(database_url))
+        context = app.app_context()
+        context.push()
+        smtp = ScriptedSMTPHandler()
+        controller = Controller(smtp, hostname="127.0.0.1", port=free_port(), ready_timeout=10)
+        controller.start()
+        try:
+            redis_port = free_port()
+            redis = Process("redis-server", [redis_server, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                                             "--dir", str(base)], {}, base / "redis.log")
+            started.append(redis)
+            redis_url = f"redis://127.0.0.1:{redis_port}/0"
+            wait_until(lambda: _redis_answers(redis_url), "redis-server did not answer", timeout=20, watch=(redis,))
+
+            settings = {
+                "REDIS_URL": redis_url,
+                "MAIL_SERVER": "127.0.0.1",
+                "MAIL_PORT": str(controller.port),
+                "MAIL_TIMEOUT": "5",
+                "PROXY_HOPS": "1",
+                # The workers' periodic pass (relay and reminders) every second, and every booking due a reminder.
+                "WORKER_TICK_SECONDS": "1",
+                "REMINDER_HOURS": "10000",
+            }
+            workers = []
+            for number in (1, 2):
+                worker = Process(f"worker {number}", [sys.executable, "-m", "flask", "--app", "wsgi", "worker"],
+                                 app_environment(database_url, **settings), base / f"worker-{number}.log")
+                started.append(worker)
+                workers.append(worker)
+            with ThreadPoolExecutor(max_workers=2) as pool:  # the two web nodes start side by side
+                webs = list(pool.map(lambda _: start_gunicorn(database_url, base, workers=2, env=settings, args=("-c", str(GUNICORN_CONF))), range(2)))
+            started.extend(web for web, _ in webs)
+            wait_until(lambda: _rq_workers(redis_url) == 2, "two RQ workers did not register", timeout=60, watch=tuple(workers))
+
+            cert, key = _self_signed_certificate(base)
+            http_port, https_port = free_port(), free_port()
+            upstreams = [url.removeprefix("http://") for _, url in webs]
+            site = base / "site.conf"
+            site.write_text(site_config(upstreams, http_port, https_port, cert, key))
+            conf = nginx_config(base / "nginx", site)
+            nginx = Process("nginx", [NGINX, "-p", str(base / "nginx"), "-c", str(conf), "-e", str(base / "nginx" / "error.log")], {}, base / "nginx.out")
+            started.append(nginx)
+            url = f"https://localhost:{https_port}"
+            wait_until(_answers_https(url + "/healthz", str(cert)), "nginx did not answer /healthz", timeout=20, watch=(nginx,))
+            yield Fleet(url=url, http_url=f"http://localhost:{http_port}", cert=str(cert), redis_url=redis_url, smtp=smtp, nginx=nginx,
+                        access_log=base / "nginx" / "access.log", webs=webs, workers=workers)
+        finally:
+            # Redis last: a worker that loses it while stopping waits to reconnect instead of stopping.
+            stop_all([process for process in started if process.name != "redis-server"], timeout=10)
+            stop_all([process for process in started if process.name == "redis-server"], timeout=10)
+            controller.stop()
+            db.session.remove()
+            db.engine.dispose()
+            context.pop()
+
+
+def _redis_answers(url: str) -> bool:
+    from redis import Redis
+    from redis.exceptions import RedisError
+
+    try:
+        return bool(Redis.from_url(url, socket_connect_timeout=1).ping())
+    except RedisError:
+        return False
+
+
+def _rq_workers(url: str) -> int:
+    from redis import Redis
+    from rq import Worker
+
+    return len(Worker.all(connection=Redis.from_url(url)))
+
+
+def _answers_https(url: str, cert: str):
+    session = requests.Session()
+    session.trust_env = False
+
+    def probe() -> bool:
+        try:
+            return session.get(url, timeout=2, verify=cert).status_code == 200
+        except requests.RequestException:
+            return False
+
+    return probe
+
+
+def bearer(user_id: int) -> dict:
+    token, _ = tokens.issue_token(user_id, GUNICORN_SECRET_KEY, hours=1)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def patient_headers(fleet: Fleet, count: int) -> list[dict]:
+    """Bearer headers of ``count`` patients: two registered and two logged in through the API, the rest
+    signed here (Argon2 makes each real login cost a quarter of a second of CPU)."""
+    session = fleet.session()
+    headers = []
+    for n in range(2):
+        registered = session.post(fleet.url + "/api/auth/register", timeout=30,
+                                  json={"name": f"Fleet Patient {n}", "email": f"fleet-{uuid.uuid4().hex[:8]}@example.com", "password": PASSWORD})
+        assert registered.status_code == 201, registered.text
+        headers.append({"Authorization": f"Bearer {registered.json()['token']}"})
+    users = make_users(count - 2)
+    for user in users[:2]:
+        logged_in = session.post(fleet.url + "/api/auth/login", json={"email": user.email, "password": PASSWORD}, timeout=30)
+        assert logged_in.status_code == 200, logged_in.text
+        headers.append({"Authorization": f"Bearer {logged_in.json()['token']}"})
+    headers += [bearer(user.id) for user in users[2:]]
+    return headers
+
+
+def book(session: requests.Session, fleet: Fleet, slot_id: int, headers: dict, key: str) -> requests.Response:
+    return session.post(
+        fleet.url + "/api/appointments",
+        json={"slotId": slot_id, "patientName": "Fleet Patient", "contactNumber": "9876543210"},
+        headers={**headers, "Idempotency-Key": key},
+        timeout=30,
+    )
+
+
+def _appointments(slot_id: int) -> list[Appointment]:
+    db.session.rollback()  # a fresh snapshot: the servers committed since
+    return list(db.session.scalars(select(Appointment).where(Appointment.slot_id == slot_id)))
+
+
+# ---------------------------------------------------------------------------- the tests
+
+
+def test_200_patients_racing_through_nginx_get_exactly_10_places_with_tokens_101_to_110(fleet):
+    slot_id = make_slot(capacity=10).id
+    headers = patient_headers(fleet, 200)
+    local = threading.local()
+
+    def attempt(h: dict):
+        local.session = getattr(local, "session", None) or fleet.session()
+        response = book(local.session, fleet, slot_id, h, uuid.uuid4().hex)
+        return response.status_code, response.json()
+
+    with ThreadPoolExecutor(max_workers=40) as pool:
+        outcomes = list(pool.map(attempt, headers))
+    booked = sorted(body["tokenNumber"] for status, body in outcomes if status == 201)
+    refused = [(status, body) for status, body in outcomes if status != 201]
+    assert booked == list(range(101, 111))
+    assert len(refused) == 190 and all(r == (409, {"error": "This slot is fully booked"}) for r in refused), Counter(s for s, _ in refused)
+    assert sorted(a.token_number for a in _appointments(slot_id)) == list(range(101, 111))
+    # Both web nodes took part in the race.
+    served = _upstreams_of("POST", "/api/appointments", fleet.access_log)
+    assert len({address for _, addresses in served for address in addresses}) == 2, served[:5]
+    fleet.check_alive()
+
+
+def _upstreams_of(method: str, path: str, access_log: Path) -> list[tuple[int, list[str]]]:
+    """For each logged request ``method path``: nginx's answer and the upstream addresses it tried, in order."""
+    found = []
+    for line in access_log.read_text().splitlines():
+        parts = line.split()  # METHOD URI PROTOCOL STATUS upstream=... upstream_status=...
+        if parts[:2] == [method, path]:
+            upstream = line.split("upstream=")[1].split(" upstream_status=")[0]
+            found.append((int(parts[3]), [a.strip() for a in upstream.split(",") if a.strip() not in ("", "-")]))
+    return found
+
+
+SECURITY_HEADERS = ("Content-Security-Policy", "X-Content-Type-Options", "X-Frame-Options", "Strict-Transport-Security")
+
+
+def _has_security_headers(response: requests.Response) -> bool:
+    return all(response.headers.get(name) for name in SECURITY_HEADERS)
+
+
+def test_requests_too_large_for_nginx_are_refused_by_nginx_with_security_headers_never_by_gunicorn(fleet):
+    """Around nginx's limits, every answer carries the security headers: what nginx lets through, the app
+    answers (gunicorn's limits are higher, deploy/gunicorn.conf.py); the rest nginx refuses with its own pages."""
+    session = fleet.session()
+    # Request lines of 8180 to 8200 bytes ("GET /aaa... HTTP/1.1"), across nginx's 8 KiB buffer.
+    lines = {n: session.get(fleet.url + "/" + "a" * (n - len("GET / HTTP/1.1")), timeout=30) for n in range(8180, 8201)}
+    assert {r.status_code for r in lines.values()} == {404, 414}, {n: r.status_code for n, r in lines.items()}
+    assert [n for n, r in lines.items() if not _has_security_headers(r)] == []
+    # One header line of 8180 to 8200 bytes.
+    fields = {n: session.get(fleet.url + "/healthz", headers={"X-Long": "a" * (n - len("X-Long: "))}, timeout=30) for n in range(8180, 8201)}
+    assert {r.status_code for r in fields.values()} == {200, 400}, {n: r.status_code for n, r in fields.items()}
+    assert [n for n, r in fields.items() if not _has_security_headers(r)] == []
+    # Many header lines: far more than gunicorn's default limit of 100 reach the app; nginx refuses over 1000.
+    for count, status in ((990, 200), (1200, 400)):
+        response = session.get(fleet.url + "/healthz", headers={f"X-H{i}": "v" for i in range(count)}, timeout=30)
+        assert response.status_code == status and _has_security_headers(response), (count, response.status_code)
+    # Bodies over client_max_body_size: JSON under /api/, a page elsewhere.
+    big = "x" * (2 * 1024 * 1024)
+    api = session.post(fleet.url + "/api/appointments", data=big, headers={"Content-Type": "application/json"}, timeout=30)
+    assert api.status_code == 413 and _has_security_headers(api) and "error" in api.json()
+    form = session.post(fleet.url + "/login", data={"email": big}, timeout=30)
+    assert form.status_code == 413 and _has_security_headers(form) and form.headers["Content-Type"].startswith("text/html")
+
+
+def test_nginx_serves_static_files_with_their_cache_policy_and_moves_http_to_https(fleet):
+    session = fleet.session()
+    vendored = next((ROOT / "static" / "vendor").glob("htmx-*.js"))
+    immutable = session.get(f"{fleet.url}/static/vendor/{vendored.name}", timeout=30)
+    assert immutable.status_code == 200 and immutable.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    assert immutable.content == vendored.read_bytes() and _has_security_headers(immutable)
+    css = session.get(f"{fleet.url}/static/app.css", timeout=30)
+    assert css.status_code == 200 and css.headers["Cache-Control"] == "no-cache" and css.headers["Content-Type"].startswith("text/css")
+    stat = (ROOT / "static" / "app.css").stat()
+    # nginx's ETag (weak once gzipped): served from the file, not by the app.
+    assert css.headers["ETag"].removeprefix("W/") == f'"{int(stat.st_mtime):x}-{stat.st_size:x}"'
+    again = session.get(f"{fleet.url}/static/app.css", headers={"If-None-Match": css.headers["ETag"]}, timeout=30)
+    assert again.status_code == 304
+
+    moved = session.get(f"{fleet.http_url}/login?next=/my-bookings", allow_redirects=False, timeout=30)
+    assert moved.status_code == 301 and moved.headers["Location"] == "https://localhost/login?next=/my-bookings"
+
+
+def test_nginx_refuses_names_it_does_not_serve(fleet):
+    session = fleet.session()
+    for url in (fleet.http_url, fleet.url):
+        with pytest.raises(requests.ConnectionError):  # 444 / a refused TLS handshake: the connection just closes
+            session.get(url.replace("localhost", "127.0.0.1") + "/healthz", timeout=30)
+    with pytest.raises(requests.ConnectionError):
+        session.get(fleet.http_url + "/healthz", headers={"Host": "evil.example"}, timeout=30)
+
+
+def test_the_app_sees_https_through_nginx(fleet):
+    """X-Forwarded-Proto with PROXY_HOPS=1: the app knows the request is HTTPS, so its CSRF check also wants a
+    same-site Referer (Flask-WTF does that only on HTTPS)."""
+    session = fleet.session()
+    page = session.get(f"{fleet.url}/login", timeout=30)
+    token = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page.text) or re.search(r'"X-CSRFToken": "([^"]+)"', page.text)
+    form = {"email": "nobody@example.com", "password": "wrong password", "csrf_token": token.group(1)}
+    without_referer = session.post(f"{fleet.url}/login", data=form, timeout=30)
+    assert without_referer.status_code == 400 and _has_security_headers(without_referer)
+    same_site = session.post(f"{fleet.url}/login", data=form, headers={"Referer": f"{fleet.url}/login"}, timeout=30)
+    assert same_site.status_code not in (400, 500) and "Invalid email or password" in same_site.text
+
+
+def test_killing_a_web_node_during_a_booking_burst_loses_and_duplicates_no_booking(fleet):
+    """SIGKILL one gunicorn (its whole process group) while 20 clients book; every POST carries an
+    Idempotency-Key and a failed one is retried once with the same key. Meanwhile a reader polls a GET."""
+    slot_id = make_slot(capacity=1000).id
+    headers = patient_headers(fleet, 20)
+    victim, victim_url = fleet.webs[0]
+    victim_address = victim_url.removeprefix("http://")
+    answers: list[tuple[str, int, dict, bool]] = []  # (key, status, body, replayed) of every POST, retries included
+    failures: list[tuple[str, str]] = []
+    lock = threading.Lock()
+    killed = threading.Event()
+    stop_reading = threading.Event()
+    per_client = 5
+
+    def client(h: dict) -> None:
+        session = fleet.session()
+        for _ in range(per_client):
+            key = uuid.uuid4().hex
+            for _attempt in range(2):
+                try:
+                    response = book(session, fleet, slot_id, h, key)
+                    status, body = response.status_code, response.json()
+                    replayed = response.headers.get("Idempotent-Replayed") == "true"
+                except (requests.RequestException, ValueError) as exc:
+                    status, body, replayed = 0, {"error": f"{exc.__class__.__name__}: {exc}"}, False
+                with lock:
+                    answers.append((key, status, body, replayed))
+                if status == 201:
+                    break
+                assert status == 0 or status >= 500, (status, body)  # nothing else is expected: the slot is large
+                with lock:
+                    failures.append((key, f"{status} {body}"))
+                # As a client should, wait a moment: a node killed this instant may still accept a connection
+                # or two in its dying socket's backlog, before the kernel and nginx notice it is gone.
+                time.sleep(0.5)
+
+    get_answers: list[int] = []
+
+    def reader() -> None:
+        session = fleet.session()
+        h = headers[0]
+        while not stop_reading.is_set():
+            try:
+                get_answers.append(session.get(fleet.url + "/api/appointments/my", headers=h, timeout=30).status_code)
+            except requests.RequestException as exc:
+                get_answers.append(f"{exc.__class__.__name__}")  # type: ignore[arg-type]
+
+    answered_at_kill = []
+
+    def killer() -> None:
+        deadline = time.monotonic() + 60
+        while len(answers) < 30 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        victim.kill()
+        answered_at_kill.append(len(answers))
+        killed.set()
+
+    reading = threading.Thread(target=reader, daemon=True)
+    reading.start()
+    kill_thread = threading.Thread(target=killer, daemon=True)
+    kill_thread.start()
+    with ThreadPoolExecutor(max_workers=len(headers)) as pool:
+        list(pool.map(client, headers))
+    stop_reading.set()
+    reading.join(timeout=30)
+    kill_thread.join(timeout=60)
+    assert killed.is_set() and len(answers) - answered_at_kill[0] >= 40, "the burst was (nearly) over before the kill"
+
+    # Every 201 names an appointment that exists, with the key that was sent; a replay names the first one.
+    created = {}
+    for key, status, body, replayed in answers:
+        if status == 201:
+            assert created.setdefault(key, body["appointment"]["appointmentId"]) == body["appointment"]["appointmentId"]
+    rows = _appointments(slot_id)
+    by_key = Counter(row.idempotency_key for row in rows)
+    assert all(n == 1 for n in by_key.values()), "an Idempotency-Key booked twice"
+    stored = {row.idempotency_key: row.id for row in rows}
+    odd = set(stored.items()) ^ set(created.items())
+    assert not odd, ("bookings without a 201, or 201s without a booking", [a for a in answers if a[0] in {k for k, _ in odd}])
+    assert len(rows) == len(created) and len({row.token_number for row in rows}) == len(rows)
+    unanswered = {key for key, _ in failures} - set(created)
+    assert not unanswered, f"POSTs that failed twice: {sorted(unanswered)[:5]}"
+    # The kill did hit requests in flight: some POSTs failed and were reported to the client (nginx did not
+    # pass them on to the other node after sending them), and their retries were answered.
+    assert failures, "no POST was in flight on the killed node"
+    posts = _upstreams_of("POST", "/api/appointments", fleet.access_log)
+    assert (502, [victim_address]) in posts, ("no POST failed on the killed node alone", failures[:5], [p for p in posts if p[0] != 201][:10])
+    # Idempotent requests were retried on the other node: the reader never saw an error.
+    assert get_answers and set(get_answers) == {200}, Counter(get_answers)
+    assert len(created) == len(headers) * per_client
+
+
+def test_every_email_is_sent_exactly_once_and_reminders_once_by_two_workers(fleet):
+    # Bookings of this test's own, so it checks something when run alone too.
+    slot_id = make_slot(capacity=20).id
+    session = fleet.session()
+    for h in patient_headers(fleet, 6):
+        assert book(session, fleet, slot_id, h, uuid.uuid4().hex).status_code == 201
+
+    def done() -> bool:
+        db.session.rollback()
+        booked = db.session.scalar(select(db.func.count()).select_from(Appointment).where(Appointment.status == "booked"))
+        reminders = db.session.scalar(select(db.func.count()).select_from(OutboxEmail).where(OutboxEmail.kind.like("reminder-%")))
+        unsent = db.session.scalar(select(db.func.count()).select_from(OutboxEmail).where(OutboxEmail.status != "sent"))
+        return reminders == booked and unsent == 0 and len(fleet.smtp.messages) >= _sent_rows()
+
+    wait_until(done, "the outbox was not all sent (and every reminder queued)", timeout=EMAILS_WITHIN, watch=tuple(fleet.workers))
+    time.sleep(2 * 1.0 + 1)  # two more ticks of both workers: a late duplicate would show up now
+    db.session.rollback()
+    rows = list(db.session.execute(select(OutboxEmail.kind, OutboxEmail.status, OutboxEmail.message_id)))
+    messages = list(fleet.smtp.messages)
+    message_ids = Counter(message["Message-ID"] for message in messages)
+    assert [mid for mid, n in message_ids.items() if n > 1] == [], "an email was sent twice"
+    assert len(messages) == len(rows) and all(status == "sent" for _, status, _ in rows)
+    assert set(message_ids) == {message_id for _, _, message_id in rows}
+    booked = db.session.scalar(select(db.func.count()).select_from(Appointment).where(Appointment.status == "booked"))
+    kinds = Counter(kind for kind, _, _ in rows)
+    assert kinds["reminder-clinic"] == booked and booked >= 6
+    assert sum(1 for message in messages if str(message["Subject"]).startswith("Reminder:")) == booked
+    # Both workers are still alive and were ticking (and so queueing reminders) all along.
+    for worker in fleet.workers:
+        worker.check_alive()
+    assert _rq_workers(fleet.redis_url) == 2
+
+
+def _sent_rows() -> int:
+    return db.session.scalar(select(db.func.count()).select_from(OutboxEmail).where(OutboxEmail.status == "sent")) or 0

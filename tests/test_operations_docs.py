@@ -1,0 +1,90 @@
+"""docs/operations.md cannot drift: its settings tables list exactly what the code reads from the environment."""
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+DOC = ROOT / "docs" / "operations.md"
+CONFIG = ROOT / "expertbook" / "config.py"
+GUNICORN_CONF = ROOT / "deploy" / "gunicorn.conf.py"
+ENV_EXAMPLE = ROOT / "deploy" / "expertbook.env.example"
+
+
+def _is_environment(node: ast.expr) -> bool:
+    """``env`` / ``environ`` (how config.py names the mapping it reads) or ``os.environ``."""
+    if isinstance(node, ast.Name):
+        return node.id in {"env", "environ"}
+    return isinstance(node, ast.Attribute) and node.attr == "environ" and isinstance(node.value, ast.Name) and node.value.id == "os"
+
+
+def environment_reads(path: Path) -> set[str]:
+    """Every variable name ``path`` reads from the environment: ``env.get("X")``, ``env["X"]``, ``os.environ.get("X")``, ``os.getenv("X")``."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        key = None
+        if isinstance(node, ast.Call) and node.args:
+            function = node.func
+            if isinstance(function, ast.Attribute) and function.attr == "get" and _is_environment(function.value):
+                key = node.args[0]
+            elif isinstance(function, ast.Attribute) and function.attr == "getenv" and isinstance(function.value, ast.Name) and function.value.id == "os":
+                key = node.args[0]
+        elif isinstance(node, ast.Subscript) and _is_environment(node.value):
+            key = node.slice
+        if key is not None:
+            assert isinstance(key, ast.Constant) and isinstance(key.value, str), f"{path.name}:{node.lineno} reads a computed variable name"
+            names.add(key.value)
+    return names
+
+
+def documented(heading: str) -> list[str]:
+    """The variables named in the first column of the table under ``heading`` in docs/operations.md."""
+    text = DOC.read_text()
+    start = re.search(rf"^#+ {re.escape(heading)}\s*$", text, re.M)
+    assert start, f"no '{heading}' section in {DOC.name}"
+    section = text[start.end():]
+    rows = []
+    for line in section.splitlines():
+        if line.startswith("#"):
+            break
+        if line.startswith("| `"):
+            rows.extend(re.findall(r"`([A-Z][A-Z0-9_]*)`", line.split("|")[1]))
+    assert rows, f"no table under '{heading}'"
+    return rows
+
+
+def test_the_environment_readers_are_found():
+    # If config.py stopped reading through `env`, the check below would pass on nothing.
+    assert {"SECRET_KEY", "DATABASE_URL", "PROXY_HOPS", "TOKEN_ENCRYPTION_KEYS"} <= environment_reads(CONFIG)
+    assert {"GUNICORN_BIND", "WEB_CONCURRENCY"} <= environment_reads(GUNICORN_CONF)
+
+
+def test_every_setting_config_py_reads_is_documented_once_and_nothing_else():
+    rows = documented("Settings")
+    assert sorted(name for name in set(rows) if rows.count(name) > 1) == [], "listed twice"
+    read = environment_reads(CONFIG)
+    assert sorted(read - set(rows)) == [], "read by expertbook/config.py but not in docs/operations.md"
+    assert sorted(set(rows) - read) == [], "in docs/operations.md but not read by expertbook/config.py"
+
+
+def test_every_setting_gunicorn_conf_reads_is_documented_and_nothing_else():
+    rows = documented("gunicorn")
+    assert sorted(environment_reads(GUNICORN_CONF)) == sorted(rows)
+
+
+def test_the_environment_file_example_sets_only_known_settings():
+    known = environment_reads(CONFIG) | environment_reads(GUNICORN_CONF)
+    names = re.findall(r"^#?([A-Z][A-Z0-9_]*)=", ENV_EXAMPLE.read_text(), re.M)
+    assert names and sorted(set(names) - known) == []
+    values = dict(re.findall(r"^([A-Z][A-Z0-9_]*)=(.*)$", ENV_EXAMPLE.read_text(), re.M))
+    assert values["EXPERTBOOK_ENV"] == "production" and values["PROXY_HOPS"] == "1"
+
+
+def test_the_files_the_guide_names_exist():
+    for path in sorted(set(re.findall(r"\]\(\.\./([^)#]+)\)", DOC.read_text()))):
+        assert (ROOT / path).exists(), path
+    for path in re.findall(r"`(deploy/[^`\s]+)`", DOC.read_text()):
+        if "*" not in path:
+            assert (ROOT / path).exists(), path
