@@ -64,10 +64,22 @@
     if (document.hidden && elt && elt.hasAttribute && elt.hasAttribute("data-poll")) {
       event.preventDefault();
     }
+    // Nor does a poll replace a list while someone is typing in it (a cancellation's reason, say).
+    if (elt && elt.hasAttribute && elt.hasAttribute("data-poll") && event.detail.requestConfig && event.detail.requestConfig.verb === "get"
+        && (elt.contains(document.activeElement) && document.activeElement !== elt || elt.querySelector("details[open]"))) {
+      event.preventDefault();
+    }
   });
   document.addEventListener("visibilitychange", function () {
     if (document.hidden || !window.htmx) return;
     document.querySelectorAll("[data-poll]").forEach(function (el) { window.htmx.trigger(el, "clinicRefresh"); });
+  });
+  // Clinic front desk: "Print slip" buttons, and a slip opened to be printed prints itself once.
+  document.addEventListener("click", function (event) {
+    if (event.target.closest && event.target.closest("[data-print]")) window.print();
+  });
+  document.addEventListener("DOMContentLoaded", function () {
+    if (document.querySelector("[data-autoprint]")) window.print();
   });
   // Clinic slot form: remove a doctor row that was added by mistake.
   document.addEventListener("click", function (event) {

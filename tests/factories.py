@@ -276,3 +276,13 @@ def make_users(count: int) -> list[User]:
     db.session.add_all(users)
     db.session.commit()
     return users
+
+
+def make_move_race(movers: int = 20, places: int = 3):
+    """The setting of the "moves into a nearly full session" race: a target session with ``places``
+    places, and ``movers`` patients each holding an appointment with the same doctor in one of two
+    other sessions. Returns (target, the movers' appointments, {appointment id: (slot id, token)})."""
+    target = make_slot(capacity=places, start=time(15), end=time(17))
+    sources = [make_slot(doctor=target.doctor, capacity=movers, days_ahead=d) for d in (2, 3)]
+    old = [make_appointment(sources[i % 2], u) for i, u in enumerate(make_users(movers))]
+    return target, old, {a.id: (a.slot_id, a.token_number) for a in old}

@@ -13,7 +13,7 @@ from flask import jsonify, request
 from expertbook.api import openapi
 from expertbook.api.base import MISSING_FIELDS, api_session_hash, api_user, api_user_id, bp, json_body, token_required
 from expertbook.clinic import service
-from expertbook.clinic.models import Appointment, Slot
+from expertbook.clinic.models import Appointment, Slot, WaitlistEntry
 from expertbook.database import utcnow
 from expertbook.errors import NotFound, ValidationFailed
 
@@ -21,6 +21,7 @@ from expertbook.errors import NotFound, ValidationFailed
 _API_FIELDS = {
     "patient_name": "patientName",
     "contact_number": "contactNumber",
+    "slot_id": "slotId",
     "idempotency_key": "Idempotency-Key",
     "start_time": "timeSlot",
     "end_time": "timeSlot",
@@ -86,9 +87,28 @@ def appointment_json(appointment: Appointment) -> dict[str, Any]:
         "status": appointment.status,
         "bookedAt": appointment.booked_at.isoformat(),
         "cancelledAt": appointment.cancelled_at.isoformat() if appointment.cancelled_at else None,
+        "walkIn": appointment.walk_in,
+        "cancelledBy": appointment.cancelled_by,
+        "cancelReason": appointment.cancel_reason,
+        "movedFromId": appointment.moved_from_id,
+        "movedToId": appointment.moved_to_id,
     }
     body["slot"] = slot_json(appointment.slot)
     return body
+
+
+def waitlist_json(entry, position: int) -> dict[str, Any]:
+    """A place on a waiting list, with its position (1 = next to get a freed place) and its slot."""
+    return {
+        "waitlistId": entry.id,
+        "slotId": entry.slot_id,
+        "patientName": entry.patient_name,
+        "contactNumber": entry.contact_number,
+        "status": entry.status,
+        "position": position,
+        "joinedAt": entry.joined_at.isoformat(),
+        "slot": slot_json(entry.slot),
+    }
 
 
 def _date_arg(value: Any, field: str) -> date | None:
@@ -183,6 +203,10 @@ def all_slots():
     return jsonify(slots=[slot_json(s, now) for s in slots], page=page, hasMore=more)
 
 
+# What every new online booking says about itself, the same keys as appointment_json().
+_NEW_BOOKING = {"cancelledAt": None, "walkIn": False, "cancelledBy": None, "cancelReason": None, "movedFromId": None, "movedToId": None}
+
+
 @bp.post("/appointments")
 # The rush's hot path: book() checks that the token's login session is still open inside its own
 # statement (and so refuses a revoked token, or an account that no longer exists), so the separate
@@ -218,7 +242,7 @@ def book_appointment():
             "tokenNumber": booking.token_number,
             "status": Appointment.BOOKED,
             "bookedAt": booking.booked_at.isoformat(),
-            "cancelledAt": None,
+            **_NEW_BOOKING,
             "slot": slot_json(booking.slot, booking.booked_at),
         }
     response = jsonify(appointment=body, tokenNumber=booking.token_number, remainingSlots=booking.remaining)
@@ -238,9 +262,14 @@ def cancel_appointment(appointment_id: int):
 @bp.get("/appointments/my")
 @token_required
 def my_appointments():
-    """The caller's own appointments: upcoming (soonest first), then past (latest first)."""
+    """The caller's own appointments: upcoming (soonest first), then past (latest first), and their
+    places on waiting lists (``waitlist``, soonest session first, each with its position)."""
     upcoming, past = service.my_appointments(api_user().id)
-    return jsonify(upcoming=[appointment_json(a) for a in upcoming], past=[appointment_json(a) for a in past])
+    return jsonify(
+        upcoming=[appointment_json(a) for a in upcoming],
+        past=[appointment_json(a) for a in past],
+        waitlist=[waitlist_json(entry, position) for entry, position in service.my_waitlist(api_user().id)],
+    )
 
 
 @bp.get("/appointments/all")
@@ -254,10 +283,89 @@ def all_appointments():
     return jsonify(appointments=[appointment_json(a) for a in appointments])
 
 
+# ---------------------------------------------------------------------------- the front desk
+
+
+@bp.post("/organization/slots/<int:slot_id>/walk-in")
+@token_required
+def walk_in(slot_id: int):
+    """Staff give a walk-in patient (no account) a place and the next token, like an online booking."""
+    hospital_id = _staff_hospital_id()
+    data = json_body("patientName", "contactNumber")
+    try:
+        booking = service.walk_in(slot_id, hospital_id, data["patientName"], str(data["contactNumber"]), data.get("email"))
+    except ValidationFailed as error:
+        raise _renamed(error) from None
+    return jsonify(appointmentId=booking.appointment_id, tokenNumber=booking.token_number, remainingSlots=booking.remaining), 201
+
+
+def _reason() -> str:
+    return json_body("reason")["reason"]
+
+
+@bp.post("/organization/appointments/<int:appointment_id>/cancel")
+@token_required
+def staff_cancel_appointment(appointment_id: int):
+    """Staff cancel one of their hospital's appointments with a reason; the patient is emailed it."""
+    hospital_id = _staff_hospital_id()
+    cancelled = service.staff_cancel(appointment_id, hospital_id, _reason())
+    return jsonify(appointment=appointment_json(cancelled))
+
+
+@bp.post("/organization/slots/<int:slot_id>/cancel")
+@token_required
+def cancel_session(slot_id: int):
+    """Staff cancel a whole session with a reason: its appointments and waiting list are cancelled and emailed."""
+    hospital_id = _staff_hospital_id()
+    result = service.cancel_session(slot_id, hospital_id, _reason())
+    return jsonify(
+        cancelled=result.cancelled,
+        notified=result.notified,
+        waitlistNotified=result.waitlist_notified,
+        toPhone=[{"tokenNumber": token, "patientName": name, "contactNumber": contact} for token, name, contact in result.to_phone],
+    )
+
+
+@bp.post("/appointments/<int:appointment_id>/reschedule")
+@token_required
+def reschedule(appointment_id: int):
+    """Move the caller's appointment to another session in one step: a new token there, the old place released."""
+    data = json_body("slotId")
+    try:
+        moved = service.move_appointment(appointment_id, _int_arg(data["slotId"], "slotId"), api_user_id())
+    except ValidationFailed as error:
+        raise _renamed(error) from None
+    return jsonify(appointmentId=moved.appointment_id, tokenNumber=moved.token_number, slotId=moved.slot_id)
+
+
+@bp.post("/slots/<int:slot_id>/waitlist")
+@token_required
+def join_waitlist(slot_id: int):
+    """Join a full session's waiting list; the first person waiting gets the next freed place automatically."""
+    data = json_body("patientName", "contactNumber")
+    try:
+        waiting = service.join_waitlist(slot_id, api_user_id(), data["patientName"], str(data["contactNumber"]))
+    except ValidationFailed as error:
+        raise _renamed(error) from None
+    return jsonify(waitlistId=waiting.entry_id, position=waiting.position), 201
+
+
+@bp.delete("/waitlist/<int:waitlist_id>")
+@token_required
+def leave_waitlist(waitlist_id: int):
+    """Leave a waiting list (harmless if already left)."""
+    entry = service.leave_waitlist(waitlist_id, api_user_id())
+    return jsonify(waitlistId=entry.id, status=entry.status)
+
+
 # ---------------------------------------------------------------------------- OpenAPI
 
 _SECURED = [{"bearer": []}]
 _NOT_FOUND = openapi.error_response("Not found (also for another hospital's objects)")
+
+
+def _path(name: str) -> dict:
+    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
 
 
 def _q(name: str, description: str, schema: dict | None = None) -> dict:
@@ -345,7 +453,7 @@ openapi.register(
             "post": {
                 "summary": "Cancel one's own upcoming appointment",
                 "security": _SECURED,
-                "parameters": [{"name": "appointment_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
+                "parameters": [_path("appointment_id")],
                 "responses": {
                     "200": openapi.json_response("Cancelled", {"type": "object", "properties": {"appointment": openapi.ref("Appointment")}}),
                     "401": openapi.UNAUTHORIZED,
@@ -360,8 +468,15 @@ openapi.register(
                 "security": _SECURED,
                 "responses": {
                     "200": openapi.json_response(
-                        "Upcoming and past appointments",
-                        {"type": "object", "properties": {"upcoming": {"type": "array", "items": openapi.ref("Appointment")}, "past": {"type": "array", "items": openapi.ref("Appointment")}}},
+                        "Upcoming and past appointments, and places on waiting lists",
+                        {
+                            "type": "object",
+                            "properties": {
+                                "upcoming": {"type": "array", "items": openapi.ref("Appointment")},
+                                "past": {"type": "array", "items": openapi.ref("Appointment")},
+                                "waitlist": {"type": "array", "items": openapi.ref("WaitlistEntry")},
+                            },
+                        },
                     ),
                     "401": openapi.UNAUTHORIZED,
                 },
@@ -376,6 +491,119 @@ openapi.register(
                     "200": openapi.json_response("The appointments", {"type": "object", "properties": {"appointments": {"type": "array", "items": openapi.ref("Appointment")}}}),
                     "401": openapi.UNAUTHORIZED,
                     "404": _NOT_FOUND,
+                },
+            }
+        },
+        "/organization/slots/{slot_id}/walk-in": {
+            "post": {
+                "summary": "Staff: give a walk-in patient a place and the next token (the same rule as an online booking)",
+                "security": _SECURED,
+                "parameters": [_path("slot_id")],
+                "requestBody": openapi.json_body("WalkIn"),
+                "responses": {
+                    "201": openapi.json_response("Booked", openapi.ref("WalkInResult")),
+                    "401": openapi.UNAUTHORIZED,
+                    "404": openapi.error_response("Slot not found (also another hospital's)"),
+                    "409": openapi.error_response('"This slot is fully booked", "This session was cancelled" or "Slot availability changed, please refresh"'),
+                    "422": openapi.INVALID,
+                },
+            }
+        },
+        "/organization/appointments/{appointment_id}/cancel": {
+            "post": {
+                "summary": "Staff: cancel one appointment with a reason; the patient is emailed the reason and a link to book again",
+                "security": _SECURED,
+                "parameters": [_path("appointment_id")],
+                "requestBody": openapi.json_body("Reason"),
+                "responses": {
+                    "200": openapi.json_response("Cancelled; the place went to the first person waiting, if any", {"type": "object", "properties": {"appointment": openapi.ref("Appointment")}}),
+                    "401": openapi.UNAUTHORIZED,
+                    "404": openapi.error_response("Appointment not found (also another hospital's)"),
+                    "409": openapi.error_response("Already cancelled, or the session is over"),
+                    "422": openapi.INVALID,
+                },
+            }
+        },
+        "/organization/slots/{slot_id}/cancel": {
+            "post": {
+                "summary": "Staff: cancel a whole session (the doctor is unavailable) with a reason",
+                "description": "Every booked or arrived appointment is cancelled; each patient with an email address is emailed the reason "
+                "and a one-click link to move to another session; the waiting list is emailed too; the session leaves search. Final: "
+                "unlike closing, a cancelled session cannot be reopened.",
+                "security": _SECURED,
+                "parameters": [_path("slot_id")],
+                "requestBody": openapi.json_body("Reason"),
+                "responses": {
+                    "200": openapi.json_response(
+                        "Cancelled",
+                        {
+                            "type": "object",
+                            "properties": {
+                                "cancelled": {"type": "integer", "description": "Appointments cancelled"},
+                                "notified": {"type": "integer", "description": "Of them, emailed"},
+                                "waitlistNotified": {"type": "integer", "description": "People on the waiting list emailed"},
+                                "toPhone": {
+                                    "type": "array",
+                                    "description": "Walk-ins without an email address: phone them",
+                                    "items": {"type": "object", "properties": {"tokenNumber": {"type": "integer"}, "patientName": {"type": "string"}, "contactNumber": {"type": "string"}}},
+                                },
+                            },
+                        },
+                    ),
+                    "401": openapi.UNAUTHORIZED,
+                    "404": openapi.error_response("Slot not found (also another hospital's)"),
+                    "409": openapi.error_response("Already cancelled, or over"),
+                    "422": openapi.INVALID,
+                },
+            }
+        },
+        "/appointments/{appointment_id}/reschedule": {
+            "post": {
+                "summary": "Move one's appointment to another session (the same doctor, or the same specialization at the same hospital)",
+                "description": "One transaction: a new token in the new session and the old place released, or nothing changes. "
+                "Also replaces, once, an appointment whose session the hospital cancelled.",
+                "security": _SECURED,
+                "parameters": [_path("appointment_id")],
+                "requestBody": openapi.json_body("Reschedule"),
+                "responses": {
+                    "200": openapi.json_response(
+                        "Moved",
+                        {"type": "object", "properties": {"appointmentId": {"type": "integer", "description": "The new appointment"}, "tokenNumber": {"type": "integer"}, "slotId": {"type": "integer"}}},
+                    ),
+                    "401": openapi.UNAUTHORIZED,
+                    "404": openapi.error_response('"Appointment not found" or "Slot not found"'),
+                    "409": openapi.error_response('"This slot is fully booked" (the old appointment is untouched), or the appointment can no longer be moved'),
+                    "422": openapi.INVALID,
+                },
+            }
+        },
+        "/slots/{slot_id}/waitlist": {
+            "post": {
+                "summary": "Join a full session's waiting list",
+                "description": "When a place frees (a cancellation, a move away, more places), the first person waiting gets it at once, "
+                "with the next token, and is emailed.",
+                "security": _SECURED,
+                "parameters": [_path("slot_id")],
+                "requestBody": openapi.json_body("JoinWaitlist"),
+                "responses": {
+                    "201": openapi.json_response("On the list", {"type": "object", "properties": {"waitlistId": {"type": "integer"}, "position": {"type": "integer", "example": 1}}}),
+                    "401": openapi.UNAUTHORIZED,
+                    "404": openapi.error_response("Slot not found"),
+                    "409": openapi.error_response("The session has free places (book instead), is closed, cancelled or over, or the patient already waits"),
+                    "422": openapi.INVALID,
+                },
+            }
+        },
+        "/waitlist/{waitlist_id}": {
+            "delete": {
+                "summary": "Leave a waiting list",
+                "security": _SECURED,
+                "parameters": [_path("waitlist_id")],
+                "responses": {
+                    "200": openapi.json_response("Left", {"type": "object", "properties": {"waitlistId": {"type": "integer"}, "status": {"const": "left"}}}),
+                    "401": openapi.UNAUTHORIZED,
+                    "404": openapi.error_response("Waiting-list entry not found (also another person's)"),
+                    "409": openapi.error_response("A place already freed up: the entry became an appointment (cancel that instead)"),
                 },
             }
         },
@@ -398,7 +626,7 @@ openapi.register(
                 "bookedSlots": {"type": "integer"},
                 "availableSlots": {"type": "integer"},
                 "isActive": {"type": "boolean", "description": "Takes bookings now (not full, closed or past)"},
-                "status": {"type": "string", "enum": ["Available", "Almost full", "Fully booked", "Closed", "Past"]},
+                "status": {"type": "string", "enum": ["Available", "Almost full", "Fully booked", "Closed", "Past", "Cancelled"]},
                 "nowServing": {"type": ["integer", "null"]},
             },
         },
@@ -418,6 +646,39 @@ openapi.register(
                 "totalSlots": {"type": "integer", "default": 10, "minimum": 1, "maximum": service.MAX_CAPACITY},
                 "repeatUntil": {"type": "string", "format": "date", "description": "Repeat the session up to this date"},
                 "weekdays": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 6}, "description": "With repeatUntil: only these days (0 = Monday)"},
+            },
+        },
+        "WalkIn": {
+            "type": "object",
+            "required": ["patientName", "contactNumber"],
+            "properties": {
+                "patientName": {"type": "string"},
+                "contactNumber": {"type": "string", "pattern": "^[0-9]{10}$"},
+                "email": {"type": "string", "format": "email", "description": "Optional: the token, and any cancellation, are emailed there"},
+            },
+        },
+        "WalkInResult": {
+            "type": "object",
+            "properties": {"appointmentId": {"type": "integer"}, "tokenNumber": {"type": "integer", "example": 104}, "remainingSlots": {"type": "integer"}},
+        },
+        "Reason": {"type": "object", "required": ["reason"], "properties": {"reason": {"type": "string", "maxLength": service.MAX_REASON}}},
+        "Reschedule": {"type": "object", "required": ["slotId"], "properties": {"slotId": {"type": "integer"}}},
+        "JoinWaitlist": {
+            "type": "object",
+            "required": ["patientName", "contactNumber"],
+            "properties": {"patientName": {"type": "string"}, "contactNumber": {"type": "string", "pattern": "^[0-9]{10}$"}},
+        },
+        "WaitlistEntry": {
+            "type": "object",
+            "properties": {
+                "waitlistId": {"type": "integer"},
+                "slotId": {"type": "integer"},
+                "patientName": {"type": "string"},
+                "contactNumber": {"type": "string"},
+                "status": {"type": "string", "enum": list(WaitlistEntry.STATUSES)},
+                "position": {"type": "integer", "description": "1 = the next freed place is theirs"},
+                "joinedAt": {"type": "string", "format": "date-time"},
+                "slot": openapi.ref("Slot"),
             },
         },
         "BookAppointment": {
@@ -440,6 +701,11 @@ openapi.register(
                 "status": {"type": "string", "enum": list(Appointment.STATUSES)},
                 "bookedAt": {"type": "string", "format": "date-time"},
                 "cancelledAt": {"type": ["string", "null"], "format": "date-time"},
+                "walkIn": {"type": "boolean", "description": "Given at the front desk (no account)"},
+                "cancelledBy": {"type": ["string", "null"], "enum": [Appointment.BY_PATIENT, Appointment.BY_STAFF, Appointment.BY_SESSION, Appointment.BY_MOVE, None]},
+                "cancelReason": {"type": ["string", "null"]},
+                "movedFromId": {"type": ["integer", "null"], "description": "The appointment this one replaced (a move)"},
+                "movedToId": {"type": ["integer", "null"], "description": "The appointment that replaced this one (a move)"},
                 "slot": openapi.ref("Slot"),
             },
         },

@@ -13,6 +13,7 @@ from wtforms import (
     SelectChoice,
     SelectMultipleField,
     StringField,
+    TextAreaField,
     TimeField,
 )
 from wtforms.validators import DataRequired, InputRequired, Length, Optional
@@ -25,10 +26,18 @@ WEEKDAYS = [SelectChoice(str(i), label) for i, label in enumerate(("Mon", "Tue",
 
 
 class DoctorRowForm(Form):
-    """One doctor row of the slot form (a plain Form: the outer form carries the CSRF token)."""
+    """One doctor row of the slot form (a plain Form: the outer form carries the CSRF token): a doctor
+    picked from the directory (``doctor_id``, a select the template fills), or a new one by name and
+    specialization, which is added to the directory."""
 
-    name = StringField("Doctor's name", validators=[Length(max=120)])
+    doctor_id = StringField("Doctor")
+    name = StringField("New doctor's name", validators=[Length(max=120)])
     specialization = StringField("Specialization", validators=[Length(max=120)])
+
+    def choice(self) -> int | tuple[str | None, str | None]:
+        """The directory id chosen, or the (name, specialization) typed in."""
+        chosen = (self.doctor_id.data or "").strip()
+        return int(chosen) if chosen.isdigit() else (self.name.data, self.specialization.data)
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -72,3 +81,24 @@ class HospitalRegisterForm(FlaskForm):
 class AddStaffForm(FlaskForm):
     email = EmailField("Their account email", validators=[DataRequired("Please enter an email."), Length(max=254)])
     make_admin = BooleanField("Also a staff admin (can add staff)")
+
+
+class WalkInForm(FlaskForm):
+    patient_name = StringField("Patient's name", validators=[InputRequired("Please enter the patient's name."), Length(max=120)])
+    contact_number = StringField("Contact number", validators=[InputRequired("Please enter a contact number.")], description="10 digits.")
+    email = StringField("Email (optional)", validators=[Optional(), Length(max=254)], description="For the token, and any change, in writing.")
+
+
+class ReasonForm(FlaskForm):
+    reason = StringField("Reason", validators=[InputRequired("Please give a reason; the patients are told it."), Length(max=300)])
+
+
+class MoveForm(FlaskForm):
+    slot_id = IntegerField("Session", validators=[InputRequired("Choose a session.")])
+
+
+class DoctorForm(FlaskForm):
+    name = StringField("Name", validators=[InputRequired("Please enter the doctor's name."), Length(max=120)])
+    specialization = StringField("Specialization", validators=[InputRequired("Please enter the specialization."), Length(max=120)])
+    bio = TextAreaField("Short bio (optional)", validators=[Length(max=500)])
+    active = BooleanField("Active (offered for new sessions)", default=True)

@@ -1,4 +1,5 @@
-"""Clinic tables: hospitals, their doctors, doctors' sessions (slots) and token-numbered appointments."""
+"""Clinic tables: hospitals, their doctors, doctors' sessions (slots), token-numbered appointments
+and the waiting lists of full sessions."""
 from __future__ import annotations
 
 from datetime import date, datetime, time
@@ -16,6 +17,8 @@ from sqlalchemy import (
     Time,
     UniqueConstraint,
     false,
+    text,
+    true,
 )
 from sqlalchemy.orm import Mapped, backref, mapped_column, relationship
 
@@ -53,7 +56,8 @@ class Hospital(db.Model):
 
 
 class Doctor(db.Model):
-    """A doctor who holds sessions at one hospital."""
+    """A doctor in one hospital's directory. Sessions point at the row, so every page and search
+    reads the name and specialization from here: renaming a doctor is one edit."""
 
     __tablename__ = "doctors"
     __table_args__ = (UniqueConstraint("hospital_id", "name", "specialization"),)
@@ -62,6 +66,9 @@ class Doctor(db.Model):
     hospital_id: Mapped[int] = mapped_column(ForeignKey("hospitals.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(120))
     specialization: Mapped[str] = mapped_column(String(120), index=True)
+    bio: Mapped[str] = mapped_column(String(500), default="", server_default="")
+    # An inactive doctor keeps their sessions but is not offered for new ones.
+    active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     hospital: Mapped[Hospital] = relationship()
@@ -103,6 +110,9 @@ class Slot(db.Model):
     tokens_issued: Mapped[int] = mapped_column(Integer, default=0)
     closed: Mapped[bool] = mapped_column(Boolean, default=False)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A cancelled session (the doctor is unavailable) is also closed; unlike closing, it is final.
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    cancel_reason: Mapped[str | None] = mapped_column(String(300))
     now_serving: Mapped[int | None] = mapped_column(Integer)
     # Bumped by every change; the availability fragment's ETag.
     version: Mapped[int] = mapped_column(Integer, default=1)
@@ -115,12 +125,21 @@ class Slot(db.Model):
     def places_left(self) -> int:
         return max(self.capacity - self.booked_count, 0)
 
+    @property
+    def cancelled(self) -> bool:
+        return self.cancelled_at is not None
+
     def is_past(self, now: datetime | None = None) -> bool:
         return self.ends_at <= (now or utcnow())
 
 
 class Appointment(db.Model):
-    """A patient's place in a slot, with its token number."""
+    """A patient's place in a slot, with its token number.
+
+    An online booking belongs to the account that made it; a walk-in (given at the front desk) has
+    no account and may carry an email address of its own. New columns have server defaults only,
+    so the booking's prebuilt INSERT (see ``clinic.service``) stays exactly as it was.
+    """
 
     __tablename__ = "appointments"
     __table_args__ = (
@@ -135,6 +154,11 @@ class Appointment(db.Model):
     NO_SHOW = "no_show"
     CANCELLED = "cancelled"
     STATUSES = (BOOKED, ARRIVED, NO_SHOW, CANCELLED)
+    # Who ended an appointment (``cancelled_by``).
+    BY_PATIENT = "patient"
+    BY_STAFF = "staff"
+    BY_SESSION = "session"  # the whole session was cancelled
+    BY_MOVE = "moved"  # the patient moved to another session (``moved_to_id``)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     slot_id: Mapped[int] = mapped_column(ForeignKey("slots.id", ondelete="CASCADE"))
@@ -147,6 +171,64 @@ class Appointment(db.Model):
     booked_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     idempotency_key: Mapped[str | None] = mapped_column(String(64))
+    walk_in: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    # A walk-in's own address (optional); an online booking's emails go to its account.
+    email: Mapped[str | None] = mapped_column(String(254))
+    cancelled_by: Mapped[str | None] = mapped_column(String(16))
+    cancel_reason: Mapped[str | None] = mapped_column(String(300))
+    # A move links the two appointments both ways. Plain integers, no foreign keys: a key would
+    # make deleting a slot's appointments check every row for references, and an index on them
+    # would cost every booking one more write.
+    moved_from_id: Mapped[int | None] = mapped_column(Integer)
+    moved_to_id: Mapped[int | None] = mapped_column(Integer)
+    # The calendar event this appointment is: a move updates the old event (same UID, higher SEQUENCE).
+    calendar_id: Mapped[int | None] = mapped_column(Integer)
+    calendar_sequence: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+
+    slot: Mapped[Slot] = relationship()
+    user: Mapped[User | None] = relationship()
+
+    @property
+    def calendar_uid_id(self) -> int:
+        """The id the calendar event's UID is built from (the first appointment of a chain of moves)."""
+        return self.calendar_id or self.id
+
+
+class WaitlistEntry(db.Model):
+    """A patient waiting for a place in a full session; the first waiting (lowest id) is promoted first."""
+
+    __tablename__ = "waitlist_entries"
+    __table_args__ = (
+        # The promotion's "first person waiting": one index range, in order.
+        Index("ix_waitlist_entries_slot_status_id", "slot_id", "status", "id"),
+        Index("ix_waitlist_entries_user_status", "user_id", "status"),
+        # The same patient waits once per session (a double click, two tabs).
+        Index(
+            "uq_waitlist_entries_waiting_patient",
+            "slot_id",
+            "user_id",
+            "patient_name",
+            unique=True,
+            sqlite_where=text("status = 'waiting'"),
+            postgresql_where=text("status = 'waiting'"),
+        ),
+    )
+
+    WAITING = "waiting"
+    PROMOTED = "promoted"
+    LEFT = "left"
+    CANCELLED = "cancelled"  # the session was cancelled
+    STATUSES = (WAITING, PROMOTED, LEFT, CANCELLED)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slot_id: Mapped[int] = mapped_column(ForeignKey("slots.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    patient_name: Mapped[str] = mapped_column(String(120))
+    contact_number: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(16), default=WAITING)
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    appointment_id: Mapped[int | None] = mapped_column(ForeignKey("appointments.id", ondelete="SET NULL"))
 
     slot: Mapped[Slot] = relationship()
     user: Mapped[User | None] = relationship()

@@ -16,18 +16,19 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from flask import current_app
 from sqlalchemy import Row, Select, bindparam, func, insert, select, true, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import contains_eager
+from sqlalchemy.orm import aliased, contains_eager
 
 from expertbook.auth.models import User
 from expertbook.auth.service import clean_name, normalise_email, register_account
 from expertbook.auth.sessions import api_session_alive, api_session_clause
-from expertbook.clinic import signals
+from expertbook.clinic import emails, signals
 from expertbook.clinic.emails import TOKEN_CONFIRMATION
-from expertbook.clinic.models import Appointment, Doctor, Hospital, Slot
+from expertbook.clinic.models import Appointment, Doctor, Hospital, Slot, WaitlistEntry
 from expertbook.database import DirectStatement, autocommit_reads, single_statement, transaction, utcnow
 from expertbook.errors import Conflict, NotFound, ValidationFailed
 from expertbook.extensions import db
 from expertbook.notifications.service import (
+    check_address,
     dispatch,
     dispatch_after_commit,
     named_email_insert,
@@ -48,8 +49,14 @@ MAX_SESSION = timedelta(days=1)
 SLOT_NOT_FOUND = "Slot not found"
 SLOT_FULL = "This slot is fully booked"
 SLOT_CHANGED = "Slot availability changed, please refresh"
+SLOT_CANCELLED = "This session was cancelled"
 APPOINTMENT_NOT_FOUND = "Appointment not found"
 ACCOUNT_NOT_FOUND = "Account not found"
+WAITLIST_NOT_FOUND = "Waiting-list entry not found"
+DOCTOR_NOT_FOUND = "Doctor not found"
+MAX_REASON = 300
+MAX_BIO = 500
+MOVE_OPTIONS_LIMIT = 50
 
 _CONTACT = re.compile(r"[0-9]{10}")
 _KEY = re.compile(r"[A-Za-z0-9_\-:.]{8,64}")
@@ -84,8 +91,10 @@ class Badge:
 
 
 def slot_badge(slot: Slot, now: datetime | None = None) -> Badge:
-    """The one place that decides a slot's status badge: Past, Closed, Fully booked, Almost full or Available."""
+    """The one place that decides a slot's status badge: Cancelled, Past, Closed, Fully booked, Almost full or Available."""
     now = now or utcnow()
+    if getattr(slot, "cancelled_at", None) is not None:
+        return Badge("Cancelled", "badge-cancelled")
     if slot.is_past(now):
         return Badge("Past", "badge-past")
     if slot.closed:
@@ -240,7 +249,7 @@ def slot_dates(first: date, repeat_until: date | None, weekdays: list[int] | Non
 
 def create_slots(
     staff_user_id: int,
-    doctors: list[tuple[str | None, str | None]],
+    doctors: list[tuple[str | None, str | None] | int],
     day: date | None,
     start: time | None,
     end: time | None,
@@ -250,19 +259,24 @@ def create_slots(
 ) -> CreatedSlots:
     """Create one session per doctor and date for the staff member's hospital.
 
-    Doctors are matched by name and specialization (a new pair adds the doctor). A session that
-    already exists for a doctor at that date and start time is skipped and counted, so submitting
-    the same form twice creates nothing twice.
+    Each doctor is a directory id (an active doctor of this hospital) or a (name, specialization)
+    pair, matched against the directory (a new pair adds the doctor to it). A session that already
+    exists for a doctor at that date and start time is skipped and counted, so submitting the same
+    form twice creates nothing twice.
     """
     hospital_id = _staff_hospital_id(staff_user_id)
     hospital = db.session.get(Hospital, hospital_id)
     errors: dict[str, str] = {}
-    cleaned: list[tuple[str, str]] = []
+    cleaned: list[tuple[str, str] | int] = []
     if not doctors:
         errors["doctors"] = "Add at least one doctor."
     if len(doctors) > MAX_DOCTORS_PER_FORM:
         errors["doctors"] = f"Add at most {MAX_DOCTORS_PER_FORM} doctors at a time."
-    for index, (name, specialization) in enumerate(doctors):
+    for index, doctor in enumerate(doctors):
+        if isinstance(doctor, int):
+            cleaned.append(doctor)
+            continue
+        name, specialization = doctor
         try:
             cleaned.append(
                 (clean_text(name, f"doctors-{index}-name", "doctor's name"), clean_text(specialization, f"doctors-{index}-specialization", "specialization"))
@@ -299,21 +313,34 @@ def create_slots(
     dates = [d for d in slot_dates(day, repeat_until, weekdays) if to_utc(d, end, hospital.timezone) > now]
     if not dates:
         raise ValidationFailed({"end_time" if repeat_until is None else "repeat_until": "That session has already ended; choose a later time or date."})
-    # Drop a doctor listed twice in the same form.
-    cleaned = list(dict.fromkeys(cleaned))
 
     try:
         with transaction() as session:
             doctor_rows = []
-            for name, specialization in cleaned:
-                doctor = session.scalar(
-                    select(Doctor).where(Doctor.hospital_id == hospital_id, Doctor.name == name, Doctor.specialization == specialization)
-                )
-                if doctor is None:
-                    doctor = Doctor(hospital_id=hospital_id, name=name, specialization=specialization)
-                    session.add(doctor)
-                    session.flush()
-                doctor_rows.append(doctor)
+            inactive: dict[str, str] = {}
+            for index, choice in enumerate(cleaned):
+                if isinstance(choice, int):
+                    doctor = session.scalar(select(Doctor).where(Doctor.hospital_id == hospital_id, Doctor.id == choice))
+                    if doctor is None:
+                        inactive[f"doctors-{index}-doctor_id"] = "Choose a doctor from the directory."
+                        continue
+                else:
+                    name, specialization = choice
+                    doctor = session.scalar(
+                        select(Doctor).where(Doctor.hospital_id == hospital_id, Doctor.name == name, Doctor.specialization == specialization)
+                    )
+                    if doctor is None:
+                        doctor = Doctor(hospital_id=hospital_id, name=name, specialization=specialization, bio="", active=True)
+                        session.add(doctor)
+                        session.flush()
+                if not doctor.active:
+                    inactive[f"doctors-{index}-{'doctor_id' if isinstance(choice, int) else 'name'}"] = (
+                        f"{doctor.name} is marked inactive in the doctors directory; make them active there first."
+                    )
+                if doctor not in doctor_rows:  # a doctor listed twice in the same form counts once
+                    doctor_rows.append(doctor)
+            if inactive:
+                raise ValidationFailed(inactive)
             existing = {
                 tuple(row)
                 for row in session.execute(
@@ -373,6 +400,7 @@ class SlotSnapshot:
     now_serving: int | None
     hospital: SimpleNamespace
     doctor: SimpleNamespace
+    cancelled_at: datetime | None = None  # a session that just gave a place is never a cancelled one
 
     @property
     def places_left(self) -> int:
@@ -417,13 +445,22 @@ def _replay(existing: Row, slot_id: int) -> Booking:
     return Booking(existing.id, existing.token_number, max(left or 0, 0), replayed=True)
 
 
+def _not_taking_patients(slot: Slot, now: datetime) -> Conflict | None:
+    """Why a slot takes no patient at all (cancelled, closed or over), or None if it does."""
+    if slot.cancelled_at is not None:
+        return Conflict(SLOT_CANCELLED)
+    if slot.closed or slot.is_past(now):
+        return Conflict(SLOT_CHANGED)
+    return None
+
+
 def _refusal(slot_id: int, now: datetime) -> Exception:
     """Why the conditional UPDATE matched nothing, as the error to raise."""
     slot = db.session.get(Slot, slot_id, populate_existing=True)
     if slot is None or not slot.hospital.published:
         return NotFound(SLOT_NOT_FOUND)
-    if slot.closed or slot.is_past(now):
-        return Conflict(SLOT_CHANGED)
+    if (closed := _not_taking_patients(slot, now)) is not None:
+        return closed
     if slot.booked_count >= slot.capacity:
         return Conflict(SLOT_FULL)
     return Conflict(SLOT_CHANGED)
@@ -487,6 +524,25 @@ _DETAILS = (
 )
 _TAKE_PLACE = {guarded: _take_place(*_DETAILS, guarded=guarded) for guarded in (False, True)}
 _INSERT_APPOINTMENT = insert(_appointments).returning(_appointments.c.id)
+
+
+def take_place(connection, slot_id: int, now: datetime, *, guard: dict | None = None) -> Row | None:
+    """Take one place in the slot and issue its next token, or None if it is full, closed or over.
+
+    The one conditional UPDATE every way into a session shares (a booking on SQLite, a walk-in, a
+    move, a waiting-list promotion), so together they can never exceed the capacity and tokens stay
+    one sequence. (PostgreSQL's online booking runs the same UPDATE as the first part of its one
+    statement, see :func:`_both_in_one_statement`.) Run it inside the caller's transaction; the row
+    has the slot's new counters and what a confirmation shows. ``guard`` (``session_hash`` and
+    ``user_id``): only while that API token's login session is open, checked in the same statement.
+    """
+    return connection.execute(_TAKE_PLACE[guard is not None], {"slot_id": slot_id, "now": now, **(guard or {})}).one_or_none()
+
+
+def _insert_appointment(connection, taken: Row, values: dict) -> tuple[int, int]:
+    """Insert the appointment for a place :func:`take_place` took; returns its id and token number."""
+    token = FIRST_TOKEN - 1 + taken.tokens_issued
+    return connection.execute(_INSERT_APPOINTMENT, {**values, "token_number": token}).scalar_one(), token
 
 
 def _both_in_one_statement(guarded: bool):
@@ -567,13 +623,12 @@ def _book_in_transaction(connection, values: dict) -> tuple[Row | None, int | No
         appointment_id = taken.appointment_id
         dispatch_after_commit(taken.email_id)
     else:
-        place = {name: values[name] for name in ("slot_id", "now", "session_hash", "user_id") if name in values}
-        taken = connection.execute(_TAKE_PLACE[guarded], place).one_or_none()
+        guard = {name: values[name] for name in ("session_hash", "user_id")} if guarded else None
+        taken = take_place(connection, values["slot_id"], values["now"], guard=guard)
         if taken is None:
             return None, None
-        token = FIRST_TOKEN - 1 + taken.tokens_issued
         row = {name: value for name, value in values.items() if name not in ("now", "session_hash")}
-        appointment_id = connection.execute(_INSERT_APPOINTMENT, {**row, "token_number": token}).scalar_one()
+        appointment_id, _ = _insert_appointment(connection, taken, row)
         with never_costs_the_change(f"the token confirmation of appointment {appointment_id}"):
             queue_composed(TOKEN_CONFIRMATION, appointment_id)
     _send(signals.appointment_booked, appointment_id)
@@ -650,7 +705,12 @@ def book(
             return _replay(existing, slot_id)
         raise _refusal(slot_id, now)
     token = FIRST_TOKEN - 1 + taken.tokens_issued
-    slot = SlotSnapshot(
+    return Booking(appointment_id, token, taken.capacity - taken.booked_count, False, patient_name, contact_number, now, _snapshot(slot_id, taken))
+
+
+def _snapshot(slot_id: int, taken: Row) -> SlotSnapshot:
+    """The slot as the place-taking statement returned it (the booking's and ``_TAKE_PLACE``'s rows agree)."""
+    return SlotSnapshot(
         slot_id,
         taken.date,
         taken.start_time,
@@ -664,11 +724,14 @@ def book(
         SimpleNamespace(name=taken.hospitals_name, location=taken.hospitals_location, timezone=taken.hospitals_timezone),
         SimpleNamespace(name=taken.doctors_name, specialization=taken.doctors_specialization),
     )
-    return Booking(appointment_id, token, taken.capacity - taken.booked_count, False, patient_name, contact_number, now, slot)
 
 
 def cancel(appointment_id: int, user_id: int) -> Appointment:
-    """The patient cancels their own upcoming appointment; the place is freed, the token is not reused."""
+    """The patient cancels their own upcoming appointment; the place is freed, the token is not reused.
+
+    The freed place goes at once, in the same transaction, to the first person on the session's
+    waiting list, if anyone waits.
+    """
     with transaction() as session:
         appointment = _own_appointment(appointment_id, user_id)
         if appointment.status == Appointment.CANCELLED:
@@ -678,22 +741,224 @@ def cancel(appointment_id: int, user_id: int) -> Appointment:
         now = utcnow()
         if appointment.slot.is_past(now):
             raise Conflict("This appointment has already taken place.")
+        lock_slots(session, appointment.slot_id)
         changed = session.execute(
             update(Appointment)
             .where(Appointment.id == appointment_id, Appointment.status == Appointment.BOOKED)
-            .values(status=Appointment.CANCELLED, cancelled_at=now),
+            .values(status=Appointment.CANCELLED, cancelled_at=now, cancelled_by=Appointment.BY_PATIENT),
             execution_options={"synchronize_session": False},
         ).rowcount
         if changed:
-            session.execute(
-                update(Slot)
-                .where(Slot.id == appointment.slot_id)
-                .values(booked_count=Slot.booked_count - 1, version=Slot.version + 1),
-                execution_options={"synchronize_session": False},
-            )
+            _release_places(session, appointment.slot_id, now)
             _send(signals.appointment_cancelled, appointment_id)
     session.expire_all()
     return appointment
+
+
+# ---------------------------------------------------------------------------- freeing places: the waiting list
+
+_waitlist = WaitlistEntry.__table__
+
+
+def lock_slots(session, *slot_ids: int) -> None:
+    """Lock the slots' rows until the transaction ends, lowest id first (PostgreSQL).
+
+    Every change that frees a place, moves a patient or joins a waiting list takes its slots' locks
+    first, before any appointment's, always in the same order, so two of them never wait for each
+    other in a circle; and while a place is being freed and given to the first person waiting, no
+    other change to that session can slip in between. ``FOR NO KEY UPDATE`` is the lock an UPDATE
+    takes: it does not block a booking's INSERT that merely references the slot. On SQLite the
+    transaction's BEGIN IMMEDIATE already serialises every writer.
+    """
+    if session.connection().dialect.name != "postgresql":
+        return
+    ids = sorted(set(slot_ids))
+    session.execute(select(_slots.c.id).where(_slots.c.id.in_(ids)).order_by(_slots.c.id).with_for_update(key_share=True))
+
+
+def _release_places(session, slot_id: int, now: datetime, count: int = 1) -> list[int]:
+    """Give back ``count`` places of a slot (the tokens stay used) and hand them to the waiting list.
+
+    The caller holds the slot's lock (:func:`lock_slots`) and has already ended the appointments.
+    Returns the ids of the appointments the waiting list got.
+    """
+    session.execute(
+        update(Slot).where(Slot.id == slot_id).values(booked_count=Slot.booked_count - count, version=Slot.version + 1),
+        execution_options={"synchronize_session": False},
+    )
+    return promote_waiting(session, slot_id, now)
+
+
+_NEXT_WAITING = (
+    select(_waitlist.c.id)
+    .where(_waitlist.c.slot_id == bindparam("waiting_for"), _waitlist.c.status == WaitlistEntry.WAITING)
+    .order_by(_waitlist.c.id)
+    .limit(1)
+)
+# Claim the first person waiting. The status condition is checked again on the row itself, so a
+# person who left the list at this moment is never given a place (PostgreSQL re-checks the row
+# after waiting for the leaver's lock; then the next one is claimed).
+_CLAIM_FIRST_WAITING = (
+    update(_waitlist)
+    .where(_waitlist.c.id == _NEXT_WAITING.scalar_subquery(), _waitlist.c.status == WaitlistEntry.WAITING)
+    .values(status=WaitlistEntry.PROMOTED, ended_at=bindparam("promoted_at", type_=_waitlist.c.ended_at.type))
+    .returning(_waitlist.c.id, _waitlist.c.user_id, _waitlist.c.patient_name, _waitlist.c.contact_number)
+)
+_FREE_PLACES = select(_slots.c.capacity - _slots.c.booked_count, _slots.c.closed, _slots.c.ends_at).where(_slots.c.id == bindparam("slot_id"))
+
+
+def promote_waiting(session, slot_id: int, now: datetime) -> list[int]:
+    """Give a slot's free places to the people waiting, first come first served, in the caller's transaction.
+
+    Runs only where a place has just been freed (a cancellation, a move away, a capacity increase,
+    a reopening), never on the booking path. The caller holds the slot's lock, so the places it sees
+    free are its to give: each promotion takes the place and the next token through
+    :func:`take_place`, like any booking, and queues the patient's email. Returns the new
+    appointments' ids, in the order they were given.
+    """
+    connection = session.connection()
+    free, closed, ends_at = connection.execute(_FREE_PLACES, {"slot_id": slot_id}).one()
+    promoted: list[int] = []
+    if closed or ends_at <= now:
+        return promoted
+    # Bounded: each round either gives a place or finds that someone left the list meanwhile.
+    for _ in range(max(free, 0) * 2 + 10):
+        if len(promoted) >= free:
+            break
+        entry = connection.execute(_CLAIM_FIRST_WAITING, {"waiting_for": slot_id, "promoted_at": now}).one_or_none()
+        if entry is None:
+            if connection.execute(_NEXT_WAITING, {"waiting_for": slot_id}).scalar() is None:
+                break
+            continue
+        taken = take_place(connection, slot_id, now)
+        if taken is None:  # cannot happen under the caller's lock; keep the person waiting rather than lose them
+            connection.execute(update(_waitlist).where(_waitlist.c.id == entry.id).values(status=WaitlistEntry.WAITING, ended_at=None))
+            break
+        appointment_id, _ = _insert_appointment(
+            connection,
+            taken,
+            {
+                "slot_id": slot_id,
+                "user_id": entry.user_id,
+                "patient_name": entry.patient_name,
+                "contact_number": entry.contact_number,
+                "status": Appointment.BOOKED,
+                "booked_at": now,
+            },
+        )
+        connection.execute(update(_waitlist).where(_waitlist.c.id == entry.id).values(appointment_id=appointment_id))
+        with never_costs_the_change(f"the waiting-list promotion email of appointment {appointment_id}"):
+            queue_composed(emails.WAITLIST_PROMOTED, appointment_id)
+        promoted.append(appointment_id)
+    return promoted
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A place on a waiting list: the entry and how many wait before it, plus one."""
+
+    entry_id: int
+    position: int
+
+
+def _position(entry_id: int, slot_id: int) -> int:
+    return db.session.scalar(
+        select(func.count()).where(_waitlist.c.slot_id == slot_id, _waitlist.c.status == WaitlistEntry.WAITING, _waitlist.c.id <= entry_id)
+    ) or 0
+
+
+def join_waitlist(slot_id: int, user_id: int, patient_name: str | None, contact_number: str | None) -> Waiting:
+    """Put the patient on a full session's waiting list (name and number, like a booking).
+
+    Only a full session that still takes bookings has a waiting list; with a place free the patient
+    books instead. The slot's lock makes joining and freeing a place take turns, so nobody can join
+    behind a place that is free at that very moment. The same patient name waits once per account.
+    """
+    patient_name, contact_number = clean_patient(patient_name, contact_number)
+    now = utcnow()
+    try:
+        with transaction() as session:
+            lock_slots(session, slot_id)
+            slot = session.get(Slot, slot_id, populate_existing=True)
+            if slot is None:
+                raise NotFound(SLOT_NOT_FOUND)
+            if (closed := _not_taking_patients(slot, now)) is not None:
+                raise closed
+            if slot.booked_count < slot.capacity:
+                raise Conflict("This session has free places: book one instead of waiting.")
+            already = session.scalar(
+                select(_waitlist.c.id).where(
+                    _waitlist.c.slot_id == slot_id,
+                    _waitlist.c.user_id == user_id,
+                    _waitlist.c.patient_name == patient_name,
+                    _waitlist.c.status == WaitlistEntry.WAITING,
+                )
+            )
+            if already is not None:
+                raise Conflict(f"{patient_name} is already on the waiting list for this session.")
+            entry_id = session.execute(
+                insert(_waitlist).returning(_waitlist.c.id),
+                {"slot_id": slot_id, "user_id": user_id, "patient_name": patient_name, "contact_number": contact_number,
+                 "status": WaitlistEntry.WAITING, "joined_at": now},
+            ).scalar_one()
+            position = _position(entry_id, slot_id)
+    except IntegrityError:
+        # The account went away meanwhile (the entry's foreign key), or the same join raced itself past the check.
+        if db.session.scalar(select(User.id).where(User.id == user_id)) is None:
+            raise NotFound(ACCOUNT_NOT_FOUND) from None
+        raise Conflict(f"{patient_name} is already on the waiting list for this session.") from None
+    return Waiting(entry_id, position)
+
+
+def leave_waitlist(entry_id: int, user_id: int) -> WaitlistEntry:
+    """The patient leaves a waiting list. Leaving twice is harmless; once promoted, the place is an
+    appointment (cancel that instead), which the answer says."""
+    with transaction() as session:
+        changed = session.execute(
+            update(WaitlistEntry)
+            .where(WaitlistEntry.id == entry_id, WaitlistEntry.user_id == user_id, WaitlistEntry.status == WaitlistEntry.WAITING)
+            .values(status=WaitlistEntry.LEFT, ended_at=utcnow()),
+            execution_options={"synchronize_session": False},
+        ).rowcount
+        entry = session.scalar(
+            select(WaitlistEntry).where(WaitlistEntry.id == entry_id, WaitlistEntry.user_id == user_id).execution_options(populate_existing=True)
+        )
+        if entry is None:
+            raise NotFound(WAITLIST_NOT_FOUND)
+        if not changed and entry.status == WaitlistEntry.PROMOTED:
+            token = session.scalar(select(Appointment.token_number).where(Appointment.id == entry.appointment_id))
+            raise Conflict(f"A place already freed up for you: token {token}. Cancel the appointment instead if you cannot come.")
+    return entry
+
+
+def my_waitlist(user_id: int, limit: int = MY_LIST_LIMIT) -> list[tuple[WaitlistEntry, int]]:
+    """The patient's places on waiting lists of sessions not yet over, soonest first, each with its position."""
+    earlier = aliased(WaitlistEntry)
+    position = (
+        select(func.count())
+        .where(earlier.slot_id == WaitlistEntry.slot_id, earlier.status == WaitlistEntry.WAITING, earlier.id <= WaitlistEntry.id)
+        .scalar_subquery()
+    )
+    rows = db.session.execute(
+        select(WaitlistEntry, position)
+        .join(WaitlistEntry.slot)
+        .join(Slot.doctor)
+        .join(Slot.hospital)
+        .options(contains_eager(WaitlistEntry.slot).contains_eager(Slot.doctor), contains_eager(WaitlistEntry.slot).contains_eager(Slot.hospital))
+        .where(WaitlistEntry.user_id == user_id, WaitlistEntry.status == WaitlistEntry.WAITING, Slot.ends_at > utcnow())
+        .order_by(Slot.starts_at, WaitlistEntry.id)
+        .limit(limit)
+    ).all()
+    return [(entry, pos) for entry, pos in rows]
+
+
+def slot_waitlist(slot_id: int) -> list[WaitlistEntry]:
+    """The people waiting for a slot, first come first."""
+    return list(
+        db.session.scalars(
+            select(WaitlistEntry).where(WaitlistEntry.slot_id == slot_id, WaitlistEntry.status == WaitlistEntry.WAITING).order_by(WaitlistEntry.id)
+        )
+    )
 
 
 # ---------------------------------------------------------------------------- staff: running a slot
@@ -710,7 +975,7 @@ def _staff_slot(session, slot_id: int, hospital_id: int, lock: bool = False) -> 
 
 
 def close_slot(slot_id: int, hospital_id: int) -> Slot:
-    """Stop taking bookings for a slot (existing appointments stay)."""
+    """Stop taking bookings for a slot (existing appointments and the waiting list stay)."""
     with transaction() as session:
         session.execute(
             update(Slot)
@@ -723,20 +988,28 @@ def close_slot(slot_id: int, hospital_id: int) -> Slot:
 
 
 def reopen_slot(slot_id: int, hospital_id: int) -> Slot:
-    """Take bookings again for a slot that was closed."""
+    """Take bookings again for a slot that was closed; places freed meanwhile go to the waiting list first.
+
+    A cancelled session cannot be reopened: its patients were told it will not take place.
+    """
     with transaction() as session:
-        session.execute(
+        changed = session.execute(
             update(Slot)
-            .where(Slot.id == slot_id, Slot.hospital_id == hospital_id, Slot.closed.is_(True))
+            .where(Slot.id == slot_id, Slot.hospital_id == hospital_id, Slot.closed.is_(True), Slot.cancelled_at.is_(None))
             .values(closed=False, closed_at=None, version=Slot.version + 1),
             execution_options={"synchronize_session": False},
-        )
+        ).rowcount
         slot = _staff_slot(session, slot_id, hospital_id)
-    return slot
+        if slot.cancelled_at is not None:
+            raise Conflict("A cancelled session cannot be reopened. Create a new session instead.")
+        if changed:
+            promote_waiting(session, slot_id, utcnow())
+    return _staff_slot(db.session, slot_id, hospital_id)
 
 
 def change_capacity(slot_id: int, hospital_id: int, capacity: int | None) -> Slot:
-    """Set a slot's capacity; it can never go below the places already booked."""
+    """Set a slot's capacity; it can never go below the places already booked. Places a larger
+    capacity adds go to the people waiting first, in the same transaction."""
     if capacity is None:
         raise ValidationFailed({"capacity": "Please enter the number of places."})
     if not 1 <= capacity <= MAX_CAPACITY:
@@ -753,6 +1026,8 @@ def change_capacity(slot_id: int, hospital_id: int, capacity: int | None) -> Slo
             raise ValidationFailed(
                 {"capacity": f"{slot.booked_count} places are already booked, so the capacity cannot be less than {slot.booked_count}."}
             )
+        if promote_waiting(session, slot_id, utcnow()):
+            slot = _staff_slot(session, slot_id, hospital_id)
     return slot
 
 
@@ -769,6 +1044,8 @@ def set_appointment_status(appointment_id: int, hospital_id: int, status: str) -
         )
         if appointment is None:
             raise NotFound(APPOINTMENT_NOT_FOUND)
+        # The slot first, as every change that touches a slot and its appointments does (see lock_slots).
+        session.execute(update(Slot).where(Slot.id == appointment.slot_id).values(version=Slot.version + 1), execution_options={"synchronize_session": False})
         changed = session.execute(
             update(Appointment)
             .where(Appointment.id == appointment_id, Appointment.status != Appointment.CANCELLED)
@@ -777,8 +1054,362 @@ def set_appointment_status(appointment_id: int, hospital_id: int, status: str) -
         ).rowcount
         if not changed:
             raise Conflict("The patient cancelled this appointment.")
-        session.execute(update(Slot).where(Slot.id == appointment.slot_id).values(version=Slot.version + 1), execution_options={"synchronize_session": False})
     session.expire_all()
+    return appointment
+
+
+# ---------------------------------------------------------------------------- staff: the front desk
+
+
+def _own_slot_id(session, slot_id: int, hospital_id: int) -> None:
+    if session.scalar(select(Slot.id).where(Slot.id == slot_id, Slot.hospital_id == hospital_id)) is None:
+        raise NotFound(SLOT_NOT_FOUND)
+
+
+def _clean_email(email: str | None) -> str | None:
+    email = (email or "").strip()
+    return check_address(email, "email") if email else None
+
+
+def walk_in(slot_id: int, hospital_id: int, patient_name: str | None, contact_number: str | None, email: str | None = None) -> Booking:
+    """Give a patient at the desk (no account) a place and the next token.
+
+    The place is taken by the same conditional UPDATE as an online booking (:func:`take_place`), so
+    walk-ins and online bookings together never exceed the capacity and share one token sequence.
+    With an email address the patient also gets the token in writing, and later any cancellation.
+    """
+    errors: dict[str, list[str]] = {}
+    for check in (lambda: clean_patient(patient_name, contact_number), lambda: _clean_email(email)):
+        try:
+            check()
+        except ValidationFailed as error:
+            errors.update(error.errors)
+    if errors:  # every problem at once
+        raise ValidationFailed(errors)
+    (patient_name, contact_number), email = clean_patient(patient_name, contact_number), _clean_email(email)
+    now = utcnow()
+    with transaction() as session:
+        _own_slot_id(session, slot_id, hospital_id)
+        connection = session.connection()
+        taken = take_place(connection, slot_id, now)
+        if taken is None:
+            raise _refusal(slot_id, now)
+        appointment_id, token = _insert_appointment(
+            connection,
+            taken,
+            {
+                "slot_id": slot_id, "user_id": None, "patient_name": patient_name, "contact_number": contact_number,
+                "status": Appointment.BOOKED, "booked_at": now, "walk_in": True, "email": email,
+            },
+        )
+        if email:
+            with never_costs_the_change(f"the walk-in token email of appointment {appointment_id}"):
+                queue_composed(emails.WALK_IN_TOKEN, appointment_id)
+    return Booking(appointment_id, token, taken.capacity - taken.booked_count, False, patient_name, contact_number, now, _snapshot(slot_id, taken))
+
+
+def _clean_reason(reason: str | None) -> str:
+    return clean_text(reason, "reason", "reason", MAX_REASON)
+
+
+def staff_cancel(appointment_id: int, hospital_id: int, reason: str | None) -> Appointment:
+    """Staff cancel one appointment of their hospital, with a reason the patient is emailed (with a
+    link to book again). The place is freed (and given to the first person waiting); the token is
+    never given out again."""
+    reason = _clean_reason(reason)
+    with transaction() as session:
+        found = session.execute(
+            select(Appointment.slot_id, Appointment.user_id, Appointment.email, Slot.ends_at)
+            .join(Slot, Slot.id == Appointment.slot_id)
+            .where(Appointment.id == appointment_id, Slot.hospital_id == hospital_id)
+        ).one_or_none()
+        if found is None:
+            raise NotFound(APPOINTMENT_NOT_FOUND)
+        now = utcnow()
+        if found.ends_at <= now:
+            raise Conflict("This session is over; its appointments can no longer be cancelled.")
+        lock_slots(session, found.slot_id)
+        changed = session.execute(
+            update(Appointment)
+            .where(Appointment.id == appointment_id, Appointment.status != Appointment.CANCELLED)
+            .values(status=Appointment.CANCELLED, cancelled_at=now, cancelled_by=Appointment.BY_STAFF, cancel_reason=reason),
+            execution_options={"synchronize_session": False},
+        ).rowcount
+        if not changed:
+            raise Conflict("This appointment is already cancelled.")
+        _release_places(session, found.slot_id, now)
+        if emails.has_address(found.user_id, found.email):
+            with never_costs_the_change(f"the cancellation email of appointment {appointment_id}"):
+                queue_composed(emails.CANCELLED_BY_HOSPITAL, appointment_id)
+    return session.get(Appointment, appointment_id, populate_existing=True)
+
+
+@dataclass(frozen=True)
+class SessionCancelled:
+    """What cancelling a session did: appointments cancelled, of them emailed, waiting-list people emailed,
+    and the patients to phone (no email address)."""
+
+    cancelled: int
+    notified: int
+    waitlist_notified: int
+    to_phone: list[tuple[int, str, str]]
+
+
+def cancel_session(slot_id: int, hospital_id: int, reason: str | None) -> SessionCancelled:
+    """Cancel a whole session (the doctor is unavailable), with a reason.
+
+    In one transaction: the session is closed and marked cancelled (so it leaves search and takes no
+    booking, walk-in, move or waiting-list place from this moment on), every booked or arrived
+    appointment is cancelled and its place given back, every patient with an email address is
+    emailed the reason with a one-click link to move to another session, and everyone on the waiting
+    list is emailed too. Closing a session (no new bookings) is a different, reversible thing.
+    """
+    reason = _clean_reason(reason)
+    now = utcnow()
+    with transaction() as session:
+        slot = session.scalar(select(Slot).where(Slot.id == slot_id, Slot.hospital_id == hospital_id).execution_options(populate_existing=True))
+        if slot is None:
+            raise NotFound(SLOT_NOT_FOUND)
+        if slot.is_past(now):
+            raise Conflict("This session is over; it can no longer be cancelled.")
+        # The slot's row first (it is this UPDATE's lock), then its appointments: the order lock_slots keeps.
+        changed = session.execute(
+            update(Slot)
+            .where(Slot.id == slot_id, Slot.cancelled_at.is_(None))
+            .values(closed=True, closed_at=func.coalesce(Slot.closed_at, now), cancelled_at=now, cancel_reason=reason, version=Slot.version + 1),
+            execution_options={"synchronize_session": False},
+        ).rowcount
+        if not changed:
+            raise Conflict("This session is already cancelled.")
+        connection = session.connection()
+        ended = connection.execute(
+            update(_appointments)
+            .where(_appointments.c.slot_id == slot_id, _appointments.c.status.in_(WAITING))
+            .values(status=Appointment.CANCELLED, cancelled_at=now, cancelled_by=Appointment.BY_SESSION, cancel_reason=reason)
+            .returning(_appointments.c.id, _appointments.c.user_id, _appointments.c.email, _appointments.c.patient_name,
+                       _appointments.c.contact_number, _appointments.c.token_number)
+        ).all()
+        if ended:
+            connection.execute(
+                update(_slots).where(_slots.c.id == slot_id).values(booked_count=_slots.c.booked_count - len(ended))
+            )
+        waiting = connection.execute(
+            update(_waitlist)
+            .where(_waitlist.c.slot_id == slot_id, _waitlist.c.status == WaitlistEntry.WAITING)
+            .values(status=WaitlistEntry.CANCELLED, ended_at=now)
+            .returning(_waitlist.c.id)
+        ).scalars().all()
+        notified = 0
+        to_phone = []
+        for row in sorted(ended, key=lambda r: r.token_number):
+            if emails.has_address(row.user_id, row.email):
+                with never_costs_the_change(f"the session cancellation email of appointment {row.id}"):
+                    queue_composed(emails.SESSION_CANCELLED, row.id)
+                notified += 1
+            else:
+                to_phone.append((row.token_number, row.patient_name, row.contact_number))
+        for entry_id in waiting:
+            with never_costs_the_change(f"the session cancellation email of waiting-list entry {entry_id}"):
+                queue_composed(emails.WAITLIST_CANCELLED, entry_id)
+    return SessionCancelled(len(ended), notified, len(waiting), to_phone)
+
+
+# ---------------------------------------------------------------------------- patients: moving to another session
+
+
+@dataclass(frozen=True)
+class Moved:
+    """The outcome of a move: the new appointment and its token."""
+
+    appointment_id: int
+    token_number: int
+    slot_id: int
+    released: bool  # False when the old place was already given back (its session was cancelled)
+
+
+def _movable(appointment: Appointment, now: datetime) -> bool:
+    """Whether the appointment holds a place that can move (True), or is a place the hospital took
+    away by cancelling the session and may be replaced once (False); Conflict otherwise."""
+    if appointment.status == Appointment.BOOKED and not appointment.slot.is_past(now):
+        return True
+    if appointment.status == Appointment.CANCELLED and appointment.cancelled_by == Appointment.BY_SESSION and appointment.moved_to_id is None:
+        return False
+    if appointment.moved_to_id is not None:
+        raise Conflict("This appointment has already been moved.")
+    raise Conflict("This appointment can no longer be moved.")
+
+
+def _check_target(appointment: Appointment, target: Slot | None) -> Slot:
+    if target is None:
+        raise NotFound(SLOT_NOT_FOUND)
+    if target.id == appointment.slot_id:
+        raise ValidationFailed({"slot_id": "That is the session you already have. Choose another one."})
+    here = appointment.slot
+    same_doctor = target.doctor_id == here.doctor_id
+    same_kind = target.hospital_id == here.hospital_id and target.doctor.specialization == here.doctor.specialization
+    if not (same_doctor or same_kind):
+        raise ValidationFailed({"slot_id": "Choose a session with the same doctor, or the same specialization at the same hospital."})
+    return target
+
+
+def move_appointment(appointment_id: int, new_slot_id: int, user_id: int | None = None) -> Moved:
+    """Move an appointment to another session (the same doctor, or the same specialization at the same hospital).
+
+    One transaction: the place in the new session is taken (a new token there, by :func:`take_place`,
+    the same conditional UPDATE as a booking) and the old one released, or nothing changes. The patient
+    never holds both or neither, and the old token is not given out again. A full new session is a
+    Conflict and leaves the old appointment exactly as it was. The place freed in the old session goes
+    to its waiting list. An appointment whose session the hospital cancelled can be replaced this way
+    once (its place was given back already).
+
+    ``user_id`` is the patient's account (their own appointments only); None is the signed link of a
+    session-cancelled email, which the caller has checked.
+    """
+    now = utcnow()
+    query = _with_appointment_details(select(Appointment)).where(Appointment.id == appointment_id).execution_options(populate_existing=True)
+    if user_id is not None:
+        query = query.where(Appointment.user_id == user_id)
+    with transaction() as session:
+        appointment = session.scalar(query)
+        if appointment is None:
+            raise NotFound(APPOINTMENT_NOT_FOUND)
+        target = _check_target(appointment, session.scalar(_with_doctor_and_hospital(select(Slot)).where(Slot.id == new_slot_id)))
+        lock_slots(session, appointment.slot_id, target.id)
+        # Read again under the locks: a cancellation of the session, say, may have just committed.
+        appointment = session.scalar(query)
+        holds_place = _movable(appointment, now)
+        connection = session.connection()
+        taken = take_place(connection, target.id, now)
+        if taken is None:
+            raise _refusal(target.id, now)  # rolls back: the old appointment is untouched
+        # A held place moves with its calendar event (same UID, next SEQUENCE); a replaced cancelled one starts afresh.
+        calendar = {"calendar_id": appointment.calendar_uid_id, "calendar_sequence": appointment.calendar_sequence + 1} if holds_place else {}
+        new_id, token = _insert_appointment(
+            connection,
+            taken,
+            {
+                "slot_id": target.id, "user_id": appointment.user_id, "patient_name": appointment.patient_name,
+                "contact_number": appointment.contact_number, "status": Appointment.BOOKED, "booked_at": now,
+                "walk_in": appointment.walk_in, "email": appointment.email, "moved_from_id": appointment.id, **calendar,
+            },
+        )
+        if holds_place:
+            ended = update(Appointment).where(Appointment.id == appointment.id, Appointment.status == Appointment.BOOKED).values(
+                status=Appointment.CANCELLED, cancelled_at=now, cancelled_by=Appointment.BY_MOVE, moved_to_id=new_id
+            )
+        else:
+            ended = update(Appointment).where(
+                Appointment.id == appointment.id, Appointment.status == Appointment.CANCELLED, Appointment.moved_to_id.is_(None)
+            ).values(moved_to_id=new_id)
+        if not session.execute(ended, execution_options={"synchronize_session": False}).rowcount:
+            # Cancelled or moved by another request since it was read: undo the new place too.
+            raise Conflict("This appointment changed meanwhile. Please look at it again.")
+        if holds_place:
+            _release_places(session, appointment.slot_id, now)
+        if emails.has_address(appointment.user_id, appointment.email):
+            with never_costs_the_change(f"the move email of appointment {new_id}"):
+                queue_composed(emails.MOVED, new_id)
+    session.expire_all()
+    return Moved(new_id, token, target.id, holds_place)
+
+
+def move_options(appointment: Appointment, limit: int = MOVE_OPTIONS_LIMIT) -> list[Slot]:
+    """The sessions an appointment can move to: bookable now, the same doctor, or the same
+    specialization at the same hospital; soonest first."""
+    here = appointment.slot
+    now = utcnow()
+    query = _with_doctor_and_hospital(select(Slot)).where(
+        Slot.id != here.id,
+        Slot.closed.is_(False),
+        Slot.booked_count < Slot.capacity,
+        Slot.ends_at > now,
+        Slot.starts_at > now - MAX_SESSION,
+        (Slot.doctor_id == here.doctor_id) | ((Slot.hospital_id == here.hospital_id) & (Doctor.specialization == here.doctor.specialization)),
+    )
+    return list(db.session.scalars(query.order_by(Slot.starts_at, Doctor.name, Slot.id).limit(limit)))
+
+
+def appointment_for_move_link(appointment_id: int) -> Appointment:
+    """The appointment a valid move link names, with its session's details; NotFound if it is gone."""
+    appointment = db.session.scalar(_with_appointment_details(select(Appointment)).where(Appointment.id == appointment_id))
+    if appointment is None:
+        raise NotFound(APPOINTMENT_NOT_FOUND)
+    return appointment
+
+
+# ---------------------------------------------------------------------------- staff: the doctors directory
+
+
+def _clean_doctor(name: str | None, specialization: str | None, bio: str | None) -> tuple[str, str, str]:
+    errors: dict[str, str] = {}
+    cleaned = []
+    for field, label, value in (("name", "doctor's name", name), ("specialization", "specialization", specialization)):
+        try:
+            cleaned.append(clean_text(value, field, label))
+        except ValidationFailed as error:
+            errors.update({k: v[0] for k, v in error.errors.items()})
+    bio = " ".join(str(bio or "").split())
+    if len(bio) > MAX_BIO:
+        errors["bio"] = f"Keep the bio under {MAX_BIO} characters."
+    if errors:
+        raise ValidationFailed(errors)
+    return cleaned[0], cleaned[1], bio
+
+
+def _duplicate_doctor(name: str, specialization: str) -> ValidationFailed:
+    return ValidationFailed({"name": f"{name} ({specialization}) is already in the directory."})
+
+
+def add_doctor(hospital_id: int, name: str | None, specialization: str | None, bio: str | None = "") -> Doctor:
+    """Add a doctor to the hospital's directory (active)."""
+    name, specialization, bio = _clean_doctor(name, specialization, bio)
+    try:
+        with transaction() as session:
+            doctor = Doctor(hospital_id=hospital_id, name=name, specialization=specialization, bio=bio, active=True)
+            session.add(doctor)
+            session.flush()
+    except IntegrityError:
+        raise _duplicate_doctor(name, specialization) from None
+    return doctor
+
+
+def update_doctor(doctor_id: int, hospital_id: int, name: str | None, specialization: str | None, bio: str | None, active: bool) -> Doctor:
+    """Rename, re-describe or (de)activate one of the hospital's doctors. Every session, search and
+    page reads the doctor from here, so the change shows everywhere at once. An inactive doctor keeps
+    their sessions but is not offered for new ones."""
+    name, specialization, bio = _clean_doctor(name, specialization, bio)
+    try:
+        with transaction() as session:
+            changed = session.execute(
+                update(Doctor)
+                .where(Doctor.id == doctor_id, Doctor.hospital_id == hospital_id)
+                .values(name=name, specialization=specialization, bio=bio, active=bool(active)),
+                execution_options={"synchronize_session": False},
+            ).rowcount
+            if not changed:
+                raise NotFound(DOCTOR_NOT_FOUND)
+            # Pages cache by the slot's version: make them show the new name.
+            session.execute(update(Slot).where(Slot.doctor_id == doctor_id).values(version=Slot.version + 1), execution_options={"synchronize_session": False})
+    except IntegrityError:
+        raise _duplicate_doctor(name, specialization) from None
+    return staff_doctor(doctor_id, hospital_id)
+
+
+def staff_doctor(doctor_id: int, hospital_id: int) -> Doctor:
+    """One of the hospital's doctors; NotFound for any other hospital's."""
+    doctor = db.session.scalar(
+        select(Doctor).where(Doctor.id == doctor_id, Doctor.hospital_id == hospital_id).execution_options(populate_existing=True)
+    )
+    if doctor is None:
+        raise NotFound(DOCTOR_NOT_FOUND)
+    return doctor
+
+
+def staff_appointment(appointment_id: int, hospital_id: int) -> Appointment:
+    """One of the hospital's appointments; NotFound for any other hospital's."""
+    appointment = db.session.scalar(select(Appointment).join(Slot).where(Appointment.id == appointment_id, Slot.hospital_id == hospital_id))
+    if appointment is None:
+        raise NotFound(APPOINTMENT_NOT_FOUND)
     return appointment
 
 
@@ -918,9 +1549,12 @@ def availability(slot_id: int) -> Availability:
     return Availability(slot_id, row.capacity, row.booked_count, row.closed, row.ends_at <= utcnow(), row.version)
 
 
-def doctors_of(hospital_id: int) -> list[Doctor]:
-    """The hospital's doctors, by name."""
-    return list(db.session.scalars(select(Doctor).where(Doctor.hospital_id == hospital_id).order_by(Doctor.name, Doctor.specialization)))
+def doctors_of(hospital_id: int, active_only: bool = False) -> list[Doctor]:
+    """The hospital's doctors (the directory), by name; ``active_only`` for the ones new sessions may use."""
+    query = select(Doctor).where(Doctor.hospital_id == hospital_id)
+    if active_only:
+        query = query.where(Doctor.active.is_(True))
+    return list(db.session.scalars(query.order_by(Doctor.name, Doctor.specialization)))
 
 
 def staff_slots(
@@ -958,14 +1592,7 @@ def slot_appointments(slot_id: int) -> list[Appointment]:
 
 def hospital_appointments(hospital_id: int, slot_id: int | None = None, day: date | None = None, limit: int = 500) -> list[Appointment]:
     """The hospital's appointments (optionally of one slot or date), newest sessions first."""
-    query = (
-        select(Appointment)
-        .join(Appointment.slot)
-        .join(Slot.doctor)
-        .join(Slot.hospital)
-        .options(contains_eager(Appointment.slot).contains_eager(Slot.doctor), contains_eager(Appointment.slot).contains_eager(Slot.hospital))
-        .where(Slot.hospital_id == hospital_id)
-    )
+    query = _with_appointment_details(select(Appointment)).where(Slot.hospital_id == hospital_id)
     if slot_id is not None:
         query = query.where(Slot.id == slot_id)
     if day is not None:
@@ -974,15 +1601,17 @@ def hospital_appointments(hospital_id: int, slot_id: int | None = None, day: dat
     return list(db.session.scalars(query))
 
 
-def _own_query(user_id: int) -> Select:
+def _with_appointment_details(query: Select) -> Select:
     return (
-        select(Appointment)
-        .join(Appointment.slot)
+        query.join(Appointment.slot)
         .join(Slot.doctor)
         .join(Slot.hospital)
         .options(contains_eager(Appointment.slot).contains_eager(Slot.doctor), contains_eager(Appointment.slot).contains_eager(Slot.hospital))
-        .where(Appointment.user_id == user_id)
     )
+
+
+def _own_query(user_id: int) -> Select:
+    return _with_appointment_details(select(Appointment)).where(Appointment.user_id == user_id)
 
 
 def _own_appointment(appointment_id: int, user_id: int) -> Appointment:

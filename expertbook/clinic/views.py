@@ -17,7 +17,19 @@ from expertbook.auth import limits
 from expertbook.auth import service as accounts
 from expertbook.auth.views import check_your_email
 from expertbook.clinic import service
-from expertbook.clinic.forms import AddStaffForm, BookingForm, CapacityForm, DoctorRowForm, HospitalRegisterForm, SlotForm
+from expertbook.clinic import links
+from expertbook.clinic.forms import (
+    AddStaffForm,
+    BookingForm,
+    CapacityForm,
+    DoctorForm,
+    DoctorRowForm,
+    HospitalRegisterForm,
+    MoveForm,
+    ReasonForm,
+    SlotForm,
+    WalkInForm,
+)
 from expertbook.clinic.models import Appointment, Slot
 from expertbook.database import utcnow
 from expertbook.errors import Conflict, ServiceError, ValidationFailed
@@ -156,6 +168,21 @@ def search():
     )
 
 
+def _validated(form, service_checks) -> bool:
+    """Validate the form; when it is invalid, show the service's checks' problems too, every one at once."""
+    if form.validate_on_submit():
+        return True
+    if "csrf_token" not in form.errors:
+        try:
+            service_checks()
+        except ValidationFailed as error:
+            for name, messages in error.errors.items():
+                field = getattr(form, name)
+                if not field.errors:
+                    field.errors = list(field.errors) + messages
+    return False
+
+
 def _booking_form() -> BookingForm:
     form = BookingForm()
     if not form.booking_key.data:
@@ -180,16 +207,7 @@ def book(slot_id: int):
     """
     form = BookingForm()
     status = 422
-    valid = form.validate_on_submit()
-    if not valid and "csrf_token" not in form.errors:
-        # Show every problem at once: the service's checks too, not only the ones the form caught.
-        try:
-            service.clean_patient(form.patient_name.data, form.contact_number.data)
-        except ValidationFailed as error:
-            for name, messages in error.errors.items():
-                field = getattr(form, name)
-                if not field.errors:
-                    field.errors = list(field.errors) + messages
+    valid = _validated(form, lambda: service.clean_patient(form.patient_name.data, form.contact_number.data))
     if valid:
         try:
             booking = service.book(slot_id, current_user.id, form.patient_name.data, form.contact_number.data, form.booking_key.data or None)
@@ -262,9 +280,12 @@ def appointment(appointment_id: int):
 @bp.get("/my-appointments")
 @login_required
 def my_appointments():
-    """The patient's upcoming and past appointments, with cancel."""
+    """The patient's places on waiting lists (with their position), upcoming and past appointments, with move and cancel."""
     upcoming, past = service.my_appointments(current_user.id)
-    return render("clinic/my_appointments.html", "clinic/_my_appointments.html", upcoming=upcoming, past=past, cancel_form=EmptyForm())
+    return render(
+        "clinic/my_appointments.html", "clinic/_my_appointments.html", upcoming=upcoming, past=past,
+        waiting=service.my_waitlist(current_user.id), cancel_form=EmptyForm(),
+    )
 
 
 @bp.post("/appointments/<int:appointment_id>/cancel")
@@ -311,7 +332,7 @@ def new_slots():
         try:
             created = service.create_slots(
                 current_user.id,
-                [(row.form.name.data, row.form.specialization.data) for row in form.doctors],
+                [row.form.choice() for row in form.doctors],
                 form.date.data,
                 form.start_time.data,
                 form.end_time.data,
@@ -334,12 +355,15 @@ def new_slots():
             return redirect_to(url_for("clinic.staff_slots"))
     elif request.method == "POST":
         status = 422
-    return render("clinic/slot_form.html", "clinic/_slot_form.html", status=status, form=form, hospital=hospital)
+    return render(
+        "clinic/slot_form.html", "clinic/_slot_form.html", status=status, form=form, hospital=hospital,
+        doctors=service.doctors_of(hospital.id, active_only=True),
+    )
 
 
 def _apply_slot_errors(form: SlotForm, error: ValidationFailed) -> None:
     for name, messages in error.errors.items():
-        match = re.fullmatch(r"doctors-(\d+)-(name|specialization)", name)
+        match = re.fullmatch(r"doctors-(\d+)-(doctor_id|name|specialization)", name)
         if match and int(match.group(1)) < len(form.doctors.entries):
             field = getattr(form.doctors.entries[int(match.group(1))].form, match.group(2))
             field.errors = list(field.errors) + messages
@@ -356,7 +380,8 @@ def doctor_row():
     """One more doctor row for the slot form (htmx appends it); its index follows the rows already there."""
     index = _doctor_row_index()
     row = DoctorRowForm(prefix=f"doctors-{index}-")
-    return render("clinic/_doctor_row.html", "clinic/_doctor_row.html", row=row, index=index)
+    doctors = service.doctors_of(current_user.hospital_id, active_only=True)
+    return render("clinic/_doctor_row.html", "clinic/_doctor_row.html", row=row, index=index, doctors=doctors)
 
 
 @bp.get("/staff/slots")
@@ -386,16 +411,28 @@ def _own_slot(slot_id: int) -> Slot:
     return service.staff_slot(slot_id, current_user.hospital_id)
 
 
-def _staff_slot_page(slot: Slot, status: int = 200, capacity_form: CapacityForm | None = None, message: str | None = None):
+def _staff_slot_page(
+    slot: Slot,
+    status: int = 200,
+    capacity_form: CapacityForm | None = None,
+    message: str | None = None,
+    fragment: str = "clinic/_slot_controls.html",
+    walk_in_form: WalkInForm | None = None,
+    booking: service.Booking | None = None,
+):
     capacity_form = capacity_form or CapacityForm(formdata=None, capacity=slot.capacity)
     return render(
         "clinic/staff_slot.html",
-        "clinic/_slot_controls.html",
+        fragment,
         status=status,
         slot=slot,
         capacity_form=capacity_form,
         action_form=EmptyForm(),
+        reason_form=ReasonForm(formdata=None),
+        form=walk_in_form or WalkInForm(formdata=None),
+        booking=booking,
         appointments=service.slot_appointments(slot.id),
+        waiting=service.slot_waitlist(slot.id),
         following=service.next_token(slot),
         message=message,
     )
@@ -412,18 +449,7 @@ def staff_slot(slot_id: int):
 @staff_required
 def staff_slot_appointments(slot_id: int, status: int = 200, message: str | None = None):
     """The live part of the staff slot page: counts, now serving and the appointments table."""
-    slot = _own_slot(slot_id)
-    return render(
-        "clinic/staff_slot.html",
-        "clinic/_staff_appointments.html",
-        status=status,
-        slot=slot,
-        capacity_form=CapacityForm(formdata=None, capacity=slot.capacity),
-        action_form=EmptyForm(),
-        appointments=service.slot_appointments(slot.id),
-        following=service.next_token(slot),
-        message=message,
-    )
+    return _staff_slot_page(_own_slot(slot_id), status=status, message=message, fragment="clinic/_staff_appointments.html")
 
 
 def _checked_action_form() -> None:
@@ -502,3 +528,232 @@ def appointment_status(appointment_id: int):
         slot_id = service.staff_appointment_slot_id(appointment_id, current_user.hospital_id)
         return _after_staff_action(slot_id, staff_slot_appointments, error)
     return _after_staff_action(changed.slot_id, staff_slot_appointments, done=f"Token {changed.token_number} updated.")
+
+
+# ---------------------------------------------------------------------------- the front desk: walk-ins and cancellations
+
+
+@bp.post("/staff/slots/<int:slot_id>/walk-in")
+@staff_required
+def walk_in(slot_id: int):
+    """Give a walk-in patient the next token; the answer shows it large, with "Print slip"."""
+    form = WalkInForm()
+    status = 422
+    if _validated(form, lambda: service.clean_patient(form.patient_name.data, form.contact_number.data)):
+        try:
+            booking = service.walk_in(slot_id, current_user.hospital_id, form.patient_name.data, form.contact_number.data, form.email.data)
+        except ValidationFailed as error:
+            apply_errors(form, error)
+        except Conflict as error:
+            form.form_errors.append(error.message)
+            status = 409
+        else:
+            if not wants_fragment():
+                flash(f"Walk-in token {booking.token_number} for {booking.patient_name}.", "success")
+                return redirect_to(url_for("clinic.walk_in_slip", appointment_id=booking.appointment_id))
+            response = _staff_slot_page(_own_slot(slot_id), fragment="clinic/_walk_in.html", booking=booking)
+            response.headers["HX-Trigger"] = "clinicRefresh"  # the appointments table shows the new token at once
+            return response
+    return _staff_slot_page(_own_slot(slot_id), status=status, fragment="clinic/_walk_in.html", walk_in_form=form)
+
+
+@bp.get("/staff/appointments/<int:appointment_id>/slip")
+@staff_required
+def walk_in_slip(appointment_id: int):
+    """A printable slip for one appointment: the token large, the patient, the doctor and the session."""
+    slot_id = service.staff_appointment_slot_id(appointment_id, current_user.hospital_id)
+    return render("clinic/slip.html", "clinic/slip.html", appointment=service.staff_appointment(appointment_id, current_user.hospital_id), slot=_own_slot(slot_id))
+
+
+@bp.post("/staff/appointments/<int:appointment_id>/cancel")
+@staff_required
+def staff_cancel(appointment_id: int):
+    """Cancel one appointment with a reason (the patient is emailed it with a link to book again)."""
+    form = ReasonForm()
+    slot_id = service.staff_appointment_slot_id(appointment_id, current_user.hospital_id)
+    if not form.validate_on_submit():
+        if "csrf_token" in form.errors:
+            abort(400)
+        return _after_staff_action(slot_id, staff_slot_appointments, ValidationFailed(form.errors, "Please give a reason; the patient is told it."))
+    try:
+        cancelled = service.staff_cancel(appointment_id, current_user.hospital_id, form.reason.data)
+    except (Conflict, ValidationFailed) as error:
+        return _after_staff_action(slot_id, staff_slot_appointments, error)
+    return _after_staff_action(slot_id, staff_slot_appointments, done=f"Token {cancelled.token_number} is cancelled; the patient is told why.")
+
+
+@bp.post("/staff/slots/<int:slot_id>/cancel")
+@staff_required
+def cancel_session(slot_id: int):
+    """Cancel the whole session with a reason: patients and the waiting list are emailed, the session leaves search."""
+    form = ReasonForm()
+    if not form.validate_on_submit():
+        if "csrf_token" in form.errors:
+            abort(400)
+        return _after_staff_action(slot_id, _controls_fragment, ValidationFailed(form.errors, "Please give a reason; the patients are told it."))
+    try:
+        result = service.cancel_session(slot_id, current_user.hospital_id, form.reason.data)
+    except (Conflict, ValidationFailed) as error:
+        return _after_staff_action(slot_id, _controls_fragment, error)
+    done = f"The session is cancelled: {result.cancelled} appointment(s) cancelled, {result.notified} patient(s) emailed"
+    if result.waitlist_notified:
+        done += f", {result.waitlist_notified} on the waiting list emailed"
+    done += "."
+    if result.to_phone:
+        done += " Please phone: " + "; ".join(f"token {token} {name}, {contact}" for token, name, contact in result.to_phone) + "."
+    if is_htmx():
+        response = _staff_slot_page(_own_slot(slot_id), message=done)
+        response.headers["HX-Trigger"] = "clinicRefresh"
+        return response
+    flash(done, "success")
+    return redirect_to(url_for("clinic.staff_slot", slot_id=slot_id))
+
+
+# ---------------------------------------------------------------------------- patients: moving and waiting
+
+
+def _move_page(appointment: Appointment, action: str, status: int = 200, form: MoveForm | None = None):
+    return render(
+        "clinic/move.html",
+        "clinic/_move_options.html",
+        status=status,
+        appointment=appointment,
+        options=service.move_options(appointment),
+        action=action,
+        form=form or MoveForm(formdata=None),
+    )
+
+
+def _move(appointment: Appointment, user_id: int | None, action: str, done_url):
+    form = MoveForm()
+    if not form.validate_on_submit():
+        if "csrf_token" in form.errors:
+            abort(400)
+        return _move_page(appointment, action, 422, form)
+    try:
+        moved = service.move_appointment(appointment.id, form.slot_id.data, user_id)
+    except ValidationFailed as error:
+        form.form_errors.extend(m for messages in error.errors.values() for m in messages)
+        return _move_page(appointment, action, 422, form)
+    except Conflict as error:
+        form.form_errors.append(error.message)
+        return _move_page(appointment, action, 409, form)
+    flash(f"Moved. Your new token number is {moved.token_number}.", "success")
+    return redirect_to(done_url(moved))
+
+
+@bp.route("/appointments/<int:appointment_id>/move", methods=["GET", "POST"])
+@login_required
+def move(appointment_id: int):
+    """Move the patient's own appointment to another session (same doctor, or same specialization and hospital)."""
+    found = service.own_appointment(appointment_id, current_user.id)
+    action = url_for("clinic.move", appointment_id=appointment_id)
+    if request.method == "GET":
+        return _move_page(found, action)
+    return _move(found, current_user.id, action, lambda moved: url_for("clinic.appointment", appointment_id=moved.appointment_id))
+
+
+@bp.route("/move/<token>", methods=["GET", "POST"])
+def move_by_link(token: str):
+    """The one-click link of a "session cancelled" email: the sessions to move to, no login needed
+    (walk-ins have no account). The link is signed and expires; the move itself is a POST. Once
+    moved, the same link shows the new token."""
+    appointment_id = links.appointment_of_move_token(token)
+    if appointment_id is None:
+        abort(404, description="This link is not valid any more. Please find another session.")
+    found = service.appointment_for_move_link(appointment_id)
+    replacement = service.appointment_for_move_link(found.moved_to_id) if found.moved_to_id else None
+    action = url_for("clinic.move_by_link", token=token)
+    if request.method == "GET":
+        if replacement is not None:
+            return render("clinic/moved.html", "clinic/moved.html", appointment=replacement, slot=replacement.slot, earlier=found)
+        return _move_page(found, action)
+    return _move(found, None, action, lambda moved: action)
+
+
+@bp.post("/slots/<int:slot_id>/waitlist")
+@login_required
+def join_waitlist(slot_id: int):
+    """Join a full session's waiting list (name and number, like a booking)."""
+    form = BookingForm()
+    status = 422
+    if _validated(form, lambda: service.clean_patient(form.patient_name.data, form.contact_number.data)):
+        try:
+            waiting = service.join_waitlist(slot_id, current_user.id, form.patient_name.data, form.contact_number.data)
+        except ValidationFailed as error:
+            apply_errors(form, error)
+        except Conflict as error:
+            form.form_errors.append(error.message)
+            status = 409
+        else:
+            flash(f"{form.patient_name.data} is number {waiting.position} on the waiting list. We will email you if a place frees up.", "success")
+            return redirect_to(url_for("clinic.my_appointments"))
+    slot = service.slot_with_details(slot_id)
+    return render("clinic/slot.html", "clinic/_slot_panel.html", status=status, slot=slot, form=form)
+
+
+@bp.post("/waitlist/<int:entry_id>/leave")
+@login_required
+def leave_waitlist(entry_id: int):
+    """Leave a waiting list."""
+    _checked_action_form()
+    try:
+        service.leave_waitlist(entry_id, current_user.id)
+    except Conflict as error:
+        flash(error.message, "error")
+    else:
+        flash("You have left the waiting list.", "success")
+    return redirect_to(url_for("clinic.my_appointments"))
+
+
+# ---------------------------------------------------------------------------- staff: the doctors directory
+
+
+def _doctors_page(form: DoctorForm, status: int = 200):
+    return render(
+        "clinic/doctors.html", "clinic/_doctors.html", status=status, form=form, doctors=service.doctors_of(current_user.hospital_id)
+    )
+
+
+@bp.route("/staff/doctors", methods=["GET", "POST"])
+@staff_required
+def staff_doctors():
+    """The hospital's doctors directory (name, specialization, short bio, active); add a doctor here."""
+    form = DoctorForm() if request.method == "POST" else DoctorForm(formdata=None)
+    if request.method == "GET":
+        return _doctors_page(form)
+    if form.validate_on_submit():
+        try:
+            added = service.add_doctor(current_user.hospital_id, form.name.data, form.specialization.data, form.bio.data)
+        except ValidationFailed as error:
+            apply_errors(form, error)
+        else:
+            if wants_fragment():
+                return _doctors_page(DoctorForm(formdata=None))
+            flash(f"{added.name} is in the directory.", "success")
+            return redirect_to(url_for("clinic.staff_doctors"))
+    elif "csrf_token" in form.errors:
+        abort(400)
+    return _doctors_page(form, 422)
+
+
+@bp.route("/staff/doctors/<int:doctor_id>", methods=["GET", "POST"])
+@staff_required
+def edit_doctor(doctor_id: int):
+    """Edit one doctor: a rename shows on every session, search and page at once (they read the directory)."""
+    doctor = service.staff_doctor(doctor_id, current_user.hospital_id)
+    form = DoctorForm(obj=doctor) if request.method == "GET" else DoctorForm()
+    status = 200
+    if request.method == "POST":
+        status = 422
+        if form.validate_on_submit():
+            try:
+                service.update_doctor(doctor_id, current_user.hospital_id, form.name.data, form.specialization.data, form.bio.data, form.active.data)
+            except ValidationFailed as error:
+                apply_errors(form, error)
+            else:
+                flash("Saved. Every session of this doctor shows the change.", "success")
+                return redirect_to(url_for("clinic.staff_doctors"))
+        elif "csrf_token" in form.errors:
+            abort(400)
+    return render("clinic/doctor.html", "clinic/_doctor_form.html", status=status, form=form, doctor=doctor)

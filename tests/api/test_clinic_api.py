@@ -193,7 +193,7 @@ def test_patients_see_and_cancel_only_their_own(app, client):
     slot = make_slot()
     owner, other = make_users(2)
     appointment = make_appointment(slot, owner)
-    assert client.get("/api/appointments/my", headers=bearer(app, other)).get_json() == {"upcoming": [], "past": []}
+    assert client.get("/api/appointments/my", headers=bearer(app, other)).get_json() == {"upcoming": [], "past": [], "waitlist": []}
     assert client.post(f"/api/appointments/{appointment.id}/cancel", headers=bearer(app, other)).status_code == 404
     cancelled = client.post(f"/api/appointments/{appointment.id}/cancel", headers=bearer(app, owner))
     assert cancelled.status_code == 200 and cancelled.get_json()["appointment"]["status"] == "cancelled"
