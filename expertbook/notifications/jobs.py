@@ -98,19 +98,20 @@ class AppWorker(SimpleWorker):
                 self.pubsub_thread.stop()  # its loop ends at its next turn; the connection is gone anyway
 
 
-def work(app: Flask, queue_names: list[str], burst: bool = False, restart_delay: float = 1.0) -> None:
+def work(app: Flask, queue_names: list[str], burst: bool = False, restart_delay: float = 1.0, max_delay: float = 4.0) -> None:
     """Run the RQ worker loop on ``queue_names`` until a signal (or the end of a burst) stops it.
 
     RQ's loop survives a Redis outage while it waits for a job, but quits on a Redis error anywhere
     else (reporting a finished job, its heartbeat, its own registration). The process must outlive
-    any outage, so the loop is started again, as a new RQ worker, after ``restart_delay``; the
-    periodic pass (:class:`Ticker`) runs in its own thread all along. The worker has a Redis client
-    of its own: RQ lengthens its socket timeout to block on the queues, which the app's client,
-    used by the relay and the dispatcher, must not inherit.
+    any outage, so the loop is started again, as a new RQ worker, after ``restart_delay`` (doubling
+    while Redis stays away, up to ``max_delay``); the periodic pass (:class:`Ticker`) runs in its own
+    thread all along. The worker has a Redis client of its own: RQ lengthens its socket timeout to
+    block on the queues, which the app's client, used by the relay and the dispatcher, must not inherit.
     """
     import signal
 
     from redis import Redis
+    from redis.exceptions import RedisError
     from rq import Queue
     from rq.exceptions import StopRequested
 
@@ -119,13 +120,22 @@ def work(app: Flask, queue_names: list[str], burst: bool = False, restart_delay:
     def stop_between_runs(signum, frame):
         stop.set()
 
+    failures = 0
     while not stop.is_set():
+        started = time.monotonic()
         connection = Redis.from_url(app.config["REDIS_URL"], socket_connect_timeout=2)
-        worker = AppWorker([Queue(name, connection=connection) for name in queue_names], connection=connection, app=app)
+        worker = None
         try:
+            # Even making the worker talks to Redis (it names its connection).
+            worker = AppWorker([Queue(name, connection=connection) for name in queue_names], connection=connection, app=app)
+            if stop.is_set():  # signalled while the worker was being made
+                return
             worker.work(burst=burst, with_scheduler=False)
         except StopRequested:  # a signal that came as the loop was ending
-            worker.stop_signalled = True
+            if worker is not None:
+                worker.stop_signalled = True
+        except RedisError as exc:
+            log.warning("the worker cannot reach Redis (%s)", exc)
         except Exception:
             log.exception("the worker loop failed")
         finally:
@@ -134,10 +144,12 @@ def work(app: Flask, queue_names: list[str], burst: bool = False, restart_delay:
             signal.signal(signal.SIGTERM, stop_between_runs)
             signal.signal(signal.SIGINT, stop_between_runs)
             connection.close()
-        if burst or worker.stop_signalled:
+        if burst or (worker is not None and worker.stop_signalled):
             return
-        log.warning("the worker loop ended (Redis unreachable?); starting it again in %.1f s", restart_delay)
-        stop.wait(restart_delay)
+        failures = failures + 1 if time.monotonic() - started < 30 else 1
+        delay = min(restart_delay * 2 ** (failures - 1), max_delay)
+        log.warning("the worker loop ended (Redis unreachable?); starting it again in %.1f s", delay)
+        stop.wait(delay)
 
 
 def periodic_pass(app: Flask, reminders: bool = True) -> None:
@@ -145,6 +157,8 @@ def periodic_pass(app: Flask, reminders: bool = True) -> None:
 
     ``reminders=False`` only relays (a pass the :class:`Ticker` runs early because a retry fell due).
     """
+    from redis.exceptions import RedisError
+
     from expertbook.notifications import service
 
     with app.app_context():
@@ -156,6 +170,8 @@ def periodic_pass(app: Flask, reminders: bool = True) -> None:
         service.run_relay_hooks()  # other areas' due jobs first (a meeting created now queues its emails)
         try:
             service.relay()
+        except RedisError as exc:  # expected while Redis is away: one line per pass, not a traceback
+            log.warning("the relay pass could not reach Redis (%s); the due rows wait for the next pass", exc)
         except Exception:
             log.exception("the relay pass failed")
 

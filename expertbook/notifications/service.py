@@ -773,10 +773,14 @@ def register_relay_hook(hook: RelayHook) -> RelayHook:
 
 def run_relay_hooks() -> int:
     """Run every registered relay hook; a failing hook is logged and does not stop the others."""
+    from redis.exceptions import RedisError
+
     done = 0
     for hook in list(_relay_hooks):
         try:
             done += hook() or 0
+        except RedisError as exc:  # expected while Redis is away: one line, not a traceback
+            log.warning("relay hook %s could not reach Redis (%s)", getattr(hook, "__qualname__", hook), exc)
         except Exception:
             log.exception("relay hook %r failed", hook)
     return done

@@ -249,18 +249,21 @@ def test_a_worker_killed_in_the_middle_of_a_batch_every_email_is_sent_once(app, 
 def test_redis_restarted_empty_with_retries_due_every_email_is_sent_once_and_the_worker_lives_on(
     app, smtp, workers, redis_server
 ):
+    # Redis goes away while the worker is in the middle of a job (RQ's loop then quits on the error
+    # it meets reporting the job, and the worker starts it again) and while retries fall due.
     worker = workers.start(MAIL_RETRY_BASE_SECONDS="3", MAIL_RETRY_MAX_SECONDS="4")  # the retries fall due in the outage
-    smtp.then(*["451 4.3.0 Try later"] * 3)
-    queue_notices(3)
-    wait_until(lambda: smtp.data_commands >= 3 and all(r.status == "pending" and r.attempts == 1 for r in rows()), 30,
-               "each email got its 451 and waits for its retry")
+    smtp.then("451 4.3.0 Try later", "451 4.3.0 Try later", "slow:4")
+    first, second, third = queue_notices(3)
+    wait_until(lambda: smtp.data_commands >= 3, 30, "two emails got their 451, the third is being sent")
     redis_server.stop()
     assert smtp.data_commands == 3 and smtp.messages == []
+    assert {row.id: row.status for row in rows()} == {first: "pending", second: "pending", third: "sending"}
     # Without Redis the web side still books: the row waits in the outbox.
     with transaction():
         service.queue_email("notice", "late@example.com", "Late", "notice",
                             {"heading": "Booked", "message": "Booked while Redis was away."}, subject="Booked late")
     assert service.flush_dispatch()
+    wait_until(lambda: rows()[2].status == "sent", 15, "the send in flight finishes and is recorded")
     wait_until(lambda: all(row.next_attempt_at <= utcnow() for row in rows()), 10, "every retry falls due during the outage")
     time.sleep(2 * TICK)  # the worker's passes meet the outage
     assert worker.poll() is None, "the worker died with Redis"
@@ -270,6 +273,10 @@ def test_redis_restarted_empty_with_retries_due_every_email_is_sent_once_and_the
     assert time.monotonic() - back <= TICK + FEW + 2 * 2.0  # the worker reconnects within 2 s
     assert worker.poll() is None and len(workers.started) == 1  # the same worker process did it
     assert_each_sent_once(smtp)
+    assert "starting it again" in workers.log(worker)  # RQ's loop quit with Redis, and came back
+    # Restarted loops or not, SIGTERM (systemd's stop) still ends the worker, warmly.
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(20) == 0
 
 
 # ---------------------------------------------------------------------------- meetings
