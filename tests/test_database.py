@@ -105,60 +105,6 @@ def test_autocommit_reads_leave_pooled_connections_as_configured(app, backend):
             assert raw.autocommit is False
 
 
-def test_a_direct_statement_reads_what_sqlalchemy_reads(app, backend):
-    from datetime import UTC, datetime, timedelta, timezone
-
-    from sqlalchemy import bindparam, update
-
-    from expertbook.database import DirectStatement
-    from tests.factories import make_user
-
-    # On psycopg it runs on the driver; elsewhere (SQLite) through connection.execute: the same answer.
-    user = make_user(email="direct@example.com")
-    users = User.__table__
-    india = timezone(timedelta(hours=5, minutes=30))
-    statement = (
-        update(users)
-        .where(users.c.id == bindparam("user_id"))
-        .values(created_at=bindparam("at", type_=users.c.created_at.type), name=users.c.name + " (checked)")
-        .returning(users.c.id, users.c.name.label("renamed"), users.c.created_at)
-    )
-    direct = DirectStatement(statement)
-    with transaction() as session:
-        # An aware time in another zone: the type's bind processing stores it as UTC, and it reads back in UTC.
-        row = direct.one_or_none(session.connection(), {"user_id": user.id, "at": datetime(2026, 3, 1, 10, 0, tzinfo=india)})
-        assert row.id == user.id and row.renamed.endswith(" (checked)")
-        assert row.created_at == datetime(2026, 3, 1, 4, 30, tzinfo=UTC) and row.created_at.tzinfo is UTC
-        expected = session.connection().execute(
-            select(users.c.id, users.c.name.label("renamed"), users.c.created_at).where(users.c.id == user.id)
-        ).one()
-        assert tuple(row) == tuple(expected)
-        assert direct.one_or_none(session.connection(), {"user_id": -1, "at": datetime.now(UTC)}) is None
-        if backend == "postgresql":  # the driver would send a missing parameter as NULL; it is refused instead
-            from sqlalchemy.exc import ArgumentError
-
-            with pytest.raises(ArgumentError, match="user_id"):
-                direct.one_or_none(session.connection(), {"at": datetime.now(UTC)})
-
-
-def test_a_direct_statement_raises_sqlalchemys_errors_and_the_transaction_rolls_back(app, backend):
-    from sqlalchemy import insert
-    from sqlalchemy.exc import IntegrityError
-
-    from expertbook.database import DirectStatement
-    from tests.factories import make_user
-
-    make_user(email="taken@example.com")
-    users = User.__table__
-    statement = insert(users).values(name="Second", email="taken@example.com", password_hash="x").returning(users.c.id)
-    with pytest.raises(IntegrityError):
-        with transaction() as session:
-            session.execute(users.update().values(name="changed in the same transaction"))
-            DirectStatement(statement).one_or_none(session.connection(), {})
-    db.session.rollback()
-    assert db.session.scalar(select(func.count()).select_from(User).where(User.name == "changed in the same transaction")) == 0
-
-
 def test_a_swallowed_error_inside_a_transaction_fails_the_commit_instead_of_losing_the_change(app, backend):
     from sqlalchemy import insert
 

@@ -24,7 +24,7 @@ from expertbook.auth.sessions import api_session_alive, api_session_clause
 from expertbook.clinic import emails, signals
 from expertbook.clinic.emails import TOKEN_CONFIRMATION
 from expertbook.clinic.models import Appointment, Doctor, Hospital, Slot, WaitlistEntry
-from expertbook.database import DirectStatement, autocommit_reads, single_statement, transaction, utcnow
+from expertbook.database import autocommit_reads, single_statement, transaction, utcnow
 from expertbook.errors import Conflict, NotFound, ValidationFailed
 from expertbook.extensions import db
 from expertbook.notifications.service import (
@@ -588,9 +588,8 @@ def _both_in_one_statement(guarded: bool):
     )
 
 
-# The hottest statement of the site, run on the driver directly (see DirectStatement); the guarded
-# one is the API's, which checks the bearer token's session in the same statement.
-_BOOK_IN_ONE = {guarded: DirectStatement(_both_in_one_statement(guarded)) for guarded in (False, True)}
+# The guarded statement is the API's, which checks the bearer token's session in the same statement.
+_BOOK_IN_ONE = {guarded: _both_in_one_statement(guarded) for guarded in (False, True)}
 _BY_KEY = select(_appointments.c.id, _appointments.c.slot_id, _appointments.c.token_number).where(
     _appointments.c.user_id == bindparam("user_id"), _appointments.c.idempotency_key == bindparam("key")
 )
@@ -617,7 +616,7 @@ def _book_in_transaction(connection, values: dict) -> tuple[Row | None, int | No
     then tell appointment_booked's receivers; (None, None) if the place could not be taken."""
     guarded = "session_hash" in values
     if connection.dialect.name == "postgresql":
-        taken = _BOOK_IN_ONE[guarded].one_or_none(connection, values)
+        taken = connection.execute(_BOOK_IN_ONE[guarded], values).one_or_none()
         if taken is None:
             return None, None
         appointment_id = taken.appointment_id
@@ -679,7 +678,7 @@ def book(
         if _alone():
             # The whole booking is one statement, atomic by itself: no BEGIN, no COMMIT.
             with single_statement() as connection:
-                taken = _BOOK_IN_ONE[api_session is not None].one_or_none(connection, values)
+                taken = connection.execute(_BOOK_IN_ONE[api_session is not None], values).one_or_none()
             if taken is not None:
                 dispatch(taken.email_id, fresh=True)  # committed already
             appointment_id = taken.appointment_id if taken is not None else None
