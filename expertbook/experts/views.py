@@ -214,8 +214,9 @@ def _booking_context(svc: Service, form: BookingForm | None = None, error: str |
     month = max(month, first_month)
     month = min(month, last_day.replace(day=1))
     weeks = month_calendar.Calendar(firstweekday=0).monthdatescalendar(month.year, month.month)
-    open_days = service.days_with_times(svc, weeks[0][0], weeks[-1][-1], zone)
-    times = service.times_on(svc, day, zone) if day else []
+    moving_id = moving.id if moving is not None else None  # its own time must not hide the times next to it
+    open_days = service.days_with_times(svc, weeks[0][0], weeks[-1][-1], zone, moving=moving_id)
+    times = service.times_on(svc, day, zone, moving=moving_id) if day else []
     if start is not None and start not in times:
         start = None
     if form is None and moving is not None:
