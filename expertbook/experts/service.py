@@ -1023,6 +1023,19 @@ def feed_bookings(user_id: int, now: datetime | None = None) -> list[Booking]:
     return list(db.session.scalars(select(Booking).where(mine, Booking.end_at >= since).order_by(Booking.start_at, Booking.id)))
 
 
+def feed_last_changed(user_id: int, bookings: Sequence[Booking], now: datetime | None = None) -> datetime | None:
+    """When the feed's content last changed: the latest change of a booking in it, or the moment the
+    latest booking left its window (which changes the feed though no booking did)."""
+    since = (now or utcnow()) - timedelta(days=FEED_PAST_DAYS)
+    profile = profile_of(user_id)
+    mine = Booking.customer_id == user_id
+    if profile is not None:
+        mine = or_(mine, Booking.expert_id == profile.id)
+    left = db.session.scalar(select(func.max(Booking.end_at)).where(mine, Booking.end_at < since))
+    moments = [b.updated_at for b in bookings] + ([left + timedelta(days=FEED_PAST_DAYS)] if left is not None else [])
+    return max(moments, default=None)
+
+
 def bookings_as_customer(user_id: int) -> list[Booking]:
     """All bookings a user made, soonest first."""
     return list(db.session.scalars(select(Booking).where(Booking.customer_id == user_id).order_by(Booking.start_at)))

@@ -518,8 +518,9 @@ def calendar_feed(token: str):
     response.headers["Cache-Control"] = "private, no-cache"  # may be kept, but revalidated on every poll
     response.headers["Referrer-Policy"] = "no-referrer"
     response.set_etag(hashlib.sha256(body).hexdigest()[:32])
-    if bookings:
-        response.last_modified = max(b.updated_at for b in bookings)
+    last_changed = service.feed_last_changed(user_id, bookings)
+    if last_changed is not None:
+        response.last_modified = last_changed
     return response.make_conditional(request)
 
 

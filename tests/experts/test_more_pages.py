@@ -267,6 +267,11 @@ def test_the_feed_lists_both_roles_in_their_zones_with_cancelled_ones_and_answer
     service.reschedule(customer.id, mine.id, next_weekday_at(14))
     changed = client.get(path, headers={"If-None-Match": etag})
     assert changed.status_code == 200 and changed.headers["ETag"] != etag
+    # A booking leaving the 90-day window changes the feed though no booking changed: so does Last-Modified.
+    db.session.rollback()
+    left_at = max(b.end_at for b in service.feed_bookings(expert_user.id)) + timedelta(days=service.FEED_PAST_DAYS)
+    later = left_at + timedelta(hours=1)
+    assert service.feed_last_changed(expert_user.id, service.feed_bookings(expert_user.id, now=later), now=later) == left_at
     # The feed needs no login (the token is the key), and others' tokens open nothing.
     calendar_app = make_client()
     assert calendar_app.get(path).status_code == 200
