@@ -96,6 +96,7 @@ def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "ins
         "GUEST_BOOKING_LIMIT_PER_IP": env.get("GUEST_BOOKING_LIMIT_PER_IP") or "10 per hour;30 per day",
         "GUEST_BOOKING_LIMIT_PER_EMAIL": env.get("GUEST_BOOKING_LIMIT_PER_EMAIL") or "5 per hour;10 per day",
         "MANAGE_LINK_LIMIT_PER_IP": env.get("MANAGE_LINK_LIMIT_PER_IP") or "30 per minute;300 per day",
+        "MANAGE_MOVES_LIMIT_PER_LINK": env.get("MANAGE_MOVES_LIMIT_PER_LINK") or "5 per hour;10 per day",
         # How many proxies in front of the app set X-Forwarded-For/-Proto; 0 trusts none. Behind one,
         # without it every client has the proxy's address and shares one login throttle.
         "PROXY_HOPS": _int(env.get("PROXY_HOPS"), 0),

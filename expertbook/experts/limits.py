@@ -6,7 +6,9 @@ Every attempt counts except one refused as invalid input (422), so a typo does n
 but a script trying times (409) does. Logged-in and token-carrying callers are not limited here.
 
 The manage link is limited per client address on the links that fail (404): a guessing client
-stops long before it could matter, a guest using their own link never notices.
+stops long before it could matter, a guest using their own link never notices. Moves through one link
+are limited too (each one emails the expert): a person changes their mind a few times, a script or a
+leaked link does not get to flood the expert's inbox.
 """
 from __future__ import annotations
 
@@ -44,4 +46,9 @@ guest_per_email = limiter.shared_limit(
 manage_link = limiter.shared_limit(
     lambda: current_app.config["MANAGE_LINK_LIMIT_PER_IP"], scope="guest-manage-link",
     deduct_when=lambda response: response.status_code == 404,
+)
+manage_moves = limiter.shared_limit(
+    lambda: current_app.config["MANAGE_MOVES_LIMIT_PER_LINK"], scope="guest-manage-moves", methods=["POST"],
+    key_func=lambda: "guest-manage-moves:" + str((request.view_args or {}).get("token", "")),
+    deduct_when=lambda response: response.status_code < 400,  # only moves that happened
 )

@@ -449,6 +449,7 @@ def manage_cancel(token: str):
 
 @bp.route("/experts/manage/<token>/reschedule", methods=["GET", "POST"])
 @limits.manage_link
+@limits.manage_moves
 def manage_reschedule(token: str):
     """Move a guest booking through its private link: the same rules as for a customer with an account."""
     booking = _guest_booking(token)

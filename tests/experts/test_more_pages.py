@@ -174,6 +174,23 @@ def test_failed_manage_links_are_throttled_per_client_address(app, client, svc):
     assert client.get("/experts/manage/guess-" + "b" * 30, environ_base={"REMOTE_ADDR": "10.2.0.2"}).status_code == 404
 
 
+def test_moves_through_one_manage_link_are_throttled(app, client, svc):
+    """Each move emails the expert: one link moves its booking a few times, then answers 429; refused
+    moves (a time just taken) do not count, and another guest's link is not affected."""
+    app.config["MANAGE_MOVES_LIMIT_PER_LINK"] = "2 per hour"
+    mine = service.book(None, svc.id, next_weekday_at(9), name="Gita Guest", email="gita@example.com", phone="", notes="", customer_timezone="Europe/London")
+    theirs = service.book(None, svc.id, next_weekday_at(9, weeks_ahead=2), name="Hari Guest", email="hari@example.com", phone="", notes="", customer_timezone="Europe/London")
+    url = f"/experts/manage/{service.manage_token(mine)}/reschedule"
+    taken = next_weekday_at(9, weeks_ahead=2)  # theirs: a refused move, not counted
+    assert client.post_form(url, {"start": taken.isoformat(), "tz": "Europe/London"}).status_code == 409
+    for hour in (11, 13):
+        assert client.post_form(url, {"start": next_weekday_at(hour).isoformat(), "tz": "Europe/London"}).status_code == 303
+    assert client.post_form(url, {"start": next_weekday_at(15).isoformat(), "tz": "Europe/London"}).status_code == 429
+    assert client.get(url).status_code == 200  # looking is not moving
+    other = f"/experts/manage/{service.manage_token(theirs)}/reschedule"
+    assert client.post_form(other, {"start": next_weekday_at(14, weeks_ahead=2).isoformat(), "tz": "Europe/London"}).status_code == 303
+
+
 def test_the_page_and_the_api_share_the_guest_throttle(app, client, svc):
     app.config["GUEST_BOOKING_LIMIT_PER_EMAIL"] = "2 per hour"
     service_id = svc.id
