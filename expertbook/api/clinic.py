@@ -5,13 +5,14 @@ Field names follow the seed (``slotId``, ``totalSlots``, ``tokenNumber``, ...). 
 """
 from __future__ import annotations
 
-from datetime import date, datetime, time
+import re
+from datetime import datetime, time
 from typing import Any
 
 from flask import jsonify, request
 
-from expertbook.api import openapi
-from expertbook.api.views import MISSING_FIELDS, api_user, api_user_id, bp, json_body, token_required
+from expertbook.api import fields, openapi
+from expertbook.api.views import api_user, api_user_id, bp, token_required
 from expertbook.clinic import service
 from expertbook.clinic.models import Appointment, Slot
 from expertbook.database import utcnow
@@ -91,33 +92,15 @@ def appointment_json(appointment: Appointment) -> dict[str, Any]:
     return body
 
 
-def _date_arg(value: Any, field: str) -> date | None:
-    if value in (None, ""):
+_CLOCK = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+
+
+def _clock(text: str, data: fields.Reader) -> time | None:
+    """A wall-clock ``HH:MM`` of ``timeSlot`` (or ``startTime``/``endTime``), else a field error."""
+    if not _CLOCK.fullmatch(text.strip()):
+        data.errors.setdefault("timeSlot", 'Use "HH:MM-HH:MM", e.g. "09:00-12:00".')
         return None
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        raise ValidationFailed({field: "Use a date like 2025-01-31."}) from None
-
-
-def _time_arg(value: Any, field: str) -> time | None:
-    if value in (None, ""):
-        return None
-    try:
-        return time.fromisoformat(str(value).strip())
-    except ValueError:
-        raise ValidationFailed({field: "Use a time like 09:30."}) from None
-
-
-def _int_arg(value: Any, field: str, default: int | None = None) -> int | None:
-    if value in (None, ""):
-        return default
-    if isinstance(value, bool):
-        raise ValidationFailed({field: "Use a whole number."})
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ValidationFailed({field: "Use a whole number."}) from None
+    return time.fromisoformat(text.strip())
 
 
 @bp.post("/organization/save-details")
@@ -125,29 +108,27 @@ def _int_arg(value: Any, field: str, default: int | None = None) -> int | None:
 def save_details():
     """Staff create slots for their own hospital: one per doctor (and per date when repeated)."""
     _staff_hospital_id()
-    data = json_body("doctors", "date")
-    doctors = data["doctors"]
-    if not isinstance(doctors, list) or not all(isinstance(d, dict) for d in doctors):
-        raise ValidationFailed({"doctors": "Send a list of {doctorName, specialization}."}, MISSING_FIELDS)
-    start, end = data.get("startTime"), data.get("endTime")
-    if data.get("timeSlot") and not (start or end):
-        start, _, end = str(data["timeSlot"]).partition("-")
-    if not start or not end:
-        raise ValidationFailed({"timeSlot": 'Send "timeSlot": "09:00-12:00" (or startTime and endTime).'}, MISSING_FIELDS)
-    weekdays = data.get("weekdays")
-    if weekdays is not None and (not isinstance(weekdays, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in weekdays)):
-        raise ValidationFailed({"weekdays": "Send a list of weekday numbers, 0 = Monday."})
+    data = fields.body()
+    # Blank names are the service's to refuse (with the form's messages); here only the types.
+    doctors = [
+        (doctor.string("doctorName", max_length=120), doctor.string("specialization", max_length=120))
+        for doctor in data.objects("doctors", required=True, max_items=service.MAX_DOCTORS_PER_FORM)
+    ]
+    day = data.day("date", required=True)
+    time_slot = data.string("timeSlot", max_length=11)
+    start_text, end_text = data.string("startTime", max_length=5), data.string("endTime", max_length=5)
+    capacity = data.integer("totalSlots", default=10)
+    repeat_until = data.day("repeatUntil")
+    weekdays = data.integers("weekdays", low=0, high=6)
+    if time_slot and not (start_text or end_text):
+        start_text, _, end_text = time_slot.partition("-")
+    if not start_text or not end_text:
+        data.errors.setdefault("timeSlot", 'Send "timeSlot": "09:00-12:00" (or startTime and endTime).')
+        data.missing = True
+    start, end = (_clock(start_text, data), _clock(end_text, data)) if start_text and end_text else (None, None)
+    data.check()
     try:
-        created = service.create_slots(
-            api_user().id,
-            [(d.get("doctorName"), d.get("specialization")) for d in doctors],
-            _date_arg(data["date"], "date"),
-            _time_arg(start, "timeSlot"),
-            _time_arg(end, "timeSlot"),
-            _int_arg(data.get("totalSlots"), "totalSlots", 10),
-            _date_arg(data.get("repeatUntil"), "repeatUntil"),
-            weekdays,
-        )
+        created = service.create_slots(api_user().id, doctors, day, start, end, capacity, repeat_until, weekdays)
     except ValidationFailed as error:
         raise _renamed(error) from None
     now = utcnow()
@@ -158,11 +139,18 @@ def save_details():
 @token_required
 def available_slots():
     """Slots a patient can book now; ``date``, ``location`` and ``specialization`` may each be left out."""
-    slots = service.search_slots(
-        _date_arg(request.args.get("date"), "date"), request.args.get("location"), request.args.get("specialization")
-    )
+    query = fields.args()
+    day = query.day("date")
+    location = query.string("location", max_length=120)
+    specialization = query.string("specialization", max_length=120)
+    query.check()
+    slots = service.search_slots(day, location, specialization)
     now = utcnow()
     return jsonify(slots=[slot_json(s, now) for s in slots])
+
+
+ALL_SLOTS_PAGE_SIZE = 200
+MAX_PAGE = 10_000
 
 
 @bp.get("/organization/all-slots")
@@ -170,15 +158,12 @@ def available_slots():
 def all_slots():
     """Staff: their own hospital's slots with booking status, a page at a time (``date``, ``doctorId``, ``page``)."""
     hospital_id = _staff_hospital_id()
-    page = max(_int_arg(request.args.get("page"), "page", 1) or 1, 1)
-    slots, more = service.staff_slots(
-        hospital_id,
-        _date_arg(request.args.get("date"), "date"),
-        _int_arg(request.args.get("doctorId"), "doctorId"),
-        page=page,
-        page_size=200,
-        upcoming_only=False,
-    )
+    query = fields.args()
+    page = query.integer("page", default=1, low=1, high=MAX_PAGE)
+    day = query.day("date")
+    doctor_id = query.id("doctorId", not_found="Doctor not found")
+    query.check()
+    slots, more = service.staff_slots(hospital_id, day, doctor_id, page=page, page_size=ALL_SLOTS_PAGE_SIZE, upcoming_only=False)
     now = utcnow()
     return jsonify(slots=[slot_json(s, now) for s in slots], page=page, hasMore=more)
 
@@ -192,12 +177,13 @@ def book_appointment():
 
     Send an ``Idempotency-Key`` header to make retries safe: the same key returns the same booking.
     """
-    data = json_body("slotId", "patientName", "contactNumber")
-    slot_id = _int_arg(data["slotId"], "slotId")
+    data = fields.body()
+    slot_id = data.id("slotId", required=True, not_found=service.SLOT_NOT_FOUND)
+    patient_name = data.string("patientName", required=True, max_length=120)
+    contact_number = data.string("contactNumber", required=True)
+    data.check()
     try:
-        booking = service.book(
-            slot_id, api_user_id(), data["patientName"], str(data["contactNumber"]), request.headers.get("Idempotency-Key")
-        )
+        booking = service.book(slot_id, api_user_id(), patient_name, contact_number, request.headers.get("Idempotency-Key"))
     except ValidationFailed as error:
         raise _renamed(error) from None
     except NotFound as error:
@@ -246,10 +232,11 @@ def my_appointments():
 def all_appointments():
     """Staff: their own hospital's appointments (``slotId`` and ``date`` narrow it down)."""
     hospital_id = _staff_hospital_id()
-    appointments = service.hospital_appointments(
-        hospital_id, _int_arg(request.args.get("slotId"), "slotId"), _date_arg(request.args.get("date"), "date")
-    )
-    return jsonify(appointments=[appointment_json(a) for a in appointments])
+    query = fields.args()
+    slot_id = query.id("slotId", not_found=service.SLOT_NOT_FOUND)
+    day = query.day("date")
+    query.check()
+    return jsonify(appointments=[appointment_json(a) for a in service.hospital_appointments(hospital_id, slot_id, day)])
 
 
 # ---------------------------------------------------------------------------- OpenAPI

@@ -2,17 +2,16 @@
 availability, bookings, and accept/decline/cancel. Bearer tokens as everywhere in the API."""
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import jsonify, request
 
-from expertbook.api import openapi
-from expertbook.api.views import api_user, bp, json_body, token_required, user_json
+from expertbook.api import fields, openapi
+from expertbook.api.views import api_user, bp, token_required, user_json
 from expertbook.errors import NotFound, ValidationFailed
 from expertbook.experts import service
-from expertbook.experts.models import STATUSES, Booking, ExpertProfile, Service
+from expertbook.experts.models import LOCATION_KINDS, STATUSES, VIDEO_PROVIDERS, Booking, ExpertProfile, Service
 from expertbook.extensions import db
 
 
@@ -112,16 +111,21 @@ def become_expert():
     """Make the caller an expert with a profile; omitted fields default from the account (zone: UTC)."""
     from expertbook.auth import service as accounts
 
-    data = request.get_json(silent=True)
-    data = data if isinstance(data, dict) else {}
+    data = fields.body(optional=True)
+    display_name = data.string("displayName", max_length=120)
+    headline = data.string("headline", max_length=160)
+    bio = data.string("bio", max_length=4000)
+    handle = data.string("handle", max_length=40)
+    timezone = data.string("timezone", max_length=64)
+    data.check()
     user = api_user()
     accounts.become_expert(
         user.id,
-        str(data.get("displayName") or user.name),
-        str(data.get("headline") or ""),
-        str(data.get("bio") or ""),
-        str(data.get("handle") or service.suggest_handle(user.name)),
-        str(data.get("timezone") or "UTC"),
+        display_name or user.name,
+        headline,
+        bio,
+        handle or service.suggest_handle(user.name),
+        timezone or "UTC",
     )
     db.session.expire_all()
     return jsonify(user=user_json(db.session.get(type(user), user.id)), expert=expert_json(service.require_profile(user.id))), 201
@@ -131,9 +135,11 @@ def become_expert():
 @token_required
 def event_types():
     """The caller's own services (hidden ones included), or ``?expertId=`` an expert's visible ones."""
-    expert_id = request.args.get("expertId")
-    if expert_id:
-        profile = db.session.get(ExpertProfile, _int_arg(expert_id, "expertId"))
+    query = fields.args()
+    expert_id = query.id("expertId", not_found="Expert not found")
+    query.check()
+    if "expertId" in request.args:
+        profile = db.session.get(ExpertProfile, expert_id)
         if profile is None:
             raise NotFound("Expert not found")
         return jsonify(eventTypes=[event_type_json(s) for s in service.visible_services(profile.id)])
@@ -142,6 +148,7 @@ def event_types():
     return jsonify(eventTypes=[event_type_json(s) for s in service.own_services(api_user().id)])
 
 
+# The API's names of a service's fields and the service layer's (the form's) names.
 _EVENT_FIELDS = {
     "title": "title",
     "slug": "slug",
@@ -165,10 +172,28 @@ _EVENT_FIELDS = {
 @bp.post("/event-types")
 @token_required
 def create_event_type():
-    """Create a service for the caller (who must be an expert)."""
-    data = json_body("title", "duration")
-    values = {internal: data.get(external) for external, internal in _EVENT_FIELDS.items()}
-    values["price"] = "" if values["price"] is None else str(values["price"])
+    """Create a service for the caller (who must be an expert). The bounds are the service form's."""
+    data = fields.body()
+    price = data.number("price")
+    values = {
+        "title": data.string("title", required=True, max_length=120),
+        "slug": data.string("slug", max_length=60),
+        "description": data.string("description", max_length=4000),
+        "duration_min": data.integer("duration", required=True),
+        "price": "" if price is None else str(price),
+        "currency": data.string("currency", default="USD", max_length=3),
+        "location_kind": data.choice("location", LOCATION_KINDS, default="video"),
+        "location_detail": data.string("locationDetail", max_length=255),
+        "requires_acceptance": data.boolean("requiresAcceptance"),
+        "buffer_before_min": data.integer("bufferBefore", default=0),
+        "buffer_after_min": data.integer("bufferAfter", default=0),
+        "min_notice_min": data.integer("minNotice", default=60),
+        "horizon_days": data.integer("horizonDays", default=60),
+        "hidden": data.boolean("hidden"),
+        "video_provider": data.choice("videoProvider", VIDEO_PROVIDERS, default="auto"),
+        "record_meetings": data.boolean("recordMeetings"),
+    }
+    data.check()
     try:
         svc = service.create_service(api_user().id, values)
     except ValidationFailed as error:
@@ -177,29 +202,22 @@ def create_event_type():
     return jsonify(eventType=event_type_json(svc)), 201
 
 
-def _int_arg(value, name: str) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ValidationFailed({name: "Must be a whole number."}, f"{name} must be a whole number") from None
-
-
 @bp.get("/experts/<int:expert_id>/availability")
 @token_required
 def availability(expert_id: int):
     """Free start times of one of the expert's services on ``date`` (in ``tz``, default the expert's zone)."""
+    query = fields.args()
+    day = query.day("date", required=True)
+    service_id = query.id("serviceId", not_found="Service not found")
+    tz = query.string("tz", max_length=64)
+    query.check()
     profile = db.session.get(ExpertProfile, expert_id)
     if profile is None:
         raise NotFound("Expert not found")
-    try:
-        day = date.fromisoformat(request.args.get("date", ""))
-    except ValueError:
-        raise ValidationFailed({"date": "Use YYYY-MM-DD."}, "date must be YYYY-MM-DD") from None
-    zone = service.valid_timezone(request.args.get("tz") or profile.timezone, "tz")
+    zone = service.valid_timezone(tz or profile.timezone, "tz")
     services = service.visible_services(profile.id)
-    if request.args.get("serviceId"):
-        wanted = _int_arg(request.args["serviceId"], "serviceId")
-        services = [s for s in services if s.id == wanted]
+    if service_id is not None:
+        services = [s for s in services if s.id == service_id]
     if not services:
         raise NotFound("Service not found")
     svc = services[0]
@@ -222,24 +240,26 @@ def availability(expert_id: int):
 @token_required
 def create_booking():
     """Book a time. Send ``Idempotency-Key`` to make retries safe: a repeat answers the same booking (200)."""
-    data = json_body("serviceId", "start")
+    data = fields.body()
+    service_id = data.id("serviceId", required=True, not_found="Service not found")
+    start = data.moment("start", required=True)
+    name = data.string("name", max_length=120)
+    email = data.string("email", max_length=254)
+    phone = data.string("phone", max_length=40)
+    notes = data.string("notes", max_length=2000)
+    timezone = data.string("timezone", default="UTC", max_length=64)
+    data.check()
+    key = fields.header("Idempotency-Key", max_length=service.MAX_IDEMPOTENCY_KEY)
     user = api_user()
-    try:
-        start = datetime.fromisoformat(str(data["start"]).replace("Z", "+00:00"))
-    except ValueError:
-        start = None
-    if start is None or start.tzinfo is None:
-        raise ValidationFailed({"start": "Use an ISO 8601 time with an offset, e.g. 2026-03-02T09:00:00Z."}, "start must be an ISO 8601 time with an offset")
-    key = request.headers.get("Idempotency-Key", "").strip() or None
     booking = service.book(
         user.id,
-        _int_arg(data["serviceId"], "serviceId"),
-        start.astimezone(UTC),
-        name=str(data.get("name") or user.name),
-        email=str(data.get("email") or user.email),
-        phone=str(data.get("phone") or ""),
-        notes=str(data.get("notes") or ""),
-        customer_timezone=str(data.get("timezone") or "UTC"),
+        service_id,
+        start,
+        name=name or user.name,
+        email=email or user.email,
+        phone=phone,
+        notes=notes,
+        customer_timezone=timezone,
         idempotency_key=key,
     )
     return jsonify(booking=booking_json(booking, user.id)), 200 if booking.replayed else 201
@@ -261,18 +281,19 @@ def list_bookings():
 @token_required
 def change_booking(booking_id: int):
     """``{"action": "cancel"|"accept"|"decline", "reason": "..."}``: cancel (either party), or answer a request (expert)."""
-    data = json_body("action")
+    data = fields.body()
+    action = data.choice("action", ACTIONS, required=True)
+    reason = data.string("reason", max_length=1000)
+    data.check()
     user = api_user()
-    action = data["action"]
     if action == "cancel":
-        booking = service.cancel(user.id, booking_id, str(data.get("reason") or ""))
-    elif action in ("accept", "decline"):
-        booking = service.respond(user.id, booking_id, action == "accept")
+        booking = service.cancel(user.id, booking_id, reason)
     else:
-        raise ValidationFailed({"action": 'Use "cancel", "accept" or "decline".'}, 'action must be "cancel", "accept" or "decline"')
+        booking = service.respond(user.id, booking_id, action == "accept")
     return jsonify(booking=booking_json(booking, user.id))
 
 
+ACTIONS = ("cancel", "accept", "decline")
 _BEARER = [{"bearer": []}]
 _NOT_FOUND = openapi.error_response("Not found (or not yours)")
 _CONFLICT = openapi.error_response('"That time was just taken. Please pick another." or the request was already answered')

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, abort, current_app, g, jsonify, request, url_for
 from sqlalchemy import bindparam, select
 
-from expertbook.api import openapi, service
+from expertbook.api import fields, openapi, service
 from expertbook.auth import limits
 from expertbook.auth import service as accounts
 from expertbook.auth.models import User
@@ -24,7 +24,6 @@ from expertbook.extensions import csrf, db
 bp = Blueprint("api", __name__, url_prefix="/api")
 csrf.exempt(bp)
 
-MISSING_FIELDS = "Please fill in all fields"
 
 
 # ---------------------------------------------------------------------------- plumbing
@@ -36,21 +35,6 @@ def _service_error(error: ServiceError):
     if isinstance(error, ValidationFailed):
         body["fields"] = error.errors
     return jsonify(body), error.status
-
-
-def json_body(*required: str) -> dict[str, Any]:
-    """The request's JSON object; raises 422 naming every required field that is missing or blank."""
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ValidationFailed({"body": "Send a JSON object."}, MISSING_FIELDS)
-    missing = {
-        name: "This field is required."
-        for name in required
-        if data.get(name) is None or (isinstance(data.get(name), str) and not data[name].strip())
-    }
-    if missing:
-        raise ValidationFailed(missing, MISSING_FIELDS)
-    return data
 
 
 def api_user() -> User:
@@ -120,26 +104,38 @@ def _token_json(user: User) -> dict[str, Any]:
 # ---------------------------------------------------------------------------- accounts
 
 
+def _account_fields(data: fields.Reader) -> tuple[str, str, str]:
+    """The name, email and password every new account is sent with (their rules are the service's)."""
+    name = data.string("name", required=True, max_length=120)
+    email = data.string("email", required=True, max_length=accounts.MAX_EMAIL)
+    password = data.string("password", required=True, max_length=accounts.MAX_PASSWORD)
+    return name, email, password
+
+
 @bp.post("/auth/signup")
 def signup():
     """Create an account (clinic API): role ``patient``, or ``hospital`` with ``hospitalName`` and ``location``."""
-    data = json_body("name", "email", "password")
-    role = data.get("role") or "patient"
+    data = fields.body()
+    name, email, password = _account_fields(data)
+    role = data.choice("role", ("patient", "hospital"), default="patient")
+    data.check()
     if role == "hospital":
-        data = json_body("name", "email", "password", "hospitalName", "location")
-        user = accounts.register_hospital(data["hospitalName"], data["location"], data["name"], data["email"], data["password"])
-    elif role == "patient":
-        user = accounts.register_user(data["name"], data["email"], data["password"])
+        hospital_name = data.string("hospitalName", required=True, max_length=120)
+        location = data.string("location", required=True, max_length=120)
+        data.check()
+        user = accounts.register_hospital(hospital_name, location, name, email, password)
     else:
-        raise ValidationFailed({"role": 'Use "patient" or "hospital".'}, 'Role must be "patient" or "hospital"')
+        user = accounts.register_user(name, email, password)
     return jsonify(user=user_json(user)), 201
 
 
 @bp.post("/auth/register")
 def register():
     """Create a customer account (experts API) and return a bearer token for it."""
-    data = json_body("name", "email", "password")
-    user = accounts.register_user(data["name"], data["email"], data["password"])
+    data = fields.body()
+    name, email, password = _account_fields(data)
+    data.check()
+    user = accounts.register_user(name, email, password)
     return jsonify(_token_json(user)), 201
 
 
@@ -148,8 +144,11 @@ def register():
 @limits.per_account
 def login():
     """Exchange email and password for a signed bearer token with an expiry."""
-    data = json_body("email", "password")
-    user = accounts.authenticate(str(data["email"]), str(data["password"]))
+    data = fields.body()
+    email = data.string("email", required=True, max_length=accounts.MAX_EMAIL)
+    password = data.string("password", required=True, max_length=accounts.MAX_PASSWORD)
+    data.check()
+    user = accounts.authenticate(email, password)
     if user is None:
         return jsonify(error="Invalid email or password"), 401
     return jsonify(_token_json(user))

@@ -9,6 +9,7 @@ from flask import current_app, request
 
 from expertbook.errors import ValidationFailed
 from expertbook.extensions import limiter
+from expertbook.web import json_object
 
 
 def _failed(response) -> bool:
@@ -16,8 +17,9 @@ def _failed(response) -> bool:
 
 
 def _account_key() -> str:
-    data = request.get_json(silent=True) if request.is_json else request.form
-    email = str(data.get("email", "")) if hasattr(data, "get") else ""  # a form, or a JSON object
+    data = (json_object() or {}) if request.is_json else request.form
+    email = data.get("email")
+    email = email if isinstance(email, str) else ""  # the view refuses anything else
     from expertbook.auth.service import normalise_email
 
     try:

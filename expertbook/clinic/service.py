@@ -36,6 +36,7 @@ from expertbook.notifications.service import (
 FIRST_TOKEN = 101
 MAX_CAPACITY = 500
 MAX_REPEAT_DAYS = 92
+MAX_DAYS_AHEAD = 731  # sessions are published at most two years ahead
 MAX_DOCTORS_PER_FORM = 20
 SEARCH_LIMIT = 100
 STAFF_PAGE_SIZE = 50
@@ -227,6 +228,8 @@ def create_slots(
     today = local_today(hospital.timezone)
     if day is not None and day < today:
         errors["date"] = "Choose today or a later date."
+    elif day is not None and (day - today).days > MAX_DAYS_AHEAD:
+        errors["date"] = "Choose a date within the next two years."
     if repeat_until is not None and day is not None:
         if repeat_until < day:
             errors["repeat_until"] = "Repeat until a date on or after the first date."

@@ -12,6 +12,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -52,6 +53,7 @@ MAX_DURATION = 8 * 60
 MAX_BUFFER = 4 * 60
 MAX_NOTICE = 60 * 24 * 30
 MAX_HORIZON = 366
+MAX_IDEMPOTENCY_KEY = 80  # the column's length
 
 
 # ---------------------------------------------------------------------------- small validators
@@ -116,6 +118,9 @@ def _text(value: str | None, field: str, limit: int, required: bool = False) -> 
 
 
 def _int(value, field: str, low: int, high: int) -> int:
+    # A float or a bool is refused rather than truncated: 30.9 minutes is not 30, and true is not 1.
+    if isinstance(value, bool | float):
+        raise ValidationFailed({field: "Enter a whole number."})
     try:
         number = int(value)
     except (TypeError, ValueError):
@@ -329,16 +334,23 @@ def _clean_slug(slug: str) -> str:
     return slug
 
 
+MAX_PRICE = Decimal(1_000_000)
+
+
 def _price_cents(price) -> int:
+    """Whole cents, as the price is stored: 0 to 1,000,000 with at most two decimals, exactly."""
     if price in (None, ""):
         return 0
     try:
-        cents = round(float(str(price).replace(",", "")) * 100)
-    except ValueError:
+        amount = Decimal(str(price).replace(",", "").strip())
+    except InvalidOperation:
         raise ValidationFailed({"price": "Enter an amount like 100 or 49.50."}) from None
-    if not 0 <= cents <= 100_000_000:
+    if not amount.is_finite() or not 0 <= amount <= MAX_PRICE:
         raise ValidationFailed({"price": "Enter an amount from 0 to 1,000,000."})
-    return cents
+    cents = amount * 100
+    if cents != cents.to_integral_value():
+        raise ValidationFailed({"price": "Use at most two decimals (whole cents)."})
+    return int(cents)
 
 
 def _currency(code: str) -> str:
@@ -628,7 +640,7 @@ def book(
     if errors:
         raise ValidationFailed(errors)
     name, email, phone, notes, customer_timezone = (cleaned[f] for f in ("name", "email", "phone", "notes", "customer_timezone"))
-    key = (idempotency_key or "").strip()[:80] or None
+    key = (idempotency_key or "").strip()[:MAX_IDEMPOTENCY_KEY] or None
     now = now or utcnow()
 
     with transaction() as session:
