@@ -163,7 +163,9 @@ def _unauthorized():
 
 def _error_response(status: int, message: str):
     if request.path.startswith("/api/"):
-        return jsonify(error=message), status
+        response = jsonify(error=message)
+        response.status_code = status
+        return response
     template = "errors/_error.html" if wants_fragment() else "errors/error.html"
     response = make_response(render_template(template, status=status, message=message), status)
     response.vary.add("HX-Request")
