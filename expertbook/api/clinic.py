@@ -120,7 +120,8 @@ def save_details():
     capacity = data.integer("totalSlots", default=10)
     repeat_until = data.day("repeatUntil")
     weekdays = data.integers("weekdays", low=0, high=6)
-    if time_slot and not (start_text or end_text):
+    data.string("hospitalName"), data.string("location")  # documented as ignored; still only strings
+    if time_slot and not (start_text and end_text):
         start_text, _, end_text = time_slot.partition("-")
     if not start_text or not end_text:
         data.errors.setdefault("timeSlot", 'Send "timeSlot": "09:00-12:00" (or startTime and endTime).')
@@ -182,8 +183,9 @@ def book_appointment():
     patient_name = data.string("patientName", required=True, max_length=120)
     contact_number = data.string("contactNumber", required=True)
     data.check()
+    key = fields.header("Idempotency-Key", min_length=service.MIN_IDEMPOTENCY_KEY, max_length=service.MAX_IDEMPOTENCY_KEY)
     try:
-        booking = service.book(slot_id, api_user_id(), patient_name, contact_number, request.headers.get("Idempotency-Key"))
+        booking = service.book(slot_id, api_user_id(), patient_name, contact_number, key)
     except ValidationFailed as error:
         raise _renamed(error) from None
     except NotFound as error:
@@ -241,135 +243,118 @@ def all_appointments():
 
 # ---------------------------------------------------------------------------- OpenAPI
 
-_SECURED = [{"bearer": []}]
-_NOT_FOUND = openapi.error_response("Not found (also for another hospital's objects)")
-
-
-def _q(name: str, description: str, schema: dict | None = None) -> dict:
-    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema or {"type": "string"}}
-
+_NOT_FOUND = openapi.error_response("Not found (also for another hospital's objects, and for patients on staff endpoints)")
+_CLOCK_PATTERN = "([01][0-9]|2[0-3]):[0-5][0-9]"
+_SLOTS = openapi.answer({"slots": {"type": "array", "items": openapi.ref("Slot")}})
+_APPOINTMENT = openapi.answer({"appointment": openapi.ref("Appointment")})
 
 openapi.register(
     {
         "/organization/save-details": {
-            "post": {
-                "summary": "Staff: create slots (one per doctor, per date when repeated)",
-                "security": _SECURED,
-                "requestBody": openapi.json_body("SaveDetails"),
-                "responses": {
+            "post": openapi.operation(
+                "Staff: create slots (one per doctor, per date when repeated)",
+                {
                     "201": openapi.json_response(
                         "Created",
-                        {"type": "object", "properties": {"created": {"type": "integer"}, "skipped": {"type": "integer", "description": "Sessions that already existed"}, "slots": {"type": "array", "items": openapi.ref("Slot")}}},
+                        openapi.answer(
+                            {
+                                "created": {"type": "integer", "minimum": 0},
+                                "skipped": {"type": "integer", "minimum": 0, "description": "Sessions that already existed"},
+                                "slots": {"type": "array", "items": openapi.ref("Slot")},
+                            }
+                        ),
                     ),
-                    "401": openapi.UNAUTHORIZED,
                     "404": _NOT_FOUND,
                     "409": openapi.error_response("The same sessions were created at the same moment by someone else"),
-                    "422": openapi.INVALID,
                 },
-            }
+                body=openapi.json_body("SaveDetails"),
+            )
         },
         "/organization/available-slots": {
-            "get": {
-                "summary": "Search bookable slots (full, closed and past slots are left out)",
-                "security": _SECURED,
-                "parameters": [
-                    _q("date", "YYYY-MM-DD", {"type": "string", "format": "date"}),
-                    _q("location", "Part of the hospital's location, any case"),
-                    _q("specialization", "Part of the doctor's specialization, any case"),
+            "get": openapi.operation(
+                "Search bookable slots (full, closed and past slots are left out)",
+                {"200": openapi.json_response("Matching slots, soonest first", _SLOTS)},
+                parameters=[
+                    openapi.query("date", openapi.DATE),
+                    openapi.query("location", openapi.text(120), "Part of the hospital's location, any case"),
+                    openapi.query("specialization", openapi.text(120), "Part of the doctor's specialization, any case"),
                 ],
-                "responses": {
-                    "200": openapi.json_response("Matching slots, soonest first", {"type": "object", "properties": {"slots": {"type": "array", "items": openapi.ref("Slot")}}}),
-                    "401": openapi.UNAUTHORIZED,
-                    "422": openapi.INVALID,
-                },
-            }
+            )
         },
         "/organization/all-slots": {
-            "get": {
-                "summary": "Staff: all of their own hospital's slots with booking status",
-                "security": _SECURED,
-                "parameters": [
-                    _q("date", "YYYY-MM-DD", {"type": "string", "format": "date"}),
-                    _q("doctorId", "One doctor", {"type": "integer"}),
-                    _q("page", "Pages of 200", {"type": "integer", "minimum": 1}),
-                ],
-                "responses": {
+            "get": openapi.operation(
+                "Staff: all of their own hospital's slots with booking status",
+                {
                     "200": openapi.json_response(
                         "The slots",
-                        {"type": "object", "properties": {"slots": {"type": "array", "items": openapi.ref("Slot")}, "page": {"type": "integer"}, "hasMore": {"type": "boolean"}}},
+                        openapi.answer({"slots": {"type": "array", "items": openapi.ref("Slot")}, "page": openapi.integer(1, MAX_PAGE), "hasMore": openapi.BOOLEAN}),
                     ),
-                    "401": openapi.UNAUTHORIZED,
                     "404": _NOT_FOUND,
                 },
-            }
+                parameters=[
+                    openapi.query("date", openapi.DATE),
+                    openapi.query("doctorId", openapi.ID, "One doctor"),
+                    openapi.query("page", openapi.integer(1, MAX_PAGE), f"Pages of {ALL_SLOTS_PAGE_SIZE}"),
+                ],
+            )
         },
         "/appointments": {
-            "post": {
-                "summary": "Book a place in a slot and get a token number",
-                "security": _SECURED,
-                "parameters": [
+            "post": openapi.operation(
+                "Book a place in a slot and get a token number",
+                {
+                    "201": openapi.json_response("Booked", openapi.ref("BookingResult")),
+                    "404": openapi.error_response("Slot not found"),
+                    "409": openapi.error_response('"This slot is fully booked" or "Slot availability changed, please refresh"'),
+                },
+                body=openapi.json_body("BookAppointment"),
+                parameters=[
                     {
                         "name": "Idempotency-Key",
                         "in": "header",
                         "required": False,
-                        "description": "8-64 characters; a retry with the same key returns the same booking",
-                        "schema": {"type": "string"},
+                        "description": "A retry with the same key returns the same booking",
+                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_:.-]{8,64}$"},
                     }
                 ],
-                "requestBody": openapi.json_body("BookAppointment"),
-                "responses": {
-                    "201": openapi.json_response("Booked", openapi.ref("BookingResult")),
-                    "401": openapi.UNAUTHORIZED,
-                    "404": openapi.error_response("Slot not found"),
-                    "409": openapi.error_response('"This slot is fully booked" or "Slot availability changed, please refresh"'),
-                    "422": openapi.INVALID,
-                },
-            }
+            )
         },
         "/appointments/{appointment_id}/cancel": {
-            "post": {
-                "summary": "Cancel one's own upcoming appointment",
-                "security": _SECURED,
-                "parameters": [{"name": "appointment_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-                "responses": {
-                    "200": openapi.json_response("Cancelled", {"type": "object", "properties": {"appointment": openapi.ref("Appointment")}}),
-                    "401": openapi.UNAUTHORIZED,
+            "post": openapi.operation(
+                "Cancel one's own upcoming appointment",
+                {
+                    "200": openapi.json_response("Cancelled", _APPOINTMENT),
                     "404": openapi.error_response("Appointment not found"),
                     "409": openapi.error_response("Already taken place, or marked arrived/no-show"),
                 },
-            }
+                parameters=[openapi.path_id("appointment_id")],
+            )
         },
         "/appointments/my": {
-            "get": {
-                "summary": "The caller's own appointments",
-                "security": _SECURED,
-                "responses": {
+            "get": openapi.operation(
+                "The caller's own appointments",
+                {
                     "200": openapi.json_response(
                         "Upcoming and past appointments",
-                        {"type": "object", "properties": {"upcoming": {"type": "array", "items": openapi.ref("Appointment")}, "past": {"type": "array", "items": openapi.ref("Appointment")}}},
-                    ),
-                    "401": openapi.UNAUTHORIZED,
+                        openapi.answer({"upcoming": {"type": "array", "items": openapi.ref("Appointment")}, "past": {"type": "array", "items": openapi.ref("Appointment")}}),
+                    )
                 },
-            }
+            )
         },
         "/appointments/all": {
-            "get": {
-                "summary": "Staff: their own hospital's appointments",
-                "security": _SECURED,
-                "parameters": [_q("slotId", "One slot", {"type": "integer"}), _q("date", "YYYY-MM-DD", {"type": "string", "format": "date"})],
-                "responses": {
-                    "200": openapi.json_response("The appointments", {"type": "object", "properties": {"appointments": {"type": "array", "items": openapi.ref("Appointment")}}}),
-                    "401": openapi.UNAUTHORIZED,
+            "get": openapi.operation(
+                "Staff: their own hospital's appointments",
+                {
+                    "200": openapi.json_response("The appointments", openapi.answer({"appointments": {"type": "array", "items": openapi.ref("Appointment")}})),
                     "404": _NOT_FOUND,
                 },
-            }
+                parameters=[openapi.query("slotId", openapi.ID, "One slot"), openapi.query("date", openapi.DATE)],
+            )
         },
     },
     {
-        "Slot": {
-            "type": "object",
-            "properties": {
-                "slotId": {"type": "integer"},
+        "Slot": openapi.answer(
+            {
+                "slotId": openapi.ID,
                 "hospitalName": {"type": "string"},
                 "location": {"type": "string"},
                 "doctorName": {"type": "string"},
@@ -385,56 +370,56 @@ openapi.register(
                 "isActive": {"type": "boolean", "description": "Takes bookings now (not full, closed or past)"},
                 "status": {"type": "string", "enum": ["Available", "Almost full", "Fully booked", "Closed", "Past"]},
                 "nowServing": {"type": ["integer", "null"]},
-            },
-        },
-        "SaveDetails": {
-            "type": "object",
-            "required": ["doctors", "date", "timeSlot"],
-            "properties": {
-                "hospitalName": {"type": "string", "description": "Ignored: always the caller's own hospital"},
-                "location": {"type": "string", "description": "Ignored: always the caller's own hospital"},
+            }
+        ),
+        "SaveDetails": openapi.obj(
+            {
+                "hospitalName": openapi.text(description="Ignored: always the caller's own hospital"),
+                "location": openapi.text(description="Ignored: always the caller's own hospital"),
                 "doctors": {
                     "type": "array",
                     "minItems": 1,
-                    "items": {"type": "object", "required": ["doctorName", "specialization"], "properties": {"doctorName": {"type": "string"}, "specialization": {"type": "string"}}},
+                    "maxItems": service.MAX_DOCTORS_PER_FORM,
+                    "items": openapi.obj({"doctorName": openapi.text(120), "specialization": openapi.text(120)}, ["doctorName", "specialization"]),
                 },
-                "date": {"type": "string", "format": "date"},
-                "timeSlot": {"type": "string", "example": "09:00-12:00"},
-                "totalSlots": {"type": "integer", "default": 10, "minimum": 1, "maximum": service.MAX_CAPACITY},
-                "repeatUntil": {"type": "string", "format": "date", "description": "Repeat the session up to this date"},
-                "weekdays": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 6}, "description": "With repeatUntil: only these days (0 = Monday)"},
+                "date": openapi.DATE,
+                "timeSlot": {"type": "string", "pattern": f"^{_CLOCK_PATTERN}-{_CLOCK_PATTERN}$", "example": "09:00-12:00"},
+                "startTime": {"type": "string", "pattern": f"^{_CLOCK_PATTERN}$", "description": "With endTime: instead of timeSlot"},
+                "endTime": {"type": "string", "pattern": f"^{_CLOCK_PATTERN}$"},
+                "totalSlots": openapi.integer(1, service.MAX_CAPACITY, default=10),
+                "repeatUntil": {**openapi.DATE, "description": "Repeat the session up to this date"},
+                "weekdays": {"type": "array", "items": openapi.integer(0, 6), "description": "With repeatUntil: only these days (0 = Monday)"},
             },
-        },
-        "BookAppointment": {
-            "type": "object",
-            "required": ["slotId", "patientName", "contactNumber"],
-            "properties": {
-                "slotId": {"type": "integer"},
-                "patientName": {"type": "string"},
-                "contactNumber": {"type": "string", "pattern": "^[0-9]{10}$"},
+            ["doctors", "date"],
+            anyOf=[{"required": ["timeSlot"]}, {"required": ["startTime", "endTime"]}],
+        ),
+        "BookAppointment": openapi.obj(
+            {
+                "slotId": openapi.ID,
+                "patientName": openapi.text(120),
+                "contactNumber": {"type": "string", "pattern": "^[ -]*([0-9][ -]*){10}$", "description": "10 digits; spaces and hyphens are ignored"},
             },
-        },
-        "Appointment": {
-            "type": "object",
-            "properties": {
-                "appointmentId": {"type": "integer"},
-                "slotId": {"type": "integer"},
+            ["slotId", "patientName", "contactNumber"],
+        ),
+        "Appointment": openapi.answer(
+            {
+                "appointmentId": openapi.ID,
+                "slotId": openapi.ID,
                 "patientName": {"type": "string"},
                 "contactNumber": {"type": "string"},
                 "tokenNumber": {"type": "integer", "example": 101},
                 "status": {"type": "string", "enum": list(Appointment.STATUSES)},
-                "bookedAt": {"type": "string", "format": "date-time"},
+                "bookedAt": openapi.DATE_TIME,
                 "cancelledAt": {"type": ["string", "null"], "format": "date-time"},
                 "slot": openapi.ref("Slot"),
-            },
-        },
-        "BookingResult": {
-            "type": "object",
-            "properties": {
+            }
+        ),
+        "BookingResult": openapi.answer(
+            {
                 "appointment": openapi.ref("Appointment"),
                 "tokenNumber": {"type": "integer", "example": 101},
-                "remainingSlots": {"type": "integer", "example": 9},
-            },
-        },
+                "remainingSlots": {"type": "integer", "minimum": 0, "example": 9},
+            }
+        ),
     },
 )

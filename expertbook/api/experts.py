@@ -105,6 +105,11 @@ def meeting_json(booking: Booking, user_id: int) -> dict[str, Any]:
     return {"meeting": data, "requiresReAuth": meetings.requires_reauth(meeting)}
 
 
+def _renamed(error: ValidationFailed, names: dict[str, str]) -> ValidationFailed:
+    """The service's field errors under the API's field names."""
+    return ValidationFailed({names.get(k, k): v for k, v in error.errors.items()}, error.message)
+
+
 @bp.post("/auth/become-expert")
 @token_required
 def become_expert():
@@ -115,18 +120,21 @@ def become_expert():
     display_name = data.string("displayName", max_length=120)
     headline = data.string("headline", max_length=160)
     bio = data.string("bio", max_length=4000)
-    handle = data.string("handle", max_length=40)
+    handle = data.string("handle", default=None, max_length=40)
     timezone = data.string("timezone", max_length=64)
     data.check()
     user = api_user()
-    accounts.become_expert(
-        user.id,
-        display_name or user.name,
-        headline,
-        bio,
-        handle or service.suggest_handle(user.name),
-        timezone or "UTC",
-    )
+    try:
+        accounts.become_expert(
+            user.id,
+            display_name or user.name,
+            headline,
+            bio,
+            service.suggest_handle(user.name) if handle is None else handle,
+            timezone or "UTC",
+        )
+    except ValidationFailed as error:
+        raise _renamed(error, {"display_name": "displayName"}) from None
     db.session.expire_all()
     return jsonify(user=user_json(db.session.get(type(user), user.id)), expert=expert_json(service.require_profile(user.id))), 201
 
@@ -197,8 +205,7 @@ def create_event_type():
     try:
         svc = service.create_service(api_user().id, values)
     except ValidationFailed as error:
-        inverse = {v: k for k, v in _EVENT_FIELDS.items()}
-        raise ValidationFailed({inverse.get(k, k): v for k, v in error.errors.items()}, error.message) from None
+        raise _renamed(error, {v: k for k, v in _EVENT_FIELDS.items()}) from None
     return jsonify(eventType=event_type_json(svc)), 201
 
 
@@ -243,25 +250,29 @@ def create_booking():
     data = fields.body()
     service_id = data.id("serviceId", required=True, not_found="Service not found")
     start = data.moment("start", required=True)
-    name = data.string("name", max_length=120)
-    email = data.string("email", max_length=254)
+    # Left out, they default to the account's; sent, they must be valid (an empty name is not a name).
+    name = data.string("name", default=None, max_length=120)
+    email = data.string("email", default=None, max_length=254)
     phone = data.string("phone", max_length=40)
     notes = data.string("notes", max_length=2000)
     timezone = data.string("timezone", default="UTC", max_length=64)
     data.check()
     key = fields.header("Idempotency-Key", max_length=service.MAX_IDEMPOTENCY_KEY)
     user = api_user()
-    booking = service.book(
-        user.id,
-        service_id,
-        start,
-        name=name or user.name,
-        email=email or user.email,
-        phone=phone,
-        notes=notes,
-        customer_timezone=timezone,
-        idempotency_key=key,
-    )
+    try:
+        booking = service.book(
+            user.id,
+            service_id,
+            start,
+            name=user.name if name is None else name,
+            email=user.email if email is None else email,
+            phone=phone,
+            notes=notes,
+            customer_timezone=timezone,
+            idempotency_key=key,
+        )
+    except ValidationFailed as error:
+        raise _renamed(error, {"customer_timezone": "timezone"}) from None
     return jsonify(booking=booking_json(booking, user.id)), 200 if booking.replayed else 201
 
 
@@ -294,247 +305,217 @@ def change_booking(booking_id: int):
 
 
 ACTIONS = ("cancel", "accept", "decline")
-_BEARER = [{"bearer": []}]
 _NOT_FOUND = openapi.error_response("Not found (or not yours)")
 _CONFLICT = openapi.error_response('"That time was just taken. Please pick another." or the request was already answered')
+_BOOKING = openapi.answer({"booking": openapi.ref("Booking")})
+_EVENT_TYPES = openapi.answer({"eventTypes": {"type": "array", "items": openapi.ref("EventType")}})
+_LOCATIONS = list(LOCATION_KINDS)
+_PROVIDERS = list(VIDEO_PROVIDERS)
+_MINUTES = "Minutes"
 
 openapi.register(
     {
         "/auth/become-expert": {
-            "post": {
-                "summary": "Become an expert: creates the profile (defaults from the account) and Mon-Fri 08:00-17:00 hours",
-                "security": _BEARER,
-                "requestBody": {"required": False, "content": {"application/json": {"schema": openapi.ref("BecomeExpert")}}},
-                "responses": {
-                    "201": openapi.json_response("Now an expert", {"type": "object", "properties": {"user": openapi.ref("User"), "expert": openapi.ref("Expert")}}),
-                    "401": openapi.UNAUTHORIZED,
+            "post": openapi.operation(
+                "Become an expert: creates the profile (defaults from the account) and Mon-Fri 08:00-17:00 hours",
+                {
+                    "201": openapi.json_response("Now an expert", openapi.answer({"user": openapi.ref("User"), "expert": openapi.ref("Expert")})),
                     "409": openapi.error_response("Already an expert"),
-                    "422": openapi.INVALID,
                 },
-            }
+                body=openapi.json_body("BecomeExpert", required=False),
+            )
         },
         "/event-types": {
-            "get": {
-                "summary": "The caller's services, or an expert's visible services with ?expertId=",
-                "security": _BEARER,
-                "parameters": [{"name": "expertId", "in": "query", "required": False, "schema": {"type": "integer"}}],
-                "responses": {
-                    "200": openapi.json_response("Services", {"type": "object", "properties": {"eventTypes": {"type": "array", "items": openapi.ref("EventType")}}}),
-                    "401": openapi.UNAUTHORIZED,
-                    "404": _NOT_FOUND,
-                },
-            },
-            "post": {
-                "summary": "Create a service (experts only)",
-                "security": _BEARER,
-                "requestBody": openapi.json_body("EventTypeInput"),
-                "responses": {
-                    "201": openapi.json_response("Created", {"type": "object", "properties": {"eventType": openapi.ref("EventType")}}),
-                    "401": openapi.UNAUTHORIZED,
-                    "404": _NOT_FOUND,
-                    "422": openapi.INVALID,
-                },
-            },
+            "get": openapi.operation(
+                "The caller's services, or an expert's visible services with ?expertId=",
+                {"200": openapi.json_response("Services", _EVENT_TYPES), "404": _NOT_FOUND},
+                parameters=[openapi.query("expertId", openapi.ID)],
+            ),
+            "post": openapi.operation(
+                "Create a service (experts only)",
+                {"201": openapi.json_response("Created", openapi.answer({"eventType": openapi.ref("EventType")})), "404": _NOT_FOUND},
+                body=openapi.json_body("EventTypeInput"),
+            ),
         },
         "/experts/{expert_id}/availability": {
-            "get": {
-                "summary": "Free start times of a service on one date",
-                "security": _BEARER,
-                "parameters": [
-                    {"name": "expert_id", "in": "path", "required": True, "schema": {"type": "integer"}},
-                    {"name": "date", "in": "query", "required": True, "schema": {"type": "string", "format": "date"}},
-                    {"name": "serviceId", "in": "query", "required": False, "schema": {"type": "integer"}, "description": "Default: the expert's first visible service"},
-                    {"name": "tz", "in": "query", "required": False, "schema": {"type": "string"}, "description": "IANA zone the date is in; default the expert's"},
+            "get": openapi.operation(
+                "Free start times of a service on one date",
+                {"200": openapi.json_response("Free times", openapi.ref("Availability")), "404": _NOT_FOUND},
+                parameters=[
+                    openapi.path_id("expert_id"),
+                    openapi.query("date", openapi.DATE, required=True),
+                    openapi.query("serviceId", openapi.ID, "Default: the expert's first visible service"),
+                    openapi.query("tz", openapi.text(64), "IANA zone the date is in; default the expert's"),
                 ],
-                "responses": {
-                    "200": openapi.json_response("Free times", openapi.ref("Availability")),
-                    "401": openapi.UNAUTHORIZED,
-                    "404": _NOT_FOUND,
-                    "422": openapi.INVALID,
-                },
-            }
+            )
         },
         "/bookings": {
-            "get": {
-                "summary": "The caller's bookings (as customer and as expert)",
-                "security": _BEARER,
-                "responses": {
-                    "200": openapi.json_response("Bookings", {"type": "object", "properties": {"bookings": {"type": "array", "items": openapi.ref("Booking")}}}),
-                    "401": openapi.UNAUTHORIZED,
-                },
-            },
-            "post": {
-                "summary": "Book a time (confirmed at once, or pending if the service requires acceptance)",
-                "security": _BEARER,
-                "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 80}, "description": "Repeat it on retries: the same booking is answered with 200"}],
-                "requestBody": openapi.json_body("BookingInput"),
-                "responses": {
-                    "201": openapi.json_response("Booked", {"type": "object", "properties": {"booking": openapi.ref("Booking")}}),
-                    "200": openapi.json_response("The booking this Idempotency-Key already made", {"type": "object", "properties": {"booking": openapi.ref("Booking")}}),
-                    "401": openapi.UNAUTHORIZED,
+            "get": openapi.operation(
+                "The caller's bookings (as customer and as expert)",
+                {"200": openapi.json_response("Bookings", openapi.answer({"bookings": {"type": "array", "items": openapi.ref("Booking")}}))},
+            ),
+            "post": openapi.operation(
+                "Book a time (confirmed at once, or pending if the service requires acceptance)",
+                {
+                    "201": openapi.json_response("Booked", _BOOKING),
+                    "200": openapi.json_response("The booking this Idempotency-Key already made", _BOOKING),
                     "404": _NOT_FOUND,
                     "409": _CONFLICT,
-                    "422": openapi.INVALID,
                 },
-            },
+                body=openapi.json_body("BookingInput"),
+                parameters=[
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string", "pattern": "^[ -~]*$", "maxLength": service.MAX_IDEMPOTENCY_KEY},
+                        "description": "Printable ASCII; repeat it on retries: the same booking is answered with 200",
+                    }
+                ],
+            ),
         },
         "/bookings/{booking_id}": {
-            "patch": {
-                "summary": "Cancel (customer or expert), accept or decline (expert) a booking",
-                "security": _BEARER,
-                "parameters": [{"name": "booking_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-                "requestBody": openapi.json_body("BookingAction"),
-                "responses": {
-                    "200": openapi.json_response("Changed", {"type": "object", "properties": {"booking": openapi.ref("Booking")}}),
-                    "401": openapi.UNAUTHORIZED,
-                    "404": _NOT_FOUND,
-                    "409": _CONFLICT,
-                    "422": openapi.INVALID,
-                },
-            }
+            "patch": openapi.operation(
+                "Cancel (customer or expert), accept or decline (expert) a booking",
+                {"200": openapi.json_response("Changed", _BOOKING), "404": _NOT_FOUND, "409": _CONFLICT},
+                body=openapi.json_body("BookingAction"),
+                parameters=[openapi.path_id("booking_id")],
+            )
         },
     },
     {
-        "BecomeExpert": {
-            "type": "object",
-            "properties": {
-                "displayName": {"type": "string"},
-                "headline": {"type": "string"},
-                "bio": {"type": "string"},
-                "handle": {"type": "string", "pattern": "^[a-z0-9-]{3,40}$"},
-                "timezone": {"type": "string", "description": "IANA zone, default UTC"},
-            },
-        },
-        "Expert": {
-            "type": "object",
-            "properties": {
-                "id": {"type": "integer"},
-                "userId": {"type": "integer"},
+        "BecomeExpert": openapi.obj(
+            {
+                "displayName": openapi.text(120, description="Default: the account's name"),
+                "headline": openapi.text(160),
+                "bio": openapi.text(4000),
+                "handle": openapi.text(40, description="3-40 lower-case letters, digits and single hyphens; default from the name"),
+                "timezone": openapi.text(64, description="IANA zone, default UTC"),
+            }
+        ),
+        "Expert": openapi.answer(
+            {
+                "id": openapi.ID,
+                "userId": openapi.ID,
                 "displayName": {"type": "string"},
                 "headline": {"type": "string"},
                 "bio": {"type": "string"},
                 "handle": {"type": "string"},
                 "timezone": {"type": "string"},
-            },
-        },
-        "EventTypeInput": {
-            "type": "object",
-            "required": ["title", "duration"],
-            "properties": {
-                "title": {"type": "string"},
-                "slug": {"type": "string"},
-                "description": {"type": "string"},
-                "duration": {"type": "integer", "description": "Minutes (5-480)"},
-                "price": {"type": "number"},
-                "currency": {"type": "string", "description": "ISO 4217"},
-                "location": {"type": "string", "enum": ["video", "in_person", "phone"]},
-                "locationDetail": {"type": "string", "description": "Address or phone number"},
-                "requiresAcceptance": {"type": "boolean"},
-                "bufferBefore": {"type": "integer"},
-                "bufferAfter": {"type": "integer"},
-                "minNotice": {"type": "integer", "description": "Minutes"},
-                "horizonDays": {"type": "integer"},
-                "hidden": {"type": "boolean"},
-                "videoProvider": {"type": "string", "enum": ["auto", "zoom", "jitsi"], "description": "video services: auto = Zoom if connected, else Jitsi"},
+            }
+        ),
+        # The service form's bounds (expertbook/experts/forms.py), enforced by the same service rules.
+        "EventTypeInput": openapi.obj(
+            {
+                "title": openapi.text(120, minLength=1),
+                "slug": openapi.text(60, description="Lower-case letters, digits and single hyphens; default from the title"),
+                "description": openapi.text(4000),
+                "duration": openapi.integer(5, service.MAX_DURATION, description=_MINUTES),
+                "price": {"type": "number", "minimum": 0, "maximum": 1_000_000, "description": "At most two decimals (whole cents); shown only"},
+                "currency": openapi.text(3, description="ISO 4217, default USD"),
+                "location": {"type": "string", "enum": _LOCATIONS, "default": "video"},
+                "locationDetail": openapi.text(255, description="Address or phone number (needed for in_person and phone)"),
+                "requiresAcceptance": openapi.BOOLEAN,
+                "bufferBefore": openapi.integer(0, service.MAX_BUFFER, description=_MINUTES),
+                "bufferAfter": openapi.integer(0, service.MAX_BUFFER, description=_MINUTES),
+                "minNotice": openapi.integer(0, service.MAX_NOTICE, description=_MINUTES),
+                "horizonDays": openapi.integer(1, service.MAX_HORIZON),
+                "hidden": openapi.BOOLEAN,
+                "videoProvider": {"type": "string", "enum": _PROVIDERS, "description": "video services: auto = Zoom if connected, else Jitsi"},
                 "recordMeetings": {"type": "boolean", "description": "Zoom cloud recording"},
             },
-        },
-        "EventType": {
-            "type": "object",
-            "properties": {
-                "id": {"type": "integer"},
-                "expertId": {"type": "integer"},
+            ["title", "duration"],
+        ),
+        "EventType": openapi.answer(
+            {
+                "id": openapi.ID,
+                "expertId": openapi.ID,
                 "title": {"type": "string"},
                 "slug": {"type": "string"},
                 "description": {"type": "string"},
                 "duration": {"type": "integer"},
                 "price": {"type": "number"},
                 "currency": {"type": "string"},
-                "location": {"type": "string"},
+                "location": {"type": "string", "enum": _LOCATIONS},
                 "locationDetail": {"type": "string"},
-                "requiresAcceptance": {"type": "boolean"},
+                "requiresAcceptance": openapi.BOOLEAN,
                 "bufferBefore": {"type": "integer"},
                 "bufferAfter": {"type": "integer"},
                 "minNotice": {"type": "integer"},
                 "horizonDays": {"type": "integer"},
-                "hidden": {"type": "boolean"},
-                "videoProvider": {"type": "string", "enum": ["auto", "zoom", "jitsi"], "description": "video services: auto = Zoom if connected, else Jitsi"},
-                "recordMeetings": {"type": "boolean", "description": "Zoom cloud recording"},
-            },
-        },
-        "Availability": {
-            "type": "object",
-            "properties": {
-                "expertId": {"type": "integer"},
-                "serviceId": {"type": "integer"},
+                "hidden": openapi.BOOLEAN,
+                "videoProvider": {"type": "string", "enum": _PROVIDERS},
+                "recordMeetings": openapi.BOOLEAN,
+            }
+        ),
+        "Availability": openapi.answer(
+            {
+                "expertId": openapi.ID,
+                "serviceId": openapi.ID,
                 "date": {"type": "string", "format": "date"},
                 "timezone": {"type": "string"},
                 "expertTimezone": {"type": "string"},
                 "slots": {
                     "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {"start": {"type": "string", "format": "date-time"}, "end": {"type": "string", "format": "date-time"}, "localTime": {"type": "string"}},
-                    },
+                    "items": openapi.answer({"start": openapi.DATE_TIME, "end": openapi.DATE_TIME, "localTime": {"type": "string"}}),
                 },
+            }
+        ),
+        "BookingInput": openapi.obj(
+            {
+                "serviceId": openapi.ID,
+                "start": {**openapi.DATE_TIME, "description": "One of the availability slots' start, with its offset (1900 to 2999)"},
+                "name": openapi.text(120, minLength=1, description="Default: the account's name"),
+                "email": openapi.text(254, format="email", description="Default: the account's email"),
+                "phone": openapi.text(40),
+                "notes": openapi.text(2000),
+                "timezone": openapi.text(64, description="The customer's IANA zone (default UTC)"),
             },
-        },
-        "BookingInput": {
-            "type": "object",
-            "required": ["serviceId", "start"],
-            "properties": {
-                "serviceId": {"type": "integer"},
-                "start": {"type": "string", "format": "date-time", "description": "One of the availability slots' start"},
-                "name": {"type": "string", "description": "Default: the account's name"},
-                "email": {"type": "string", "format": "email", "description": "Default: the account's email"},
-                "phone": {"type": "string"},
-                "notes": {"type": "string"},
-                "timezone": {"type": "string", "description": "The customer's IANA zone (default UTC)"},
-            },
-        },
-        "BookingAction": {
-            "type": "object",
-            "required": ["action"],
-            "properties": {"action": {"type": "string", "enum": ["cancel", "accept", "decline"]}, "reason": {"type": "string"}},
-        },
-        "Booking": {
-            "type": "object",
-            "properties": {
-                "id": {"type": "integer"},
+            ["serviceId", "start"],
+        ),
+        "BookingAction": openapi.obj(
+            {"action": {"type": "string", "enum": list(ACTIONS)}, "reason": openapi.text(1000, description="cancel: shown to the other party")},
+            ["action"],
+        ),
+        "Booking": openapi.answer(
+            {
+                "id": openapi.ID,
                 "status": {"type": "string", "enum": list(STATUSES)},
                 "role": {"type": "string", "enum": ["customer", "expert"]},
-                "serviceId": {"type": "integer"},
+                "serviceId": openapi.ID,
                 "serviceTitle": {"type": "string"},
-                "expertId": {"type": "integer"},
+                "expertId": openapi.ID,
                 "expertName": {"type": "string"},
                 "customerName": {"type": "string"},
                 "customerEmail": {"type": "string"},
                 "customerPhone": {"type": "string"},
                 "notes": {"type": "string"},
-                "start": {"type": "string", "format": "date-time"},
-                "end": {"type": "string", "format": "date-time"},
+                "start": openapi.DATE_TIME,
+                "end": openapi.DATE_TIME,
                 "customerTimezone": {"type": "string"},
                 "cancelReason": {"type": "string"},
-                "cancelledBy": {"type": ["integer", "null"]},
+                "cancelledBy": openapi.NULLABLE_ID,
                 "icsSequence": {"type": "integer"},
-                "createdAt": {"type": "string", "format": "date-time"},
-                "updatedAt": {"type": "string", "format": "date-time"},
+                "createdAt": openapi.DATE_TIME,
+                "updatedAt": openapi.DATE_TIME,
                 "meeting": {
                     "type": ["object", "null"],
                     "description": "The video meeting (null without one). joinUrl/password: the customer only; "
                                    "startPath: the expert only (our route; it redirects to a fresh host link).",
+                    "required": ["provider", "meetingId", "status", "linkPending"],
+                    "additionalProperties": False,
                     "properties": {
                         "provider": {"type": "string", "enum": ["zoom", "jitsi"]},
                         "meetingId": {"type": ["string", "null"], "description": "Zoom's 64-bit meeting id, as a string"},
                         "status": {"type": "string", "enum": ["pending", "created", "reauth_needed", "failed", "deleted"]},
-                        "linkPending": {"type": "boolean"},
+                        "linkPending": openapi.BOOLEAN,
                         "joinUrl": {"type": ["string", "null"]},
                         "password": {"type": ["string", "null"]},
                         "startPath": {"type": ["string", "null"]},
                     },
                 },
                 "requiresReAuth": {"type": "boolean", "description": "the meeting waits for the expert to re-authorize Zoom (the expert has been emailed)"},
-            },
-        },
+            }
+        ),
     },
 )

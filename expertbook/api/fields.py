@@ -221,11 +221,15 @@ def args() -> Reader:
     return Reader(request.args, text=True)
 
 
-def header(name: str, *, max_length: int) -> str | None:
-    """An optional request header of printable ASCII, stripped; 422 naming the header otherwise."""
-    value = request.headers.get(name, "").strip()
-    if not value:
+def header(name: str, *, max_length: int, min_length: int = 0) -> str | None:
+    """An optional request header of printable ASCII, stripped: None when absent (or empty, if
+    ``min_length`` allows it), else 422 naming the header unless it is ``min_length``..``max_length`` long."""
+    value = request.headers.get(name)
+    if value is None:
         return None
-    if len(value) > max_length or not value.isascii() or not value.isprintable():
-        raise ValidationFailed({name: f"Use at most {max_length} printable ASCII characters."}, INVALID_FIELDS)
+    value = value.strip()
+    if not value and not min_length:
+        return None
+    if not min_length <= len(value) <= max_length or not value.isascii() or not value.isprintable():
+        raise ValidationFailed({name: f"Use {min_length} to {max_length} printable ASCII characters."}, INVALID_FIELDS)
     return value

@@ -167,88 +167,81 @@ def openapi_document():
     return jsonify(openapi.document(url_for("main.index", _external=True).rstrip("/") + "/api"))
 
 
-_CREDENTIALS = {"type": "object", "required": ["email", "password"], "properties": {"email": {"type": "string", "format": "email"}, "password": {"type": "string"}}}
+_NAME = openapi.text(120, description="Letters etc.; not \"<\", \">\" or \"@\"")
+_EMAIL = openapi.text(accounts.MAX_EMAIL, format="email")
+_NEW_PASSWORD = openapi.text(accounts.MAX_PASSWORD, minLength=accounts.MIN_PASSWORD)
+_USER_ANSWER = openapi.answer({"user": openapi.ref("User")})
 openapi.register(
     {
         "/auth/signup": {
-            "post": {
-                "summary": "Create a patient or hospital account",
-                "requestBody": openapi.json_body("Signup"),
-                "responses": {
-                    "201": openapi.json_response("Created", {"type": "object", "properties": {"user": openapi.ref("User")}}),
-                    "422": openapi.INVALID,
-                },
-            }
+            "post": openapi.operation(
+                "Create a patient or hospital account",
+                {"201": openapi.json_response("Created", _USER_ANSWER)},
+                secured=False,
+                body=openapi.json_body("Signup"),
+            )
         },
         "/auth/register": {
-            "post": {
-                "summary": "Create a customer account and log in",
-                "requestBody": openapi.json_body("Register"),
-                "responses": {"201": openapi.json_response("Created", openapi.ref("TokenResponse")), "422": openapi.INVALID},
-            }
+            "post": openapi.operation(
+                "Create a customer account and log in",
+                {"201": openapi.json_response("Created", openapi.ref("TokenResponse"))},
+                secured=False,
+                body=openapi.json_body("Register"),
+            )
         },
         "/auth/login": {
-            "post": {
-                "summary": "Get a bearer token",
-                "requestBody": openapi.json_body("Credentials"),
-                "responses": {
+            "post": openapi.operation(
+                "Get a bearer token",
+                {
                     "200": openapi.json_response("Logged in", openapi.ref("TokenResponse")),
                     "401": openapi.error_response("Invalid email or password"),
-                    "422": openapi.INVALID,
                     "429": openapi.error_response("Too many failed attempts"),
                 },
-            }
+                secured=False,
+                body=openapi.json_body("Credentials"),
+            )
         },
-        "/auth/me": {
-            "get": {
-                "summary": "The caller's account",
-                "security": [{"bearer": []}],
-                "responses": {
-                    "200": openapi.json_response("The account", {"type": "object", "properties": {"user": openapi.ref("User")}}),
-                    "401": openapi.UNAUTHORIZED,
-                },
-            }
-        },
+        "/auth/me": {"get": openapi.operation("The caller's account", {"200": openapi.json_response("The account", _USER_ANSWER)})},
     },
     {
-        "Credentials": _CREDENTIALS,
-        "Register": {
-            "type": "object",
-            "required": ["name", "email", "password"],
-            "properties": {"name": {"type": "string"}, "email": {"type": "string", "format": "email"}, "password": {"type": "string", "minLength": accounts.MIN_PASSWORD}},
-        },
-        "Signup": {
-            "type": "object",
-            "required": ["name", "email", "password"],
-            "properties": {
-                "name": {"type": "string"},
-                "email": {"type": "string", "format": "email"},
-                "password": {"type": "string", "minLength": accounts.MIN_PASSWORD},
+        "Credentials": openapi.obj(
+            {"email": openapi.text(accounts.MAX_EMAIL), "password": openapi.text(accounts.MAX_PASSWORD)}, ["email", "password"]
+        ),
+        "Register": openapi.obj({"name": _NAME, "email": _EMAIL, "password": _NEW_PASSWORD}, ["name", "email", "password"]),
+        "Signup": openapi.obj(
+            {
+                "name": _NAME,
+                "email": _EMAIL,
+                "password": _NEW_PASSWORD,
                 "role": {"type": "string", "enum": ["patient", "hospital"], "default": "patient"},
-                "hospitalName": {"type": "string", "description": "Required when role is hospital"},
-                "location": {"type": "string", "description": "Required when role is hospital"},
+                "hospitalName": openapi.text(120, description="Required when role is hospital"),
+                "location": openapi.text(120, description="Required when role is hospital"),
             },
-        },
-        "User": {
-            "type": "object",
-            "properties": {
-                "id": {"type": "integer"},
+            ["name", "email", "password"],
+            # A hospital account needs its hospital's name and location.
+            anyOf=[
+                {"properties": {"role": {"const": "patient"}}},
+                {"required": ["role", "hospitalName", "location"], "properties": {"role": {"const": "hospital"}}},
+            ],
+        ),
+        "User": openapi.answer(
+            {
+                "id": openapi.ID,
                 "name": {"type": "string"},
                 "email": {"type": "string"},
                 "role": {"type": "string", "enum": ["patient", "hospital"]},
-                "isExpert": {"type": "boolean"},
-                "hospitalId": {"type": ["integer", "null"]},
-            },
-        },
-        "TokenResponse": {
-            "type": "object",
-            "properties": {
+                "isExpert": openapi.BOOLEAN,
+                "hospitalId": openapi.NULLABLE_ID,
+            }
+        ),
+        "TokenResponse": openapi.answer(
+            {
                 "token": {"type": "string"},
                 "tokenType": {"const": "Bearer"},
                 "expiresIn": {"type": "integer", "description": "Seconds"},
                 "user": openapi.ref("User"),
-            },
-        },
+            }
+        ),
     },
 )
 

@@ -51,7 +51,8 @@ APPOINTMENT_NOT_FOUND = "Appointment not found"
 ACCOUNT_NOT_FOUND = "Account not found"
 
 _CONTACT = re.compile(r"[0-9]{10}")
-_KEY = re.compile(r"[A-Za-z0-9_\-:.]{8,64}")
+MIN_IDEMPOTENCY_KEY, MAX_IDEMPOTENCY_KEY = 8, 64
+_KEY = re.compile(rf"[A-Za-z0-9_\-:.]{{{MIN_IDEMPOTENCY_KEY},{MAX_IDEMPOTENCY_KEY}}}")
 WAITING = (Appointment.BOOKED, Appointment.ARRIVED)
 
 
@@ -133,7 +134,8 @@ def clean_patient(patient_name: str | None, contact_number: str | None) -> tuple
         name = clean_text(patient_name, "patient_name", "patient's name")
     except ValidationFailed as error:
         errors.update({k: v[0] for k, v in error.errors.items()})
-    contact = re.sub(r"[\s\-]", "", str(contact_number or ""))
+    # Spaces and hyphens only (as the API's document says): "98765 43210", "98765-43210".
+    contact = re.sub(r"[ \-]", "", str(contact_number or ""))
     if not contact:
         errors["contact_number"] = "Please enter a contact number."
     elif not _CONTACT.fullmatch(contact):

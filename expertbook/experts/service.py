@@ -311,10 +311,10 @@ def _service_fields(data: Mapping) -> dict:
     take("currency", lambda: _currency(data.get("currency") or "USD"))
     take("location_kind", lambda: _location_kind(data.get("location_kind") or "video"))
     take("location_detail", lambda: _text(data.get("location_detail"), "location_detail", 255))
-    take("buffer_before_min", lambda: _int(data.get("buffer_before_min") or 0, "buffer_before_min", 0, MAX_BUFFER))
-    take("buffer_after_min", lambda: _int(data.get("buffer_after_min") or 0, "buffer_after_min", 0, MAX_BUFFER))
-    take("min_notice_min", lambda: _int(data.get("min_notice_min") if data.get("min_notice_min") not in (None, "") else 60, "min_notice_min", 0, MAX_NOTICE))
-    take("horizon_days", lambda: _int(data.get("horizon_days") or 60, "horizon_days", 1, MAX_HORIZON))
+    take("buffer_before_min", lambda: _int(_given(data, "buffer_before_min", 0), "buffer_before_min", 0, MAX_BUFFER))
+    take("buffer_after_min", lambda: _int(_given(data, "buffer_after_min", 0), "buffer_after_min", 0, MAX_BUFFER))
+    take("min_notice_min", lambda: _int(_given(data, "min_notice_min", 60), "min_notice_min", 0, MAX_NOTICE))
+    take("horizon_days", lambda: _int(_given(data, "horizon_days", 60), "horizon_days", 1, MAX_HORIZON))
     take("video_provider", lambda: _video_provider(data.get("video_provider") or "auto"))
     fields["record_meetings"] = bool(data.get("record_meetings"))
     fields["requires_acceptance"] = bool(data.get("requires_acceptance"))
@@ -325,6 +325,13 @@ def _service_fields(data: Mapping) -> dict:
     if errors:
         raise ValidationFailed(errors)
     return fields
+
+
+def _given(data: Mapping, name: str, default):
+    """``data[name]``, or ``default`` when it was left out (None or empty): 0 is a value, and out of range
+    where the range starts at 1, not a request for the default."""
+    value = data.get(name)
+    return default if value in (None, "") else value
 
 
 def _clean_slug(slug: str) -> str:

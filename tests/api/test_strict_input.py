@@ -264,3 +264,16 @@ def test_405_answers_carry_allow(client):
     assert set(response.headers["Allow"].split(", ")) >= {"POST"}
     response = client.delete("/api/bookings")
     assert response.status_code == 405 and {"GET", "POST"} <= set(response.headers["Allow"].split(", "))
+
+
+def test_the_documents_date_pattern_is_the_accepted_range():
+    """/api/openapi.json's date pattern admits exactly the years the API accepts (1900-2999)."""
+    import re
+    from datetime import date, timedelta
+
+    from expertbook.api import openapi
+    from expertbook.web import FIRST_DAY, LAST_DAY
+
+    pattern = re.compile(openapi.DATE["pattern"])
+    for day, admitted in ((FIRST_DAY, True), (LAST_DAY, True), (FIRST_DAY - timedelta(days=1), False), (LAST_DAY + timedelta(days=1), False), (date(1, 1, 1), False)):
+        assert bool(pattern.search(day.isoformat())) is admitted, day
