@@ -98,15 +98,20 @@ def _refuse_unstorable_characters():
     JSON bodies are checked field by field by the API's reader (:mod:`expertbook.api.fields`)."""
     if refused_character(request.path):
         return _error_response(404, "Not found.")
-    fields = {name: values for name, values in request.args.lists() if refused_character(name) or any(map(refused_character, values))}
+    fields = _refused_fields(request.args)
     if request.mimetype in FORM_TYPES:
-        fields.update({name: values for name, values in request.form.lists() if refused_character(name) or any(map(refused_character, values))})
+        fields += _refused_fields(request.form)
     if fields:
         message = "The request contains characters that are not allowed."
         if request.path.startswith("/api/"):
             return jsonify(error=message, fields={name: [NOT_ALLOWED] for name in fields}), 400
         return _error_response(400, message)
     return None
+
+
+def _refused_fields(values) -> list[str]:
+    """The names in a MultiDict whose name or any value holds a refused character."""
+    return [name for name, items in values.lists() if refused_character(name) or any(map(refused_character, items))]
 
 
 def _nothing_limited_here() -> bool:

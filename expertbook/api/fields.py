@@ -33,8 +33,9 @@ _ABSENT = object()
 class Reader:
     """Reads named fields of one source (a JSON object, or the query string) into Python values.
 
-    Each method returns the value, or ``default`` when the field is absent (JSON ``null`` counts as
-    absent) or invalid; invalid fields are remembered until :meth:`check`.
+    Each method returns the value, or ``default`` when the field is absent or invalid; invalid fields
+    are remembered until :meth:`check`. JSON ``null`` is not a value of any type: for a required field
+    it counts as missing, for an optional one it is invalid (leave the field out instead).
     """
 
     def __init__(self, values: Mapping[str, Any], *, text: bool = False, prefix: str = "") -> None:
@@ -74,8 +75,9 @@ class Reader:
 
     # ------------------------------------------------------------------ types
 
-    def string(self, name: str, *, required: bool = False, default: str = "", max_length: int | None = None) -> str:
-        """A string (a blank one counts as missing when required)."""
+    def string(self, name: str, *, required: bool = False, default: str | None = "", max_length: int | None = None) -> str | None:
+        """A string (a blank one counts as missing when required). ``default=None`` tells a field left
+        out from one sent empty."""
         value = self._get(name, required)
         if value is _ABSENT:
             return default
