@@ -6,10 +6,10 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from expertbook.clinic.models import Slot
+from expertbook.clinic.models import Appointment, Slot
 from expertbook.experts.models import Service
 from expertbook.extensions import db
-from tests.factories import PASSWORD, login, make_expert, make_service, make_slot, make_staff, make_user
+from tests.factories import PASSWORD, login, make_appointment, make_expert, make_service, make_slot, make_staff, make_user
 
 HUGE = "99999999999999999999"
 
@@ -134,3 +134,16 @@ def test_405_pages_carry_allow(client):
     assert response.status_code == 405
     assert "POST" in response.headers["Allow"].split(", ")
     assert "text/html" in response.content_type
+
+
+def test_moving_to_a_session_id_the_database_cannot_hold_moves_nothing(client):
+    slot = make_slot()
+    patient = make_user()
+    appointment = make_appointment(slot, patient)
+    login(client, patient)
+    for slot_id in (HUGE, str(2**31), "0", "-3"):
+        response = client.post_form(f"/clinic/appointments/{appointment.id}/move", {"slot_id": slot_id})
+        assert response.status_code == 422, slot_id
+        assert "Choose a session." in response.get_data(as_text=True)
+    db.session.rollback()
+    assert db.session.get(Appointment, appointment.id).status == Appointment.BOOKED

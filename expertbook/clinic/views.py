@@ -623,6 +623,8 @@ def _move(appointment: Appointment, user_id: int | None, action: str, done_url):
     if not form.validate_on_submit():
         if "csrf_token" in form.errors:
             abort(400)
+        # The session is a hidden field of each "Move here" button: its message goes above the list.
+        form.form_errors.extend(form.slot_id.errors)
         return _move_page(appointment, action, 422, form)
     try:
         moved = service.move_appointment(appointment.id, form.slot_id.data, user_id)

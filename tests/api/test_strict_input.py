@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 from expertbook.clinic.models import Appointment
 from expertbook.experts.models import Booking, Service
 from expertbook.extensions import db
-from tests.experts.helpers import next_weekday_at
 from tests import factories
-from tests.factories import PASSWORD, make_expert, make_hospital, make_service, make_slot, make_staff, make_user
+from tests.experts.helpers import next_weekday_at
+from tests.factories import PASSWORD, make_appointment, make_expert, make_hospital, make_service, make_slot, make_staff, make_user
 
 HUGE = "99999999999999999999"
 
@@ -276,3 +276,82 @@ def test_the_documents_date_pattern_is_the_accepted_range():
     pattern = re.compile(openapi.DATE["pattern"])
     for day, admitted in ((FIRST_DAY, True), (LAST_DAY, True), (FIRST_DAY - timedelta(days=1), False), (LAST_DAY + timedelta(days=1), False), (date(1, 1, 1), False)):
         assert bool(pattern.search(day.isoformat())) is admitted, day
+
+
+# ---------------------------------------------------------------------------- the endpoints added since: front desk, guests, accounts
+
+
+def test_front_desk_endpoints_take_only_their_types_and_ids(app, client):
+    hospital = make_hospital()
+    staff = make_staff(hospital)
+    slot = make_slot(hospital, capacity=1)
+    other = make_slot(hospital, doctor=slot.doctor, days_ahead=2)
+    patient = make_user()
+    appointment = make_appointment(slot, patient)
+    staff_headers, patient_headers = bearer(app, staff), bearer(app, patient)
+    for payload, field in [
+        ({"patientName": ["Asha"], "contactNumber": "9876543210"}, "patientName"),
+        ({"patientName": "Asha", "contactNumber": 9876543210}, "contactNumber"),
+        ({"patientName": "Asha", "contactNumber": "9876543210", "email": ["a@example.com"]}, "email"),
+        ({"patientName": "Asha", "contactNumber": "9876543210", "email": None}, "email"),
+        ({"patientName": "A\u0000sha", "contactNumber": "9876543210"}, "patientName"),
+    ]:
+        assert_field_error(client.post(f"/api/organization/slots/{other.id}/walk-in", json=payload, headers=staff_headers), field)
+        if "email" not in payload:  # a waiting list takes no email
+            assert_field_error(client.post(f"/api/slots/{slot.id}/waitlist", json=payload, headers=patient_headers), field)
+    for reason in (["ill"], 5, None, {"text": "ill"}, "x" * 301, "a\u0000b"):
+        assert_field_error(client.post(f"/api/organization/appointments/{appointment.id}/cancel", json={"reason": reason}, headers=staff_headers), "reason")
+        assert_field_error(client.post(f"/api/organization/slots/{slot.id}/cancel", json={"reason": reason}, headers=staff_headers), "reason")
+    for slot_id in (1.5, True, str(other.id), [other.id]):
+        assert_field_error(client.post(f"/api/appointments/{appointment.id}/reschedule", json={"slotId": slot_id}, headers=patient_headers), "slotId")
+    for slot_id in (2**31, 0, -1, 10**30):
+        response = client.post(f"/api/appointments/{appointment.id}/reschedule", json={"slotId": slot_id}, headers=patient_headers)
+        assert response.status_code == 404 and response.get_json() == {"error": "Slot not found"}, slot_id
+    for path in (f"/api/organization/slots/{HUGE}/walk-in", f"/api/organization/appointments/{HUGE}/cancel",
+                 f"/api/organization/slots/{2**31}/cancel", f"/api/appointments/{HUGE}/reschedule", f"/api/slots/{HUGE}/waitlist"):
+        assert client.post(path, json={}, headers=staff_headers).status_code == 404, path
+    assert client.delete(f"/api/waitlist/{HUGE}", headers=patient_headers).status_code == 404
+    # Nothing was written: the one appointment is still the only one, and still booked.
+    assert count(Appointment) == 1 and db.session.get(Appointment, appointment.id).status == Appointment.BOOKED
+
+
+def test_guest_bookings_reschedules_and_booking_ids_take_only_their_types(app, client):
+    profile = make_expert(timezone="Europe/London")
+    svc = make_service(profile)
+    customer = make_user()
+    headers = bearer(app, customer)
+    start = next_weekday_at(10).isoformat()
+    for payload, field in [
+        ({"serviceId": svc.id, "start": start, "email": "guest@example.com"}, "name"),
+        ({"serviceId": svc.id, "start": start, "name": ["Erin"], "email": "guest@example.com"}, "name"),
+        ({"serviceId": svc.id, "start": start, "name": "Erin", "email": {"a": "b"}}, "email"),
+        ({"serviceId": True, "start": start, "name": "Erin", "email": "guest@example.com"}, "serviceId"),
+        ({"serviceId": svc.id, "start": "9999-12-31T23:59:00-12:00", "name": "Erin", "email": "guest@example.com"}, "start"),
+        ({"serviceId": svc.id, "start": start, "name": "Erin", "email": "guest@example.com", "notes": {"text": "hi"}}, "notes"),
+    ]:
+        assert_field_error(client.post("/api/bookings", json=payload), field)
+    assert count(Booking) == 0
+    made = client.post("/api/bookings", json={"serviceId": svc.id, "start": start, "name": "Erin", "email": "guest@example.com"})
+    assert made.status_code == 201 and made.get_json()["manageUrl"]
+
+    booking = client.post("/api/bookings", json={"serviceId": svc.id, "start": next_weekday_at(14).isoformat()}, headers=headers).get_json()["booking"]
+    for payload, field in [
+        ({"action": "reschedule"}, "start"),
+        ({"action": "reschedule", "start": 1767258000}, "start"),
+        ({"action": "reschedule", "start": "0001-01-01T00:00:00+01:00"}, "start"),
+        ({"action": "reschedule", "start": start, "reason": ["late"]}, "reason"),
+        ({"action": ["cancel"]}, "action"),
+    ]:
+        assert_field_error(client.patch(f"/api/bookings/{booking['id']}", json=payload, headers=headers), field)
+    assert client.get(f"/api/bookings/{booking['id']}", headers=headers).get_json()["booking"]["start"] == booking["start"]
+    for booking_id in (HUGE, "0", str(2**31)):
+        assert client.get(f"/api/bookings/{booking_id}", headers=headers).status_code == 404
+        assert client.patch(f"/api/bookings/{booking_id}", json={"action": "cancel"}, headers=headers).status_code == 404
+
+
+def test_password_reset_and_forgot_password_take_only_strings(client):
+    assert_field_error(client.post("/api/auth/forgot-password", json={"email": ["a@example.com"]}), "email")
+    assert_field_error(client.post("/api/auth/forgot-password", json={"email": "a\u0000@example.com"}), "email")
+    assert_field_error(client.post("/api/auth/reset-password", json={"token": 12345678901234567890, "password": PASSWORD}), "token")
+    assert_field_error(client.post("/api/auth/reset-password", json={"token": "x" * 40, "password": True}), "password")
+    assert_field_error(client.post("/api/auth/register", json={"name": "Erin", "email": "e@example.com", "password": ["x"]}), "password")

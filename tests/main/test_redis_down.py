@@ -4,69 +4,24 @@ says degraded. With a real redis-server of the test's own, stopped and started a
 from __future__ import annotations
 
 import logging
-import shutil
-import subprocess
 import time
 
 import pytest
-from redis import Redis
 from sqlalchemy import func, select
 
 from expertbook.clinic.models import Appointment
 from expertbook.experts.models import Booking
 from expertbook.extensions import db, limiter
-from tests.conftest import free_port, missing
-from tests.experts.helpers import next_weekday_at
 from tests import factories
+from tests.experts.helpers import next_weekday_at
 from tests.factories import PASSWORD, login_via_form, make_expert, make_service, make_slot, make_user
 
 FALLING_BACK = "falling back to in-memory storage"
 
 
-class RedisServer:
-    """A redis-server process of this test alone, on a free loopback port, without persistence."""
-
-    def __init__(self, tmp_path):
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.dir = tmp_path
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(self.dir)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = Redis(port=self.port, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                if client.ping():
-                    return
-            except Exception:
-                time.sleep(0.05)
-        pytest.fail("redis-server did not start within 10 seconds")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        self.process = None
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    if not shutil.which("redis-server"):
-        missing("redis-server", "the redis-server binary is not installed")
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
+@pytest.fixture(autouse=True)
+def _limiter_reset():
+    yield
     # The limiter is one object for every app of the test run; leave it as the next test expects.
     limiter._storage_dead = False
 
