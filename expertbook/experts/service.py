@@ -580,10 +580,14 @@ def offered_times(
     service: Service, window_start: datetime, window_end: datetime, now: datetime | None = None, moving: int | None = None
 ) -> list[datetime]:
     """The start times (UTC) the service offers in ``[window_start, window_end)``; ``moving`` is a booking
-    being rescheduled, whose own time does not stand in its way."""
+    being rescheduled: its own time blocks none of the times around it, and is not offered itself."""
     now = now or utcnow()
     busy = busy_intervals(service.expert_id, window_start - _REACH, window_end + _REACH, exclude_id=moving)
-    return availability.offered_starts(hours_of(service.expert), rules_of(service), busy, now=now, window_start=window_start, window_end=window_end)
+    starts = availability.offered_starts(hours_of(service.expert), rules_of(service), busy, now=now, window_start=window_start, window_end=window_end)
+    if moving is not None:
+        current = db.session.get(Booking, moving)
+        starts = [start for start in starts if current is None or start != current.start_at]
+    return starts
 
 
 def times_on(service: Service, day: date, timezone: str, now: datetime | None = None, moving: int | None = None) -> list[datetime]:
