@@ -42,6 +42,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     _init_extensions(app)
     import_module("expertbook.models")
+    from expertbook.web import IdConverter
+
+    # Before any route is added: every <int:...> in a URL is an id, 1 to 2^31-1; anything else is a 404.
+    app.url_map.converters["int"] = IdConverter
     for area in AREAS:
         app.register_blueprint(import_module(f"expertbook.{area}.views").bp)
 

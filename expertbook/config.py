@@ -76,8 +76,15 @@ def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "ins
         "SESSION_REFRESH_EACH_REQUEST": False,
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session; a stale tab must still work
         "WTF_CSRF_SSL_STRICT": production,
+        # Requests: a body larger than this is refused (413) before it is read.
+        "MAX_CONTENT_LENGTH": _int(env.get("MAX_CONTENT_LENGTH"), 1024 * 1024),
         # Throttling: storage is shared through Redis when there is one, so limits hold across workers.
         "RATELIMIT_STORAGE_URI": env.get("RATELIMIT_STORAGE_URI") or redis_url or "memory://",
+        # Redis down must not take logins down: the limiter counts in this process's memory meanwhile
+        # (logging once when it switches, and once when Redis is back), and gives up waiting for a
+        # Redis that does not answer within a second.
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
         "RATELIMIT_HEADERS_ENABLED": True,
         "LOGIN_LIMIT_PER_ACCOUNT": env.get("LOGIN_LIMIT_PER_ACCOUNT") or "5 per minute;20 per hour",
         "LOGIN_LIMIT_PER_IP": env.get("LOGIN_LIMIT_PER_IP") or "20 per minute;200 per hour",

@@ -9,7 +9,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from expertbook.errors import NotFound
 from expertbook.extensions import limiter, login_manager
-from expertbook.web import is_htmx, wants_fragment
+from expertbook.web import NOT_ALLOWED, is_htmx, refused_character, wants_fragment
 
 
 # htmx runs without eval and without its injected indicator <style> (see base.html's htmx-config),
@@ -64,6 +64,7 @@ def init_app(app: Flask) -> None:
         return response
 
     _skip_limiter_where_nothing_is_limited(app)
+    app.before_request(_refuse_unstorable_characters)
 
     @app.errorhandler(CSRFError)
     def _csrf_error(error: CSRFError):
@@ -81,13 +82,43 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException):
-        return _error_response(error.code or 500, error.description or error.name)
+        response = _error_response(error.code or 500, error.description or error.name)
+        # What the error says beyond its body stays: Allow on a 405, WWW-Authenticate, Retry-After.
+        for name, value in error.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(InternalServerError)
     def _server_error(error: InternalServerError):
         # Flask sends every unhandled exception here after logging it with its traceback (in testing
         # and debug mode it re-raises instead), so no traceback ever reaches the page.
         return _error_response(500, "Something went wrong on our side. Please try again.")
+
+
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
+
+def _refuse_unstorable_characters():
+    """Refuse (400) a request whose address, query string or form holds a character no text column
+    takes (NUL; see :func:`expertbook.web.refused_character`), before any view hands it to a query.
+    JSON bodies are checked field by field by the API's reader (:mod:`expertbook.api.fields`)."""
+    if refused_character(request.path):
+        return _error_response(404, "Not found.")
+    fields = _refused_fields(request.args)
+    if request.mimetype in FORM_TYPES:
+        fields += _refused_fields(request.form)
+    if fields:
+        message = "The request contains characters that are not allowed."
+        if request.path.startswith("/api/"):
+            return jsonify(error=message, fields={name: [NOT_ALLOWED] for name in fields}), 400
+        return _error_response(400, message)
+    return None
+
+
+def _refused_fields(values) -> list[str]:
+    """The names in a MultiDict whose name or any value holds a refused character."""
+    return [name for name, items in values.lists() if refused_character(name) or any(map(refused_character, items))]
 
 
 def _nothing_limited_here() -> bool:
@@ -144,7 +175,9 @@ def _unauthorized():
 
 def _error_response(status: int, message: str):
     if request.path.startswith("/api/"):
-        return jsonify(error=message), status
+        response = jsonify(error=message)
+        response.status_code = status
+        return response
     template = "errors/_error.html" if wants_fragment() else "errors/error.html"
     response = make_response(render_template(template, status=status, message=message), status)
     response.vary.add("HX-Request")

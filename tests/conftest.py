@@ -379,6 +379,56 @@ def wait_until(ready: Callable[[], bool], what: str, timeout: float = 30, watch:
     pytest.fail(f"{what} within {timeout:.0f} seconds")
 
 
+class RedisServer:
+    """A ``redis-server`` of one test alone, on a free loopback port, with no persistence at all:
+    stopping it (SIGKILL, as a crash) loses every key, as a restart of an unpersisted Redis does."""
+
+    def __init__(self, directory: Path):
+        self.binary = shutil.which("redis-server")
+        self.port = free_port()
+        self.directory = directory
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        from redis import Redis
+
+        log = open(self.directory / "redis.log", "ab")
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.directory)],
+            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        log.close()
+        client = Redis.from_url(self.url, socket_connect_timeout=1)
+
+        def answers() -> bool:
+            try:
+                return client.ping()
+            except Exception:
+                return False
+
+        wait_until(answers, "redis-server answers", 15)
+        client.close()
+
+    def stop(self) -> None:
+        """SIGKILL: nothing is saved, nothing is said to the clients."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+
+@pytest.fixture
+def redis_server(tmp_path) -> Iterator[RedisServer]:
+    """A running :class:`RedisServer` of this test (the fault tests stop and start it)."""
+    if not shutil.which("redis-server"):
+        missing("redis-server", "the redis-server binary is not installed (apt-get install redis-server)")
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
 def answers_http(url: str, verify: bool | str = True) -> Callable[[], bool]:
     """A probe for :func:`wait_until`: whether ``GET url`` answers 200 (``verify``: a CA file for HTTPS)."""
     import requests

@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, g, jsonify, request
 
-from expertbook.api import service
+from expertbook.api import fields, service
 from expertbook.auth import sessions
 from expertbook.auth.models import User
 from expertbook.errors import ServiceError, ValidationFailed
@@ -19,8 +19,6 @@ from expertbook.extensions import csrf, db
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 csrf.exempt(bp)
-
-MISSING_FIELDS = "Please fill in all fields"
 
 
 @bp.errorhandler(ServiceError)
@@ -31,19 +29,15 @@ def _service_error(error: ServiceError):
     return jsonify(body), error.status
 
 
-def json_body(*required: str) -> dict[str, Any]:
-    """The request's JSON object; raises 422 naming every required field that is missing or blank."""
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        raise ValidationFailed({"body": "Send a JSON object."}, MISSING_FIELDS)
-    missing = {
-        name: "This field is required."
-        for name in required
-        if data.get(name) is None or (isinstance(data.get(name), str) and not data[name].strip())
-    }
-    if missing:
-        raise ValidationFailed(missing, MISSING_FIELDS)
-    return data
+def json_body(*, optional: bool = False) -> fields.Reader:
+    """The request's JSON object as a typed reader (strict JSON types; see :mod:`expertbook.api.fields`);
+    422 if the body is not a JSON object. ``optional``: an empty body reads as ``{}``."""
+    return fields.body(optional=optional)
+
+
+def query_args() -> fields.Reader:
+    """The query string as a typed reader: a parameter that is present must parse as its type."""
+    return fields.args()
 
 
 def api_user() -> User:

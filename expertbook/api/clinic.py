@@ -5,13 +5,15 @@ Field names follow the seed (``slotId``, ``totalSlots``, ``tokenNumber``, ...). 
 """
 from __future__ import annotations
 
-from datetime import date, datetime, time
+import re
+from datetime import datetime, time
 from typing import Any
 
-from flask import jsonify, request
+from flask import jsonify
 
-from expertbook.api import openapi
-from expertbook.api.base import MISSING_FIELDS, api_session_hash, api_user, api_user_id, bp, json_body, token_required
+from expertbook.api import fields, openapi
+from expertbook.api.base import api_session_hash, api_user, api_user_id, bp, json_body, query_args, token_required
+from expertbook.auth import service as accounts
 from expertbook.clinic import service
 from expertbook.clinic.models import Appointment, Slot, WaitlistEntry
 from expertbook.database import utcnow
@@ -19,9 +21,9 @@ from expertbook.errors import NotFound, ValidationFailed
 
 # The service names fields as the web forms do; the API answers with the seed's names.
 _API_FIELDS = {
+    "slot_id": "slotId",
     "patient_name": "patientName",
     "contact_number": "contactNumber",
-    "slot_id": "slotId",
     "idempotency_key": "Idempotency-Key",
     "start_time": "timeSlot",
     "end_time": "timeSlot",
@@ -31,13 +33,13 @@ _API_FIELDS = {
 
 
 def _renamed(error: ValidationFailed) -> ValidationFailed:
-    fields: dict[str, list[str]] = {}
+    renamed: dict[str, list[str]] = {}
     for name, messages in error.errors.items():
         if name.startswith("doctors-"):
             _, index, part = name.split("-", 2)
             name = f"doctors[{index}].{'doctorName' if part == 'name' else part}"
-        fields.setdefault(_API_FIELDS.get(name, name), []).extend(messages)
-    return ValidationFailed(fields, error.message)
+        renamed.setdefault(_API_FIELDS.get(name, name), []).extend(messages)
+    return ValidationFailed(renamed, error.message)
 
 
 def _staff_hospital_id() -> int:
@@ -111,33 +113,15 @@ def waitlist_json(entry, position: int) -> dict[str, Any]:
     }
 
 
-def _date_arg(value: Any, field: str) -> date | None:
-    if value in (None, ""):
+_CLOCK = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9]")
+
+
+def _clock(text: str, data: fields.Reader) -> time | None:
+    """A wall-clock ``HH:MM`` of ``timeSlot`` (or ``startTime``/``endTime``), else a field error."""
+    if not _CLOCK.fullmatch(text.strip()):
+        data.errors.setdefault("timeSlot", 'Use "HH:MM-HH:MM", e.g. "09:00-12:00".')
         return None
-    try:
-        return date.fromisoformat(str(value))
-    except ValueError:
-        raise ValidationFailed({field: "Use a date like 2025-01-31."}) from None
-
-
-def _time_arg(value: Any, field: str) -> time | None:
-    if value in (None, ""):
-        return None
-    try:
-        return time.fromisoformat(str(value).strip())
-    except ValueError:
-        raise ValidationFailed({field: "Use a time like 09:30."}) from None
-
-
-def _int_arg(value: Any, field: str, default: int | None = None) -> int | None:
-    if value in (None, ""):
-        return default
-    if isinstance(value, bool):
-        raise ValidationFailed({field: "Use a whole number."})
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ValidationFailed({field: "Use a whole number."}) from None
+    return time.fromisoformat(text.strip())
 
 
 @bp.post("/organization/save-details")
@@ -145,29 +129,28 @@ def _int_arg(value: Any, field: str, default: int | None = None) -> int | None:
 def save_details():
     """Staff create slots for their own hospital: one per doctor (and per date when repeated)."""
     _staff_hospital_id()
-    data = json_body("doctors", "date")
-    doctors = data["doctors"]
-    if not isinstance(doctors, list) or not all(isinstance(d, dict) for d in doctors):
-        raise ValidationFailed({"doctors": "Send a list of {doctorName, specialization}."}, MISSING_FIELDS)
-    start, end = data.get("startTime"), data.get("endTime")
-    if data.get("timeSlot") and not (start or end):
-        start, _, end = str(data["timeSlot"]).partition("-")
-    if not start or not end:
-        raise ValidationFailed({"timeSlot": 'Send "timeSlot": "09:00-12:00" (or startTime and endTime).'}, MISSING_FIELDS)
-    weekdays = data.get("weekdays")
-    if weekdays is not None and (not isinstance(weekdays, list) or not all(isinstance(d, int) and not isinstance(d, bool) for d in weekdays)):
-        raise ValidationFailed({"weekdays": "Send a list of weekday numbers, 0 = Monday."})
+    data = json_body()
+    # Blank names are the service's to refuse (with the form's messages); here only the types.
+    doctors = [
+        (doctor.string("doctorName", max_length=120), doctor.string("specialization", max_length=120))
+        for doctor in data.objects("doctors", required=True, max_items=service.MAX_DOCTORS_PER_FORM)
+    ]
+    day = data.day("date", required=True)
+    time_slot = data.string("timeSlot", max_length=11)
+    start_text, end_text = data.string("startTime", max_length=5), data.string("endTime", max_length=5)
+    capacity = data.integer("totalSlots", default=10)
+    repeat_until = data.day("repeatUntil")
+    weekdays = data.integers("weekdays", low=0, high=6)
+    data.string("hospitalName"), data.string("location")  # documented as ignored; still only strings
+    if time_slot and not (start_text and end_text):
+        start_text, _, end_text = time_slot.partition("-")
+    if not start_text or not end_text:
+        data.errors.setdefault("timeSlot", 'Send "timeSlot": "09:00-12:00" (or startTime and endTime).')
+        data.missing = True
+    start, end = (_clock(start_text, data), _clock(end_text, data)) if start_text and end_text else (None, None)
+    data.check()
     try:
-        created = service.create_slots(
-            api_user().id,
-            [(d.get("doctorName"), d.get("specialization")) for d in doctors],
-            _date_arg(data["date"], "date"),
-            _time_arg(start, "timeSlot"),
-            _time_arg(end, "timeSlot"),
-            _int_arg(data.get("totalSlots"), "totalSlots", 10),
-            _date_arg(data.get("repeatUntil"), "repeatUntil"),
-            weekdays,
-        )
+        created = service.create_slots(api_user().id, doctors, day, start, end, capacity, repeat_until, weekdays)
     except ValidationFailed as error:
         raise _renamed(error) from None
     now = utcnow()
@@ -178,11 +161,18 @@ def save_details():
 @token_required
 def available_slots():
     """Slots a patient can book now; ``date``, ``location`` and ``specialization`` may each be left out."""
-    slots = service.search_slots(
-        _date_arg(request.args.get("date"), "date"), request.args.get("location"), request.args.get("specialization")
-    )
+    query = query_args()
+    day = query.day("date")
+    location = query.string("location", max_length=120)
+    specialization = query.string("specialization", max_length=120)
+    query.check()
+    slots = service.search_slots(day, location, specialization)
     now = utcnow()
     return jsonify(slots=[slot_json(s, now) for s in slots])
+
+
+ALL_SLOTS_PAGE_SIZE = 200
+MAX_PAGE = 10_000
 
 
 @bp.get("/organization/all-slots")
@@ -190,17 +180,19 @@ def available_slots():
 def all_slots():
     """Staff: their own hospital's slots with booking status, a page at a time (``date``, ``doctorId``, ``page``)."""
     hospital_id = _staff_hospital_id()
-    page = max(_int_arg(request.args.get("page"), "page", 1) or 1, 1)
-    slots, more = service.staff_slots(
-        hospital_id,
-        _date_arg(request.args.get("date"), "date"),
-        _int_arg(request.args.get("doctorId"), "doctorId"),
-        page=page,
-        page_size=200,
-        upcoming_only=False,
-    )
+    query = query_args()
+    page = query.integer("page", default=1, low=1, high=MAX_PAGE)
+    day = query.day("date")
+    doctor_id = query.id("doctorId", not_found="Doctor not found")
+    query.check()
+    slots, more = service.staff_slots(hospital_id, day, doctor_id, page=page, page_size=ALL_SLOTS_PAGE_SIZE, upcoming_only=False)
     now = utcnow()
     return jsonify(slots=[slot_json(s, now) for s in slots], page=page, hasMore=more)
+
+
+def _patient(data: fields.Reader) -> tuple[str, str]:
+    """The patient's name and contact number (their rules are the service's; here only the types)."""
+    return data.string("patientName", required=True, max_length=120), data.string("contactNumber", required=True)
 
 
 # What every new online booking says about itself, the same keys as appointment_json().
@@ -217,13 +209,13 @@ def book_appointment():
 
     Send an ``Idempotency-Key`` header to make retries safe: the same key returns the same booking.
     """
-    data = json_body("slotId", "patientName", "contactNumber")
-    slot_id = _int_arg(data["slotId"], "slotId")
+    data = json_body()
+    slot_id = data.id("slotId", required=True, not_found=service.SLOT_NOT_FOUND)
+    patient_name, contact_number = _patient(data)
+    data.check()
+    key = fields.header("Idempotency-Key", min_length=service.MIN_IDEMPOTENCY_KEY, max_length=service.MAX_IDEMPOTENCY_KEY)
     try:
-        booking = service.book(
-            slot_id, api_user_id(), data["patientName"], str(data["contactNumber"]), request.headers.get("Idempotency-Key"),
-            api_session=api_session_hash(),
-        )
+        booking = service.book(slot_id, api_user_id(), patient_name, contact_number, key, api_session=api_session_hash())
     except ValidationFailed as error:
         raise _renamed(error) from None
     except NotFound as error:
@@ -277,10 +269,11 @@ def my_appointments():
 def all_appointments():
     """Staff: their own hospital's appointments (``slotId`` and ``date`` narrow it down)."""
     hospital_id = _staff_hospital_id()
-    appointments = service.hospital_appointments(
-        hospital_id, _int_arg(request.args.get("slotId"), "slotId"), _date_arg(request.args.get("date"), "date")
-    )
-    return jsonify(appointments=[appointment_json(a) for a in appointments])
+    query = query_args()
+    slot_id = query.id("slotId", not_found=service.SLOT_NOT_FOUND)
+    day = query.day("date")
+    query.check()
+    return jsonify(appointments=[appointment_json(a) for a in service.hospital_appointments(hospital_id, slot_id, day)])
 
 
 # ---------------------------------------------------------------------------- the front desk
@@ -291,16 +284,22 @@ def all_appointments():
 def walk_in(slot_id: int):
     """Staff give a walk-in patient (no account) a place and the next token, like an online booking."""
     hospital_id = _staff_hospital_id()
-    data = json_body("patientName", "contactNumber")
+    data = json_body()
+    patient_name, contact_number = _patient(data)
+    email = data.string("email", default=None, max_length=accounts.MAX_EMAIL)
+    data.check()
     try:
-        booking = service.walk_in(slot_id, hospital_id, data["patientName"], str(data["contactNumber"]), data.get("email"))
+        booking = service.walk_in(slot_id, hospital_id, patient_name, contact_number, email)
     except ValidationFailed as error:
         raise _renamed(error) from None
     return jsonify(appointmentId=booking.appointment_id, tokenNumber=booking.token_number, remainingSlots=booking.remaining), 201
 
 
 def _reason() -> str:
-    return json_body("reason")["reason"]
+    data = json_body()
+    reason = data.string("reason", required=True, max_length=service.MAX_REASON)
+    data.check()
+    return reason
 
 
 @bp.post("/organization/appointments/<int:appointment_id>/cancel")
@@ -330,9 +329,11 @@ def cancel_session(slot_id: int):
 @token_required
 def reschedule(appointment_id: int):
     """Move the caller's appointment to another session in one step: a new token there, the old place released."""
-    data = json_body("slotId")
+    data = json_body()
+    slot_id = data.id("slotId", required=True, not_found=service.SLOT_NOT_FOUND)
+    data.check()
     try:
-        moved = service.move_appointment(appointment_id, _int_arg(data["slotId"], "slotId"), api_user_id())
+        moved = service.move_appointment(appointment_id, slot_id, api_user_id())
     except ValidationFailed as error:
         raise _renamed(error) from None
     return jsonify(appointmentId=moved.appointment_id, tokenNumber=moved.token_number, slotId=moved.slot_id)
@@ -342,9 +343,11 @@ def reschedule(appointment_id: int):
 @token_required
 def join_waitlist(slot_id: int):
     """Join a full session's waiting list; the first person waiting gets the next freed place automatically."""
-    data = json_body("patientName", "contactNumber")
+    data = json_body()
+    patient_name, contact_number = _patient(data)
+    data.check()
     try:
-        waiting = service.join_waitlist(slot_id, api_user_id(), data["patientName"], str(data["contactNumber"]))
+        waiting = service.join_waitlist(slot_id, api_user_id(), patient_name, contact_number)
     except ValidationFailed as error:
         raise _renamed(error) from None
     return jsonify(waitlistId=waiting.entry_id, position=waiting.position), 201
@@ -360,259 +363,220 @@ def leave_waitlist(waitlist_id: int):
 
 # ---------------------------------------------------------------------------- OpenAPI
 
-_SECURED = [{"bearer": []}]
-_NOT_FOUND = openapi.error_response("Not found (also for another hospital's objects)")
-
-
-def _path(name: str) -> dict:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "integer"}}
-
-
-def _q(name: str, description: str, schema: dict | None = None) -> dict:
-    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema or {"type": "string"}}
-
+_NOT_FOUND = openapi.error_response("Not found (also for another hospital's objects, and for patients on staff endpoints)")
+_CLOCK_PATTERN = "([01][0-9]|2[0-3]):[0-5][0-9]"
+_SLOTS = openapi.answer({"slots": {"type": "array", "items": openapi.ref("Slot")}})
+_APPOINTMENT = openapi.answer({"appointment": openapi.ref("Appointment")})
+_CONTACT = {"type": "string", "pattern": "^[ -]*([0-9][ -]*){10}$", "description": "10 digits; spaces and hyphens are ignored"}
 
 openapi.register(
     {
         "/organization/save-details": {
-            "post": {
-                "summary": "Staff: create slots (one per doctor, per date when repeated)",
-                "security": _SECURED,
-                "requestBody": openapi.json_body("SaveDetails"),
-                "responses": {
+            "post": openapi.operation(
+                "Staff: create slots (one per doctor, per date when repeated)",
+                {
                     "201": openapi.json_response(
                         "Created",
-                        {"type": "object", "properties": {"created": {"type": "integer"}, "skipped": {"type": "integer", "description": "Sessions that already existed"}, "slots": {"type": "array", "items": openapi.ref("Slot")}}},
+                        openapi.answer(
+                            {
+                                "created": {"type": "integer", "minimum": 0},
+                                "skipped": {"type": "integer", "minimum": 0, "description": "Sessions that already existed"},
+                                "slots": {"type": "array", "items": openapi.ref("Slot")},
+                            }
+                        ),
                     ),
-                    "401": openapi.UNAUTHORIZED,
                     "404": _NOT_FOUND,
                     "409": openapi.error_response("The same sessions were created at the same moment by someone else"),
-                    "422": openapi.INVALID,
                 },
-            }
+                body=openapi.json_body("SaveDetails"),
+            )
         },
         "/organization/available-slots": {
-            "get": {
-                "summary": "Search bookable slots (full, closed and past slots are left out)",
-                "security": _SECURED,
-                "parameters": [
-                    _q("date", "YYYY-MM-DD", {"type": "string", "format": "date"}),
-                    _q("location", "Part of the hospital's location, any case"),
-                    _q("specialization", "Part of the doctor's specialization, any case"),
+            "get": openapi.operation(
+                "Search bookable slots (full, closed and past slots are left out)",
+                {"200": openapi.json_response("Matching slots, soonest first", _SLOTS)},
+                parameters=[
+                    openapi.query("date", openapi.DATE),
+                    openapi.query("location", openapi.text(120), "Part of the hospital's location, any case"),
+                    openapi.query("specialization", openapi.text(120), "Part of the doctor's specialization, any case"),
                 ],
-                "responses": {
-                    "200": openapi.json_response("Matching slots, soonest first", {"type": "object", "properties": {"slots": {"type": "array", "items": openapi.ref("Slot")}}}),
-                    "401": openapi.UNAUTHORIZED,
-                    "422": openapi.INVALID,
-                },
-            }
+            )
         },
         "/organization/all-slots": {
-            "get": {
-                "summary": "Staff: all of their own hospital's slots with booking status",
-                "security": _SECURED,
-                "parameters": [
-                    _q("date", "YYYY-MM-DD", {"type": "string", "format": "date"}),
-                    _q("doctorId", "One doctor", {"type": "integer"}),
-                    _q("page", "Pages of 200", {"type": "integer", "minimum": 1}),
-                ],
-                "responses": {
+            "get": openapi.operation(
+                "Staff: all of their own hospital's slots with booking status",
+                {
                     "200": openapi.json_response(
                         "The slots",
-                        {"type": "object", "properties": {"slots": {"type": "array", "items": openapi.ref("Slot")}, "page": {"type": "integer"}, "hasMore": {"type": "boolean"}}},
+                        openapi.answer({"slots": {"type": "array", "items": openapi.ref("Slot")}, "page": openapi.integer(1, MAX_PAGE), "hasMore": openapi.BOOLEAN}),
                     ),
-                    "401": openapi.UNAUTHORIZED,
                     "404": _NOT_FOUND,
                 },
-            }
+                parameters=[
+                    openapi.query("date", openapi.DATE),
+                    openapi.query("doctorId", openapi.ID, "One doctor"),
+                    openapi.query("page", openapi.integer(1, MAX_PAGE), f"Pages of {ALL_SLOTS_PAGE_SIZE}"),
+                ],
+            )
         },
         "/appointments": {
-            "post": {
-                "summary": "Book a place in a slot and get a token number",
-                "security": _SECURED,
-                "parameters": [
+            "post": openapi.operation(
+                "Book a place in a slot and get a token number",
+                {
+                    "201": openapi.json_response("Booked", openapi.ref("BookingResult")),
+                    "404": openapi.error_response("Slot not found"),
+                    "409": openapi.error_response('"This slot is fully booked" or "Slot availability changed, please refresh"'),
+                },
+                body=openapi.json_body("BookAppointment"),
+                parameters=[
                     {
                         "name": "Idempotency-Key",
                         "in": "header",
                         "required": False,
-                        "description": "8-64 characters; a retry with the same key returns the same booking",
-                        "schema": {"type": "string"},
+                        "description": "A retry with the same key returns the same booking",
+                        "schema": {"type": "string", "pattern": "^[A-Za-z0-9_:.-]{8,64}$"},
                     }
                 ],
-                "requestBody": openapi.json_body("BookAppointment"),
-                "responses": {
-                    "201": openapi.json_response("Booked", openapi.ref("BookingResult")),
-                    "401": openapi.UNAUTHORIZED,
-                    "404": openapi.error_response("Slot not found"),
-                    "409": openapi.error_response('"This slot is fully booked" or "Slot availability changed, please refresh"'),
-                    "422": openapi.INVALID,
-                },
-            }
+            )
         },
         "/appointments/{appointment_id}/cancel": {
-            "post": {
-                "summary": "Cancel one's own upcoming appointment",
-                "security": _SECURED,
-                "parameters": [_path("appointment_id")],
-                "responses": {
-                    "200": openapi.json_response("Cancelled", {"type": "object", "properties": {"appointment": openapi.ref("Appointment")}}),
-                    "401": openapi.UNAUTHORIZED,
+            "post": openapi.operation(
+                "Cancel one's own upcoming appointment",
+                {
+                    "200": openapi.json_response("Cancelled", _APPOINTMENT),
                     "404": openapi.error_response("Appointment not found"),
                     "409": openapi.error_response("Already taken place, or marked arrived/no-show"),
                 },
-            }
+                parameters=[openapi.path_id("appointment_id")],
+            )
         },
         "/appointments/my": {
-            "get": {
-                "summary": "The caller's own appointments",
-                "security": _SECURED,
-                "responses": {
+            "get": openapi.operation(
+                "The caller's own appointments",
+                {
                     "200": openapi.json_response(
                         "Upcoming and past appointments, and places on waiting lists",
-                        {
-                            "type": "object",
-                            "properties": {
+                        openapi.answer(
+                            {
                                 "upcoming": {"type": "array", "items": openapi.ref("Appointment")},
                                 "past": {"type": "array", "items": openapi.ref("Appointment")},
                                 "waitlist": {"type": "array", "items": openapi.ref("WaitlistEntry")},
-                            },
-                        },
-                    ),
-                    "401": openapi.UNAUTHORIZED,
+                            }
+                        ),
+                    )
                 },
-            }
+            )
         },
         "/appointments/all": {
-            "get": {
-                "summary": "Staff: their own hospital's appointments",
-                "security": _SECURED,
-                "parameters": [_q("slotId", "One slot", {"type": "integer"}), _q("date", "YYYY-MM-DD", {"type": "string", "format": "date"})],
-                "responses": {
-                    "200": openapi.json_response("The appointments", {"type": "object", "properties": {"appointments": {"type": "array", "items": openapi.ref("Appointment")}}}),
-                    "401": openapi.UNAUTHORIZED,
+            "get": openapi.operation(
+                "Staff: their own hospital's appointments",
+                {
+                    "200": openapi.json_response("The appointments", openapi.answer({"appointments": {"type": "array", "items": openapi.ref("Appointment")}})),
                     "404": _NOT_FOUND,
                 },
-            }
+                parameters=[openapi.query("slotId", openapi.ID, "One slot"), openapi.query("date", openapi.DATE)],
+            )
         },
         "/organization/slots/{slot_id}/walk-in": {
-            "post": {
-                "summary": "Staff: give a walk-in patient a place and the next token (the same rule as an online booking)",
-                "security": _SECURED,
-                "parameters": [_path("slot_id")],
-                "requestBody": openapi.json_body("WalkIn"),
-                "responses": {
+            "post": openapi.operation(
+                "Staff: give a walk-in patient a place and the next token (the same rule as an online booking)",
+                {
                     "201": openapi.json_response("Booked", openapi.ref("WalkInResult")),
-                    "401": openapi.UNAUTHORIZED,
                     "404": openapi.error_response("Slot not found (also another hospital's)"),
                     "409": openapi.error_response('"This slot is fully booked", "This session was cancelled" or "Slot availability changed, please refresh"'),
-                    "422": openapi.INVALID,
                 },
-            }
+                body=openapi.json_body("WalkIn"),
+                parameters=[openapi.path_id("slot_id")],
+            )
         },
         "/organization/appointments/{appointment_id}/cancel": {
-            "post": {
-                "summary": "Staff: cancel one appointment with a reason; the patient is emailed the reason and a link to book again",
-                "security": _SECURED,
-                "parameters": [_path("appointment_id")],
-                "requestBody": openapi.json_body("Reason"),
-                "responses": {
-                    "200": openapi.json_response("Cancelled; the place went to the first person waiting, if any", {"type": "object", "properties": {"appointment": openapi.ref("Appointment")}}),
-                    "401": openapi.UNAUTHORIZED,
+            "post": openapi.operation(
+                "Staff: cancel one appointment with a reason; the patient is emailed the reason and a link to book again",
+                {
+                    "200": openapi.json_response("Cancelled; the place went to the first person waiting, if any", _APPOINTMENT),
                     "404": openapi.error_response("Appointment not found (also another hospital's)"),
                     "409": openapi.error_response("Already cancelled, or the session is over"),
-                    "422": openapi.INVALID,
                 },
-            }
+                body=openapi.json_body("Reason"),
+                parameters=[openapi.path_id("appointment_id")],
+            )
         },
         "/organization/slots/{slot_id}/cancel": {
-            "post": {
-                "summary": "Staff: cancel a whole session (the doctor is unavailable) with a reason",
-                "description": "Every booked or arrived appointment is cancelled; each patient with an email address is emailed the reason "
-                "and a one-click link to move to another session; the waiting list is emailed too; the session leaves search. Final: "
-                "unlike closing, a cancelled session cannot be reopened.",
-                "security": _SECURED,
-                "parameters": [_path("slot_id")],
-                "requestBody": openapi.json_body("Reason"),
-                "responses": {
+            "post": openapi.operation(
+                "Staff: cancel a whole session (the doctor is unavailable) with a reason",
+                {
                     "200": openapi.json_response(
                         "Cancelled",
-                        {
-                            "type": "object",
-                            "properties": {
-                                "cancelled": {"type": "integer", "description": "Appointments cancelled"},
-                                "notified": {"type": "integer", "description": "Of them, emailed"},
-                                "waitlistNotified": {"type": "integer", "description": "People on the waiting list emailed"},
+                        openapi.answer(
+                            {
+                                "cancelled": {"type": "integer", "minimum": 0, "description": "Appointments cancelled"},
+                                "notified": {"type": "integer", "minimum": 0, "description": "Of them, emailed"},
+                                "waitlistNotified": {"type": "integer", "minimum": 0, "description": "People on the waiting list emailed"},
                                 "toPhone": {
                                     "type": "array",
                                     "description": "Walk-ins without an email address: phone them",
-                                    "items": {"type": "object", "properties": {"tokenNumber": {"type": "integer"}, "patientName": {"type": "string"}, "contactNumber": {"type": "string"}}},
+                                    "items": openapi.answer({"tokenNumber": {"type": "integer"}, "patientName": {"type": "string"}, "contactNumber": {"type": "string"}}),
                                 },
-                            },
-                        },
+                            }
+                        ),
                     ),
-                    "401": openapi.UNAUTHORIZED,
                     "404": openapi.error_response("Slot not found (also another hospital's)"),
                     "409": openapi.error_response("Already cancelled, or over"),
-                    "422": openapi.INVALID,
                 },
-            }
+                body=openapi.json_body("Reason"),
+                parameters=[openapi.path_id("slot_id")],
+                description="Every booked or arrived appointment is cancelled; each patient with an email address is emailed the reason "
+                "and a one-click link to move to another session; the waiting list is emailed too; the session leaves search. Final: "
+                "unlike closing, a cancelled session cannot be reopened.",
+            )
         },
         "/appointments/{appointment_id}/reschedule": {
-            "post": {
-                "summary": "Move one's appointment to another session (the same doctor, or the same specialization at the same hospital)",
-                "description": "One transaction: a new token in the new session and the old place released, or nothing changes. "
-                "Also replaces, once, an appointment whose session the hospital cancelled.",
-                "security": _SECURED,
-                "parameters": [_path("appointment_id")],
-                "requestBody": openapi.json_body("Reschedule"),
-                "responses": {
+            "post": openapi.operation(
+                "Move one's appointment to another session (the same doctor, or the same specialization at the same hospital)",
+                {
                     "200": openapi.json_response(
                         "Moved",
-                        {"type": "object", "properties": {"appointmentId": {"type": "integer", "description": "The new appointment"}, "tokenNumber": {"type": "integer"}, "slotId": {"type": "integer"}}},
+                        openapi.answer({"appointmentId": {**openapi.ID, "description": "The new appointment"}, "tokenNumber": {"type": "integer"}, "slotId": openapi.ID}),
                     ),
-                    "401": openapi.UNAUTHORIZED,
                     "404": openapi.error_response('"Appointment not found" or "Slot not found"'),
                     "409": openapi.error_response('"This slot is fully booked" (the old appointment is untouched), or the appointment can no longer be moved'),
-                    "422": openapi.INVALID,
                 },
-            }
+                body=openapi.json_body("Reschedule"),
+                parameters=[openapi.path_id("appointment_id")],
+                description="One transaction: a new token in the new session and the old place released, or nothing changes. "
+                "Also replaces, once, an appointment whose session the hospital cancelled.",
+            )
         },
         "/slots/{slot_id}/waitlist": {
-            "post": {
-                "summary": "Join a full session's waiting list",
-                "description": "When a place frees (a cancellation, a move away, more places), the first person waiting gets it at once, "
-                "with the next token, and is emailed.",
-                "security": _SECURED,
-                "parameters": [_path("slot_id")],
-                "requestBody": openapi.json_body("JoinWaitlist"),
-                "responses": {
-                    "201": openapi.json_response("On the list", {"type": "object", "properties": {"waitlistId": {"type": "integer"}, "position": {"type": "integer", "example": 1}}}),
-                    "401": openapi.UNAUTHORIZED,
+            "post": openapi.operation(
+                "Join a full session's waiting list",
+                {
+                    "201": openapi.json_response("On the list", openapi.answer({"waitlistId": openapi.ID, "position": {"type": "integer", "minimum": 1, "example": 1}})),
                     "404": openapi.error_response("Slot not found"),
                     "409": openapi.error_response("The session has free places (book instead), is closed, cancelled or over, or the patient already waits"),
-                    "422": openapi.INVALID,
                 },
-            }
+                body=openapi.json_body("JoinWaitlist"),
+                parameters=[openapi.path_id("slot_id")],
+                description="When a place frees (a cancellation, a move away, more places), the first person waiting gets it at once, "
+                "with the next token, and is emailed.",
+            )
         },
         "/waitlist/{waitlist_id}": {
-            "delete": {
-                "summary": "Leave a waiting list",
-                "security": _SECURED,
-                "parameters": [_path("waitlist_id")],
-                "responses": {
-                    "200": openapi.json_response("Left", {"type": "object", "properties": {"waitlistId": {"type": "integer"}, "status": {"const": "left"}}}),
-                    "401": openapi.UNAUTHORIZED,
+            "delete": openapi.operation(
+                "Leave a waiting list",
+                {
+                    "200": openapi.json_response("Left", openapi.answer({"waitlistId": openapi.ID, "status": {"const": "left"}})),
                     "404": openapi.error_response("Waiting-list entry not found (also another person's)"),
                     "409": openapi.error_response("A place already freed up: the entry became an appointment (cancel that instead)"),
                 },
-            }
+                parameters=[openapi.path_id("waitlist_id")],
+            )
         },
     },
     {
-        "Slot": {
-            "type": "object",
-            "properties": {
-                "slotId": {"type": "integer"},
+        "Slot": openapi.answer(
+            {
+                "slotId": openapi.ID,
                 "hospitalName": {"type": "string"},
                 "location": {"type": "string"},
                 "doctorName": {"type": "string"},
@@ -628,78 +592,46 @@ openapi.register(
                 "isActive": {"type": "boolean", "description": "Takes bookings now (not full, closed or past)"},
                 "status": {"type": "string", "enum": ["Available", "Almost full", "Fully booked", "Closed", "Past", "Cancelled"]},
                 "nowServing": {"type": ["integer", "null"]},
-            },
-        },
-        "SaveDetails": {
-            "type": "object",
-            "required": ["doctors", "date", "timeSlot"],
-            "properties": {
-                "hospitalName": {"type": "string", "description": "Ignored: always the caller's own hospital"},
-                "location": {"type": "string", "description": "Ignored: always the caller's own hospital"},
+            }
+        ),
+        "SaveDetails": openapi.obj(
+            {
+                "hospitalName": openapi.text(description="Ignored: always the caller's own hospital"),
+                "location": openapi.text(description="Ignored: always the caller's own hospital"),
                 "doctors": {
                     "type": "array",
                     "minItems": 1,
-                    "items": {"type": "object", "required": ["doctorName", "specialization"], "properties": {"doctorName": {"type": "string"}, "specialization": {"type": "string"}}},
+                    "maxItems": service.MAX_DOCTORS_PER_FORM,
+                    "items": openapi.obj({"doctorName": openapi.text(120), "specialization": openapi.text(120)}, ["doctorName", "specialization"]),
                 },
-                "date": {"type": "string", "format": "date"},
-                "timeSlot": {"type": "string", "example": "09:00-12:00"},
-                "totalSlots": {"type": "integer", "default": 10, "minimum": 1, "maximum": service.MAX_CAPACITY},
-                "repeatUntil": {"type": "string", "format": "date", "description": "Repeat the session up to this date"},
-                "weekdays": {"type": "array", "items": {"type": "integer", "minimum": 0, "maximum": 6}, "description": "With repeatUntil: only these days (0 = Monday)"},
+                "date": openapi.DATE,
+                "timeSlot": {"type": "string", "pattern": f"^{_CLOCK_PATTERN}-{_CLOCK_PATTERN}$", "example": "09:00-12:00"},
+                "startTime": {"type": "string", "pattern": f"^{_CLOCK_PATTERN}$", "description": "With endTime: instead of timeSlot"},
+                "endTime": {"type": "string", "pattern": f"^{_CLOCK_PATTERN}$"},
+                "totalSlots": openapi.integer(1, service.MAX_CAPACITY, default=10),
+                "repeatUntil": {**openapi.DATE, "description": "Repeat the session up to this date"},
+                "weekdays": {"type": "array", "items": openapi.integer(0, 6), "description": "With repeatUntil: only these days (0 = Monday)"},
             },
-        },
-        "WalkIn": {
-            "type": "object",
-            "required": ["patientName", "contactNumber"],
-            "properties": {
-                "patientName": {"type": "string"},
-                "contactNumber": {"type": "string", "pattern": "^[0-9]{10}$"},
-                "email": {"type": "string", "format": "email", "description": "Optional: the token, and any cancellation, are emailed there"},
+            ["doctors", "date"],
+            anyOf=[{"required": ["timeSlot"]}, {"required": ["startTime", "endTime"]}],
+        ),
+        "BookAppointment": openapi.obj(
+            {
+                "slotId": openapi.ID,
+                "patientName": openapi.text(120),
+                "contactNumber": _CONTACT,
             },
-        },
-        "WalkInResult": {
-            "type": "object",
-            "properties": {"appointmentId": {"type": "integer"}, "tokenNumber": {"type": "integer", "example": 104}, "remainingSlots": {"type": "integer"}},
-        },
-        "Reason": {"type": "object", "required": ["reason"], "properties": {"reason": {"type": "string", "maxLength": service.MAX_REASON}}},
-        "Reschedule": {"type": "object", "required": ["slotId"], "properties": {"slotId": {"type": "integer"}}},
-        "JoinWaitlist": {
-            "type": "object",
-            "required": ["patientName", "contactNumber"],
-            "properties": {"patientName": {"type": "string"}, "contactNumber": {"type": "string", "pattern": "^[0-9]{10}$"}},
-        },
-        "WaitlistEntry": {
-            "type": "object",
-            "properties": {
-                "waitlistId": {"type": "integer"},
-                "slotId": {"type": "integer"},
-                "patientName": {"type": "string"},
-                "contactNumber": {"type": "string"},
-                "status": {"type": "string", "enum": list(WaitlistEntry.STATUSES)},
-                "position": {"type": "integer", "description": "1 = the next freed place is theirs"},
-                "joinedAt": {"type": "string", "format": "date-time"},
-                "slot": openapi.ref("Slot"),
-            },
-        },
-        "BookAppointment": {
-            "type": "object",
-            "required": ["slotId", "patientName", "contactNumber"],
-            "properties": {
-                "slotId": {"type": "integer"},
-                "patientName": {"type": "string"},
-                "contactNumber": {"type": "string", "pattern": "^[0-9]{10}$"},
-            },
-        },
-        "Appointment": {
-            "type": "object",
-            "properties": {
-                "appointmentId": {"type": "integer"},
-                "slotId": {"type": "integer"},
+            ["slotId", "patientName", "contactNumber"],
+        ),
+        "Appointment": openapi.answer(
+            {
+                "appointmentId": openapi.ID,
+                "slotId": openapi.ID,
                 "patientName": {"type": "string"},
                 "contactNumber": {"type": "string"},
                 "tokenNumber": {"type": "integer", "example": 101},
                 "status": {"type": "string", "enum": list(Appointment.STATUSES)},
-                "bookedAt": {"type": "string", "format": "date-time"},
+                "bookedAt": openapi.DATE_TIME,
                 "cancelledAt": {"type": ["string", "null"], "format": "date-time"},
                 "walkIn": {"type": "boolean", "description": "Given at the front desk (no account)"},
                 "cancelledBy": {"type": ["string", "null"], "enum": [Appointment.BY_PATIENT, Appointment.BY_STAFF, Appointment.BY_SESSION, Appointment.BY_MOVE, None]},
@@ -707,15 +639,40 @@ openapi.register(
                 "movedFromId": {"type": ["integer", "null"], "description": "The appointment this one replaced (a move)"},
                 "movedToId": {"type": ["integer", "null"], "description": "The appointment that replaced this one (a move)"},
                 "slot": openapi.ref("Slot"),
+            }
+        ),
+        "WalkIn": openapi.obj(
+            {
+                "patientName": openapi.text(120),
+                "contactNumber": _CONTACT,
+                "email": openapi.text(accounts.MAX_EMAIL, format="email", description="Optional: the token, and any cancellation, are emailed there"),
             },
-        },
-        "BookingResult": {
-            "type": "object",
-            "properties": {
+            ["patientName", "contactNumber"],
+        ),
+        "WalkInResult": openapi.answer(
+            {"appointmentId": openapi.ID, "tokenNumber": {"type": "integer", "example": 104}, "remainingSlots": {"type": "integer", "minimum": 0}}
+        ),
+        "Reason": openapi.obj({"reason": openapi.text(service.MAX_REASON)}, ["reason"]),
+        "Reschedule": openapi.obj({"slotId": openapi.ID}, ["slotId"]),
+        "JoinWaitlist": openapi.obj({"patientName": openapi.text(120), "contactNumber": _CONTACT}, ["patientName", "contactNumber"]),
+        "WaitlistEntry": openapi.answer(
+            {
+                "waitlistId": openapi.ID,
+                "slotId": openapi.ID,
+                "patientName": {"type": "string"},
+                "contactNumber": {"type": "string"},
+                "status": {"type": "string", "enum": list(WaitlistEntry.STATUSES)},
+                "position": {"type": "integer", "description": "1 = the next freed place is theirs"},
+                "joinedAt": openapi.DATE_TIME,
+                "slot": openapi.ref("Slot"),
+            }
+        ),
+        "BookingResult": openapi.answer(
+            {
                 "appointment": openapi.ref("Appointment"),
                 "tokenNumber": {"type": "integer", "example": 101},
-                "remainingSlots": {"type": "integer", "example": 9},
-            },
-        },
+                "remainingSlots": {"type": "integer", "minimum": 0, "example": 9},
+            }
+        ),
     },
 )

@@ -2,18 +2,17 @@
 availability, bookings, and accept/decline/cancel. Bearer tokens as everywhere in the API."""
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import jsonify, request
 
-from expertbook.api import openapi
-from expertbook.api.base import api_user, api_user_id, bp, json_body, token_required, user_json
+from expertbook.api import fields, openapi
+from expertbook.api.base import api_user, api_user_id, bp, json_body, query_args, token_required, user_json
 from expertbook.errors import NotFound, ValidationFailed
 from expertbook.experts import limits as guest_limits
 from expertbook.experts import service
-from expertbook.experts.models import STATUSES, Booking, ExpertProfile, Service
+from expertbook.experts.models import LOCATION_KINDS, STATUSES, VIDEO_PROVIDERS, Booking, ExpertProfile, Service
 from expertbook.extensions import db
 
 
@@ -110,21 +109,34 @@ def meeting_json(booking: Booking, user_id: int | None) -> dict[str, Any]:
     return {"meeting": data, "requiresReAuth": meetings.requires_reauth(meeting)}
 
 
+def _renamed(error: ValidationFailed, names: dict[str, str]) -> ValidationFailed:
+    """The service's field errors under the API's field names."""
+    return ValidationFailed({names.get(k, k): v for k, v in error.errors.items()}, error.message)
+
+
 @bp.post("/auth/become-expert")
 @token_required
 def become_expert():
     """Make the caller an expert with a profile; omitted fields default from the account (zone: UTC)."""
-    data = request.get_json(silent=True)
-    data = data if isinstance(data, dict) else {}
+    data = json_body(optional=True)
+    display_name = data.string("displayName", max_length=120)
+    headline = data.string("headline", max_length=160)
+    bio = data.string("bio", max_length=4000)
+    handle = data.string("handle", default=None, max_length=40)
+    timezone = data.string("timezone", max_length=64)
+    data.check()
     user = api_user()
-    service.create_profile(
-        user.id,
-        str(data.get("displayName") or user.name),
-        str(data.get("headline") or ""),
-        str(data.get("bio") or ""),
-        str(data.get("handle") or service.suggest_handle(user.name)),
-        str(data.get("timezone") or "UTC"),
-    )
+    try:
+        service.create_profile(
+            user.id,
+            display_name or user.name,
+            headline,
+            bio,
+            service.suggest_handle(user.name) if handle is None else handle,
+            timezone or "UTC",
+        )
+    except ValidationFailed as error:
+        raise _renamed(error, {"display_name": "displayName"}) from None
     db.session.expire_all()
     return jsonify(user=user_json(db.session.get(type(user), user.id)), expert=expert_json(service.require_profile(user.id))), 201
 
@@ -133,15 +145,18 @@ def become_expert():
 @token_required
 def event_types():
     """The caller's own services (hidden ones included), or ``?expertId=`` an expert's visible ones."""
-    expert_id = request.args.get("expertId")
-    if expert_id:
-        profile = service.published_profile(_int_arg(expert_id, "expertId"), api_user_id())
+    query = query_args()
+    expert_id = query.id("expertId", not_found="Expert not found")
+    query.check()
+    if "expertId" in request.args:
+        profile = service.published_profile(expert_id, api_user_id())
         return jsonify(eventTypes=[event_type_json(s) for s in service.visible_services(profile.id)])
     if service.profile_of(api_user().id) is None:
         raise NotFound("You are not an expert yet; POST /api/auth/become-expert first")
     return jsonify(eventTypes=[event_type_json(s) for s in service.own_services(api_user().id)])
 
 
+# The API's names of a service's fields and the service layer's (the form's) names.
 _EVENT_FIELDS = {
     "title": "title",
     "slug": "slug",
@@ -165,39 +180,49 @@ _EVENT_FIELDS = {
 @bp.post("/event-types")
 @token_required
 def create_event_type():
-    """Create a service for the caller (who must be an expert)."""
-    data = json_body("title", "duration")
-    values = {internal: data.get(external) for external, internal in _EVENT_FIELDS.items()}
-    values["price"] = "" if values["price"] is None else str(values["price"])
+    """Create a service for the caller (who must be an expert). The bounds are the service form's."""
+    data = json_body()
+    price = data.number("price")
+    values = {
+        "title": data.string("title", required=True, max_length=120),
+        "slug": data.string("slug", max_length=60),
+        "description": data.string("description", max_length=4000),
+        "duration_min": data.integer("duration", required=True),
+        "price": "" if price is None else str(price),
+        "currency": data.string("currency", default="USD", max_length=3),
+        "location_kind": data.choice("location", LOCATION_KINDS, default="video"),
+        "location_detail": data.string("locationDetail", max_length=255),
+        "requires_acceptance": data.boolean("requiresAcceptance"),
+        "buffer_before_min": data.integer("bufferBefore", default=0),
+        "buffer_after_min": data.integer("bufferAfter", default=0),
+        "min_notice_min": data.integer("minNotice", default=60),
+        "horizon_days": data.integer("horizonDays", default=60),
+        "hidden": data.boolean("hidden"),
+        "video_provider": data.choice("videoProvider", VIDEO_PROVIDERS, default="auto"),
+        "record_meetings": data.boolean("recordMeetings"),
+    }
+    data.check()
     try:
         svc = service.create_service(api_user().id, values)
     except ValidationFailed as error:
-        inverse = {v: k for k, v in _EVENT_FIELDS.items()}
-        raise ValidationFailed({inverse.get(k, k): v for k, v in error.errors.items()}, error.message) from None
+        raise _renamed(error, {v: k for k, v in _EVENT_FIELDS.items()}) from None
     return jsonify(eventType=event_type_json(svc)), 201
-
-
-def _int_arg(value, name: str) -> int:
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ValidationFailed({name: "Must be a whole number."}, f"{name} must be a whole number") from None
 
 
 @bp.get("/experts/<int:expert_id>/availability")
 @token_required
 def availability(expert_id: int):
     """Free start times of one of the expert's services on ``date`` (in ``tz``, default the expert's zone)."""
+    query = query_args()
+    day = query.day("date", required=True)
+    service_id = query.id("serviceId", not_found="Service not found")
+    tz = query.string("tz", max_length=64)
+    query.check()
     profile = service.published_profile(expert_id, api_user_id())
-    try:
-        day = date.fromisoformat(request.args.get("date", ""))
-    except ValueError:
-        raise ValidationFailed({"date": "Use YYYY-MM-DD."}, "date must be YYYY-MM-DD") from None
-    zone = service.valid_timezone(request.args.get("tz") or profile.timezone, "tz")
+    zone = service.valid_timezone(tz or profile.timezone, "tz")
     services = service.visible_services(profile.id)
-    if request.args.get("serviceId"):
-        wanted = _int_arg(request.args["serviceId"], "serviceId")
-        services = [s for s in services if s.id == wanted]
+    if service_id is not None:
+        services = [s for s in services if s.id == service_id]
     if not services:
         raise NotFound("Service not found")
     svc = services[0]
@@ -216,14 +241,36 @@ def availability(expert_id: int):
     )
 
 
-def _start(data: dict) -> datetime:
+def _booking_fields(data: fields.Reader, *, guest: bool) -> dict[str, Any]:
+    """The fields of a new booking. A guest must send name and email; an account's default to its own
+    when left out (sent, they must be valid: an empty name is not a name)."""
+    return {
+        "service_id": data.id("serviceId", required=True, not_found="Service not found"),
+        "start": data.moment("start", required=True),
+        "name": data.string("name", required=guest, default=None, max_length=120),
+        "email": data.string("email", required=guest, default=None, max_length=254),
+        "phone": data.string("phone", max_length=40),
+        "notes": data.string("notes", max_length=2000),
+        "timezone": data.string("timezone", default="UTC", max_length=64),
+    }
+
+
+def _book(user_id: int | None, values: dict[str, Any]) -> Booking:
+    key = fields.header("Idempotency-Key", max_length=service.MAX_IDEMPOTENCY_KEY)
     try:
-        start = datetime.fromisoformat(str(data["start"]).replace("Z", "+00:00"))
-    except ValueError:
-        start = None
-    if start is None or start.tzinfo is None:
-        raise ValidationFailed({"start": "Use an ISO 8601 time with an offset, e.g. 2026-03-02T09:00:00Z."}, "start must be an ISO 8601 time with an offset")
-    return start.astimezone(UTC)
+        return service.book(
+            user_id,
+            values["service_id"],
+            values["start"],
+            name=values["name"],
+            email=values["email"],
+            phone=values["phone"],
+            notes=values["notes"],
+            customer_timezone=values["timezone"],
+            idempotency_key=key,
+        )
+    except ValidationFailed as error:
+        raise _renamed(error, {"customer_timezone": "timezone"}) from None
 
 
 @bp.post("/bookings")
@@ -238,18 +285,10 @@ def create_booking():
     """
     if request.headers.get("Authorization"):
         return _create_booking_with_account()
-    data = json_body("serviceId", "start", "name", "email")
-    booking = service.book(
-        None,
-        _int_arg(data["serviceId"], "serviceId"),
-        _start(data),
-        name=str(data["name"]),
-        email=str(data["email"]),
-        phone=str(data.get("phone") or ""),
-        notes=str(data.get("notes") or ""),
-        customer_timezone=str(data.get("timezone") or "UTC"),
-        idempotency_key=request.headers.get("Idempotency-Key", "").strip() or None,
-    )
+    data = json_body()
+    values = _booking_fields(data, guest=True)
+    data.check()
+    booking = _book(None, values)
     if booking.replayed:
         # The private link went out in the first answer and by email; a repeat does not hand it out again.
         return jsonify(booking=booking_json(booking, None)), 200
@@ -258,20 +297,14 @@ def create_booking():
 
 @token_required
 def _create_booking_with_account():
-    data = json_body("serviceId", "start")
+    """The booking of the bearer token's account (name and email default from it)."""
+    data = json_body()
+    values = _booking_fields(data, guest=False)
+    data.check()
     user = api_user()
-    key = request.headers.get("Idempotency-Key", "").strip() or None
-    booking = service.book(
-        user.id,
-        _int_arg(data["serviceId"], "serviceId"),
-        _start(data),
-        name=str(data.get("name") or user.name),
-        email=str(data.get("email") or user.email),
-        phone=str(data.get("phone") or ""),
-        notes=str(data.get("notes") or ""),
-        customer_timezone=str(data.get("timezone") or "UTC"),
-        idempotency_key=key,
-    )
+    values["name"] = user.name if values["name"] is None else values["name"]
+    values["email"] = user.email if values["email"] is None else values["email"]
+    booking = _book(user.id, values)
     return jsonify(booking=booking_json(booking, user.id)), 200 if booking.replayed else 201
 
 
@@ -295,7 +328,7 @@ def get_booking(booking_id: int):
     return jsonify(booking=booking_json(service.booking_for(user_id, booking_id), user_id))
 
 
-_ACTIONS = ("cancel", "accept", "decline", "reschedule")
+ACTIONS = ("cancel", "accept", "decline", "reschedule")
 
 
 @bp.patch("/bookings/<int:booking_id>")
@@ -303,18 +336,18 @@ _ACTIONS = ("cancel", "accept", "decline", "reschedule")
 def change_booking(booking_id: int):
     """``{"action": "cancel"|"accept"|"decline"|"reschedule", "reason"?, "start"?}``: cancel or move it (either
     party; a move needs ``start``), or answer a request (expert). A move to a time just taken answers 409."""
-    data = json_body("action")
+    data = json_body()
+    action = data.choice("action", ACTIONS, required=True)
+    reason = data.string("reason", max_length=1000)
+    start = data.moment("start", required=action == "reschedule")
+    data.check()
     user = api_user()
-    action = data["action"]
-    reason = str(data.get("reason") or "")
     if action == "cancel":
         booking = service.cancel(user.id, booking_id, reason)
-    elif action in ("accept", "decline"):
-        booking = service.respond(user.id, booking_id, action == "accept")
     elif action == "reschedule":
-        booking = service.reschedule(user.id, booking_id, _start(json_body("action", "start")), reason)
+        booking = service.reschedule(user.id, booking_id, start, reason)
     else:
-        raise ValidationFailed({"action": 'Use "cancel", "accept", "decline" or "reschedule".'}, 'action must be "cancel", "accept", "decline" or "reschedule"')
+        booking = service.respond(user.id, booking_id, action == "accept")
     return jsonify(booking=booking_json(booking, user.id))
 
 
@@ -346,310 +379,268 @@ def revoke_calendar_feed():
     return "", 204
 
 
-_BEARER = [{"bearer": []}]
 _NOT_FOUND = openapi.error_response("Not found (or not yours)")
 _CONFLICT = openapi.error_response('"That time was just taken. Please pick another." or the request was already answered')
-_BOOKING = {"type": "object", "properties": {"booking": openapi.ref("Booking")}}
+_BOOKING = openapi.answer({"booking": openapi.ref("Booking")})
 _FEED = openapi.json_response("The feed's address", openapi.ref("CalendarFeed"))
+_EVENT_TYPES = openapi.answer({"eventTypes": {"type": "array", "items": openapi.ref("EventType")}})
+_LOCATIONS = list(LOCATION_KINDS)
+_PROVIDERS = list(VIDEO_PROVIDERS)
+_MINUTES = "Minutes"
 
 openapi.register(
     {
         "/auth/become-expert": {
-            "post": {
-                "summary": "Become an expert: creates the profile (defaults from the account) and Mon-Fri 08:00-17:00 hours",
-                "security": _BEARER,
-                "requestBody": {"required": False, "content": {"application/json": {"schema": openapi.ref("BecomeExpert")}}},
-                "responses": {
-                    "201": openapi.json_response("Now an expert", {"type": "object", "properties": {"user": openapi.ref("User"), "expert": openapi.ref("Expert")}}),
-                    "401": openapi.UNAUTHORIZED,
+            "post": openapi.operation(
+                "Become an expert: creates the profile (defaults from the account) and Mon-Fri 08:00-17:00 hours",
+                {
+                    "201": openapi.json_response("Now an expert", openapi.answer({"user": openapi.ref("User"), "expert": openapi.ref("Expert")})),
                     "409": openapi.error_response("Already an expert"),
-                    "422": openapi.INVALID,
                 },
-            }
+                body=openapi.json_body("BecomeExpert", required=False),
+            )
         },
         "/event-types": {
-            "get": {
-                "summary": "The caller's services, or an expert's visible services with ?expertId=",
-                "security": _BEARER,
-                "parameters": [{"name": "expertId", "in": "query", "required": False, "schema": {"type": "integer"}}],
-                "responses": {
-                    "200": openapi.json_response("Services", {"type": "object", "properties": {"eventTypes": {"type": "array", "items": openapi.ref("EventType")}}}),
-                    "401": openapi.UNAUTHORIZED,
-                    "404": _NOT_FOUND,
-                },
-            },
-            "post": {
-                "summary": "Create a service (experts only)",
-                "security": _BEARER,
-                "requestBody": openapi.json_body("EventTypeInput"),
-                "responses": {
-                    "201": openapi.json_response("Created", {"type": "object", "properties": {"eventType": openapi.ref("EventType")}}),
-                    "401": openapi.UNAUTHORIZED,
-                    "404": _NOT_FOUND,
-                    "422": openapi.INVALID,
-                },
-            },
+            "get": openapi.operation(
+                "The caller's services, or an expert's visible services with ?expertId=",
+                {"200": openapi.json_response("Services", _EVENT_TYPES), "404": _NOT_FOUND},
+                parameters=[openapi.query("expertId", openapi.ID)],
+            ),
+            "post": openapi.operation(
+                "Create a service (experts only)",
+                {"201": openapi.json_response("Created", openapi.answer({"eventType": openapi.ref("EventType")})), "404": _NOT_FOUND},
+                body=openapi.json_body("EventTypeInput"),
+            ),
         },
         "/experts/{expert_id}/availability": {
-            "get": {
-                "summary": "Free start times of a service on one date",
-                "security": _BEARER,
-                "parameters": [
-                    {"name": "expert_id", "in": "path", "required": True, "schema": {"type": "integer"}},
-                    {"name": "date", "in": "query", "required": True, "schema": {"type": "string", "format": "date"}},
-                    {"name": "serviceId", "in": "query", "required": False, "schema": {"type": "integer"}, "description": "Default: the expert's first visible service"},
-                    {"name": "tz", "in": "query", "required": False, "schema": {"type": "string"}, "description": "IANA zone the date is in; default the expert's"},
+            "get": openapi.operation(
+                "Free start times of a service on one date",
+                {"200": openapi.json_response("Free times", openapi.ref("Availability")), "404": _NOT_FOUND},
+                parameters=[
+                    openapi.path_id("expert_id"),
+                    openapi.query("date", openapi.DATE, required=True),
+                    openapi.query("serviceId", openapi.ID, "Default: the expert's first visible service"),
+                    openapi.query("tz", openapi.text(64), "IANA zone the date is in; default the expert's"),
                 ],
-                "responses": {
-                    "200": openapi.json_response("Free times", openapi.ref("Availability")),
-                    "401": openapi.UNAUTHORIZED,
-                    "404": _NOT_FOUND,
-                    "422": openapi.INVALID,
-                },
-            }
+            )
         },
         "/bookings": {
-            "get": {
-                "summary": "The caller's bookings (as customer and as expert)",
-                "security": _BEARER,
-                "responses": {
-                    "200": openapi.json_response("Bookings", {"type": "object", "properties": {"bookings": {"type": "array", "items": openapi.ref("Booking")}}}),
-                    "401": openapi.UNAUTHORIZED,
-                },
-            },
-            "post": {
-                "summary": "Book a time (confirmed at once, or pending if the service requires acceptance); "
-                           "without a bearer token, as a guest with name and email",
-                "description": "With a bearer token the booking is the account's (name and email default from it). Without one "
-                               "it is a guest booking: `name` and `email` are required, `phone` and `notes` optional, and the "
-                               "answer carries `manageUrl`, the private link (signed, valid until the booking has ended) to view, "
-                               "move or cancel it; guest bookings are throttled per client address and per email (429).",
-                "security": [{"bearer": []}, {}],
-                "parameters": [{"name": "Idempotency-Key", "in": "header", "required": False, "schema": {"type": "string", "maxLength": 80}, "description": "Repeat it on retries: the same booking is answered with 200"}],
-                "requestBody": openapi.json_body("BookingInput"),
-                "responses": {
+            "get": openapi.operation(
+                "The caller's bookings (as customer and as expert)",
+                {"200": openapi.json_response("Bookings", openapi.answer({"bookings": {"type": "array", "items": openapi.ref("Booking")}}))},
+            ),
+            "post": openapi.operation(
+                "Book a time (confirmed at once, or pending if the service requires acceptance); "
+                "without a bearer token, as a guest with name and email",
+                {
                     "201": openapi.json_response("Booked (a guest booking also carries manageUrl)", openapi.ref("BookingCreated")),
                     "200": openapi.json_response("The booking this Idempotency-Key already made", openapi.ref("BookingCreated")),
-                    "401": openapi.UNAUTHORIZED,
                     "404": _NOT_FOUND,
                     "409": _CONFLICT,
-                    "422": openapi.INVALID,
                     "429": openapi.error_response("Too many guest bookings from this address or for this email"),
                 },
-            },
+                optional_bearer=True,
+                body=openapi.json_body("BookingInput"),
+                description="With a bearer token the booking is the account's (name and email default from it). Without one "
+                "it is a guest booking: `name` and `email` are required, `phone` and `notes` optional, and the "
+                "answer carries `manageUrl`, the private link (signed, valid until the booking has ended) to view, "
+                "move or cancel it; guest bookings are throttled per client address and per email (429).",
+                parameters=[
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string", "pattern": "^[ -~]*$", "maxLength": service.MAX_IDEMPOTENCY_KEY},
+                        "description": "Printable ASCII; repeat it on retries: the same booking is answered with 200",
+                    }
+                ],
+            ),
         },
         "/bookings/{booking_id}": {
-            "get": {
-                "summary": "One booking, for its customer or its expert",
-                "security": _BEARER,
-                "parameters": [{"name": "booking_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-                "responses": {
-                    "200": openapi.json_response("The booking", _BOOKING),
-                    "401": openapi.UNAUTHORIZED,
-                    "404": _NOT_FOUND,
-                },
-            },
-            "patch": {
-                "summary": "Cancel or reschedule (customer or expert), accept or decline (expert) a booking",
-                "description": 'Reschedule: `{"action": "reschedule", "start": "<ISO instant>", "reason"?}` moves the booking to '
-                               "another free time of the same service under the booking rules (hours, buffers, notice, no overlap). "
-                               "A booking that needs acceptance goes back to pending when its customer moves it. The calendar UID "
-                               "stays and `icsSequence` goes up; a Zoom meeting is moved, not re-created (same join link). "
-                               "409 when the time was just taken.",
-                "security": _BEARER,
-                "parameters": [{"name": "booking_id", "in": "path", "required": True, "schema": {"type": "integer"}}],
-                "requestBody": openapi.json_body("BookingAction"),
-                "responses": {
-                    "200": openapi.json_response("Changed", _BOOKING),
-                    "401": openapi.UNAUTHORIZED,
-                    "404": _NOT_FOUND,
-                    "409": _CONFLICT,
-                    "422": openapi.INVALID,
-                },
-            },
+            "get": openapi.operation(
+                "One booking, for its customer or its expert",
+                {"200": openapi.json_response("The booking", _BOOKING), "404": _NOT_FOUND},
+                parameters=[openapi.path_id("booking_id")],
+            ),
+            "patch": openapi.operation(
+                "Cancel or reschedule (customer or expert), accept or decline (expert) a booking",
+                {"200": openapi.json_response("Changed", _BOOKING), "404": _NOT_FOUND, "409": _CONFLICT},
+                body=openapi.json_body("BookingAction"),
+                parameters=[openapi.path_id("booking_id")],
+                description='Reschedule: `{"action": "reschedule", "start": "<ISO instant>", "reason"?}` moves the booking to '
+                "another free time of the same service under the booking rules (hours, buffers, notice, no overlap). "
+                "A booking that needs acceptance goes back to pending when its customer moves it. The calendar UID "
+                "stays and `icsSequence` goes up; a Zoom meeting is moved, not re-created (same join link). "
+                "409 when the time was just taken.",
+            ),
         },
         "/calendar-feed": {
-            "get": {
-                "summary": "The caller's private calendar subscription address (null while off)",
-                "security": _BEARER,
-                "responses": {"200": _FEED, "401": openapi.UNAUTHORIZED},
-            },
-            "delete": {
-                "summary": "Turn the calendar feed off (its address answers 404)",
-                "security": _BEARER,
-                "responses": {"204": {"description": "Off"}, "401": openapi.UNAUTHORIZED},
-            },
+            "get": openapi.operation("The caller's private calendar subscription address (null while off)", {"200": _FEED}),
+            "delete": openapi.operation("Turn the calendar feed off (its address answers 404)", {"204": {"description": "Off"}}),
         },
         "/calendar-feed/reset": {
-            "post": {
-                "summary": "Turn the calendar feed on, or give it a new address (the old one stops working)",
-                "security": _BEARER,
-                "responses": {"200": _FEED, "401": openapi.UNAUTHORIZED},
-            }
+            "post": openapi.operation("Turn the calendar feed on, or give it a new address (the old one stops working)", {"200": _FEED}),
         },
     },
     {
-        "BecomeExpert": {
-            "type": "object",
-            "properties": {
-                "displayName": {"type": "string"},
-                "headline": {"type": "string"},
-                "bio": {"type": "string"},
-                "handle": {"type": "string", "pattern": "^[a-z0-9-]{3,40}$"},
-                "timezone": {"type": "string", "description": "IANA zone, default UTC"},
-            },
-        },
-        "Expert": {
-            "type": "object",
-            "properties": {
-                "id": {"type": "integer"},
-                "userId": {"type": "integer"},
+        "BecomeExpert": openapi.obj(
+            {
+                "displayName": openapi.text(120, description="Default: the account's name"),
+                "headline": openapi.text(160),
+                "bio": openapi.text(4000),
+                "handle": openapi.text(40, description="3-40 lower-case letters, digits and single hyphens; default from the name"),
+                "timezone": openapi.text(64, description="IANA zone, default UTC"),
+            }
+        ),
+        "Expert": openapi.answer(
+            {
+                "id": openapi.ID,
+                "userId": openapi.ID,
                 "displayName": {"type": "string"},
                 "headline": {"type": "string"},
                 "bio": {"type": "string"},
                 "handle": {"type": "string"},
                 "timezone": {"type": "string"},
-            },
-        },
-        "EventTypeInput": {
-            "type": "object",
-            "required": ["title", "duration"],
-            "properties": {
-                "title": {"type": "string"},
-                "slug": {"type": "string"},
-                "description": {"type": "string"},
-                "duration": {"type": "integer", "description": "Minutes (5-480)"},
-                "price": {"type": "number"},
-                "currency": {"type": "string", "description": "ISO 4217"},
-                "location": {"type": "string", "enum": ["video", "in_person", "phone"]},
-                "locationDetail": {"type": "string", "description": "Address or phone number"},
-                "requiresAcceptance": {"type": "boolean"},
-                "bufferBefore": {"type": "integer"},
-                "bufferAfter": {"type": "integer"},
-                "minNotice": {"type": "integer", "description": "Minutes"},
-                "horizonDays": {"type": "integer"},
-                "hidden": {"type": "boolean"},
-                "videoProvider": {"type": "string", "enum": ["auto", "zoom", "jitsi"], "description": "video services: auto = Zoom if connected, else Jitsi"},
+            }
+        ),
+        # The service form's bounds (expertbook/experts/forms.py), enforced by the same service rules.
+        "EventTypeInput": openapi.obj(
+            {
+                "title": openapi.text(120, minLength=1),
+                "slug": openapi.text(60, description="Lower-case letters, digits and single hyphens; default from the title"),
+                "description": openapi.text(4000),
+                "duration": openapi.integer(5, service.MAX_DURATION, description=_MINUTES),
+                "price": {"type": "number", "minimum": 0, "maximum": 1_000_000, "description": "At most two decimals (whole cents); shown only"},
+                "currency": openapi.text(3, description="ISO 4217, default USD"),
+                "location": {"type": "string", "enum": _LOCATIONS, "default": "video"},
+                "locationDetail": openapi.text(255, description="Address or phone number (needed for in_person and phone)"),
+                "requiresAcceptance": openapi.BOOLEAN,
+                "bufferBefore": openapi.integer(0, service.MAX_BUFFER, description=_MINUTES),
+                "bufferAfter": openapi.integer(0, service.MAX_BUFFER, description=_MINUTES),
+                "minNotice": openapi.integer(0, service.MAX_NOTICE, description=_MINUTES),
+                "horizonDays": openapi.integer(1, service.MAX_HORIZON),
+                "hidden": openapi.BOOLEAN,
+                "videoProvider": {"type": "string", "enum": _PROVIDERS, "description": "video services: auto = Zoom if connected, else Jitsi"},
                 "recordMeetings": {"type": "boolean", "description": "Zoom cloud recording"},
             },
-        },
-        "EventType": {
-            "type": "object",
-            "properties": {
-                "id": {"type": "integer"},
-                "expertId": {"type": "integer"},
+            ["title", "duration"],
+        ),
+        "EventType": openapi.answer(
+            {
+                "id": openapi.ID,
+                "expertId": openapi.ID,
                 "title": {"type": "string"},
                 "slug": {"type": "string"},
                 "description": {"type": "string"},
                 "duration": {"type": "integer"},
                 "price": {"type": "number"},
                 "currency": {"type": "string"},
-                "location": {"type": "string"},
+                "location": {"type": "string", "enum": _LOCATIONS},
                 "locationDetail": {"type": "string"},
-                "requiresAcceptance": {"type": "boolean"},
+                "requiresAcceptance": openapi.BOOLEAN,
                 "bufferBefore": {"type": "integer"},
                 "bufferAfter": {"type": "integer"},
                 "minNotice": {"type": "integer"},
                 "horizonDays": {"type": "integer"},
-                "hidden": {"type": "boolean"},
-                "videoProvider": {"type": "string", "enum": ["auto", "zoom", "jitsi"], "description": "video services: auto = Zoom if connected, else Jitsi"},
-                "recordMeetings": {"type": "boolean", "description": "Zoom cloud recording"},
-            },
-        },
-        "Availability": {
-            "type": "object",
-            "properties": {
-                "expertId": {"type": "integer"},
-                "serviceId": {"type": "integer"},
+                "hidden": openapi.BOOLEAN,
+                "videoProvider": {"type": "string", "enum": _PROVIDERS},
+                "recordMeetings": openapi.BOOLEAN,
+            }
+        ),
+        "Availability": openapi.answer(
+            {
+                "expertId": openapi.ID,
+                "serviceId": openapi.ID,
                 "date": {"type": "string", "format": "date"},
                 "timezone": {"type": "string"},
                 "expertTimezone": {"type": "string"},
                 "slots": {
                     "type": "array",
-                    "items": {
-                        "type": "object",
-                        "properties": {"start": {"type": "string", "format": "date-time"}, "end": {"type": "string", "format": "date-time"}, "localTime": {"type": "string"}},
-                    },
+                    "items": openapi.answer({"start": openapi.DATE_TIME, "end": openapi.DATE_TIME, "localTime": {"type": "string"}}),
                 },
+            }
+        ),
+        "BookingInput": openapi.obj(
+            {
+                "serviceId": openapi.ID,
+                "start": {**openapi.DATE_TIME, "description": "One of the availability slots' start, with its offset (1900 to 2999)"},
+                "name": openapi.text(120, minLength=1, description="Default: the account's name; required for a guest"),
+                "email": openapi.text(254, format="email", description="Default: the account's email; required for a guest"),
+                "phone": openapi.text(40),
+                "notes": openapi.text(2000),
+                "timezone": openapi.text(64, description="The customer's IANA zone (default UTC)"),
             },
-        },
-        "BookingInput": {
-            "type": "object",
-            "required": ["serviceId", "start"],
-            "properties": {
-                "serviceId": {"type": "integer"},
-                "start": {"type": "string", "format": "date-time", "description": "One of the availability slots' start"},
-                "name": {"type": "string", "description": "Default: the account's name; required for a guest"},
-                "email": {"type": "string", "format": "email", "description": "Default: the account's email; required for a guest"},
-                "phone": {"type": "string"},
-                "notes": {"type": "string"},
-                "timezone": {"type": "string", "description": "The customer's IANA zone (default UTC)"},
+            ["serviceId", "start"],
+        ),
+        "BookingAction": openapi.obj(
+            {
+                "action": {"type": "string", "enum": list(ACTIONS)},
+                "reason": openapi.text(1000, description="cancel and reschedule: shown to the other party"),
+                "start": {**openapi.DATE_TIME, "description": "reschedule (required): the new start, one of the availability slots"},
             },
-        },
-        "BookingAction": {
-            "type": "object",
-            "required": ["action"],
-            "properties": {
-                "action": {"type": "string", "enum": list(_ACTIONS)},
-                "reason": {"type": "string"},
-                "start": {"type": "string", "format": "date-time", "description": "reschedule: the new start, one of the availability slots"},
-            },
-        },
-        "BookingCreated": {
-            "type": "object",
-            "properties": {
+            ["action"],
+            # A move needs its new start.
+            anyOf=[
+                {"properties": {"action": {"enum": ["cancel", "accept", "decline"]}}},
+                {"required": ["action", "start"], "properties": {"action": {"const": "reschedule"}}},
+            ],
+        ),
+        "BookingCreated": openapi.obj(
+            {
                 "booking": openapi.ref("Booking"),
                 "manageUrl": {"type": "string", "format": "uri", "description": "Guest bookings only: the private manage link"},
             },
-        },
-        "CalendarFeed": {
-            "type": "object",
-            "properties": {
+            ["booking"],
+            additionalProperties=False,
+        ),
+        "CalendarFeed": openapi.answer(
+            {
                 "url": {"type": ["string", "null"], "format": "uri", "description": "https address of the iCalendar feed"},
                 "webcalUrl": {"type": ["string", "null"], "description": "the same address as webcal:// (opens the calendar app)"},
-            },
-        },
-        "Booking": {
-            "type": "object",
-            "properties": {
-                "id": {"type": "integer"},
+            }
+        ),
+        "Booking": openapi.answer(
+            {
+                "id": openapi.ID,
                 "status": {"type": "string", "enum": list(STATUSES)},
                 "role": {"type": "string", "enum": ["customer", "expert"]},
-                "serviceId": {"type": "integer"},
+                "serviceId": openapi.ID,
                 "serviceTitle": {"type": "string"},
-                "expertId": {"type": "integer"},
+                "expertId": openapi.ID,
                 "expertName": {"type": "string"},
                 "customerName": {"type": "string"},
                 "customerEmail": {"type": "string"},
                 "customerPhone": {"type": "string"},
                 "notes": {"type": "string"},
-                "start": {"type": "string", "format": "date-time"},
-                "end": {"type": "string", "format": "date-time"},
+                "start": openapi.DATE_TIME,
+                "end": openapi.DATE_TIME,
                 "customerTimezone": {"type": "string"},
                 "cancelReason": {"type": "string"},
-                "cancelledBy": {"type": ["integer", "null"]},
+                "cancelledBy": openapi.NULLABLE_ID,
                 "rescheduledFrom": {"type": ["string", "null"], "format": "date-time", "description": "the start before the last move"},
                 "rescheduleReason": {"type": "string"},
                 "isGuest": {"type": "boolean", "description": "made without an account and not claimed by one yet"},
                 "icsSequence": {"type": "integer"},
-                "createdAt": {"type": "string", "format": "date-time"},
-                "updatedAt": {"type": "string", "format": "date-time"},
+                "createdAt": openapi.DATE_TIME,
+                "updatedAt": openapi.DATE_TIME,
                 "meeting": {
                     "type": ["object", "null"],
                     "description": "The video meeting (null without one). joinUrl/password: the customer only; "
                                    "startPath: the expert only (our route; it redirects to a fresh host link).",
+                    "required": ["provider", "meetingId", "status", "linkPending"],
+                    "additionalProperties": False,
                     "properties": {
                         "provider": {"type": "string", "enum": ["zoom", "jitsi"]},
                         "meetingId": {"type": ["string", "null"], "description": "Zoom's 64-bit meeting id, as a string"},
                         "status": {"type": "string", "enum": ["pending", "created", "reauth_needed", "failed", "deleted"]},
-                        "linkPending": {"type": "boolean"},
+                        "linkPending": openapi.BOOLEAN,
                         "joinUrl": {"type": ["string", "null"]},
                         "password": {"type": ["string", "null"]},
                         "startPath": {"type": ["string", "null"]},
                     },
                 },
                 "requiresReAuth": {"type": "boolean", "description": "the meeting waits for the expert to re-authorize Zoom (the expert has been emailed)"},
-            },
-        },
+            }
+        ),
     },
 )

@@ -12,12 +12,13 @@ from flask import current_app, jsonify, url_for
 from expertbook.api import clinic as _clinic_endpoints  # noqa: F401 - registers the clinic endpoints on bp
 from expertbook.api import experts as _experts_endpoints  # noqa: F401 - registers the experts endpoints on bp
 from expertbook.api import openapi, service
+from expertbook.api import fields
 from expertbook.api.base import api_session_hash, api_user, api_user_id, bp, json_body, new_token, token_required, user_json
 from expertbook.auth import limits, sessions
 from expertbook.auth import service as accounts
 from expertbook.auth.models import User
 from expertbook.clinic import service as clinic
-from expertbook.errors import Conflict, ValidationFailed
+from expertbook.errors import Conflict
 
 __all__ = ["bp"]
 
@@ -38,6 +39,14 @@ def _neutral():
 # ---------------------------------------------------------------------------- accounts
 
 
+def _account_fields(data: fields.Reader) -> tuple[str, str, str]:
+    """The name, email and password every new account is sent with (their rules are the service's)."""
+    name = data.string("name", required=True, max_length=120)
+    email = data.string("email", required=True, max_length=accounts.MAX_EMAIL)
+    password = data.string("password", required=True, max_length=accounts.MAX_PASSWORD)
+    return name, email, password
+
+
 @bp.post("/auth/signup")
 @limits.register_per_ip
 def signup():
@@ -46,17 +55,19 @@ def signup():
     Answers 202 ``{"status": "check your email"}`` whether or not the address already has an account
     (its owner is then told by email); the client logs in with ``POST /auth/login``.
     """
-    data = json_body("name", "email", "password")
-    role = data.get("role") or "patient"
+    data = json_body()
+    name, email, password = _account_fields(data)
+    role = data.choice("role", ("patient", "hospital"), default="patient")
+    data.check()
     if role == "hospital":
-        data = json_body("name", "email", "password", "hospitalName", "location")
-    elif role != "patient":
-        raise ValidationFailed({"role": 'Use "patient" or "hospital".'}, 'Role must be "patient" or "hospital"')
+        hospital_name = data.string("hospitalName", required=True, max_length=120)
+        location = data.string("location", required=True, max_length=120)
+        data.check()
     with _neutral():
         if role == "hospital":
-            clinic.register_hospital(data["hospitalName"], data["location"], data["name"], data["email"], data["password"])
+            clinic.register_hospital(hospital_name, location, name, email, password)
         else:
-            accounts.register_user(data["name"], data["email"], data["password"])
+            accounts.register_user(name, email, password)
     return jsonify(CHECK_YOUR_EMAIL), 202
 
 
@@ -64,9 +75,11 @@ def signup():
 @limits.register_per_ip
 def register():
     """Create a customer account (experts API); answers 202 ``{"status": "check your email"}`` like signup."""
-    data = json_body("name", "email", "password")
+    data = json_body()
+    name, email, password = _account_fields(data)
+    data.check()
     with _neutral():
-        accounts.register_user(data["name"], data["email"], data["password"])
+        accounts.register_user(name, email, password)
     return jsonify(CHECK_YOUR_EMAIL), 202
 
 
@@ -75,8 +88,11 @@ def register():
 @limits.per_account
 def login():
     """Exchange email and password for a signed bearer token with an expiry (one new login session)."""
-    data = json_body("email", "password")
-    user = accounts.authenticate(str(data["email"]), str(data["password"]))
+    data = json_body()
+    email = data.string("email", required=True, max_length=accounts.MAX_EMAIL)
+    password = data.string("password", required=True, max_length=accounts.MAX_PASSWORD)
+    data.check()
+    user = accounts.authenticate(email, password)
     if user is None:
         return jsonify(error="Invalid email or password"), 401
     return jsonify(_token_json(user))
@@ -110,9 +126,11 @@ def me():
 @limits.reset_per_address
 def forgot_password():
     """Email a password reset link if an account has this address; always 202, alike in status, body and time."""
-    data = json_body("email")
+    data = json_body()
+    email = data.string("email", required=True, max_length=accounts.MAX_EMAIL)
+    data.check()
     with _neutral():
-        accounts.request_password_reset(str(data["email"]))
+        accounts.request_password_reset(email)
     return jsonify(CHECK_YOUR_EMAIL), 202
 
 
@@ -123,8 +141,11 @@ def reset_password():
 
     Every session and token of the account ends; the client logs in again with the new password.
     """
-    data = json_body("token", "password")
-    accounts.reset_password(str(data["token"]), str(data["password"]))
+    data = json_body()
+    token = data.string("token", required=True)
+    password = data.string("password", required=True, max_length=accounts.MAX_PASSWORD)
+    data.check()
+    accounts.reset_password(token, password)
     return jsonify(status="password changed")
 
 
@@ -144,161 +165,150 @@ def openapi_document():
     return jsonify(openapi.document(url_for("main.index", _external=True).rstrip("/") + "/api"))
 
 
-_CREDENTIALS = {"type": "object", "required": ["email", "password"], "properties": {"email": {"type": "string", "format": "email"}, "password": {"type": "string"}}}
+_NAME = openapi.text(120, description='Letters etc.; not "<", ">" or "@"')
+_EMAIL = openapi.text(accounts.MAX_EMAIL, format="email")
+_NEW_PASSWORD = openapi.text(accounts.MAX_PASSWORD, minLength=accounts.MIN_PASSWORD)
+_USER_ANSWER = openapi.answer({"user": openapi.ref("User")})
 _CHECK_EMAIL = openapi.json_response(
     'Always the same, whether or not the address has an account: {"status": "check your email"}',
-    {"type": "object", "properties": {"status": {"const": "check your email"}}},
+    openapi.answer({"status": {"const": "check your email"}}),
 )
 _TOO_MANY = openapi.error_response("Too many attempts from this address (or for this email)")
 _NO_CONTENT = {"description": "Done; no body"}
 openapi.register(
     {
         "/auth/signup": {
-            "post": {
-                "summary": "Create a patient or hospital account",
-                "description": "Answers 202 whether or not the email already has an account: a new account gets a "
+            "post": openapi.operation(
+                "Create a patient or hospital account",
+                {"202": _CHECK_EMAIL, "429": _TOO_MANY},
+                secured=False,
+                body=openapi.json_body("Signup"),
+                description="Answers 202 whether or not the email already has an account: a new account gets a "
                 "verification email, an existing one's owner an email saying someone tried to register. No token is "
                 "returned in either case: log in with `POST /auth/login`. Throttled per client address.",
-                "requestBody": openapi.json_body("Signup"),
-                "responses": {"202": _CHECK_EMAIL, "422": openapi.INVALID, "429": _TOO_MANY},
-            }
+            )
         },
         "/auth/register": {
-            "post": {
-                "summary": "Create a customer account",
-                "description": "Like `/auth/signup` (role patient): 202 for a new and an existing email alike; log in afterwards.",
-                "requestBody": openapi.json_body("Register"),
-                "responses": {"202": _CHECK_EMAIL, "422": openapi.INVALID, "429": _TOO_MANY},
-            }
+            "post": openapi.operation(
+                "Create a customer account",
+                {"202": _CHECK_EMAIL, "429": _TOO_MANY},
+                secured=False,
+                body=openapi.json_body("Register"),
+                description="Like `/auth/signup` (role patient): 202 for a new and an existing email alike; log in afterwards.",
+            )
         },
         "/auth/login": {
-            "post": {
-                "summary": "Get a bearer token",
-                "description": "Each login opens one login session (listed on the account's Security page); the token "
-                "works until it expires or that session ends.",
-                "requestBody": openapi.json_body("Credentials"),
-                "responses": {
+            "post": openapi.operation(
+                "Get a bearer token",
+                {
                     "200": openapi.json_response("Logged in", openapi.ref("TokenResponse")),
                     "401": openapi.error_response("Invalid email or password"),
-                    "422": openapi.INVALID,
                     "429": openapi.error_response("Too many failed attempts"),
                 },
-            }
+                secured=False,
+                body=openapi.json_body("Credentials"),
+                description="Each login opens one login session (listed on the account's Security page); the token "
+                "works until it expires or that session ends.",
+            )
         },
         "/auth/logout": {
-            "post": {
-                "summary": "Revoke this token",
-                "description": "Ends the login session of the token sent; it answers 401 from then on. Other tokens "
+            "post": openapi.operation(
+                "Revoke this token",
+                {"204": _NO_CONTENT},
+                description="Ends the login session of the token sent; it answers 401 from then on. Other tokens "
                 "and browsers stay logged in.",
-                "security": [{"bearer": []}],
-                "responses": {"204": _NO_CONTENT, "401": openapi.UNAUTHORIZED},
-            }
+            )
         },
         "/auth/logout-everywhere": {
-            "post": {
-                "summary": "Revoke every token and browser session of the account",
-                "security": [{"bearer": []}],
-                "responses": {"204": _NO_CONTENT, "401": openapi.UNAUTHORIZED},
-            }
+            "post": openapi.operation("Revoke every token and browser session of the account", {"204": _NO_CONTENT})
         },
-        "/auth/me": {
-            "get": {
-                "summary": "The caller's account",
-                "security": [{"bearer": []}],
-                "responses": {
-                    "200": openapi.json_response("The account", {"type": "object", "properties": {"user": openapi.ref("User")}}),
-                    "401": openapi.UNAUTHORIZED,
-                },
-            }
-        },
+        "/auth/me": {"get": openapi.operation("The caller's account", {"200": openapi.json_response("The account", _USER_ANSWER)})},
         "/auth/forgot-password": {
-            "post": {
-                "summary": "Email a password reset link",
-                "description": "If an account has this email, it gets a link (`/reset-password/<token>`, single use, valid "
+            "post": openapi.operation(
+                "Email a password reset link",
+                {"202": _CHECK_EMAIL, "429": _TOO_MANY},
+                secured=False,
+                body=openapi.json_body("ForgotPassword"),
+                description="If an account has this email, it gets a link (`/reset-password/<token>`, single use, valid "
                 "`PASSWORD_RESET_MINUTES`). The answer is 202 either way, with the same body and timing. Throttled per "
                 "email and per client address.",
-                "requestBody": openapi.json_body("ForgotPassword"),
-                "responses": {"202": _CHECK_EMAIL, "422": openapi.INVALID, "429": _TOO_MANY},
-            }
+            )
         },
         "/auth/reset-password": {
-            "post": {
-                "summary": "Set a new password with the token from the reset email",
-                "description": "Ends every login session and API token of the account and emails a notice. "
-                "A wrong, expired, used or superseded token (the password changed since it was sent) answers 400, "
-                "always with the same message. Log in afterwards.",
-                "requestBody": openapi.json_body("ResetPassword"),
-                "responses": {
-                    "200": openapi.json_response("Changed", {"type": "object", "properties": {"status": {"const": "password changed"}}}),
+            "post": openapi.operation(
+                "Set a new password with the token from the reset email",
+                {
+                    "200": openapi.json_response("Changed", openapi.answer({"status": {"const": "password changed"}})),
                     "400": openapi.error_response("This link has expired or was already used"),
-                    "422": openapi.INVALID,
                     "429": _TOO_MANY,
                 },
-            }
+                secured=False,
+                body=openapi.json_body("ResetPassword"),
+                description="Ends every login session and API token of the account and emails a notice. "
+                "A wrong, expired, used or superseded token (the password changed since it was sent) answers 400, "
+                "always with the same message. Log in afterwards.",
+            )
         },
         "/auth/resend-verification": {
-            "post": {
-                "summary": "Send a fresh email verification link",
-                "description": "The earlier link stops working. Until the address is verified, an expert's public page and a "
-                "hospital's slots are hidden from the public.",
-                "security": [{"bearer": []}],
-                "responses": {
+            "post": openapi.operation(
+                "Send a fresh email verification link",
+                {
                     "202": _CHECK_EMAIL,
-                    "401": openapi.UNAUTHORIZED,
                     "409": openapi.error_response("Your email address is already verified"),
                     "429": _TOO_MANY,
                 },
-            }
+                description="The earlier link stops working. Until the address is verified, an expert's public page and a "
+                "hospital's slots are hidden from the public.",
+            )
         },
     },
     {
-        "Credentials": _CREDENTIALS,
-        "Register": {
-            "type": "object",
-            "required": ["name", "email", "password"],
-            "properties": {"name": {"type": "string"}, "email": {"type": "string", "format": "email"}, "password": {"type": "string", "minLength": accounts.MIN_PASSWORD}},
-        },
-        "Signup": {
-            "type": "object",
-            "required": ["name", "email", "password"],
-            "properties": {
-                "name": {"type": "string"},
-                "email": {"type": "string", "format": "email"},
-                "password": {"type": "string", "minLength": accounts.MIN_PASSWORD},
+        "Credentials": openapi.obj(
+            {"email": openapi.text(accounts.MAX_EMAIL), "password": openapi.text(accounts.MAX_PASSWORD)}, ["email", "password"]
+        ),
+        "Register": openapi.obj({"name": _NAME, "email": _EMAIL, "password": _NEW_PASSWORD}, ["name", "email", "password"]),
+        "Signup": openapi.obj(
+            {
+                "name": _NAME,
+                "email": _EMAIL,
+                "password": _NEW_PASSWORD,
                 "role": {"type": "string", "enum": ["patient", "hospital"], "default": "patient"},
-                "hospitalName": {"type": "string", "description": "Required when role is hospital"},
-                "location": {"type": "string", "description": "Required when role is hospital"},
+                "hospitalName": openapi.text(120, description="Required when role is hospital"),
+                "location": openapi.text(120, description="Required when role is hospital"),
             },
-        },
-        "ForgotPassword": {"type": "object", "required": ["email"], "properties": {"email": {"type": "string", "format": "email"}}},
-        "ResetPassword": {
-            "type": "object",
-            "required": ["token", "password"],
-            "properties": {
-                "token": {"type": "string", "description": "The token of the emailed link /reset-password/<token>"},
-                "password": {"type": "string", "minLength": accounts.MIN_PASSWORD, "maxLength": accounts.MAX_PASSWORD},
+            ["name", "email", "password"],
+            # A hospital account needs its hospital's name and location.
+            anyOf=[
+                {"properties": {"role": {"const": "patient"}}},
+                {"required": ["role", "hospitalName", "location"], "properties": {"role": {"const": "hospital"}}},
+            ],
+        ),
+        "ForgotPassword": openapi.obj({"email": openapi.text(accounts.MAX_EMAIL)}, ["email"]),
+        "ResetPassword": openapi.obj(
+            {
+                "token": openapi.text(description="The token of the emailed link /reset-password/<token>"),
+                "password": _NEW_PASSWORD,
             },
-        },
-        "User": {
-            "type": "object",
-            "properties": {
-                "id": {"type": "integer"},
+            ["token", "password"],
+        ),
+        "User": openapi.answer(
+            {
+                "id": openapi.ID,
                 "name": {"type": "string"},
                 "email": {"type": "string"},
                 "emailVerified": {"type": "boolean", "description": "Whether the owner followed the verification link"},
                 "role": {"type": "string", "enum": ["patient", "hospital"]},
-                "isExpert": {"type": "boolean"},
-                "hospitalId": {"type": ["integer", "null"]},
-            },
-        },
-        "TokenResponse": {
-            "type": "object",
-            "properties": {
+                "isExpert": openapi.BOOLEAN,
+                "hospitalId": openapi.NULLABLE_ID,
+            }
+        ),
+        "TokenResponse": openapi.answer(
+            {
                 "token": {"type": "string"},
                 "tokenType": {"const": "Bearer"},
                 "expiresIn": {"type": "integer", "description": "Seconds"},
                 "user": openapi.ref("User"),
-            },
-        },
+            }
+        ),
     },
 )

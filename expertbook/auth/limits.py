@@ -14,6 +14,7 @@ from flask_login import current_user
 
 from expertbook.errors import ValidationFailed
 from expertbook.extensions import limiter
+from expertbook.web import json_object
 
 
 def _failed(response) -> bool:
@@ -26,9 +27,9 @@ def _accepted(response) -> bool:
 
 def submitted_email() -> str:
     """The email a form or JSON request names, normalised as accounts store it (for per-address limits)."""
-    data = request.get_json(silent=True) if request.is_json else request.form
-    email = data.get("email") if hasattr(data, "get") else None  # a form, or a JSON object
-    email = email if isinstance(email, str) else ""
+    data = (json_object() or {}) if request.is_json else request.form
+    email = data.get("email")
+    email = email if isinstance(email, str) else ""  # the view refuses anything else
     from expertbook.auth.service import normalise_email
 
     try:

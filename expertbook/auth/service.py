@@ -36,6 +36,7 @@ _DUMMY_HASH = hasher.hash(secrets.token_urlsafe(16))
 
 MIN_PASSWORD = 10
 MAX_PASSWORD = 128
+MAX_EMAIL = 254  # the longest address SMTP carries (and the column holds)
 
 
 def normalise_email(email: str) -> str:

@@ -16,11 +16,12 @@ from wtforms import (
     TextAreaField,
     TimeField,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, Optional
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from expertbook.auth.service import MAX_PASSWORD, MIN_PASSWORD
 from expertbook.notifications.forms import HeaderSafeName
+from expertbook.web import MAX_ID
 
 WEEKDAYS = [SelectChoice(str(i), label) for i, label in enumerate(("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"))]
 
@@ -94,7 +95,8 @@ class ReasonForm(FlaskForm):
 
 
 class MoveForm(FlaskForm):
-    slot_id = IntegerField("Session", validators=[InputRequired("Choose a session.")])
+    # An id the database cannot hold names no session (and must not reach a query).
+    slot_id = IntegerField("Session", validators=[InputRequired("Choose a session."), NumberRange(1, MAX_ID, "Choose a session.")])
 
 
 class DoctorForm(FlaskForm):

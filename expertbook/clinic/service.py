@@ -39,6 +39,7 @@ from expertbook.notifications.service import (
 FIRST_TOKEN = 101
 MAX_CAPACITY = 500
 MAX_REPEAT_DAYS = 92
+MAX_DAYS_AHEAD = 731  # sessions are published at most two years ahead
 MAX_DOCTORS_PER_FORM = 20
 SEARCH_LIMIT = 100
 STAFF_PAGE_SIZE = 50
@@ -59,7 +60,8 @@ MAX_BIO = 500
 MOVE_OPTIONS_LIMIT = 50
 
 _CONTACT = re.compile(r"[0-9]{10}")
-_KEY = re.compile(r"[A-Za-z0-9_\-:.]{8,64}")
+MIN_IDEMPOTENCY_KEY, MAX_IDEMPOTENCY_KEY = 8, 64
+_KEY = re.compile(rf"[A-Za-z0-9_\-:.]{{{MIN_IDEMPOTENCY_KEY},{MAX_IDEMPOTENCY_KEY}}}")
 WAITING = (Appointment.BOOKED, Appointment.ARRIVED)
 
 
@@ -143,7 +145,8 @@ def clean_patient(patient_name: str | None, contact_number: str | None) -> tuple
         name = clean_text(patient_name, "patient_name", "patient's name")
     except ValidationFailed as error:
         errors.update({k: v[0] for k, v in error.errors.items()})
-    contact = re.sub(r"[\s\-]", "", str(contact_number or ""))
+    # Spaces and hyphens only (as the API's document says): "98765 43210", "98765-43210".
+    contact = re.sub(r"[ \-]", "", str(contact_number or ""))
     if not contact:
         errors["contact_number"] = "Please enter a contact number."
     elif not _CONTACT.fullmatch(contact):
@@ -298,6 +301,8 @@ def create_slots(
     today = local_today(hospital.timezone)
     if day is not None and day < today:
         errors["date"] = "Choose today or a later date."
+    elif day is not None and (day - today).days > MAX_DAYS_AHEAD:
+        errors["date"] = "Choose a date within the next two years."
     if repeat_until is not None and day is not None:
         if repeat_until < day:
             errors["repeat_until"] = "Repeat until a date on or after the first date."

@@ -6,7 +6,7 @@ create slots, watch bookings arrive and run the waiting-room queue. Live parts p
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import datetime
 from functools import wraps
 from types import SimpleNamespace
 
@@ -33,7 +33,7 @@ from expertbook.clinic.forms import (
 from expertbook.clinic.models import Appointment, Slot
 from expertbook.database import utcnow
 from expertbook.errors import Conflict, ServiceError, ValidationFailed
-from expertbook.web import EmptyForm, apply_errors, is_htmx, redirect_to, render, wants_fragment
+from expertbook.web import EmptyForm, apply_errors, day_arg, id_arg, is_htmx, page_arg, redirect_to, render, wants_fragment
 
 bp = Blueprint("clinic", __name__, url_prefix="/clinic")
 
@@ -133,12 +133,6 @@ def _clinic_local(value: datetime | None, timezone: str | None, fmt: str = "%d %
     return value.astimezone(service.zone(timezone)).strftime(fmt)
 
 
-def _date_arg(name: str) -> date | None:
-    value = request.args.get(name, "").strip()
-    try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
 
 
 # ---------------------------------------------------------------------------- patients: search and book
@@ -156,7 +150,7 @@ def search():
         "location": request.args.get("location", "").strip()[:120],
         "specialization": request.args.get("specialization", "").strip()[:120],
     }
-    slots = service.search_slots(_date_arg("date"), filters["location"], filters["specialization"])
+    slots = service.search_slots(day_arg(request.args.get("date")), filters["location"], filters["specialization"])
     query = {k: v for k, v in filters.items() if v}
     return render(
         "clinic/search.html",
@@ -388,9 +382,9 @@ def doctor_row():
 @staff_required
 def staff_slots():
     """The hospital's slots with live booked/total counts and badges; filter by date and doctor."""
-    day = _date_arg("date")
-    doctor_id = request.args.get("doctor", type=int)
-    page = max(request.args.get("page", 1, type=int), 1)
+    day = day_arg(request.args.get("date"))
+    doctor_id = id_arg("doctor")
+    page = page_arg()
     slots, more = service.staff_slots(current_user.hospital_id, day, doctor_id, page)
     query = {k: v for k, v in {"date": day.isoformat() if day else None, "doctor": doctor_id, "page": page if page > 1 else None}.items() if v}
     return render(
@@ -629,6 +623,8 @@ def _move(appointment: Appointment, user_id: int | None, action: str, done_url):
     if not form.validate_on_submit():
         if "csrf_token" in form.errors:
             abort(400)
+        # The session is a hidden field of each "Move here" button: its message goes above the list.
+        form.form_errors.extend(form.slot_id.errors)
         return _move_page(appointment, action, 422, form)
     try:
         moved = service.move_appointment(appointment.id, form.slot_id.data, user_id)

@@ -12,6 +12,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -54,6 +55,7 @@ MAX_DURATION = 8 * 60
 MAX_BUFFER = 4 * 60
 MAX_NOTICE = 60 * 24 * 30
 MAX_HORIZON = 366
+MAX_IDEMPOTENCY_KEY = 80  # the column's length
 
 
 # ---------------------------------------------------------------------------- small validators
@@ -118,6 +120,9 @@ def _text(value: str | None, field: str, limit: int, required: bool = False) -> 
 
 
 def _int(value, field: str, low: int, high: int) -> int:
+    # A float or a bool is refused rather than truncated: 30.9 minutes is not 30, and true is not 1.
+    if isinstance(value, bool | float):
+        raise ValidationFailed({field: "Enter a whole number."})
     try:
         number = int(value)
     except (TypeError, ValueError):
@@ -327,10 +332,10 @@ def _service_fields(data: Mapping) -> dict:
     take("currency", lambda: _currency(data.get("currency") or "USD"))
     take("location_kind", lambda: _location_kind(data.get("location_kind") or "video"))
     take("location_detail", lambda: _text(data.get("location_detail"), "location_detail", 255))
-    take("buffer_before_min", lambda: _int(data.get("buffer_before_min") or 0, "buffer_before_min", 0, MAX_BUFFER))
-    take("buffer_after_min", lambda: _int(data.get("buffer_after_min") or 0, "buffer_after_min", 0, MAX_BUFFER))
-    take("min_notice_min", lambda: _int(data.get("min_notice_min") if data.get("min_notice_min") not in (None, "") else 60, "min_notice_min", 0, MAX_NOTICE))
-    take("horizon_days", lambda: _int(data.get("horizon_days") or 60, "horizon_days", 1, MAX_HORIZON))
+    take("buffer_before_min", lambda: _int(_given(data, "buffer_before_min", 0), "buffer_before_min", 0, MAX_BUFFER))
+    take("buffer_after_min", lambda: _int(_given(data, "buffer_after_min", 0), "buffer_after_min", 0, MAX_BUFFER))
+    take("min_notice_min", lambda: _int(_given(data, "min_notice_min", 60), "min_notice_min", 0, MAX_NOTICE))
+    take("horizon_days", lambda: _int(_given(data, "horizon_days", 60), "horizon_days", 1, MAX_HORIZON))
     take("video_provider", lambda: _video_provider(data.get("video_provider") or "auto"))
     fields["record_meetings"] = bool(data.get("record_meetings"))
     fields["requires_acceptance"] = bool(data.get("requires_acceptance"))
@@ -343,6 +348,13 @@ def _service_fields(data: Mapping) -> dict:
     return fields
 
 
+def _given(data: Mapping, name: str, default):
+    """``data[name]``, or ``default`` when it was left out (None or empty): 0 is a value, and out of range
+    where the range starts at 1, not a request for the default."""
+    value = data.get(name)
+    return default if value in (None, "") else value
+
+
 def _clean_slug(slug: str) -> str:
     slug = (slug or "").strip().lower()
     if not SLUG_RE.match(slug):
@@ -350,16 +362,23 @@ def _clean_slug(slug: str) -> str:
     return slug
 
 
+MAX_PRICE = Decimal(1_000_000)
+
+
 def _price_cents(price) -> int:
+    """Whole cents, as the price is stored: 0 to 1,000,000 with at most two decimals, exactly."""
     if price in (None, ""):
         return 0
     try:
-        cents = round(float(str(price).replace(",", "")) * 100)
-    except ValueError:
+        amount = Decimal(str(price).replace(",", "").strip())
+    except InvalidOperation:
         raise ValidationFailed({"price": "Enter an amount like 100 or 49.50."}) from None
-    if not 0 <= cents <= 100_000_000:
+    if not amount.is_finite() or not 0 <= amount <= MAX_PRICE:
         raise ValidationFailed({"price": "Enter an amount from 0 to 1,000,000."})
-    return cents
+    cents = amount * 100
+    if cents != cents.to_integral_value():
+        raise ValidationFailed({"price": "Use at most two decimals (whole cents)."})
+    return int(cents)
 
 
 def _currency(code: str) -> str:
@@ -660,7 +679,7 @@ def book(
     if errors:
         raise ValidationFailed(errors)
     name, email, phone, notes, customer_timezone = (cleaned[f] for f in ("name", "email", "phone", "notes", "customer_timezone"))
-    key = (idempotency_key or "").strip()[:80] or None
+    key = (idempotency_key or "").strip()[:MAX_IDEMPOTENCY_KEY] or None
     now = now or utcnow()
 
     with transaction() as session:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import calendar as month_calendar
 import hashlib
 import secrets
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from functools import wraps
 from zoneinfo import ZoneInfo
 
@@ -34,7 +34,7 @@ from expertbook.experts.forms import (
     WeeklyHoursForm,
 )
 from expertbook.experts.models import Booking, ExpertProfile, Service
-from expertbook.web import apply_errors, is_htmx, redirect_to, render, wants_fragment
+from expertbook.web import apply_errors, day_arg, is_htmx, moment_arg, redirect_to, render, wants_fragment
 
 bp = Blueprint("experts", __name__)
 
@@ -173,24 +173,6 @@ def _month_arg(value: str | None, fallback: date) -> date:
         return fallback.replace(day=1)
 
 
-def _day_arg(value: str | None) -> date | None:
-    try:
-        return date.fromisoformat(value) if value else None
-    except ValueError:
-        return None
-
-
-def _start_arg(value: str | None) -> datetime | None:
-    try:
-        # A "+" in a hand-typed query string arrives as a space.
-        start = datetime.fromisoformat(value.replace(" ", "+")) if value else None
-    except ValueError:
-        return None
-    if start is None or start.tzinfo is None:
-        return None
-    return start.astimezone(UTC)
-
-
 def _booking_context(svc: Service, form: BookingForm | None = None, error: str | None = None, clear_start: bool = False,
                      picker=None, moving: Booking | None = None, default_zone: str | None = None) -> dict:
     """Everything the booking panel shows: zone, month calendar, the chosen day's times, the form.
@@ -202,8 +184,8 @@ def _booking_context(svc: Service, form: BookingForm | None = None, error: str |
     picker = picker or (lambda **args: url_for("experts.book", handle=profile.handle, slug=svc.slug, **args))
     zone, explicit = _viewer_zone(default_zone or profile.timezone)
     today = datetime.now(ZoneInfo(zone)).date()
-    start = _start_arg(request.values.get("start"))
-    day = _day_arg(request.values.get("day"))
+    start = moment_arg(request.values.get("start"))
+    day = day_arg(request.values.get("day"))
     if start is not None and day is None:
         day = start.astimezone(ZoneInfo(zone)).date()
     if clear_start:
@@ -266,7 +248,7 @@ def book(handle: str, slug: str):
     if request.method == "GET":
         return render("experts/book.html", "experts/_booking_panel.html", **_booking_context(svc))
     form = BookingForm()
-    start = _start_arg(form.start.data)
+    start = moment_arg(form.start.data)
     if not form.validate_on_submit() or start is None:
         if start is None:
             form.start.errors = ["Pick a time."]
@@ -361,7 +343,7 @@ def _reschedule(booking: Booking, picker, move, done_url: str):
     if request.method == "GET":
         return render("experts/reschedule.html", "experts/_booking_panel.html", **_reschedule_context(booking, picker, done_url))
     form = RescheduleForm()
-    start = _start_arg(form.start.data)
+    start = moment_arg(form.start.data)
     if not form.validate_on_submit() or start is None:
         if start is None:
             form.start.errors = ["Pick a time."]
@@ -785,7 +767,7 @@ def add_override(profile: ExpertProfile):
 def delete_override(profile: ExpertProfile, day: str):
     """Remove a date override; the weekly hours apply again."""
     form = ActionForm()
-    parsed = _day_arg(day)
+    parsed = day_arg(day)
     if parsed is None:
         abort(404)
     if form.validate_on_submit():

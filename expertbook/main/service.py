@@ -27,3 +27,14 @@ def redis_status(redis_url: str | None) -> str | None:
         return "ok"
     except Exception as exc:
         return f"error: {type(exc).__name__}"
+
+
+def rate_limit_status(storage_uri: str) -> str | None:
+    """Where login throttling counts now: ``"ok"`` in its shared storage, or the per-process memory it
+    falls back to while that storage (Redis) is unreachable; None when it is configured in memory."""
+    from expertbook.extensions import limiter
+
+    if storage_uri.startswith("memory://"):
+        return None
+    # Flask-Limiter keeps this flag; it clears it itself once the storage answers again.
+    return "fallback: per-process memory" if getattr(limiter, "_storage_dead", False) else "ok"

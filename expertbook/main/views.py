@@ -18,10 +18,23 @@ def index():
 @bp.get("/healthz")
 @limiter.exempt
 def healthz():
-    """Machine-readable health: the database, and Redis when configured. 503 if anything is down."""
+    """Machine-readable health of the parts ExpertBook uses.
+
+    ``ok``: all is well. ``degraded`` (still 200: every page works, so a load balancer must keep
+    sending traffic): Redis is configured but down, so jobs wait for the relay and login throttling
+    counts per process; ``degraded`` lists the parts. ``down`` (503): the database does not answer.
+    """
+    config = current_app.config
     checks = {"database": service.database_status()}
-    redis = service.redis_status(current_app.config["REDIS_URL"])
+    redis = service.redis_status(config["REDIS_URL"])
     if redis is not None:
         checks["redis"] = redis
-    healthy = all(value == "ok" for value in checks.values())
-    return jsonify(status="ok" if healthy else "degraded", **checks), 200 if healthy else 503
+    rate_limits = service.rate_limit_status(config["RATELIMIT_STORAGE_URI"])
+    if rate_limits is not None:
+        checks["rateLimits"] = rate_limits
+    failing = [part for part, value in checks.items() if value != "ok"]
+    if "database" in failing:
+        return jsonify(status="down", degraded=failing, **checks), 503
+    if failing:
+        return jsonify(status="degraded", degraded=failing, **checks), 200
+    return jsonify(status="ok", **checks), 200

@@ -11,11 +11,25 @@ def test_healthz_reports_the_database(client):
 
 
 def test_healthz_reports_redis_down(app, client):
+    """Redis down degrades the app but every page still works: 200, so a load balancer keeps it in."""
     app.config["REDIS_URL"] = "redis://127.0.0.1:1/0"
     response = client.get("/healthz")
-    assert response.status_code == 503
+    assert response.status_code == 200
     body = response.get_json()
     assert body["status"] == "degraded" and body["redis"].startswith("error")
+    assert body["degraded"] == ["redis"]
+
+
+def test_healthz_is_503_when_the_database_is_down():
+    """A database nobody answers on (a closed loopback port): the app cannot serve, so 503."""
+    from expertbook import create_app
+    from tests.conftest import _test_config, free_port
+
+    app = create_app(_test_config(f"postgresql+psycopg://root@127.0.0.1:{free_port()}/nothing"))
+    response = app.test_client().get("/healthz")
+    assert response.status_code == 503
+    body = response.get_json()
+    assert body["status"] == "down" and body["degraded"] == ["database"] and body["database"].startswith("error")
 
 
 def test_healthz_reports_redis_up(app, client):

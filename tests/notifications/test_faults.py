@@ -9,7 +9,6 @@ Every wait is bounded; the test's processes are stopped at its end.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,14 +19,12 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from redis import Redis
 from sqlalchemy import select
 
 from expertbook.database import transaction, utcnow
 from expertbook.extensions import db
 from expertbook.notifications import service
 from expertbook.notifications.models import OutboxEmail
-from tests.conftest import free_port, missing
 from tests.notifications.conftest import TEST_QUEUE, mail_config
 from tests.video.conftest import connected_expert, encryption_key, expert, zoom  # noqa: F401 - fixtures
 
@@ -54,43 +51,6 @@ def wait_until(done: Callable[[], object], timeout: float, what: str) -> float:
             raise AssertionError(f"not within {timeout:.0f} s: {what}")
         time.sleep(0.1)
     return time.monotonic() - started
-
-
-class RedisServer:
-    """A ``redis-server`` of this test alone, on a free loopback port, with no persistence at all:
-    stopping it loses every key, as a restart of an unpersisted Redis does."""
-
-    def __init__(self, directory: Path):
-        self.binary = shutil.which("redis-server")
-        self.port = free_port()
-        self.directory = directory
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        log = open(self.directory / "redis.log", "ab")
-        self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory)],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        log.close()
-        client = Redis.from_url(self.url, socket_connect_timeout=1)
-
-        def answers() -> bool:
-            try:
-                return client.ping()
-            except Exception:
-                return False
-
-        wait_until(answers, 15, "redis-server answers")
-        client.close()
-
-    def stop(self) -> None:
-        """SIGKILL: nothing is saved, nothing is said to the clients."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
 
 
 class Workers:
@@ -134,16 +94,6 @@ class Workers:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(10)
-
-
-@pytest.fixture
-def redis_server(tmp_path):
-    if not shutil.which("redis-server"):
-        missing("redis-server", "the redis-server binary is not installed (apt-get install redis-server)")
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
