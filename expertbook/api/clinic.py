@@ -15,7 +15,7 @@ from expertbook.api import fields, openapi
 from expertbook.api.base import api_session_hash, api_user, api_user_id, bp, json_body, query_args, token_required
 from expertbook.auth import service as accounts
 from expertbook.clinic import service
-from expertbook.clinic.models import Appointment, Slot, WaitlistEntry
+from expertbook.clinic.models import Appointment, Doctor, Slot, WaitlistEntry
 from expertbook.database import utcnow
 from expertbook.errors import NotFound, ValidationFailed
 
@@ -363,6 +363,75 @@ def leave_waitlist(waitlist_id: int):
 
 # ---------------------------------------------------------------------------- OpenAPI
 
+# ---------------------------------------------------------------------------- staff: the doctors directory
+
+
+def doctor_json(doctor: Doctor) -> dict[str, Any]:
+    """One doctor of the directory, as the API shows it."""
+    return {
+        "doctorId": doctor.id,
+        "doctorName": doctor.name,
+        "specialization": doctor.specialization,
+        "bio": doctor.bio,
+        "active": doctor.active,
+    }
+
+
+def _doctor_errors(error: ValidationFailed) -> ValidationFailed:
+    # The directory's service names the doctor's name "name"; the API, as in saveDetails, "doctorName".
+    return ValidationFailed({("doctorName" if name == "name" else name): messages for name, messages in error.errors.items()}, error.message)
+
+
+@bp.get("/organization/doctors")
+@token_required
+def doctors():
+    """Staff: their hospital's doctors directory (active and inactive), by name."""
+    return jsonify(doctors=[doctor_json(d) for d in service.doctors_of(_staff_hospital_id())])
+
+
+@bp.post("/organization/doctors")
+@token_required
+def add_doctor():
+    """Staff: add a doctor to their hospital's directory; sessions are then created for them by name."""
+    hospital_id = _staff_hospital_id()
+    data = json_body()
+    name = data.string("doctorName", required=True, max_length=120)
+    specialization = data.string("specialization", required=True, max_length=120)
+    bio = data.string("bio", max_length=service.MAX_BIO)
+    data.check()
+    try:
+        doctor = service.add_doctor(hospital_id, name, specialization, bio)
+    except ValidationFailed as error:
+        raise _doctor_errors(error) from None
+    return jsonify(doctor=doctor_json(doctor)), 201
+
+
+@bp.patch("/organization/doctors/<int:doctor_id>")
+@token_required
+def update_doctor(doctor_id: int):
+    """Staff: rename, re-describe or (de)activate a doctor; fields left out keep their value. Every
+    session and search shows the change at once; an inactive doctor keeps their sessions."""
+    hospital_id = _staff_hospital_id()
+    current = service.staff_doctor(doctor_id, hospital_id)  # 404 for another hospital's
+    data = json_body()
+    name = data.string("doctorName", default=None, max_length=120)
+    specialization = data.string("specialization", default=None, max_length=120)
+    bio = data.string("bio", default=None, max_length=service.MAX_BIO)
+    active = data.boolean("active", default=current.active)
+    data.check()
+    try:
+        doctor = service.update_doctor(
+            doctor_id, hospital_id,
+            current.name if name is None else name,
+            current.specialization if specialization is None else specialization,
+            current.bio if bio is None else bio,
+            active,
+        )
+    except ValidationFailed as error:
+        raise _doctor_errors(error) from None
+    return jsonify(doctor=doctor_json(doctor))
+
+
 _NOT_FOUND = openapi.error_response("Not found (also for another hospital's objects, and for patients on staff endpoints)")
 _CLOCK_PATTERN = "([01][0-9]|2[0-3]):[0-5][0-9]"
 _SLOTS = openapi.answer({"slots": {"type": "array", "items": openapi.ref("Slot")}})
@@ -561,6 +630,33 @@ openapi.register(
                 "with the next token, and is emailed.",
             )
         },
+        "/organization/doctors": {
+            "get": openapi.operation(
+                "Staff: their hospital's doctors directory",
+                {"200": openapi.json_response("Every doctor, active or not, by name", openapi.answer({"doctors": {"type": "array", "items": openapi.ref("Doctor")}})), "404": _NOT_FOUND},
+            ),
+            "post": openapi.operation(
+                "Staff: add a doctor to the directory",
+                {
+                    "201": openapi.json_response("Added (active)", openapi.answer({"doctor": openapi.ref("Doctor")})),
+                    "404": _NOT_FOUND,
+                },
+                body=openapi.json_body("NewDoctor"),
+                description="A doctor's name and specialization are unique in a hospital's directory (422 naming doctorName otherwise).",
+            ),
+        },
+        "/organization/doctors/{doctor_id}": {
+            "patch": openapi.operation(
+                "Staff: rename, re-describe or (de)activate a doctor",
+                {
+                    "200": openapi.json_response("Changed; every session and search shows it at once", openapi.answer({"doctor": openapi.ref("Doctor")})),
+                    "404": openapi.error_response("Doctor not found (also another hospital's)"),
+                },
+                body=openapi.json_body("DoctorChange"),
+                parameters=[openapi.path_id("doctor_id")],
+                description="Fields left out keep their value. An inactive doctor keeps their sessions but is not offered for new ones.",
+            )
+        },
         "/waitlist/{waitlist_id}": {
             "delete": openapi.operation(
                 "Leave a waiting list",
@@ -651,6 +747,22 @@ openapi.register(
         ),
         "WalkInResult": openapi.answer(
             {"appointmentId": openapi.ID, "tokenNumber": {"type": "integer", "example": 104}, "remainingSlots": {"type": "integer", "minimum": 0}}
+        ),
+        "Doctor": openapi.answer(
+            {
+                "doctorId": openapi.ID,
+                "doctorName": {"type": "string"},
+                "specialization": {"type": "string"},
+                "bio": {"type": "string"},
+                "active": {"type": "boolean", "description": "Offered for new sessions"},
+            }
+        ),
+        "NewDoctor": openapi.obj(
+            {"doctorName": openapi.text(120), "specialization": openapi.text(120), "bio": openapi.text(service.MAX_BIO)},
+            ["doctorName", "specialization"],
+        ),
+        "DoctorChange": openapi.obj(
+            {"doctorName": openapi.text(120), "specialization": openapi.text(120), "bio": openapi.text(service.MAX_BIO), "active": openapi.BOOLEAN}
         ),
         "Reason": openapi.obj({"reason": openapi.text(service.MAX_REASON)}, ["reason"]),
         "Reschedule": openapi.obj({"slotId": openapi.ID}, ["slotId"]),

@@ -130,6 +130,49 @@ def test_waitlist_join_position_leave_and_my_appointments(app, client):
     assert gone.status_code == 409 and "token 102" in gone.get_json()["error"]
 
 
+def test_the_doctors_directory_over_the_api(app, client):
+    """Staff list, add, rename and deactivate their hospital's doctors; the slots show the new name;
+    another hospital's staff and patients get 404; bad input answers 422 naming the field."""
+    from expertbook.clinic.models import Doctor
+    from tests.factories import make_doctor
+
+    slot = make_slot()
+    staff = _staff_of(slot)
+    headers = bearer(app, staff)
+    db.session.rollback()
+    listed = client.get("/api/organization/doctors", headers=headers).get_json()["doctors"]
+    assert [(d["doctorName"], d["active"]) for d in listed] == [(slot.doctor.name, True)]
+
+    added = client.post("/api/organization/doctors", json={"doctorName": "Dr. Kavya Menon", "specialization": "Neurology", "bio": "Headaches"}, headers=headers)
+    assert added.status_code == 201
+    doctor = added.get_json()["doctor"]
+    assert doctor == {"doctorId": doctor["doctorId"], "doctorName": "Dr. Kavya Menon", "specialization": "Neurology", "bio": "Headaches", "active": True}
+    again = client.post("/api/organization/doctors", json={"doctorName": "Dr. Kavya Menon", "specialization": "Neurology"}, headers=headers)
+    assert again.status_code == 422 and set(again.get_json()["fields"]) == {"doctorName"}
+    wrong = client.post("/api/organization/doctors", json={"doctorName": 7, "bio": "x" * 501}, headers=headers)
+    assert wrong.status_code == 422 and set(wrong.get_json()["fields"]) == {"doctorName", "specialization", "bio"}
+
+    # A partial change keeps the rest; the slots read the directory, so the new name shows at once.
+    doctor_id = slot.doctor_id
+    renamed = client.patch(f"/api/organization/doctors/{doctor_id}", json={"doctorName": "Dr. A. Sharma"}, headers=headers)
+    assert renamed.status_code == 200 and renamed.get_json()["doctor"]["specialization"] == slot.doctor.specialization
+    shown = client.get("/api/organization/all-slots", headers=headers).get_json()["slots"]
+    assert {s["doctorName"] for s in shown} == {"Dr. A. Sharma"}
+    off = client.patch(f"/api/organization/doctors/{doctor_id}", json={"active": False}, headers=headers)
+    assert off.status_code == 200 and off.get_json()["doctor"]["active"] is False and off.get_json()["doctor"]["doctorName"] == "Dr. A. Sharma"
+    assert client.patch(f"/api/organization/doctors/{doctor_id}", json={"active": "no"}, headers=headers).status_code == 422
+
+    db.session.rollback()
+    theirs = make_doctor(make_hospital("Other", "Pune"), "Dr. Other")
+    for who in (make_staff(theirs.hospital), make_user()):
+        assert client.patch(f"/api/organization/doctors/{doctor_id}", json={"active": True}, headers=bearer(app, who)).status_code == 404
+    assert client.patch(f"/api/organization/doctors/{theirs.id}", json={"active": False}, headers=headers).status_code == 404
+    assert client.get("/api/organization/doctors", headers=bearer(app, make_user())).status_code == 404
+    db.session.rollback()
+    assert db.session.get(Doctor, theirs.id, populate_existing=True).active is True
+    assert db.session.get(Doctor, doctor_id, populate_existing=True).active is False
+
+
 def test_the_front_desk_is_in_the_openapi_document(client):
     document = client.get("/api/openapi.json").get_json()
     paths = document["paths"]
@@ -138,6 +181,7 @@ def test_the_front_desk_is_in_the_openapi_document(client):
     assert "post" in paths["/organization/slots/{slot_id}/cancel"]
     assert set(paths["/appointments/{appointment_id}/reschedule"]["post"]["responses"]) >= {"200", "409"}
     assert "post" in paths["/slots/{slot_id}/waitlist"] and "delete" in paths["/waitlist/{waitlist_id}"]
+    assert {"get", "post"} <= set(paths["/organization/doctors"]) and "patch" in paths["/organization/doctors/{doctor_id}"]
     my = paths["/appointments/my"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]["properties"]
     assert my["waitlist"]["items"] == {"$ref": "#/components/schemas/WaitlistEntry"}
     schemas = document["components"]["schemas"]
