@@ -384,20 +384,30 @@ class PageProblems:
 
 @pytest.fixture
 def browser_page(chromium):
-    """A fresh browser context and page; fails the test if the page logged errors or CSP violations."""
+    """A fresh browser context and page; fails the test if the page logged errors or CSP violations.
+
+    ``new_page(**context_options)`` passes its options to the browser context (``viewport=...``).
+    Each document also keeps its CSP violations in ``window.__cspViolations`` (see tests/browser.py),
+    and the test-only path tests.browser.AXE_PATH answers with the vendored axe-core.
+    """
+    from tests.browser import serve_axe
+
     problems = PageProblems()
     contexts = []
 
-    def new_page():
-        context = chromium.new_context()
+    def new_page(**context_options):
+        context = chromium.new_context(**context_options)
         # Chromium reports CSP violations as console errors; this makes sure each one is seen by name.
         context.add_init_script(
-            "document.addEventListener('securitypolicyviolation', e =>"
-            " console.error('CSP violation: ' + e.violatedDirective + ' blocked ' + e.blockedURI))"
+            "window.__cspViolations = [];"
+            "document.addEventListener('securitypolicyviolation', e => {"
+            " window.__cspViolations.push(e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline'));"
+            " console.error('CSP violation: ' + e.violatedDirective + ' blocked ' + e.blockedURI); })"
         )
         contexts.append(context)
         page = problems.watch(context.new_page())
         page.set_default_timeout(15000)
+        serve_axe(page)
         return page
 
     yield new_page
