@@ -78,3 +78,14 @@ def audit(page, what: str = "") -> None:
     assert_no_csp_violation(page)
     problems = axe_problems(page)
     assert not problems, f"axe-core on {what or page.url}:\n" + "\n".join(problems)
+
+
+def log_in(page, base: str, email: str, password: str | None = None) -> None:
+    """Log in through the login form, as a person would, and wait for the page it goes to."""
+    from tests.factories import PASSWORD
+
+    page.goto(base + "/login")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password or PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(base + "/")
