@@ -45,6 +45,8 @@ def test_search_book_confirmation_my_appointments_cancel_with_the_question(live_
     make_user("Asha Verma", email="asha@example.com")
     page = browser_page(**CONTEXT[viewport])
     log_in(page, live_server, "asha@example.com")
+    # htmx 2 reads its configuration from <meta name="htmx-config">: settling must not copy "style" (CSP).
+    assert page.evaluate("htmx.config.attributesToSettle") == ["class", "width", "height"]
     audit(page, "home, logged in")
 
     _nav(page, "Find a doctor")
@@ -219,8 +221,11 @@ def test_now_serving_wall_display(live_server, browser_page, viewport):
         expect(page.locator("#last-updated")).to_contain_text(re.compile(r"Last updated \d\d:\d\d:\d\d"))
         expect(page.locator("#connection-lost")).to_be_hidden()
         assert "Private Name" not in page.content()
-        # Readable from across the room: the token is at least 6rem tall on any screen.
+        # Readable from across the room: the token is at least 6rem tall on any screen, and the whole wall,
+        # "last updated" included, fits the screen without scrolling.
         assert page.evaluate("parseFloat(getComputedStyle(document.getElementById('current-token')).fontSize)") >= 96
+        last = page.locator("#last-updated").bounding_box()
+        assert last["y"] + last["height"] <= CONTEXT[viewport]["viewport"]["height"]
         audit(page, f"now serving{theme}")
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(0, 0, 0)"
 
