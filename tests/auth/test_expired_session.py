@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
-from expertbook.auth import service as accounts
+from expertbook.auth import sessions
 from tests.factories import login, login_via_form, make_slot, make_user
 
 EXPIRED = "Your session has expired: log in again."
@@ -59,7 +59,7 @@ def test_a_logged_in_page_with_a_wrong_token_is_not_called_an_expired_session(ap
 
 def test_a_revoked_login_is_told_it_expired_and_a_first_visit_is_only_asked_to_log_in(app, client, make_client):
     token = login(client, make_user())
-    accounts.end_session(token)  # e.g. the password was changed on another device
+    sessions.end_session(token)  # e.g. the password was changed on another device
     revoked = client.get("/clinic/my-appointments")
     assert revoked.status_code == 302 and _next_of(revoked.headers["Location"]) == "/clinic/my-appointments"
     assert EXPIRED in client.get(revoked.headers["Location"]).get_data(as_text=True)
