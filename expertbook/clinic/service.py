@@ -11,7 +11,6 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from types import SimpleNamespace
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app
 from sqlalchemy import Row, Select, bindparam, func, insert, select, true, update
@@ -22,6 +21,7 @@ from expertbook.auth.models import User
 from expertbook.auth.service import clean_name, normalise_email, register_account
 from expertbook.auth.sessions import api_session_alive, api_session_clause
 from expertbook.clinic import emails, signals
+from expertbook.clinic.clock import utc_offset_minutes, zone, zone_abbreviation  # noqa: F401 (templates and callers use them here)
 from expertbook.clinic.emails import TOKEN_CONFIRMATION
 from expertbook.clinic.models import Appointment, Doctor, Hospital, Slot, WaitlistEntry
 from expertbook.database import autocommit_reads, single_statement, transaction, utcnow
@@ -64,31 +64,6 @@ WAITING = (Appointment.BOOKED, Appointment.ARRIVED)
 
 
 # ---------------------------------------------------------------------------- time and status
-
-
-def zone(name: str | None) -> ZoneInfo:
-    """The hospital's zone; an unknown name falls back to the configured default rather than failing a page."""
-    try:
-        return ZoneInfo(name or current_app.config["CLINIC_TIMEZONE"])
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo(current_app.config["CLINIC_TIMEZONE"])
-
-
-def zone_abbreviation(timezone: str | None, at: datetime) -> str:
-    """The hospital zone's abbreviation at the instant ``at`` ("IST", "BST"); zones without a lettered one
-    give their offset ("UTC+04", "UTC+05:45"), which cannot be mistaken for anything else."""
-    local = at.astimezone(zone(timezone))
-    name = local.tzname() or ""
-    if name and name[0] not in "+-":
-        return name
-    minutes = int(local.utcoffset().total_seconds() // 60)
-    sign, minutes = ("+" if minutes >= 0 else "-"), abs(minutes)
-    return f"UTC{sign}{minutes // 60:02d}" + (f":{minutes % 60:02d}" if minutes % 60 else "")
-
-
-def utc_offset_minutes(timezone: str | None, at: datetime) -> int:
-    """The hospital zone's offset from UTC at ``at``, in minutes (app.js compares it with the browser's)."""
-    return int(at.astimezone(zone(timezone)).utcoffset().total_seconds() // 60)
 
 
 def local_today(timezone: str | None) -> date:
