@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
 from expertbook.clinic import service
-from tests.browser import DESKTOP, VIEWPORTS, audit, log_in
+from tests.browser import DESKTOP, PHONE, VIEWPORTS, audit, log_in
 from tests.conftest import free_port
 from tests.factories import PASSWORD, make_appointment, make_doctor, make_hospital, make_slot, make_staff, make_user
 
@@ -258,6 +258,39 @@ def test_printable_token_slip(live_server, browser_page, app):
     pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
     assert pages == 1, f"the slip printed on {pages} pages"
     # A6 is 105 x 148 mm: 297.6 x 419.5 points.
+    box = re.search(rb"/MediaBox\s*\[\s*0 0 ([\d.]+) ([\d.]+)\s*\]", pdf)
+    assert box and abs(float(box.group(1)) - 297.6) < 2 and abs(float(box.group(2)) - 419.5) < 2
+
+
+def test_the_desks_walk_in_slip_is_the_same_printed_slip(live_server, browser_page, app):
+    """The front desk's slip (a walk-in's) is the patient's slip design: one A6 page with the token, patient,
+    doctor, hospital and time with its zone, and a QR code; a walk-in has no account, so the QR code is the
+    session's "now serving" screen."""
+    hospital = make_hospital("Apollo", "Chennai")
+    staff = make_staff(hospital, email="desk@apollo.example")
+    slot = make_slot(hospital, make_doctor(hospital, "Dr. Rao", "Cardiology"))
+    booked = service.walk_in(slot.id, hospital.id, "Ravi Kumar", "9123456780")
+    page = browser_page(viewport=PHONE, timezone_id="Asia/Kolkata")
+    log_in(page, live_server, staff.email)
+    page.goto(f"{live_server}/clinic/staff/appointments/{booked.appointment_id}/slip")
+    audit(page, "the desk's slip")
+    expect(page.locator("#slip #token-number")).to_have_text("101")
+    expected = segno.make(f"{app.config['BASE_URL']}/clinic/slots/{slot.id}/now-serving", error="m")
+    drawn = page.locator(".slip-qr svg path.qrline").get_attribute("d")
+    assert drawn == re.search(r'class="qrline"[^>]* d="([^"]+)"', expected.svg_inline(border=2)).group(1)
+    page.evaluate("window.print = () => { window.printed = true; }")
+    page.get_by_role("button", name="Print slip").click()
+    assert page.evaluate("window.printed") is True
+
+    page.emulate_media(media="print")
+    for hidden in (".site-header", ".site-footer", ".slip-actions"):
+        expect(page.locator(hidden).first).to_be_hidden()
+    for shown in ("#token-number", ".slip-qr svg", ".zone-note"):
+        expect(page.locator(shown).first).to_be_visible()
+    expect(page.locator("#slip")).to_contain_text("Ravi Kumar")
+    pdf = page.pdf(prefer_css_page_size=True, print_background=True)
+    pages = len(re.findall(rb"/Type\s*/Page[^s]", pdf))
+    assert pages == 1, f"the slip printed on {pages} pages"
     box = re.search(rb"/MediaBox\s*\[\s*0 0 ([\d.]+) ([\d.]+)\s*\]", pdf)
     assert box and abs(float(box.group(1)) - 297.6) < 2 and abs(float(box.group(2)) - 419.5) < 2
 
