@@ -155,6 +155,17 @@ def run(shooter: Shooter) -> None:
     staff.locator("#staff-now-serving").filter(has_text=re.compile(r"\d")).wait_for()
     shooter.shot(staff, "staff-slot", full_page=True)
     slot_id = staff.url.rsplit("/", 1)[1]
+    # A walk-in at the desk, and the slip the desk prints for them (the patient's slip design).
+    walk_in = staff.locator("#walk-in")
+    walk_in.get_by_label("Patient's name").fill("Ravi Kumar")
+    walk_in.get_by_label("Contact number").fill("9123456780")
+    walk_in.get_by_role("button", name="Give the next token").click()
+    slip = staff.locator("#print-slip")
+    slip.wait_for()
+    staff.goto(base + slip.get_attribute("href").replace("print=1", ""))
+    staff.emulate_media(media="print")
+    shooter.shot(staff, "desk-slip-print", full_page=True, audit=False)  # a print preview, not a screen
+    staff.emulate_media(media="screen")
 
     screen = shooter.page()
     screen.goto(f"{base}/clinic/slots/{slot_id}/now-serving")
