@@ -185,3 +185,44 @@ def load_clinic() -> None:
                 clinic.book(slot.id, patient.id, FAMILY[n % len(FAMILY)], "9876543210", idempotency_key=f"demo-{slot.id}-{n}")
             except ServiceError:
                 break  # over, closed or full: leave it as it is
+    _front_desk(staff.hospital_id, patient.id, [slot for slot in slots if slot.date > today])
+
+
+WALK_INS = [("Ravi Kumar", "9840011223"), ("Fatima Begum", "9840044556"), ("Joseph Dsouza", "9840077889")]
+
+
+def _front_desk(hospital_id: int, patient_id: int, slots: list) -> None:
+    """A day at the desk: walk-ins in tomorrow's first session, a full evening session the demo patient
+    waits for, and a session cancelled because its doctor is ill (the patient's appointments there wait
+    to be moved). Each part is skipped if the demo data already has it."""
+    from datetime import time
+
+    from expertbook.clinic import service as clinic
+    from expertbook.clinic.models import Appointment, Slot, WaitlistEntry
+    from expertbook.errors import ServiceError
+
+    if not slots or db.session.scalar(select(Slot.id).where(Slot.hospital_id == hospital_id, Slot.cancelled_at.is_not(None))):
+        return  # loaded before (or the week has no session after today)
+    has_walk_in = select(Appointment.id).where(Appointment.walk_in.is_(True), Appointment.slot_id.in_([s.id for s in slots]))
+    if db.session.scalar(has_walk_in) is None:
+        for name, number in WALK_INS[:2]:  # tomorrow's first session
+            try:
+                clinic.walk_in(slots[0].id, hospital_id, name, number)
+            except ServiceError:
+                break
+    evenings = [s for s in slots if s.start_time == time(17)]
+    evening = max(evenings, key=lambda s: s.booked_count, default=None)  # the almost full one
+    if evening is not None and db.session.scalar(select(WaitlistEntry.id).where(WaitlistEntry.slot_id == evening.id)) is None:
+        for n in range(evening.capacity - evening.booked_count):
+            try:
+                clinic.walk_in(evening.id, hospital_id, *WALK_INS[n % len(WALK_INS)])
+            except ServiceError:
+                break
+        try:
+            clinic.join_waitlist(evening.id, patient_id, "Priya Raman", "9876543210")
+        except ServiceError:
+            pass
+    # The last day's first session with the patient's bookings: its doctor calls in sick.
+    ill = next((s for s in reversed(slots) if s.start_time == time(9) and s.booked_count), None)
+    if ill is not None:
+        clinic.cancel_session(ill.id, hospital_id, "Dr. unwell today; please move to another session.")

@@ -97,14 +97,30 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
-        context.configure(
-            connection=connection,
-            target_metadata=get_metadata(),
-            **conf_args
-        )
+        sqlite = connection.dialect.name == 'sqlite'
+        if sqlite:
+            # SQLite changes a table by rebuilding it (create, copy, drop the old one, rename). With
+            # foreign keys enforced, dropping the old table fires every ON DELETE CASCADE that points at
+            # it and empties the tables that reference it (a rebuilt `bookings` took its meetings with
+            # it). The pragma only takes effect outside a transaction, hence on the driver's connection
+            # before anything begins; the keys are checked as a whole before the migration commits.
+            connection.connection.driver_connection.execute('PRAGMA foreign_keys = OFF')
+        try:
+            context.configure(
+                connection=connection,
+                target_metadata=get_metadata(),
+                **conf_args
+            )
 
-        with context.begin_transaction():
-            context.run_migrations()
+            with context.begin_transaction():
+                context.run_migrations()
+                if sqlite:
+                    broken = connection.exec_driver_sql('PRAGMA foreign_key_check').fetchall()
+                    if broken:
+                        raise RuntimeError(f'the migration left rows whose foreign keys point nowhere: {broken[:10]}')
+        finally:
+            if sqlite:
+                connection.connection.driver_connection.execute('PRAGMA foreign_keys = ON')
 
 
 if context.is_offline_mode():

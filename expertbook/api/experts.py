@@ -233,8 +233,8 @@ def create_booking():
     """Book a time. Send ``Idempotency-Key`` to make retries safe: a repeat answers the same booking (200).
 
     Without a bearer token it books as a guest: ``name`` and ``email`` are required, and the answer
-    carries ``manageUrl``, the private link to view, move or cancel the booking. Throttled per client
-    address and per email.
+    carries ``manageUrl``, the private link to view, move or cancel the booking (not in a repeat's
+    answer: the link was emailed). Throttled per client address and per email.
     """
     if request.headers.get("Authorization"):
         return _create_booking_with_account()
@@ -250,7 +250,10 @@ def create_booking():
         customer_timezone=str(data.get("timezone") or "UTC"),
         idempotency_key=request.headers.get("Idempotency-Key", "").strip() or None,
     )
-    return jsonify(booking=booking_json(booking, None), manageUrl=service.manage_url(booking)), 200 if booking.replayed else 201
+    if booking.replayed:
+        # The private link went out in the first answer and by email; a repeat does not hand it out again.
+        return jsonify(booking=booking_json(booking, None)), 200
+    return jsonify(booking=booking_json(booking, None), manageUrl=service.manage_url(booking)), 201
 
 
 @token_required

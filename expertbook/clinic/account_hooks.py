@@ -18,7 +18,7 @@ from expertbook.auth import service as accounts
 from expertbook.auth import signals as account_signals
 from expertbook.auth.models import User
 from expertbook.clinic import service
-from expertbook.clinic.models import Appointment, Hospital, Slot
+from expertbook.clinic.models import Appointment, Hospital, Slot, WaitlistEntry
 from expertbook.database import utcnow
 from expertbook.extensions import db
 from expertbook.clinic.emails import CANCELLATION, TOKEN_CONFIRMATION
@@ -63,9 +63,30 @@ def clinic_data(user_id: int) -> dict[str, Any]:
     rows = db.session.scalars(
         service._own_query(user_id).order_by(Slot.starts_at, Appointment.id)  # noqa: SLF001 - the clinic's own query
     ).all()
+    waiting = db.session.scalars(
+        select(WaitlistEntry).where(WaitlistEntry.user_id == user_id).order_by(WaitlistEntry.joined_at, WaitlistEntry.id)
+    ).all()
     return {
         "hospitalStaff": {"hospital": hospital.name, "location": hospital.location, "staffAdmin": user.is_staff_admin} if hospital else None,
         "appointments": [_appointment_json(row) for row in rows],
+        "waitingLists": [_waiting_json(entry) for entry in waiting],
+    }
+
+
+def _waiting_json(entry: WaitlistEntry) -> dict[str, Any]:
+    """One place on a waiting list (any state): the name and number given, and the session waited for."""
+    slot = entry.slot
+    return {
+        "id": entry.id,
+        "hospital": slot.hospital.name,
+        "doctor": slot.doctor.name,
+        "date": slot.date.isoformat(),
+        "startTime": slot.start_time.strftime("%H:%M"),
+        "patientName": entry.patient_name,
+        "contactNumber": entry.contact_number,
+        "status": entry.status,
+        "joinedAt": entry.joined_at.isoformat(),
+        "endedAt": entry.ended_at.isoformat() if entry.ended_at else None,
     }
 
 

@@ -903,7 +903,7 @@ def join_waitlist(slot_id: int, user_id: int, patient_name: str | None, contact_
         with transaction() as session:
             lock_slots(session, slot_id)
             slot = session.get(Slot, slot_id, populate_existing=True)
-            if slot is None:
+            if slot is None or not slot.hospital.published:  # an unpublished hospital's sessions are not public
                 raise NotFound(SLOT_NOT_FOUND)
             if (closed := _not_taking_patients(slot, now)) is not None:
                 raise closed
@@ -1301,6 +1301,9 @@ def move_appointment(appointment_id: int, new_slot_id: int, user_id: int | None 
         # Read again under the locks: a cancellation of the session, say, may have just committed.
         appointment = session.scalar(query)
         holds_place = _movable(appointment, now)
+        if user_id is None and holds_place:
+            # The signed link is only ever minted for a place the hospital took away; it must not move a live one.
+            raise NotFound(APPOINTMENT_NOT_FOUND)
         connection = session.connection()
         taken = take_place(connection, target.id, now)
         if taken is None:

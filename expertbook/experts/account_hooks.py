@@ -122,7 +122,8 @@ def forget_customer(user_id: int) -> None:
     db.session.execute(
         update(Booking)
         .where(Booking.customer_id == user_id)
-        .values(customer_name=DELETED_CUSTOMER, customer_email="", customer_phone="", notes="", customer_id=None, idempotency_key=None)
+        .values(customer_name=DELETED_CUSTOMER, customer_email="", customer_phone="", notes="", customer_id=None, idempotency_key=None,
+                updated_at=utcnow())  # the expert's calendar feed changed: its Last-Modified must move
         .execution_options(synchronize_session=False)
     )
 

@@ -25,7 +25,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from expertbook.experts import signals as booking_signals
-from expertbook.experts.calendar import MeetingLinks, booking_ics
+from expertbook.experts.calendar import MeetingLinks, booking_ics, meeting_links
 from expertbook.experts.models import Booking, Service
 from expertbook.experts.service import manage_url
 from expertbook.extensions import db
@@ -147,7 +147,9 @@ def on_booking_confirmed(sender, booking_id: int, accepted: bool = False, **extr
     if booking is None:
         return
     video = booking.service.location_kind == "video"
-    if accepted:
+    # A request the customer moved keeps its meeting: accepted again, its confirmation with the links goes
+    # out at once (video/emails.py), and a "link follows" note beside it would only muddle the calendar.
+    if accepted and not (video and meeting_links(booking) is not None):
         queue(
             "request-accepted", booking.customer_email, booking.customer_name, "experts/request_accepted",
             {

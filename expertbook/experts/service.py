@@ -545,24 +545,33 @@ def busy_intervals(expert_id: int, start: datetime, end: datetime, exclude_id: i
 _REACH = timedelta(minutes=MAX_DURATION + 2 * MAX_BUFFER)
 
 
-def offered_times(service: Service, window_start: datetime, window_end: datetime, now: datetime | None = None) -> list[datetime]:
-    """The start times (UTC) the service offers in ``[window_start, window_end)``."""
+def offered_times(
+    service: Service, window_start: datetime, window_end: datetime, now: datetime | None = None, moving: int | None = None
+) -> list[datetime]:
+    """The start times (UTC) the service offers in ``[window_start, window_end)``; ``moving`` is a booking
+    being rescheduled: its own time blocks none of the times around it, and is not offered itself."""
     now = now or utcnow()
-    busy = busy_intervals(service.expert_id, window_start - _REACH, window_end + _REACH)
-    return availability.offered_starts(hours_of(service.expert), rules_of(service), busy, now=now, window_start=window_start, window_end=window_end)
+    busy = busy_intervals(service.expert_id, window_start - _REACH, window_end + _REACH, exclude_id=moving)
+    starts = availability.offered_starts(hours_of(service.expert), rules_of(service), busy, now=now, window_start=window_start, window_end=window_end)
+    if moving is not None:
+        current = db.session.get(Booking, moving)
+        starts = [start for start in starts if current is None or start != current.start_at]
+    return starts
 
 
-def times_on(service: Service, day: date, timezone: str, now: datetime | None = None) -> list[datetime]:
-    """The offered start times on one date of the viewer's ``timezone``."""
+def times_on(service: Service, day: date, timezone: str, now: datetime | None = None, moving: int | None = None) -> list[datetime]:
+    """The offered start times on one date of the viewer's ``timezone`` (for ``moving``, see offered_times)."""
     start, end = availability.local_day_window(day, timezone)
-    return offered_times(service, start, end, now)
+    return offered_times(service, start, end, now, moving)
 
 
-def days_with_times(service: Service, first: date, last: date, timezone: str, now: datetime | None = None) -> set[date]:
+def days_with_times(
+    service: Service, first: date, last: date, timezone: str, now: datetime | None = None, moving: int | None = None
+) -> set[date]:
     """The dates (in the viewer's zone) between ``first`` and ``last`` with at least one offered time."""
     start, _ = availability.local_day_window(first, timezone)
     _, end = availability.local_day_window(last, timezone)
-    return set(availability.group_by_local_day(offered_times(service, start, end, now), timezone))
+    return set(availability.group_by_local_day(offered_times(service, start, end, now, moving), timezone))
 
 
 def first_day_with_times(service: Service, first: date, last: date, timezone: str, now: datetime | None = None) -> date | None:
@@ -654,7 +663,7 @@ def book(
         # The lock every booking of this expert queues on: checks and insert below happen one at a time.
         _lock_expert(session, service.expert_id)
         if key is not None:
-            existing = _by_key(session, customer_id, email, key)
+            existing = _by_key(session, customer_id, email, key, service.id, start_at)
             if existing is not None:
                 existing.replayed = True  # found under the expert's lock, so two racing retries cannot both be "new"
                 return existing
@@ -693,9 +702,14 @@ def book(
     return booking
 
 
-def _by_key(session: Session, customer_id: int | None, email: str, key: str) -> Booking | None:
-    if customer_id is None:  # a guest is known by the address they typed
-        who = (Booking.customer_id.is_(None), Booking.is_guest, Booking.customer_email == email)
+def _by_key(session: Session, customer_id: int | None, email: str, key: str, service_id: int, start_at: datetime) -> Booking | None:
+    if customer_id is None:
+        # A guest is known only by the address they typed, which others may know too: a replay must
+        # also repeat the booking's service and time, or a guessed key would hand out their booking.
+        who = (
+            Booking.customer_id.is_(None), Booking.is_guest, Booking.customer_email == email,
+            Booking.service_id == service_id, Booking.start_at == start_at,
+        )
     else:
         who = (Booking.customer_id == customer_id,)
     return session.scalar(select(Booking).where(*who, Booking.idempotency_key == key))
@@ -960,15 +974,24 @@ def calendar_feed_urls(user_id: int) -> tuple[str | None, str | None]:
 
 def reset_calendar_feed(user_id: int) -> CalendarFeed:
     """Turn the user's feed on, or give it a new address: whoever had the old one stops getting updates."""
-    with transaction():
-        feed = db.session.scalar(select(CalendarFeed).where(CalendarFeed.user_id == user_id).with_for_update())
-        if feed is None:
-            feed = CalendarFeed(user_id=user_id, created_at=utcnow())
-            db.session.add(feed)
-        feed.token = secrets.token_urlsafe(32)  # 256 bits: the address is the only key
-        feed.created_at = utcnow()
-        db.session.flush()
-    return feed
+    for attempt in (1, 2):
+        try:
+            with transaction():
+                feed = db.session.scalar(select(CalendarFeed).where(CalendarFeed.user_id == user_id).with_for_update())
+                if feed is None:
+                    feed = CalendarFeed(user_id=user_id, created_at=utcnow())
+                    db.session.add(feed)
+                feed.token = secrets.token_urlsafe(32)  # 256 bits: the address is the only key
+                feed.created_at = utcnow()
+                db.session.flush()
+            return feed
+        except IntegrityError:
+            # Two first resets at once (two tabs): no row existed to lock, so both inserted and one lost.
+            # Its row is there now: the second attempt locks it and gives it a new address.
+            db.session.rollback()
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
 
 
 def revoke_calendar_feed(user_id: int) -> None:
@@ -995,6 +1018,19 @@ def feed_bookings(user_id: int, now: datetime | None = None) -> list[Booking]:
     if profile is not None:
         mine = or_(mine, Booking.expert_id == profile.id)
     return list(db.session.scalars(select(Booking).where(mine, Booking.end_at >= since).order_by(Booking.start_at, Booking.id)))
+
+
+def feed_last_changed(user_id: int, bookings: Sequence[Booking], now: datetime | None = None) -> datetime | None:
+    """When the feed's content last changed: the latest change of a booking in it, or the moment the
+    latest booking left its window (which changes the feed though no booking did)."""
+    since = (now or utcnow()) - timedelta(days=FEED_PAST_DAYS)
+    profile = profile_of(user_id)
+    mine = Booking.customer_id == user_id
+    if profile is not None:
+        mine = or_(mine, Booking.expert_id == profile.id)
+    left = db.session.scalar(select(func.max(Booking.end_at)).where(mine, Booking.end_at < since))
+    moments = [b.updated_at for b in bookings] + ([left + timedelta(days=FEED_PAST_DAYS)] if left is not None else [])
+    return max(moments, default=None)
 
 
 def bookings_as_customer(user_id: int) -> list[Booking]:

@@ -225,8 +225,9 @@ def _booking_context(svc: Service, form: BookingForm | None = None, error: str |
     month = max(month, first_month)
     month = min(month, last_day.replace(day=1))
     weeks = month_calendar.Calendar(firstweekday=0).monthdatescalendar(month.year, month.month)
-    open_days = service.days_with_times(svc, weeks[0][0], weeks[-1][-1], zone)
-    times = service.times_on(svc, day, zone) if day else []
+    moving_id = moving.id if moving is not None else None  # its own time must not hide the times next to it
+    open_days = service.days_with_times(svc, weeks[0][0], weeks[-1][-1], zone, moving=moving_id)
+    times = service.times_on(svc, day, zone, moving=moving_id) if day else []
     if start is not None and start not in times:
         start = None
     if form is None and moving is not None:
@@ -531,8 +532,9 @@ def calendar_feed(token: str):
     response.headers["Cache-Control"] = "private, no-cache"  # may be kept, but revalidated on every poll
     response.headers["Referrer-Policy"] = "no-referrer"
     response.set_etag(hashlib.sha256(body).hexdigest()[:32])
-    if bookings:
-        response.last_modified = max(b.updated_at for b in bookings)
+    last_changed = service.feed_last_changed(user_id, bookings)
+    if last_changed is not None:
+        response.last_modified = last_changed
     return response.make_conditional(request)
 
 

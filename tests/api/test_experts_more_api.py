@@ -63,6 +63,10 @@ def test_a_guest_books_without_a_token_and_gets_the_manage_link(app, client, set
     assert body["manageUrl"].startswith("http://testserver.example/experts/manage/")
     again = client.post("/api/bookings", json=data, headers={"Idempotency-Key": "g-1"})
     assert again.status_code == 200 and again.get_json()["booking"]["id"] == body["booking"]["id"]
+    assert "manageUrl" not in again.get_json()  # emailed, and in the first answer: a repeat never hands it out
+    # Someone who knows the guest's address and guesses the key, but not the booking, gets no booking of theirs.
+    guess = client.post("/api/bookings", json={**data, "start": next_weekday_at(13).isoformat()}, headers={"Idempotency-Key": "g-1"})
+    assert guess.status_code == 201 and guess.get_json()["booking"]["id"] != body["booking"]["id"]
     path = body["manageUrl"].removeprefix("http://testserver.example")
     page = client.get(path)
     assert page.status_code == 200 and "Gita Guest" in page.get_data(as_text=True)

@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from expertbook.auth.models import LoginSession, User
+from expertbook.clinic import service as clinic
 from expertbook.clinic.models import Appointment, Slot
 from expertbook.experts import service as experts
 from expertbook.experts.models import Booking
@@ -113,6 +114,9 @@ def test_download_my_data_holds_account_appointments_bookings_services_and_email
     patient = make_user(name="Data Owner", email="data@example.com")
     slot = make_slot(make_hospital("Data Hospital", "Pune"))
     make_appointment(slot, patient, patient_name="Data Owner")
+    full = make_slot(make_hospital("Busy Hospital", "Pune"), capacity=1)
+    make_appointment(full, make_user())
+    clinic.join_waitlist(full.id, patient.id, "Data Owner's mother", "9876543210")
     expert = make_expert(name="Some Expert")
     service = make_service(expert, title="Chat")
     experts.book(patient.id, service.id, next_weekday_at(10), **book_kwargs(patient))
@@ -127,6 +131,9 @@ def test_download_my_data_holds_account_appointments_bookings_services_and_email
     data = json.loads(response.get_data(as_text=True))
     assert data["account"]["email"] == "data@example.com" and data["account"]["emailVerified"] is True
     assert [a["hospital"] for a in data["appointments"]] == ["Data Hospital"]
+    assert [(w["hospital"], w["patientName"], w["contactNumber"], w["status"]) for w in data["waitingLists"]] == [
+        ("Busy Hospital", "Data Owner's mother", "9876543210", "waiting")
+    ]
     assert [b["service"] for b in data["bookings"]["made"]] == ["Chat"]
     assert data["expertProfile"] is None and data["services"] == []
     subjects = [e["subject"] for e in data["emails"]]

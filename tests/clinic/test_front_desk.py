@@ -257,6 +257,12 @@ def test_an_appointment_of_a_cancelled_session_can_be_replaced_once(app):
     assert _counts(first.id) == (0, 1, 0) and _counts(second.id) == (1, 1, 1)
     with pytest.raises(Conflict, match="already been moved"):
         service.move_appointment(old.id, second.id)
+    # The no-login path (user_id None) moves only a place the hospital took away, never a live appointment.
+    live = make_appointment(second, make_user())
+    third = make_slot(doctor=first.doctor, capacity=5, start=time(17), end=time(18))
+    with pytest.raises(NotFound):
+        service.move_appointment(live.id, third.id)
+    assert _appointment(live.id).status == Appointment.BOOKED and _counts(third.id)[0] == 0
 
 
 def test_a_walk_in_moves_with_its_email(app):
@@ -282,6 +288,10 @@ def test_only_a_full_open_session_has_a_waiting_list(app):
     assert set(caught.value.errors) == {"patient_name", "contact_number"}
     with pytest.raises(NotFound):
         service.join_waitlist(999_999, patient.id, "Asha", "9876543210")
+    hidden = make_slot(make_hospital("Not yet published", published=False), capacity=1)
+    make_appointment(hidden, make_user())
+    with pytest.raises(NotFound):  # an unpublished hospital's session is nobody's to wait for
+        service.join_waitlist(hidden.id, patient.id, "Asha", "9876543210")
     first = service.join_waitlist(slot.id, patient.id, "Asha", "9876543210")
     assert first.position == 1
     with pytest.raises(Conflict, match="already on the waiting list"):

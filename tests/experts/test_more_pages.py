@@ -55,6 +55,26 @@ def test_the_customer_reschedules_from_the_booking_page(client, svc):
     assert "Moved" in shown and "Clash" in shown
 
 
+def test_the_reschedule_picker_offers_the_times_the_booking_itself_overlaps(client, svc):
+    """Hours changed since the booking (the grid now starts at 08:30): 09:30 and 10:30 overlap the 10:00
+    booking only, which is the one being moved, so they are offered for the move (and nobody else)."""
+    from datetime import time
+
+    customer = make_user("Cara Customer")
+    booking = service.book(customer.id, svc.id, next_weekday_at(10), **book_kwargs(customer))
+    service.set_weekly_hours(svc.expert.user_id, {d: [(time(8, 30), time(17))] for d in range(5)})
+    day = next_weekday_at(10).date()
+    neighbours = {next_weekday_at(9, 30), next_weekday_at(10, 30)}
+    assert not neighbours & set(service.times_on(svc, day, "Europe/London"))
+    offered_for_the_move = set(service.times_on(svc, day, "Europe/London", moving=booking.id))
+    assert neighbours <= offered_for_the_move and booking.start_at not in offered_for_the_move  # not its own time
+    login(client, customer)
+    page = client.get(f"/experts/bookings/{booking.id}/reschedule?tz=Europe/London&day={day.isoformat()}").get_data(as_text=True)
+    assert all(f'data-start="{start.isoformat()}"' in page for start in neighbours)
+    moved = client.post_form(f"/experts/bookings/{booking.id}/reschedule", {"start": next_weekday_at(10, 30).isoformat(), "tz": "Europe/London"})
+    assert moved.status_code == 303
+
+
 def test_a_time_just_taken_answers_409_with_the_fresh_times(client, svc, make_client):
     customer, other = make_user(), make_user()
     booking = service.book(customer.id, svc.id, next_weekday_at(10), **book_kwargs(customer))
@@ -201,6 +221,19 @@ def test_the_feed_settings_page_turns_on_renews_and_turns_off(client, svc):
     assert client.post("/experts/calendar-feed/reset").status_code in (400, 403)  # CSRF
 
 
+def test_two_first_feed_resets_at_once_both_succeed_and_leave_one_address(app):
+    """Two tabs turn the feed on at the same moment: no row exists yet to lock, so both insert; the loser
+    tries again on the winner's row instead of answering 500."""
+    from expertbook.experts.models import CalendarFeed
+    from tests.experts.helpers import race
+
+    for _ in range(5):
+        user_id = make_user().id  # read here: the threads must not touch the test's own session
+        outcomes = race(app, [lambda: service.reset_calendar_feed(user_id)] * 4)
+        assert outcomes == ["ok"] * 4
+        assert len(db.session.scalars(select(CalendarFeed).where(CalendarFeed.user_id == user_id)).all()) == 1
+
+
 def test_the_feed_lists_both_roles_in_their_zones_with_cancelled_ones_and_answers_304(client, svc, make_client):
     expert_user = svc.expert.user
     other_expert = make_expert("Bo Expert", timezone="Asia/Tokyo")
@@ -235,6 +268,11 @@ def test_the_feed_lists_both_roles_in_their_zones_with_cancelled_ones_and_answer
     service.reschedule(customer.id, mine.id, next_weekday_at(14))
     changed = client.get(path, headers={"If-None-Match": etag})
     assert changed.status_code == 200 and changed.headers["ETag"] != etag
+    # A booking leaving the 90-day window changes the feed though no booking changed: so does Last-Modified.
+    db.session.rollback()
+    left_at = max(b.end_at for b in service.feed_bookings(expert_user.id)) + timedelta(days=service.FEED_PAST_DAYS)
+    later = left_at + timedelta(hours=1)
+    assert service.feed_last_changed(expert_user.id, service.feed_bookings(expert_user.id, now=later), now=later) == left_at
     # The feed needs no login (the token is the key), and others' tokens open nothing.
     calendar_app = make_client()
     assert calendar_app.get(path).status_code == 200
