@@ -695,6 +695,7 @@ def _move(appointment: Appointment, user_id: int | None, action: str, done_url):
 
 @bp.route("/appointments/<int:appointment_id>/move", methods=["GET", "POST"])
 @login_required
+@no_store
 def move(appointment_id: int):
     """Move the patient's own appointment to another session (same doctor, or same specialization and hospital)."""
     found = service.own_appointment(appointment_id, current_user.id)
@@ -705,6 +706,7 @@ def move(appointment_id: int):
 
 
 @bp.route("/move/<token>", methods=["GET", "POST"])
+@no_store
 def move_by_link(token: str):
     """The one-click link of a "session cancelled" email: the sessions to move to, no login needed
     (walk-ins have no account). The link is signed and expires; the move itself is a POST. Once
