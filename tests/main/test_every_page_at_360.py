@@ -7,7 +7,7 @@ import pytest
 from datetime import timedelta
 
 from expertbook.auth import tokens
-from expertbook.auth.models import RESET
+from expertbook.auth.models import RESET, VERIFY
 from expertbook.clinic import links
 from expertbook.clinic import service as clinic
 from expertbook.database import transaction
@@ -60,14 +60,17 @@ def test_every_page_fits_a_360px_phone(live_server, browser_page):
     manage = experts.manage_token(guest)
     # Accounts: a live password reset link.
     resetting = make_user("Reza Reset", email="reza@example.com")
+    verifying = make_user("Vera Verify", email="vera@example.com")
     with transaction():
         reset = tokens.issue(resetting, RESET, timedelta(hours=1))
+        verify = tokens.issue(verifying, VERIFY, timedelta(days=1))
 
     visits = {
         None: ["/", "/login", "/register", "/clinic/search", f"/clinic/slots/{slot.id}", f"/clinic/slots/{slot.id}/now-serving",
                f"/clinic/slots/{full.id}", "/clinic/register-hospital", "/experts", "/expert/ada", "/expert/ada/consult", "/no-such-page",
                f"/clinic/move/{links.move_token(stays.appointment_id)}", f"/clinic/move/{links.move_token(moves.appointment_id)}",
-               f"/experts/manage/{manage}", f"/experts/manage/{manage}/reschedule", "/forgot-password", f"/reset-password/{reset}"],
+               f"/experts/manage/{manage}", f"/experts/manage/{manage}/reschedule", "/forgot-password", f"/reset-password/{reset}",
+               "/check-email", f"/verify-email/{verify}"],
         "asha@example.com": ["/profile", "/clinic/search", f"/clinic/slots/{slot.id}", f"/clinic/slots/{full.id}", "/clinic/my-appointments",
                              f"/clinic/appointments/{mine.id}", f"/clinic/appointments/{mine.id}/cancel", f"/clinic/appointments/{mine.id}/move",
                              f"/clinic/appointments/{moving.id}", f"/clinic/appointments/{moving.id}/move", "/my-bookings",
