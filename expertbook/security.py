@@ -3,6 +3,7 @@ from __future__ import annotations
 
 
 from flask import Flask, current_app, jsonify, make_response, render_template, request, url_for
+from flask_login import current_user
 from flask_limiter.errors import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, InternalServerError
@@ -68,6 +69,11 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(CSRFError)
     def _csrf_error(error: CSRFError):
+        # The CSRF token lives as long as the login session, so a page of ours whose token no longer
+        # matches, sent by someone no longer logged in, means their session ended under the open page.
+        back = _page_sending_this() if not current_user.is_authenticated and not request.path.startswith("/api/") else None
+        if back is not None:
+            return _to_login(back, SESSION_EXPIRED)
         return _error_response(400, "Your form expired or was sent from another site. Please reload the page and try again.")
 
     @app.errorhandler(RateLimitExceeded)
@@ -152,25 +158,51 @@ def _load_user(token: str):
     return sessions.user_for_session(token)
 
 
-def _unauthorized():
-    """Send anonymous users to the login page; htmx gets HX-Redirect, the API a JSON 401."""
+SESSION_EXPIRED = "Your session has expired: log in again."
+
+
+def _same_site_path(url: str | None) -> str | None:
+    """The path (with query) of ``url`` if it is a page of this site, else None."""
     from expertbook.web import is_safe_next
 
-    if request.path.startswith("/api/"):
-        return jsonify(error="No login token found"), 401
-    target = request.full_path.rstrip("?") if request.method == "GET" else request.headers.get("HX-Current-URL", "")
-    if target.startswith(request.host_url):
-        target = "/" + target[len(request.host_url):]
-    login_url = url_for("auth.login", next=target) if is_safe_next(target) else url_for("auth.login")
+    if not url:
+        return None
+    if url.startswith(request.host_url):
+        url = "/" + url[len(request.host_url):]
+    return url if is_safe_next(url) else None
+
+
+def _page_sending_this() -> str | None:
+    """The page of ours this request was sent from: htmx names it (HX-Current-URL), a form post's Referer."""
+    return _same_site_path(request.headers.get("HX-Current-URL") if is_htmx() else request.referrer)
+
+
+def _to_login(back: str | None, message: str):
+    """Say ``message`` on the login page, which then returns to ``back``; htmx is made to go there."""
+    from flask import flash, redirect
+
+    login_url = url_for("auth.login", next=back) if back else url_for("auth.login")
+    flash(message, "info" if message != SESSION_EXPIRED else "warning")
     if is_htmx():
         # Never swap a login page into a fragment: make the browser go there.
         response = make_response("", 401)
         response.headers["HX-Redirect"] = login_url
         return response
-    from flask import flash, redirect
-
-    flash(login_manager.login_message, login_manager.login_message_category)
     return redirect(login_url)
+
+
+def _unauthorized():
+    """Send anonymous users to the login page (back to this page afterwards); htmx gets HX-Redirect, the API a
+    JSON 401. A login that ended under an open page (its session revoked or expired, or an htmx request from a
+    page shown while logged in) is told so."""
+    from flask import session
+
+    if request.path.startswith("/api/"):
+        return jsonify(error="No login token found"), 401
+    this_page = _same_site_path(request.full_path.rstrip("?")) if request.method == "GET" else None
+    back = this_page if request.method == "GET" and not is_htmx() else (_page_sending_this() or this_page)
+    expired = "_user_id" in session or is_htmx()
+    return _to_login(back, SESSION_EXPIRED if expired else login_manager.login_message)
 
 
 def _error_response(status: int, message: str):

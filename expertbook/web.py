@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, date, datetime
+from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -207,6 +208,19 @@ def render(page: str, fragment: str, status: int = 200, **context: Any) -> Respo
     response = make_response(render_template(template, **context), status)
     response.vary.add("HX-Request")
     return response
+
+
+def no_store(view):
+    """Send ``Cache-Control: no-store`` with ``view``'s answers: pages that show live booking state (places
+    left, a token, a booking form) must be asked for again on Back or reload, never shown from a cache."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        response = make_response(view(*args, **kwargs))
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    return wrapped
 
 
 def is_safe_next(target: str | None) -> bool:

@@ -545,32 +545,47 @@ class PageProblems:
     # answers to conflicts and invalid forms, which the page then shows to the person.
     EXPECTED = re.compile(r"Failed to load resource: the server responded with a status of (409|422)")
 
-    def _console(self, msg) -> None:
-        if msg.type == "error" and not self.EXPECTED.search(msg.text):
-            self.items.append(f"console: {msg.text} at {msg.location.get('url')}")
+    def _console(self, msg, also_expected: re.Pattern | None = None) -> None:
+        if msg.type != "error" or self.EXPECTED.search(msg.text):
+            return
+        if also_expected is not None and also_expected.search(msg.text):
+            return
+        self.items.append(f"console: {msg.text} at {msg.location.get('url')}")
 
-    def watch(self, page):
-        page.on("console", self._console)
+    def watch(self, page, also_expected: str | None = None):
+        pattern = re.compile(also_expected) if also_expected else None
+        page.on("console", lambda msg: self._console(msg, pattern))
         page.on("pageerror", lambda exc: self.items.append(f"page error: {exc}"))
         return page
 
 
 @pytest.fixture
 def browser_page(chromium):
-    """A fresh browser context and page; fails the test if the page logged errors or CSP violations."""
+    """A fresh browser context and page; fails the test if the page logged errors or CSP violations.
+
+    ``new_page(**context_options)`` passes its options to the browser context (``viewport=...``);
+    ``also_expected`` is a regular expression of console errors the test itself causes on purpose.
+    Each document also keeps its CSP violations in ``window.__cspViolations`` (see tests/browser.py),
+    and the test-only path tests.browser.AXE_PATH answers with the vendored axe-core.
+    """
+    from tests.browser import serve_axe
+
     problems = PageProblems()
     contexts = []
 
-    def new_page():
-        context = chromium.new_context()
+    def new_page(also_expected: str | None = None, **context_options):
+        context = chromium.new_context(**context_options)
         # Chromium reports CSP violations as console errors; this makes sure each one is seen by name.
         context.add_init_script(
-            "document.addEventListener('securitypolicyviolation', e =>"
-            " console.error('CSP violation: ' + e.violatedDirective + ' blocked ' + e.blockedURI))"
+            "window.__cspViolations = [];"
+            "document.addEventListener('securitypolicyviolation', e => {"
+            " window.__cspViolations.push(e.violatedDirective + ' blocked ' + (e.blockedURI || 'inline'));"
+            " console.error('CSP violation: ' + e.violatedDirective + ' blocked ' + e.blockedURI); })"
         )
         contexts.append(context)
-        page = problems.watch(context.new_page())
+        page = problems.watch(context.new_page(), also_expected)
         page.set_default_timeout(15000)
+        serve_axe(page)
         return page
 
     yield new_page

@@ -11,7 +11,7 @@ from flask import current_app, jsonify, url_for
 
 from expertbook.api import clinic as _clinic_endpoints  # noqa: F401 - registers the clinic endpoints on bp
 from expertbook.api import experts as _experts_endpoints  # noqa: F401 - registers the experts endpoints on bp
-from expertbook.api import openapi, service
+from expertbook.api import openapi
 from expertbook.api import fields
 from expertbook.api.base import api_session_hash, api_user, api_user_id, bp, json_body, new_token, token_required, user_json
 from expertbook.auth import limits, sessions

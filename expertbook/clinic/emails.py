@@ -30,6 +30,7 @@ from sqlalchemy.orm import aliased, joinedload
 
 from expertbook.auth.models import User
 from expertbook.clinic import signals
+from expertbook.clinic.clock import zone_abbreviation, zone_name
 from expertbook.clinic.links import MOVE_LINK_DAYS, move_token
 from expertbook.clinic.models import Appointment, Doctor, Hospital, Slot, WaitlistEntry
 from expertbook.extensions import db
@@ -68,7 +69,7 @@ def has_address(user_id: int | None, email: str | None) -> bool:
 _SESSION_COLUMNS = (
     Slot.date, Slot.start_time, Slot.end_time, Slot.starts_at, Slot.ends_at, Slot.cancel_reason.label("session_reason"),
     Doctor.name.label("doctor_name"), Doctor.specialization,
-    Hospital.name.label("hospital_name"), Hospital.location,
+    Hospital.name.label("hospital_name"), Hospital.location, Hospital.timezone,
 )
 _Earlier = aliased(Appointment)
 _EarlierSlot = aliased(Slot)
@@ -79,6 +80,7 @@ _FACTS = (
         User.name.label("user_name"), User.email.label("user_email"),
         _Earlier.token_number.label("earlier_token"), _EarlierSlot.date.label("earlier_date"),
         _EarlierSlot.start_time.label("earlier_start"), _EarlierSlot.end_time.label("earlier_end"),
+        _EarlierSlot.starts_at.label("earlier_starts_at"),
         *_SESSION_COLUMNS,
     )
     .outerjoin(User, User.id == Appointment.user_id)
@@ -102,7 +104,7 @@ def _session(row) -> SimpleNamespace:
         date=row.date, start_time=row.start_time, end_time=row.end_time, starts_at=row.starts_at, ends_at=row.ends_at,
         cancel_reason=row.session_reason,
         doctor=SimpleNamespace(name=row.doctor_name, specialization=row.specialization),
-        hospital=SimpleNamespace(name=row.hospital_name, location=row.location),
+        hospital=SimpleNamespace(name=row.hospital_name, location=row.location, timezone=row.timezone),
     )
 
 
@@ -122,7 +124,11 @@ def _load(appointment_id: int) -> SimpleNamespace:
         raise NothingToCompose(f"appointment {appointment_id} has no email address")
     earlier = None
     if row.earlier_token is not None:
-        earlier = SimpleNamespace(token_number=row.earlier_token, date=row.earlier_date, start_time=row.earlier_start, end_time=row.earlier_end)
+        # A move stays within the hospital, so the earlier session's time is in the same zone.
+        earlier = SimpleNamespace(
+            token_number=row.earlier_token, date=row.earlier_date, start_time=row.earlier_start, end_time=row.earlier_end,
+            starts_at=row.earlier_starts_at, hospital=SimpleNamespace(timezone=row.timezone),
+        )
     return SimpleNamespace(
         id=row.id,
         patient_name=row.patient_name,
@@ -136,8 +142,14 @@ def _load(appointment_id: int) -> SimpleNamespace:
     )
 
 
+def _times(slot) -> str:
+    """The session's hours in the hospital's local time, with its zone's abbreviation ("09:00-12:00 IST"):
+    an email is read wherever the patient is, so a bare time could be misread."""
+    return f"{slot.start_time:%H:%M}-{slot.end_time:%H:%M} {zone_abbreviation(slot.hospital.timezone, slot.starts_at)}"
+
+
 def _when(slot) -> str:
-    return f"{slot.date:%A %d %B %Y}, {slot.start_time:%H:%M}-{slot.end_time:%H:%M}"
+    return f"{slot.date:%A %d %B %Y}, {_times(slot)}"
 
 
 def _facts(appointment: Appointment) -> dict:
@@ -150,7 +162,7 @@ def _facts(appointment: Appointment) -> dict:
         "hospital_name": slot.hospital.name,
         "location": slot.hospital.location,
         "session_date": slot.date.strftime("%A %d %B %Y"),
-        "session_time": f"{slot.start_time:%H:%M}-{slot.end_time:%H:%M}",
+        "session_time": _times(slot),
         "booking_url": external_url("clinic.appointment", appointment_id=appointment.id),
     }
 
@@ -162,13 +174,16 @@ def _uid(appointment: Appointment) -> str:
 
 
 def _calendar(appointment: Appointment, method: str) -> str:
-    """The appointment's session as a one-event calendar: REQUEST at the appointment's SEQUENCE, CANCEL one higher."""
+    """The appointment's session as a one-event calendar in the hospital's zone: REQUEST at the appointment's
+    SEQUENCE, CANCEL one higher."""
     slot = appointment.slot
     return event_ics(
         _uid(appointment),
         slot.starts_at,
         slot.ends_at,
         f"{slot.doctor.name} - token {appointment.token_number}",
+        # In the hospital's zone (TZID and its VTIMEZONE): calendars show the hospital's hours, not UTC's.
+        timezone=zone_name(slot.hospital.timezone),
         method=method,
         sequence=appointment.calendar_sequence + (1 if method == "CANCEL" else 0),
         location=f"{slot.hospital.name}, {slot.hospital.location}",

@@ -11,7 +11,6 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from types import SimpleNamespace
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flask import current_app
 from sqlalchemy import Row, Select, bindparam, func, insert, select, true, update
@@ -22,6 +21,7 @@ from expertbook.auth.models import User
 from expertbook.auth.service import clean_name, normalise_email, register_account
 from expertbook.auth.sessions import api_session_alive, api_session_clause
 from expertbook.clinic import emails, signals
+from expertbook.clinic.clock import utc_offset_minutes, zone, zone_abbreviation  # noqa: F401 (templates and callers use them here)
 from expertbook.clinic.emails import TOKEN_CONFIRMATION
 from expertbook.clinic.models import Appointment, Doctor, Hospital, Slot, WaitlistEntry
 from expertbook.database import autocommit_reads, single_statement, transaction, utcnow
@@ -68,14 +68,6 @@ WAITING = (Appointment.BOOKED, Appointment.ARRIVED)
 # ---------------------------------------------------------------------------- time and status
 
 
-def zone(name: str | None) -> ZoneInfo:
-    """The hospital's zone; an unknown name falls back to the configured default rather than failing a page."""
-    try:
-        return ZoneInfo(name or current_app.config["CLINIC_TIMEZONE"])
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo(current_app.config["CLINIC_TIMEZONE"])
-
-
 def local_today(timezone: str | None) -> date:
     """Today's date where the hospital is."""
     return utcnow().astimezone(zone(timezone)).date()
@@ -104,9 +96,18 @@ def slot_badge(slot: Slot, now: datetime | None = None) -> Badge:
     left = slot.places_left
     if left <= 0:
         return Badge("Fully booked", "badge-fully-booked")
-    if left <= 2:
+    if almost_full(left, slot.capacity):
         return Badge("Almost full", "badge-almost-full")
     return Badge("Available", "badge-available")
+
+
+def almost_full(left: int, capacity: int) -> bool:
+    """Whether a session with places still free is nearly taken: at least four in five of its places are booked.
+
+    A share rather than a count, so a 2-place session with nobody booked is not "almost full" while
+    a 100-place one with 15 left is.
+    """
+    return 0 < left and (capacity - left) * 5 >= capacity * 4
 
 
 def availability_class(slot: Slot, now: datetime | None = None) -> str:
@@ -117,6 +118,29 @@ def availability_class(slot: Slot, now: datetime | None = None) -> str:
     if css == "badge-almost-full":
         return "avail-warn"
     return "avail-full"
+
+
+@dataclass(frozen=True)
+class AppointmentState:
+    """What an appointment's page says first. ``live`` ones (booked or arrived, session not over) show the
+    token large, count the tokens ahead, refresh, print and can be cancelled (booked only)."""
+
+    key: str  # "confirmed", "arrived", "cancelled", "no_show" or "past"
+    live: bool
+
+
+def appointment_state(status: str, slot: Slot, now: datetime | None = None) -> AppointmentState:
+    """The one place that decides how an appointment reads: cancelled and no-show first, then a session
+    that is over, then checked in (arrived) or confirmed."""
+    if status == Appointment.CANCELLED:
+        return AppointmentState("cancelled", False)
+    if status == Appointment.NO_SHOW:
+        return AppointmentState("no_show", False)
+    if slot.is_past(now or utcnow()):
+        return AppointmentState("past", False)
+    if status == Appointment.ARRIVED:
+        return AppointmentState("arrived", True)
+    return AppointmentState("confirmed", True)
 
 
 def is_bookable(slot: Slot, now: datetime | None = None) -> bool:
@@ -1458,6 +1482,22 @@ def next_token(slot: Slot) -> int | None:
     return _next_waiting(slot.id, slot.now_serving)
 
 
+def next_tokens(slot: Slot, count: int = 3) -> list[int]:
+    """The next ``count`` tokens to be called after the one now being served, in order (the wall screen)."""
+    return list(
+        db.session.scalars(
+            select(Appointment.token_number)
+            .where(
+                Appointment.slot_id == slot.id,
+                Appointment.token_number > (slot.now_serving or FIRST_TOKEN - 1),
+                Appointment.status.in_(WAITING),
+            )
+            .order_by(Appointment.token_number)
+            .limit(count)
+        )
+    )
+
+
 def tokens_ahead(appointment: Appointment, slot: Slot) -> int:
     """How many waiting tokens will be called before this appointment's."""
     return db.session.scalar(
@@ -1482,15 +1522,10 @@ def _contains(column, text: str):
     return column.ilike(f"%{escaped}%", escape="\\")
 
 
-def search_slots(
-    day: date | None = None, location: str | None = None, specialization: str | None = None, limit: int = SEARCH_LIMIT
-) -> list[Slot]:
-    """Slots a patient can book now, soonest first; each filter may be left empty.
-
-    Full, closed and past slots are not offered, nor those of a hospital that is not published yet.
-    """
-    now = utcnow()
-    query = _with_doctor_and_hospital(select(Slot)).where(
+def _bookable(now: datetime) -> Select:
+    """Slots (with doctor and hospital) that take bookings at ``now``: open, not full, not over, of a published
+    hospital."""
+    return _with_doctor_and_hospital(select(Slot)).where(
         Hospital.published.is_(True),
         Slot.closed.is_(False),
         Slot.booked_count < Slot.capacity,
@@ -1498,6 +1533,39 @@ def search_slots(
         # Redundant with the line above, but lets the database walk ix_slots_starts_at in order.
         Slot.starts_at > now - MAX_SESSION,
     )
+
+
+@dataclass(frozen=True)
+class OtherSessions:
+    same_doctor: list[Slot]
+    same_day: list[Slot]
+
+
+def other_sessions(slot: Slot, limit: int = 5) -> OtherSessions:
+    """What to offer when ``slot`` has just filled (or closed): the same doctor's next bookable sessions,
+    and other doctors of the same specialization with a bookable session that day."""
+    now = utcnow()
+    order = (Slot.starts_at, Hospital.name, Doctor.name, Slot.id)
+    same_doctor = db.session.scalars(
+        _bookable(now).where(Slot.doctor_id == slot.doctor_id, Slot.id != slot.id).order_by(*order).limit(limit)
+    )
+    same_day = db.session.scalars(
+        _bookable(now)
+        .where(Slot.date == slot.date, Doctor.specialization == slot.doctor.specialization, Slot.doctor_id != slot.doctor_id)
+        .order_by(*order)
+        .limit(limit)
+    )
+    return OtherSessions(list(same_doctor), list(same_day))
+
+
+def search_slots(
+    day: date | None = None, location: str | None = None, specialization: str | None = None, limit: int = SEARCH_LIMIT
+) -> list[Slot]:
+    """Slots a patient can book now, soonest first; each filter may be left empty.
+
+    Full, closed and past slots are not offered, nor those of a hospital that is not published yet.
+    """
+    query = _bookable(utcnow())
     if day is not None:
         query = query.where(Slot.date == day)
     if location and location.strip():
@@ -1538,7 +1606,7 @@ class Availability:
     def css(self) -> str:
         if self.closed or self.past or self.left <= 0:
             return "avail-full"
-        return "avail-warn" if self.left <= 2 else "avail-ok"
+        return "avail-warn" if almost_full(self.left, self.capacity) else "avail-ok"
 
 
 _AVAILABILITY = select(_slots.c.capacity, _slots.c.booked_count, _slots.c.closed, _slots.c.ends_at, _slots.c.version).where(

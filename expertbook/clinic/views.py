@@ -8,10 +8,10 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from functools import wraps
-from types import SimpleNamespace
 
 from flask import Blueprint, abort, current_app, flash, make_response, request, url_for
 from flask_login import current_user, login_required
+from markupsafe import Markup
 
 from expertbook.auth import limits
 from expertbook.auth import service as accounts
@@ -33,7 +33,7 @@ from expertbook.clinic.forms import (
 from expertbook.clinic.models import Appointment, Slot
 from expertbook.database import utcnow
 from expertbook.errors import Conflict, ServiceError, ValidationFailed
-from expertbook.web import EmptyForm, apply_errors, day_arg, id_arg, is_htmx, page_arg, redirect_to, render, wants_fragment
+from expertbook.web import EmptyForm, apply_errors, day_arg, external_url, id_arg, is_htmx, no_store, page_arg, redirect_to, render, wants_fragment
 
 bp = Blueprint("clinic", __name__, url_prefix="/clinic")
 
@@ -121,6 +121,9 @@ def _clinic_context():
         "poll_seconds": current_app.config["CLINIC_POLL_SECONDS"],
         "slot_badge": service.slot_badge,
         "availability_class": service.availability_class,
+        "appointment_state": service.appointment_state,
+        "zone_abbreviation": service.zone_abbreviation,
+        "utc_offset_minutes": service.utc_offset_minutes,
         "now": utcnow(),
     }
 
@@ -139,6 +142,7 @@ def _clinic_local(value: datetime | None, timezone: str | None, fmt: str = "%d %
 
 
 @bp.get("/search")
+@no_store
 def search():
     """Search bookable slots by date, location and specialization (each optional); htmx gets the results list.
 
@@ -185,11 +189,16 @@ def _booking_form() -> BookingForm:
 
 
 @bp.get("/slots/<int:slot_id>")
+@no_store
 def slot_detail(slot_id: int):
-    """A slot's details and the booking form (a panel on the search page under htmx)."""
+    """A slot's details and the booking form (a panel on the search page under htmx).
+
+    Swapped in, the panel scrolls into view and focuses its first field, so on a phone the form is
+    where the patient looks rather than far below the results.
+    """
     slot = service.slot_with_details(slot_id)
     form = _booking_form() if current_user.is_authenticated else None
-    return render("clinic/slot.html", "clinic/_slot_panel.html", slot=slot, form=form)
+    return render("clinic/slot.html", "clinic/_slot_panel.html", slot=slot, form=form, focus=wants_fragment())
 
 
 @bp.post("/slots/<int:slot_id>/book")
@@ -210,34 +219,19 @@ def book(slot_id: int):
             if "idempotency_key" in error.errors:
                 form.form_errors.append("This form has expired. Please reload the page and try again.")
         except Conflict as error:
-            form.form_errors.append(error.message)
-            status = 409
-        else:
-            if not wants_fragment():
-                flash(f"Booked. Your token number is {booking.token_number}.", "success")
-                return redirect_to(url_for("clinic.appointment", appointment_id=booking.appointment_id))
-            if booking.replayed:
-                appointment = service.own_appointment(booking.appointment_id, current_user.id)
-                slot = appointment.slot
-            else:  # a new booking carries what its confirmation shows: no read-back of the row
-                appointment = SimpleNamespace(
-                    id=booking.appointment_id, token_number=booking.token_number, patient_name=booking.patient_name,
-                    contact_number=booking.contact_number, status=Appointment.BOOKED,
-                )
-                slot = booking.slot
-            response = render(
-                "clinic/appointment.html",
-                "clinic/_booked.html",
-                appointment=appointment,
-                slot=slot,
-                remaining=booking.remaining,
-                ahead=service.tokens_ahead(appointment, slot),
+            # The session filled (or closed) while the patient typed: no form to retry, but where else to go.
+            slot = service.slot_with_details(slot_id)
+            return render(
+                "clinic/slot.html", "clinic/_slot_panel.html", status=409, slot=slot, form=form,
+                conflict=error.message, others=service.other_sessions(slot),
             )
-            # Every list on the page refreshes at once, instead of at its next poll.
-            response.headers["HX-Trigger"] = "slotBooked"
-            return response
+        else:
+            # The confirmation has its own address (to reload, bookmark or screenshot); under htmx the
+            # browser goes there too (HX-Redirect), so its heading, title and URL are the booking's.
+            flash(f"Booked. Your token number is {booking.token_number}.", "success")
+            return redirect_to(url_for("clinic.appointment", appointment_id=booking.appointment_id))
     slot = service.slot_with_details(slot_id)
-    return render("clinic/slot.html", "clinic/_slot_panel.html", status=status, slot=slot, form=form)
+    return render("clinic/slot.html", "clinic/_slot_panel.html", status=status, slot=slot, form=form, focus=True)
 
 
 @bp.get("/slots/<int:slot_id>/availability")
@@ -256,36 +250,61 @@ def availability(slot_id: int):
     return response.make_conditional(request)
 
 
+def qr_svg(url: str) -> Markup:
+    """``url`` as a QR code in inline SVG (no style attributes, so the CSP allows it), drawn here on the server."""
+    import segno
+
+    svg = segno.make(url, error="m").svg_inline(scale=4, border=2, dark="#000", light="#fff", omitsize=True, svgclass="qr-code")
+    return Markup(svg)
+
+
 @bp.get("/appointments/<int:appointment_id>")
 @login_required
+@no_store
 def appointment(appointment_id: int):
-    """The patient's confirmation: token number, details, places remaining and tokens ahead."""
+    """The patient's appointment page: for a live one the token number, details, places remaining, tokens ahead,
+    a printable slip with a QR code of this page; a cancelled, no-show or past one says so first."""
     found = service.own_appointment(appointment_id, current_user.id)
-    return render(
-        "clinic/appointment.html",
-        "clinic/_booked.html",
-        appointment=found,
-        slot=found.slot,
-        remaining=found.slot.places_left,
-        ahead=service.tokens_ahead(found, found.slot),
-    )
+    state = service.appointment_state(found.status, found.slot)
+    context = {"appointment": found, "slot": found.slot, "state": state, "remaining": found.slot.places_left}
+    context["ahead"] = service.tokens_ahead(found, found.slot) if state.live else None
+    if state.live and not wants_fragment():
+        context["qr"] = qr_svg(external_url("clinic.appointment", appointment_id=found.id))
+    return render("clinic/appointment.html", "clinic/_booked.html", **context)
 
 
 @bp.get("/my-appointments")
 @login_required
+@no_store
 def my_appointments():
-    """The patient's places on waiting lists (with their position), upcoming and past appointments, with move and cancel."""
+    """The patient's places on waiting lists (with their position), upcoming appointments (move; cancel asks
+    first), the cancelled or missed ones of sessions still to come, and past ones, each with its state."""
     upcoming, past = service.my_appointments(current_user.id)
+    now = utcnow()
+    live = [a for a in upcoming if service.appointment_state(a.status, a.slot, now).live]
+    called_off = [a for a in upcoming if not service.appointment_state(a.status, a.slot, now).live]
+    sections = [("Upcoming", live), ("Cancelled or missed", called_off), ("Past", past)]
     return render(
-        "clinic/my_appointments.html", "clinic/_my_appointments.html", upcoming=upcoming, past=past,
+        "clinic/my_appointments.html", "clinic/_my_appointments.html", sections=sections,
         waiting=service.my_waitlist(current_user.id), cancel_form=EmptyForm(),
     )
+
+
+@bp.get("/appointments/<int:appointment_id>/cancel")
+@login_required
+@no_store
+def cancel_question(appointment_id: int):
+    """Ask before cancelling: cancelling cannot be undone and the token is never given out again."""
+    found = service.own_appointment(appointment_id, current_user.id)
+    state = service.appointment_state(found.status, found.slot)
+    return render("clinic/cancel.html", "clinic/cancel.html", appointment=found, slot=found.slot, state=state, form=EmptyForm())
 
 
 @bp.post("/appointments/<int:appointment_id>/cancel")
 @login_required
 def cancel(appointment_id: int):
-    """Cancel the patient's own upcoming appointment; the place is freed, the token is not reused."""
+    """Cancel the patient's own upcoming appointment; the place is freed, the token is not reused.
+    The answer is the appointment's page, which now says it is cancelled."""
     form = EmptyForm()
     if not form.validate_on_submit():
         abort(400)
@@ -295,14 +314,27 @@ def cancel(appointment_id: int):
         flash(error.message, "error")
     else:
         flash(f"Token {cancelled.token_number} is cancelled; the place is free for someone else.", "success")
-    return redirect_to(url_for("clinic.my_appointments"))
+    return redirect_to(url_for("clinic.appointment", appointment_id=appointment_id))
+
+
+NEXT_TOKENS_SHOWN = 3
 
 
 @bp.get("/slots/<int:slot_id>/now-serving")
+@no_store
 def now_serving(slot_id: int):
-    """The waiting-room screen: the token being seen and the next one, large and live. No names."""
+    """The waiting-room wall screen: the token being seen, the next ones, the doctor and session, and when it
+    last heard from the server. No names, no site navigation. htmx replaces one small fragment per poll
+    (nothing accumulates, so it can run all day) and keeps polling through errors, so it reconnects by
+    itself after a restart. ``?theme=dark`` gives light text on a dark background."""
     slot = service.slot_with_details(slot_id)
-    return render("clinic/now_serving.html", "clinic/_now_serving.html", slot=slot, following=service.next_token(slot))
+    return render(
+        "clinic/now_serving.html",
+        "clinic/_now_serving.html",
+        slot=slot,
+        following=service.next_tokens(slot, NEXT_TOKENS_SHOWN),
+        dark=request.args.get("theme") == "dark",
+    )
 
 
 # ---------------------------------------------------------------------------- staff: slots
@@ -380,6 +412,7 @@ def doctor_row():
 
 @bp.get("/staff/slots")
 @staff_required
+@no_store
 def staff_slots():
     """The hospital's slots with live booked/total counts and badges; filter by date and doctor."""
     day = day_arg(request.args.get("date"))
@@ -413,6 +446,7 @@ def _staff_slot_page(
     fragment: str = "clinic/_slot_controls.html",
     walk_in_form: WalkInForm | None = None,
     booking: service.Booking | None = None,
+    notice: str | None = None,
 ):
     capacity_form = capacity_form or CapacityForm(formdata=None, capacity=slot.capacity)
     return render(
@@ -429,11 +463,13 @@ def _staff_slot_page(
         waiting=service.slot_waitlist(slot.id),
         following=service.next_token(slot),
         message=message,
+        notice=notice,
     )
 
 
 @bp.get("/staff/slots/<int:slot_id>")
 @staff_required
+@no_store
 def staff_slot(slot_id: int):
     """One slot for staff: its appointments (live), close, capacity, arrived/no-show and "call next"."""
     return _staff_slot_page(_own_slot(slot_id))
@@ -441,9 +477,9 @@ def staff_slot(slot_id: int):
 
 @bp.get("/staff/slots/<int:slot_id>/appointments")
 @staff_required
-def staff_slot_appointments(slot_id: int, status: int = 200, message: str | None = None):
+def staff_slot_appointments(slot_id: int, status: int = 200, message: str | None = None, notice: str | None = None):
     """The live part of the staff slot page: counts, now serving and the appointments table."""
-    return _staff_slot_page(_own_slot(slot_id), status=status, message=message, fragment="clinic/_staff_appointments.html")
+    return _staff_slot_page(_own_slot(slot_id), status=status, message=message, notice=notice, fragment="clinic/_staff_appointments.html")
 
 
 def _checked_action_form() -> None:
@@ -452,9 +488,11 @@ def _checked_action_form() -> None:
 
 
 def _after_staff_action(slot_id: int, fragment_view, error: ServiceError | None = None, done: str | None = None):
-    """htmx gets the refreshed fragment (409/422 with the message); a plain form post goes back to the page."""
+    """htmx gets the refreshed fragment (409/422 with the message, or what was done); a plain form post goes back to the page."""
     if is_htmx():
-        return fragment_view(slot_id, status=error.status if error else 200, message=error.message if error else None)
+        if error:
+            return fragment_view(slot_id, status=error.status, message=error.message)
+        return fragment_view(slot_id, notice=done)
     if error:
         flash(error.message, "error")
     elif done:
@@ -462,22 +500,29 @@ def _after_staff_action(slot_id: int, fragment_view, error: ServiceError | None 
     return redirect_to(url_for("clinic.staff_slot", slot_id=slot_id))
 
 
-def _controls_fragment(slot_id: int, status: int = 200, message: str | None = None):
-    return _staff_slot_page(_own_slot(slot_id), status=status, message=message)
+def _controls_fragment(slot_id: int, status: int = 200, message: str | None = None, notice: str | None = None):
+    return _staff_slot_page(_own_slot(slot_id), status=status, message=message, notice=notice)
 
 
 @bp.post("/staff/slots/<int:slot_id>/capacity")
 @staff_required
 def change_capacity(slot_id: int):
-    """Change a slot's capacity; below the places already booked is a clear 422."""
+    """Change a slot's capacity; below the places already booked is a clear 422.
+
+    Under htmx the answer also fires ``slotChanged``, on which the appointments part of the page (with
+    its "booked/capacity" header) refreshes at once rather than at its next poll.
+    """
     form = CapacityForm()
     if form.validate_on_submit():
         try:
-            service.change_capacity(slot_id, current_user.hospital_id, form.capacity.data)
+            slot = service.change_capacity(slot_id, current_user.hospital_id, form.capacity.data)
         except ValidationFailed as error:
             apply_errors(form, error)
         else:
-            return _after_staff_action(slot_id, _controls_fragment, done="Capacity changed.")
+            places = f"{slot.capacity} place{'s' if slot.capacity != 1 else ''}"
+            response = _after_staff_action(slot_id, _controls_fragment, done=f"Capacity changed to {places} ({slot.booked_count} booked).")
+            response.headers["HX-Trigger"] = "slotChanged"
+            return response
     return _staff_slot_page(_own_slot(slot_id), status=422, capacity_form=form)
 
 
@@ -554,9 +599,15 @@ def walk_in(slot_id: int):
 @bp.get("/staff/appointments/<int:appointment_id>/slip")
 @staff_required
 def walk_in_slip(appointment_id: int):
-    """A printable slip for one appointment: the token large, the patient, the doctor and the session."""
+    """A printable slip for one appointment: the token large, the patient, the doctor, the session, and a QR code
+    of the session's "now serving" screen (a walk-in has no account to open the appointment's own page with)."""
     slot_id = service.staff_appointment_slot_id(appointment_id, current_user.hospital_id)
-    return render("clinic/slip.html", "clinic/slip.html", appointment=service.staff_appointment(appointment_id, current_user.hospital_id), slot=_own_slot(slot_id))
+    queue_url = external_url("clinic.now_serving", slot_id=slot_id)
+    return render(
+        "clinic/slip.html", "clinic/slip.html",
+        appointment=service.staff_appointment(appointment_id, current_user.hospital_id), slot=_own_slot(slot_id),
+        qr=qr_svg(queue_url), queue_url=queue_url,
+    )
 
 
 @bp.post("/staff/appointments/<int:appointment_id>/cancel")
@@ -640,6 +691,7 @@ def _move(appointment: Appointment, user_id: int | None, action: str, done_url):
 
 @bp.route("/appointments/<int:appointment_id>/move", methods=["GET", "POST"])
 @login_required
+@no_store
 def move(appointment_id: int):
     """Move the patient's own appointment to another session (same doctor, or same specialization and hospital)."""
     found = service.own_appointment(appointment_id, current_user.id)
@@ -650,6 +702,7 @@ def move(appointment_id: int):
 
 
 @bp.route("/move/<token>", methods=["GET", "POST"])
+@no_store
 def move_by_link(token: str):
     """The one-click link of a "session cancelled" email: the sessions to move to, no login needed
     (walk-ins have no account). The link is signed and expires; the move itself is a POST. Once

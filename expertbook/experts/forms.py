@@ -21,7 +21,7 @@ class ExpertProfileForm(FlaskForm):
     timezone = StringField(
         "Time zone",
         validators=[DataRequired("Please choose your time zone.")],
-        description="Your working hours are in this zone (IANA name, e.g. Europe/London).",
+        description="Your working hours are in this zone. Type a country or city (e.g. India or London) and pick it from the list.",
     )
 
 

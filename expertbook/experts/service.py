@@ -13,8 +13,6 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
-from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
@@ -25,7 +23,7 @@ from sqlalchemy.orm import Session
 from expertbook.auth.models import User
 from expertbook.database import transaction, utcnow
 from expertbook.errors import Conflict, NotFound, ValidationFailed
-from expertbook.experts import availability, signals
+from expertbook.experts import availability, signals, zones
 from expertbook.experts.availability import Hours, Interval, Rules
 from expertbook.experts.models import (
     ACTIVE_STATUSES,
@@ -62,34 +60,23 @@ MAX_IDEMPOTENCY_KEY = 80  # the column's length
 
 
 def valid_timezone(name: str, field: str = "timezone") -> str:
-    """An IANA time zone name known to zoneinfo, else ValidationFailed."""
-    name = (name or "").strip()
-    if not name or name not in _zones():
-        raise ValidationFailed({field: "Choose a time zone from the list (for example Europe/London)."})
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValidationFailed({field: "Unknown time zone."}) from None
-    return name
+    """The IANA name of the zone ``name`` gives, else ValidationFailed. Aliases browsers still report
+    (Asia/Calcutta) become the canonical name (Asia/Kolkata); readable names ("India (Kolkata)") and
+    cities with a zone of their own ("London") are understood too."""
+    found = zones.canonical(name)
+    if found is None:
+        raise ValidationFailed({field: "Choose a time zone from the list (for example India (Kolkata) or London)."})
+    return found
 
 
 def timezone_or(name: str | None, default: str) -> str:
-    """``name`` if it is a valid zone, else ``default`` (for viewer-chosen display zones)."""
-    try:
-        return valid_timezone(name or "")
-    except ValidationFailed:
-        return default
+    """The zone ``name`` gives, else ``default`` (for viewer-chosen display zones)."""
+    return zones.canonical(name) or default
 
 
-@lru_cache(maxsize=1)
-def _zones() -> frozenset[str]:
-    return frozenset(all_timezones())
-
-
-@lru_cache(maxsize=1)
 def all_timezones() -> tuple[str, ...]:
-    """Every IANA zone name (region/city form, and UTC), sorted, for the zone pickers."""
-    return tuple(sorted(z for z in available_timezones() if "/" in z or z == "UTC"))
+    """Every zone a person picks from, as IANA names, in the order of their readable names."""
+    return tuple(z.name for z in zones.zones())
 
 
 def slugify(text: str) -> str:
@@ -603,6 +590,11 @@ def days_with_times(
     start, _ = availability.local_day_window(first, timezone)
     _, end = availability.local_day_window(last, timezone)
     return set(availability.group_by_local_day(offered_times(service, start, end, now, moving), timezone))
+
+
+def first_day_with_times(service: Service, first: date, last: date, timezone: str, now: datetime | None = None) -> date | None:
+    """The first date from ``first`` to ``last`` (in ``timezone``) with an offered time, or None."""
+    return min(days_with_times(service, first, last, timezone, now), default=None)
 
 
 def next_times(services: Sequence[Service], count: int = 14, now: datetime | None = None) -> list[tuple[datetime, Service]]:

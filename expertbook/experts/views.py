@@ -19,7 +19,7 @@ from flask_login import current_user, login_required
 from expertbook.auth.views import register_profile_section, render_profile
 from expertbook.database import utcnow
 from expertbook.errors import Conflict, ValidationFailed
-from expertbook.experts import service
+from expertbook.experts import service, zones
 from expertbook.experts import limits
 from expertbook.experts.calendar import booking_ics, feed_ics, meeting_links
 from expertbook.experts.forms import (
@@ -34,7 +34,7 @@ from expertbook.experts.forms import (
     WeeklyHoursForm,
 )
 from expertbook.experts.models import Booking, ExpertProfile, Service
-from expertbook.web import apply_errors, day_arg, is_htmx, moment_arg, redirect_to, render, wants_fragment
+from expertbook.web import apply_errors, day_arg, is_htmx, moment_arg, no_store, redirect_to, render, wants_fragment
 
 bp = Blueprint("experts", __name__)
 
@@ -63,9 +63,14 @@ def localtime(value: datetime, timezone: str, fmt: str = "%a %d %b %Y, %H:%M") -
     return value.astimezone(ZoneInfo(timezone)).strftime(fmt)
 
 
+def _zone_options():
+    """The zone pickers' datalist: readable names with each zone's offset this hour."""
+    return zones.options(utcnow().replace(minute=0, second=0, microsecond=0))
+
+
 @bp.app_context_processor
 def _expert_nav():
-    return {"all_timezones": service.all_timezones}
+    return {"all_timezones": service.all_timezones, "zone_options": _zone_options, "zone_label": zones.label}
 
 
 def expert_required(view):
@@ -127,10 +132,10 @@ def _viewer_id() -> int | None:
 
 
 def _viewer_zone(default: str) -> tuple[str, bool]:
-    """The zone the viewer asked for (``tz``), else ``default``; and whether they asked."""
+    """The zone the viewer asked for (``tz``: a name, an alias or a readable name), else ``default``; and
+    whether they asked (then the page no longer switches to the browser's zone by itself)."""
     asked = request.values.get("tz")
-    zone = service.timezone_or(asked, default)
-    return zone, bool(asked) and zone == asked
+    return service.timezone_or(asked, default), bool(asked and asked.strip())
 
 
 # ---------------------------------------------------------------------------- marketplace and profiles
@@ -145,6 +150,7 @@ def marketplace():
 
 
 @bp.get("/expert/<handle>")
+@no_store
 def public_profile(handle: str):
     """An expert's public page: who they are, their services and the next 14 available times."""
     profile = service.profile_by_handle(handle, _viewer_id())
@@ -190,9 +196,14 @@ def _booking_context(svc: Service, form: BookingForm | None = None, error: str |
         day = start.astimezone(ZoneInfo(zone)).date()
     if clear_start:
         start = None
-    month = _month_arg(request.values.get("month"), day or today)
     first_month = today.replace(day=1)
     last_day = today + timedelta(days=svc.horizon_days + 1)
+    if request.values.get("month"):
+        month = _month_arg(request.values.get("month"), day or today)
+    else:
+        # Open on the month of the chosen day, else of the first free time (late in a month the current
+        # one may have none left), else this month.
+        month = (day or service.first_day_with_times(svc, today, last_day, zone) or today).replace(day=1)
     month = max(month, first_month)
     month = min(month, last_day.replace(day=1))
     weeks = month_calendar.Calendar(firstweekday=0).monthdatescalendar(month.year, month.month)
@@ -236,6 +247,7 @@ def _booking_context(svc: Service, form: BookingForm | None = None, error: str |
 
 
 @bp.route("/expert/<handle>/<slug>", methods=["GET", "POST"])
+@no_store
 @limits.guest_per_ip
 @limits.guest_per_email
 def book(handle: str, slug: str):
@@ -289,6 +301,7 @@ def _unchanged(stamp: str) -> bool:
 
 @bp.get("/experts/bookings/<int:booking_id>")
 @login_required
+@no_store
 def booking_detail(booking_id: int):
     """One booking, for its customer or its expert: status (live), details, cancel, calendar file."""
     booking = service.booking_for(current_user.id, booking_id)
@@ -365,6 +378,7 @@ def _reschedule(booking: Booking, picker, move, done_url: str):
 
 @bp.route("/experts/bookings/<int:booking_id>/reschedule", methods=["GET", "POST"])
 @login_required
+@no_store
 def reschedule_booking(booking_id: int):
     """Move a booking to another free time of its service (its customer or its expert), with an optional reason."""
     booking = service.booking_for(current_user.id, booking_id)
@@ -573,7 +587,9 @@ def decline_booking(booking_id: int):
 def _mine_context(error: str | None = None) -> dict:
     upcoming, past = service.split_upcoming(service.bookings_as_customer(current_user.id))
     return {
-        "upcoming": upcoming,
+        # Cancelled and declined bookings of times still to come are listed apart, never as upcoming.
+        "upcoming": [b for b in upcoming if b.is_active],
+        "called_off": [b for b in upcoming if not b.is_active],
         "past": past,
         "stamp": service.change_stamp(current_user.id, as_expert=False),
         "cancel_form": CancelForm(formdata=None),
@@ -585,6 +601,7 @@ def _mine_context(error: str | None = None) -> dict:
 
 @bp.get("/my-bookings")
 @login_required
+@no_store
 def my_bookings():
     """The customer's upcoming and past bookings; status changes appear live (polling)."""
     if _unchanged(service.change_stamp(current_user.id, as_expert=False)):
@@ -616,6 +633,7 @@ def _dashboard_context(error: str | None = None) -> dict:
 
 @bp.get("/expert-dashboard")
 @expert_required
+@no_store
 def dashboard(profile: ExpertProfile):
     """The expert's bookings: pending requests to answer, today's agenda, upcoming and past; live."""
     if _unchanged(service.change_stamp(current_user.id, as_expert=True)):

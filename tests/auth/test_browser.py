@@ -77,7 +77,8 @@ def test_forgot_password_email_link_new_password_logged_in(live_server, browser_
     page.get_by_text("Your password was changed, and you are logged in.").wait_for()
     page.get_by_text("forgetful@example.com").first.wait_for()
 
-    # The old password no longer works; the new one does.
+    # The old password no longer works; the new one does. (On a phone, Log out is in the menu.)
+    page.get_by_role("button", name="Menu").click()
     page.get_by_role("button", name="Log out").click()
     page.wait_for_url(live_server + "/")
     page.goto(live_server + "/login")

@@ -101,7 +101,9 @@ def test_desk_calls_the_next_token_and_the_waiting_room_screen_follows(live_serv
     _log_in(desk, live_server, "desk@apollo.example")
     desk.goto(f"{live_server}/clinic/staff/slots/{slot.id}")
     desk.locator("#appointment-%d" % mine.id).get_by_role("button", name="Arrived").click()
-    expect(desk.locator("#appointment-%d" % mine.id)).to_contain_text("Arrived")
+    # Wait for the answer (the status cell, not the button's own "Arrived"): it replaces the table, Call next's
+    # form included, so a click before it lands would go to a form about to be swapped out.
+    expect(desk.locator("#appointment-%d td[data-label=Status]" % mine.id)).to_have_text("Arrived")
     desk.get_by_role("button", name="Call next").click()
     expect(desk.locator("#staff-now-serving")).to_have_text("101")
     desk.get_by_label("Places").fill("1")

@@ -66,15 +66,21 @@ def test_booking_shows_the_token_and_details(app, client):
     assert 'id="tokens-ahead">0' in page
 
 
-def test_htmx_booking_swaps_the_confirmation_and_refreshes_lists(app, client):
+def test_htmx_booking_goes_to_the_confirmations_own_page(app, client):
+    # Issue 14: the confirmation has its own URL and title (the patient reloads, bookmarks, screenshots it).
     slot = make_slot()
     login(client, make_user())
     response = _book(client, slot.id, htmx=True)
-    assert response.status_code == 200
-    assert response.headers["HX-Trigger"] == "slotBooked"
-    html = response.get_data(as_text=True)
-    assert html.lstrip().startswith('<article id="slot-panel"') and 'id="token-number">101<' in html
-    # Built from the booking itself, it shows what the confirmation page shows.
+    assert response.status_code == 204
+    db.session.rollback()
+    appointment_id = db.session.scalar(select(Appointment.id))
+    assert response.headers["HX-Redirect"] == f"/clinic/appointments/{appointment_id}"
+    page = client.get(response.headers["HX-Redirect"])
+    html = page.get_data(as_text=True)
+    assert page.headers["Cache-Control"] == "no-store"
+    assert re.search(r"<title>Appointment confirmed: token 101, Dr. Sharma, \w{3} \d{1,2} \w{3}, 09:00 · ExpertBook</title>", html)
+    assert "<h1>Appointment confirmed</h1>" in html and 'id="token-number">101<' in html
+    assert "Booked. Your token number is 101." in html
     assert "Asha Verma" in html and "Dr. Sharma" in html and "City General Hospital" in html
     assert 'id="places-remaining">9 of 10' in html and 'id="tokens-ahead">0' in html
 
@@ -84,11 +90,11 @@ def test_htmx_double_submit_answers_the_same_confirmation(app, client):
     login(client, make_user())
     key = _booking_key(client, slot.id)
     data = {"patient_name": "Asha", "contact_number": "9876543210", "booking_key": key}
-    first = client.post_form(f"/clinic/slots/{slot.id}/book", data, htmx=True).get_data(as_text=True)
-    second = client.post_form(f"/clinic/slots/{slot.id}/book", data, htmx=True).get_data(as_text=True)
-    token = re.compile(r'id="token-number">(\d+)<')
-    assert token.search(first).group(1) == token.search(second).group(1) == "101"
-    assert "Asha" in second and _written(slot.id) == (1, 1)
+    first = client.post_form(f"/clinic/slots/{slot.id}/book", data, htmx=True)
+    second = client.post_form(f"/clinic/slots/{slot.id}/book", data, htmx=True)
+    assert first.headers["HX-Redirect"] == second.headers["HX-Redirect"]
+    assert 'id="token-number">101<' in client.get(second.headers["HX-Redirect"]).get_data(as_text=True)
+    assert _written(slot.id) == (1, 1)
 
 
 def test_double_submit_of_one_form_books_once(app, client):

@@ -13,7 +13,7 @@ from expertbook.errors import Conflict
 from expertbook.extensions import db
 from expertbook.notifications import service
 from expertbook.notifications.models import OutboxEmail
-from tests.factories import login, make_slot, make_user
+from tests.factories import login, make_hospital, make_slot, make_user
 from tests.notifications.conftest import mail_config
 
 
@@ -46,6 +46,33 @@ def test_booking_emails_the_token_with_a_calendar_file(app, client, smtp):
     event = next(iter(calendar.walk("VEVENT")))
     assert str(event["UID"]).startswith(f"clinic-appointment-{booking.appointment.id}@")
     assert event.decoded("DTSTART") == slot.starts_at
+
+
+def test_clinic_emails_and_calendar_files_give_the_hospitals_local_time_and_zone(app, smtp):
+    """Issue 14: an email is read wherever the patient is, so its times name the hospital's zone, and the
+    .ics carries the hospital's TZID with its VTIMEZONE (a calendar shows the hospital's hours, not UTC's)."""
+    hospital = make_hospital("St Thomas'", "London")
+    hospital.timezone = "Europe/London"
+    db.session.commit()
+    slot = make_slot(hospital)
+    abbreviation = clinic.zone_abbreviation("Europe/London", slot.starts_at)
+    assert abbreviation in ("GMT", "BST")
+    patient = make_user(email="zone@example.com")
+    booking = clinic.book(slot.id, patient.id, "Zoe", "9876543210")
+    clinic.walk_in(slot.id, hospital.id, "Walker", "9123456780", email="walker@example.com")
+    clinic.cancel(booking.appointment.id, patient.id)
+    messages = smtp.wait_for(3)
+    for message in messages:
+        text = message.get_body(("plain",)).get_content()
+        assert f"09:00-12:00 {abbreviation}" in text, (message["Subject"], text)
+        html = message.get_body(("html",)).get_content()
+        assert f"09:00-12:00 {abbreviation}" in html, message["Subject"]
+        part, calendar = _calendar(message)
+        event = next(iter(calendar.walk("VEVENT")))
+        assert event["DTSTART"].params["TZID"] == "Europe/London" and event["DTEND"].params["TZID"] == "Europe/London"
+        assert event.decoded("DTSTART") == slot.starts_at and event.decoded("DTEND") == slot.ends_at
+        assert event.decoded("DTSTART").strftime("%H:%M") == "09:00"
+        assert [str(tz["TZID"]) for tz in calendar.walk("VTIMEZONE")] == ["Europe/London"]
 
 
 def test_cancelling_emails_a_cancel_calendar_for_the_same_event(app, smtp):
