@@ -63,6 +63,8 @@ def test_staff_create_patient_books_and_another_browser_sees_the_count_drop(live
     patient.get_by_role("button", name="Search").click()
     expect(patient.locator("#slot-results tbody tr")).to_have_count(1)
     patient.get_by_role("button", name="Select").click()
+    # htmx focuses the swapped-in form's first field once it settles: typing before that would land in it.
+    expect(patient.get_by_label("Patient's name")).to_be_focused()
     patient.get_by_label("Patient's name").fill("Asha Verma")
     patient.get_by_label("Contact number").fill("98765")
     patient.get_by_role("button", name="Book appointment").click()

@@ -129,6 +129,7 @@ def test_back_after_taking_the_last_place_asks_the_server_again(live_server, bro
     page.goto(f"{live_server}/clinic/search?date={last.date}")
     expect(page.locator(f"#result-{last.id}")).to_contain_text("1 of 1 left")
     page.locator(f"#result-{last.id}").get_by_role("button", name="Select").click()
+    expect(page.get_by_label("Patient's name")).to_be_focused()  # focused once htmx settles: type after that
     page.get_by_label("Patient's name").fill("Asha Verma")
     page.get_by_label("Contact number").fill("9876543210")
     page.get_by_role("button", name="Book appointment").click()
@@ -305,6 +306,7 @@ def test_expired_session_says_so_and_comes_back_to_the_same_page(live_server, br
     search = f"{live_server}/clinic/search?date={slot.date}"
     page.goto(search)
     page.locator(f"#result-{slot.id}").get_by_role("button", name="Select").click()
+    expect(page.get_by_label("Patient's name")).to_be_focused()  # focused once htmx settles: type after that
     page.get_by_label("Patient's name").fill("Asha Verma")
     page.get_by_label("Contact number").fill("9876543210")
     page.context.clear_cookies()  # the session ends while the form is open
