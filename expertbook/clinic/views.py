@@ -115,35 +115,42 @@ def staff():
 # ---------------------------------------------------------------------------- template helpers
 
 
-def slot_when(slot: Slot) -> Markup:
-    """A session's date and hours with the note of the hospital's zone ("IST"), as every clinic page shows it.
+def zone_note(slot: Slot) -> Markup:
+    """The note of the hospital's zone ("IST") after a session's time. app.js hides it where the browser
+    keeps the same clock at that moment, so it shows exactly where the time could be misread."""
+    return Markup(_zone_note_html(slot))
 
-    Built here rather than in a macro: the search results show it a hundred times per render, and each
-    Jinja macro call cost more than the rest of the row. app.js hides the note where the browser keeps
-    the same clock at that moment, so it shows exactly where the time could be misread.
-    """
+
+def _zone_note_html(slot: Slot) -> str:
     timezone = slot.hospital.timezone
     name = escape(timezone or current_app.config["CLINIC_TIMEZONE"])
     abbreviation = escape(service.zone_abbreviation(timezone, slot.starts_at))
     offset = service.utc_offset_minutes(timezone, slot.starts_at)  # an int: nothing to escape
-    # Dates, clock times and an ISO instant are digits and letters of our own formats.
-    return Markup(
-        f"{slot.date:%a %d %b %Y}, {slot.start_time:%H:%M}–{slot.end_time:%H:%M} "
+    return (
         f'<abbr class="zone-note" title="{name} time, where the hospital is" data-utc-offset="{offset}" '
         f'data-at="{slot.starts_at.isoformat()}">{abbreviation}</abbr>'
     )
+
+
+def slot_when(slot: Slot) -> Markup:
+    """A session's date and hours with the note of its hospital's zone, as every clinic page shows it.
+
+    Built here rather than in a macro: the search results show it a hundred times per render, and each
+    Jinja macro call cost more than the rest of the row.
+    """
+    # Dates and clock times are digits and letters of our own formats: nothing to escape.
+    return Markup(f"{slot.date:%a %d %b %Y}, {slot.start_time:%H:%M}–{slot.end_time:%H:%M} {_zone_note_html(slot)}")
 
 
 @bp.context_processor
 def _clinic_context():
     return {
         "slot_when": slot_when,
+        "zone_note": zone_note,
         "poll_seconds": current_app.config["CLINIC_POLL_SECONDS"],
         "slot_badge": service.slot_badge,
         "availability_class": service.availability_class,
         "appointment_state": service.appointment_state,
-        "zone_abbreviation": service.zone_abbreviation,
-        "utc_offset_minutes": service.utc_offset_minutes,
         "now": utcnow(),
     }
 

@@ -1031,22 +1031,21 @@ def feed_bookings(user_id: int, now: datetime | None = None) -> list[Booking]:
     """What a user's feed lists: their bookings as customer and as expert, from ``FEED_PAST_DAYS`` ago on,
     cancelled and declined ones included (a subscribed calendar must learn that they are off)."""
     since = (now or utcnow()) - timedelta(days=FEED_PAST_DAYS)
+    return list(db.session.scalars(select(Booking).where(_feed_owner(user_id), Booking.end_at >= since).order_by(Booking.start_at, Booking.id)))
+
+
+def _feed_owner(user_id: int):
+    """The bookings a user's feed is about: theirs as customer, and as expert if they are one."""
     profile = profile_of(user_id)
     mine = Booking.customer_id == user_id
-    if profile is not None:
-        mine = or_(mine, Booking.expert_id == profile.id)
-    return list(db.session.scalars(select(Booking).where(mine, Booking.end_at >= since).order_by(Booking.start_at, Booking.id)))
+    return or_(mine, Booking.expert_id == profile.id) if profile is not None else mine
 
 
 def feed_last_changed(user_id: int, bookings: Sequence[Booking], now: datetime | None = None) -> datetime | None:
     """When the feed's content last changed: the latest change of a booking in it, or the moment the
     latest booking left its window (which changes the feed though no booking did)."""
     since = (now or utcnow()) - timedelta(days=FEED_PAST_DAYS)
-    profile = profile_of(user_id)
-    mine = Booking.customer_id == user_id
-    if profile is not None:
-        mine = or_(mine, Booking.expert_id == profile.id)
-    left = db.session.scalar(select(func.max(Booking.end_at)).where(mine, Booking.end_at < since))
+    left = db.session.scalar(select(func.max(Booking.end_at)).where(_feed_owner(user_id), Booking.end_at < since))
     moments = [b.updated_at for b in bookings] + ([left + timedelta(days=FEED_PAST_DAYS)] if left is not None else [])
     return max(moments, default=None)
 
