@@ -63,7 +63,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 def _init_extensions(app: Flask) -> None:
     from expertbook.database import configure_engine
-    from expertbook.extensions import csrf, db, limiter, login_manager, mail, migrate
+    from expertbook import i18n
+    from expertbook.extensions import babel, csrf, db, limiter, login_manager, mail, migrate
 
     db.init_app(app)
     with app.app_context():
@@ -73,6 +74,7 @@ def _init_extensions(app: Flask) -> None:
     mail.init_app(app)
     limiter.init_app(app)
     login_manager.init_app(app)
+    babel.init_app(app, locale_selector=i18n.select_locale, default_translation_directories=str(ROOT / "translations"))
 
 
 # Jobs run by a plain ``rq worker`` build their app with this factory (see expertbook.jobs), without importing it.

@@ -1,4 +1,5 @@
 """The Flask extension objects, created unbound and initialised in ``create_app``."""
+from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
@@ -13,3 +14,4 @@ login_manager = LoginManager()
 csrf = CSRFProtect()
 mail = Mail()
 limiter = Limiter(key_func=get_remote_address)
+babel = Babel()
