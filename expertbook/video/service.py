@@ -38,7 +38,8 @@ from sqlalchemy import delete, select, update
 from expertbook.database import after_commit, transaction, utcnow
 from expertbook.extensions import db
 from expertbook.web import external_url
-from expertbook.video import crypto, signals, zoom
+from expertbook import crypto
+from expertbook.video import signals, zoom
 from expertbook.video.errors import (
     MeetingNotFound,
     MeetingProviderError,
