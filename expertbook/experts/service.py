@@ -383,7 +383,7 @@ def _location_kind(kind: str) -> str:
 
 def _video_provider(choice: str) -> str:
     if choice not in VIDEO_PROVIDERS:
-        raise ValidationFailed({"video_provider": "Choose Zoom, Jitsi or automatic."})
+        raise ValidationFailed({"video_provider": "Choose Zoom, Jitsi, Google Meet or automatic."})
     return choice
 
 

@@ -15,8 +15,7 @@ def radicale(tmp_path):
     server.stop()
 
 
-@pytest.fixture
-def app_config():
+def base_config() -> dict:
     return {
         "TOKEN_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
         "CALDAV_ALLOW_HTTP": True,
@@ -24,3 +23,17 @@ def app_config():
         "CALENDAR_TIMEOUT": 3.0,
         "JITSI_BASE_URL": "https://jitsi.test.example",
     }
+
+
+@pytest.fixture
+def app_config():
+    return base_config()
+
+
+@pytest.fixture
+def google():
+    """A fresh Google stand-in served over HTTP on a free loopback port."""
+    from expertbook.devtools.google_standin import GoogleServer
+
+    with GoogleServer() as server:
+        yield server

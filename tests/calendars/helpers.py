@@ -51,3 +51,32 @@ def events_of(booking_id: int) -> list[SimpleNamespace]:
     found = [_snapshot(row) for row in db.session.scalars(select(CalendarEvent).where(CalendarEvent.booking_id == booking_id))]
     db.session.rollback()
     return found
+
+
+def connect_google(client, standin_url: str):
+    """Run the whole Google OAuth flow for the logged-in ``client`` against the stand-in, as a browser would:
+    our /calendars/google/connect, the stand-in's consent (approved at once), our callback. Returns the callback's answer."""
+    import requests
+    from urllib.parse import urlsplit
+
+    start = client.get("/calendars/google/connect")
+    assert start.status_code == 302, start.status_code
+    authorize_url = start.headers["Location"]
+    assert authorize_url.startswith(standin_url + "/o/oauth2/v2/auth?")
+    back = requests.get(authorize_url, allow_redirects=False, timeout=10)
+    assert back.status_code == 302, back.text
+    target = urlsplit(back.headers["Location"])
+    return client.get(f"{target.path}?{target.query}")
+
+
+def expire_google_token(user_id: int) -> None:
+    """Make the stored Google access token look expired, so the next call refreshes it."""
+    from expertbook import crypto
+    from expertbook.database import transaction
+
+    db.session.rollback()
+    with transaction():
+        found = db.session.scalar(select(CalendarConnection).where(CalendarConnection.user_id == user_id, CalendarConnection.kind == "google"))
+        data = crypto.decrypt(found.secrets)
+        data["expires_at"] = 0
+        found.secrets = crypto.encrypt(data)
