@@ -11,6 +11,8 @@ How each kind of event counts (as calendar apps mean them):
 - A time with a ``TZID`` (or in UTC) is that instant; a floating time (no zone) is read in ``zone``.
 - A recurring event is expanded (RRULE, RDATE, EXDATE and moved occurrences, RECURRENCE-ID) by
   ``recurring_ical_events``, each occurrence in its own zone, so a weekly 10:00 stays 10:00 across DST.
+- ExpertBook's own booking events (UID ``...@expertbook``, written by :mod:`expertbook.calendars.writes`)
+  are not busy times: the bookings themselves already hold their time.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ import icalendar
 import recurring_ical_events
 
 Interval = tuple[datetime, datetime]
+OWN_UID_SUFFIX = "@expertbook"
 
 
 def _instant(value: date | datetime, zone: ZoneInfo) -> datetime:
@@ -67,7 +70,7 @@ def intervals(texts: Iterable[str], start: datetime, end: datetime, zone: str) -
         except Exception:  # noqa: BLE001 - a foreign server's bad data: skip the object, keep the rest
             continue
         for event in occurrences:
-            if not _blocks(event):
+            if not _blocks(event) or str(event.get("UID", "")).endswith(OWN_UID_SUFFIX):
                 continue
             found_interval = event_interval(event, tz)
             if found_interval is not None and found_interval[0] < end and found_interval[1] > start:
@@ -84,3 +87,23 @@ def merge(found: Iterable[Interval]) -> list[Interval]:
         else:
             merged.append((begin, finish))
     return merged
+
+
+def subtract(found: Iterable[Interval], holes: Iterable[Interval]) -> list[Interval]:
+    """``found`` (merged) without the parts covered by ``holes``: a calendar's busy times without the times of
+    the expert's own bookings, which that calendar may hold as events ExpertBook wrote (a free/busy answer
+    cannot say which busy time is ours)."""
+    holes = merge(holes)
+    result: list[Interval] = []
+    for begin, finish in merge(found):
+        for hole_begin, hole_end in holes:
+            if hole_end <= begin or hole_begin >= finish:
+                continue
+            if hole_begin > begin:
+                result.append((begin, hole_begin))
+            begin = max(begin, hole_end)
+            if begin >= finish:
+                break
+        if begin < finish:
+            result.append((begin, finish))
+    return result

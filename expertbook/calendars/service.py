@@ -26,7 +26,7 @@ from flask_babel import gettext as _
 from sqlalchemy import delete, insert, or_, select, update
 
 from expertbook import crypto
-from expertbook.calendars import caldav_client, google, health, queue, signals, writes
+from expertbook.calendars import busy, caldav_client, google, health, queue, signals, writes
 from expertbook.calendars.errors import CalendarError, CalendarRefused, CalendarUnavailable, ReauthNeeded
 from expertbook.calendars.models import (
     CALDAV,
@@ -391,6 +391,9 @@ def refresh(connection_id: int, now: datetime | None = None) -> str:
         connection = _owned(connection_id, claim)
         if connection is None:
             return "skipped"
+        # The expert's own bookings may be in these calendars (written there by us): they hold their time
+        # already, and must not keep holding it once moved or cancelled.
+        own = experts.busy_intervals(profile.id, start, end)
         still_checked = set(db.session.scalars(
             select(RemoteCalendar.id).where(RemoteCalendar.connection_id == connection_id, RemoteCalendar.check_conflicts.is_(True))
         ))
@@ -400,7 +403,7 @@ def refresh(connection_id: int, now: datetime | None = None) -> str:
                 continue  # unchecked while we read: its times must not come back
             db.session.execute(delete(BusyInterval).where(BusyInterval.calendar_id == calendar_id))
             rows.extend({"calendar_id": calendar_id, "expert_id": profile.id, "start_at": begin, "end_at": finish}
-                        for begin, finish in found.get(remote_id, ()))
+                        for begin, finish in busy.subtract(found.get(remote_id, ()), own))
             db.session.execute(update(RemoteCalendar).where(RemoteCalendar.id == calendar_id).values(busy_fetched_at=now))
         if rows:
             db.session.execute(insert(BusyInterval), rows)
@@ -480,6 +483,17 @@ def forget_account(user_id: int) -> None:
     token = google.grant_token(connection) if connection is not None else None
     if token:
         after_commit(lambda: google.revoke(token))
+
+
+def account_data(user_id: int) -> dict[str, Any]:
+    """"Download my data": the user's calendar connections and choices (never their secrets)."""
+    return {"calendarConnections": [
+        {
+            "kind": view.kind, "account": view.account, "status": view.status, "lastError": view.last_error,
+            "calendars": [{"name": c.name, "checkForConflicts": c.check_conflicts, "writeBookings": c.write_bookings} for c in view.calendars],
+        }
+        for view in connections_of(user_id)
+    ]}
 
 
 def rotate_keys(batch: int = 200) -> int:

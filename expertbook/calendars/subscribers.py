@@ -20,7 +20,7 @@ def on_booking_changed(sender, booking_id: int, **extra) -> None:
 
 def connect() -> None:
     """Register the busy source, subscribe to the booking signals, join the relay pass (idempotent)."""
-    from expertbook.auth.service import register_account_deletion_hook
+    from expertbook.auth.service import register_account_data_source, register_account_deletion_hook
     from expertbook.experts.service import register_busy_source
     from expertbook.notifications.service import register_relay_hook
 
@@ -32,3 +32,4 @@ def connect() -> None:
     register_relay_hook(service.relay)
     register_relay_hook(writes.relay)
     register_account_deletion_hook(service.forget_account)
+    register_account_data_source(service.account_data)

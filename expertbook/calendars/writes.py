@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import or_, select, update
 
 from expertbook import crypto
@@ -147,20 +148,25 @@ def _lines(booking: Booking) -> tuple[list[str], str | None, str]:
     manage = external_url("experts.booking_detail", booking_id=booking.id)
     links = meeting_links(booking) if booking.is_active else None
     join = links.join_url if links is not None else None
-    lines = [f"{service.title} ({booking.duration_minutes} min), booked with ExpertBook.",
-             f"Customer: {booking.customer_name} <{booking.customer_email}>" + (f", {booking.customer_phone}" if booking.customer_phone else "")]
+    customer = f"{booking.customer_name} <{booking.customer_email}>" + (f", {booking.customer_phone}" if booking.customer_phone else "")
+    lines = [_("%(service)s (%(minutes)s min), booked with ExpertBook.", service=service.title, minutes=booking.duration_minutes),
+             _("Customer: %(customer)s", customer=customer)]
     if join:
-        lines.append(f"Join the meeting: {join}")
+        lines.append(_("Join the meeting: %(link)s", link=join))
         if links.start_url and links.start_url != join:
-            lines.append(f"Start the meeting (host): {links.start_url}")
+            lines.append(_("Start the meeting (host): %(link)s", link=links.start_url))
     elif service.location_kind == "video":
-        lines.append("Meeting link pending: it is added here as soon as the meeting exists.")
+        lines.append(_("Meeting link pending: it is added here as soon as the meeting exists."))
     if booking.notes:
-        lines.append(f"Notes: {booking.notes}")
+        lines.append(_("Notes: %(notes)s", notes=booking.notes))
     if booking.status == "pending":
-        lines.append("Waiting for your acceptance.")
-    lines.append(f"Manage this booking: {manage}")
+        lines.append(_("Waiting for your acceptance."))
+    lines.append(_("Manage this booking: %(link)s", link=manage))
     return lines, join, manage
+
+
+def _summary(booking: Booking) -> str:
+    return _("%(service)s with %(customer)s", service=booking.service.title, customer=booking.customer_name)
 
 
 def caldav_content(booking: Booking) -> str:
@@ -168,7 +174,7 @@ def caldav_content(booking: Booking) -> str:
     lines, join, manage = _lines(booking)
     service = booking.service
     one = ics_event(
-        uid(booking), booking.start_at, booking.end_at, f"{service.title} with {booking.customer_name}",
+        uid(booking), booking.start_at, booking.end_at, _summary(booking),
         sequence=booking.ics_sequence, status="TENTATIVE" if booking.status == "pending" else "CONFIRMED",
         timezone=booking.expert.timezone, description="\n".join(lines),
         location=join or service.location_detail or service.location_label, url=manage,
@@ -182,7 +188,7 @@ def google_content(booking: Booking) -> dict[str, Any]:
     lines, join, manage = _lines(booking)
     service, zone = booking.service, booking.expert.timezone
     return {
-        "summary": f"{service.title} with {booking.customer_name}",
+        "summary": _summary(booking),
         "description": "\n".join(lines),
         "location": join or service.location_detail or service.location_label,
         "start": {"dateTime": booking.start_at.isoformat(), "timeZone": zone},

@@ -213,3 +213,20 @@ def test_disconnecting_frees_the_busy_times(client, radicale):
     assert "10:00" not in _times(svc, day)
     assert client.post_form(f"/calendars/{connection().id}/disconnect").status_code == 303
     assert connection() is None and "10:00" in _times(svc, day)
+
+
+def test_bookings_written_into_a_checked_calendar_are_not_read_back_as_busy_times(client, radicale):
+    profile, svc = _expert_with_calendar(client, radicale, "Work")
+    assert connect_caldav(client, radicale).status_code == 303
+    choose(client, connection().id, ["Work"], "Work")  # the same calendar: checked, and receiving bookings
+    customer = make_user("Cara Customer")
+    start = next_weekday_at(10)
+    booking = experts.book(customer.id, svc.id, start, **book_kwargs(customer))
+    assert len(radicale.events("Work")) == 1
+    assert calendars.check_now(profile.user_id, connection().id) == "read"
+    db.session.rollback()
+    assert db.session.scalar(select(BusyInterval)) is None
+    # Moving it offers its old time at once (its event is not a busy time of the expert's).
+    experts.reschedule(customer.id, booking.id, start + timedelta(hours=2))
+    assert calendars.check_now(profile.user_id, connection().id) == "read"
+    assert "10:00" in _times(svc, start.astimezone(LONDON).date())

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from expertbook.calendars import google as google_client
 from expertbook.calendars import service as calendars
-from expertbook.calendars.models import EVENT_WRITTEN
+from expertbook.calendars.models import EVENT_WRITTEN, BusyInterval
 from expertbook.experts import service as experts
 from expertbook.extensions import db
 from expertbook.notifications.models import OutboxEmail
@@ -134,3 +134,21 @@ def test_a_refused_refresh_sends_one_reauthorization_email_and_reauthorizing_res
     assert connection("google").status == "connected"
     assert len(google.standin.live_events(WORK)) == 3
     assert len(_reauth_emails()) == 1
+
+
+def test_bookings_google_holds_are_not_read_back_as_busy_times(client, google):
+    profile, svc = _connected(client, google)  # Work is checked and receives the bookings
+    customer = make_user("Cara Customer")
+    start = next_weekday_at(10)
+    google.standin.add_busy(WORK, start + timedelta(hours=1), start + timedelta(hours=2))  # right after it
+    booking = experts.book(customer.id, svc.id, start, **book_kwargs(customer))
+    assert len(google.standin.live_events(WORK)) == 2
+    assert calendars.check_now(profile.user_id, connection("google").id) == "read"
+    db.session.rollback()
+    stored = [(row.start_at, row.end_at) for row in db.session.scalars(select(BusyInterval))]
+    assert stored == [(start + timedelta(hours=1), start + timedelta(hours=2))]  # not the booking's own hour
+    db.session.rollback()
+    experts.cancel(customer.id, booking.id)
+    assert calendars.check_now(profile.user_id, connection("google").id) == "read"
+    times = _times(svc, start.astimezone(LONDON).date())
+    assert "10:00" in times and "11:00" not in times  # free again; the other event still blocks
