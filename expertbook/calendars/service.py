@@ -23,7 +23,7 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import and_, delete, insert, or_, select, update
 
 from expertbook import crypto
 from expertbook.calendars import busy, caldav_client, google, health, queue, signals, writes
@@ -35,12 +35,13 @@ from expertbook.calendars.models import (
     RECONNECT_NEEDED,
     BusyInterval,
     CalendarConnection,
+    CalendarEvent,
     RemoteCalendar,
 )
 from expertbook.database import after_commit, transaction, utcnow
 from expertbook.errors import NotFound, ValidationFailed
 from expertbook.experts import service as experts
-from expertbook.experts.models import ExpertProfile
+from expertbook.experts.models import ACTIVE_STATUSES, Booking, ExpertProfile, Service
 from expertbook.extensions import db
 
 log = logging.getLogger(__name__)
@@ -381,9 +382,12 @@ def refresh(connection_id: int, now: datetime | None = None) -> str:
         return _finish(connection_id, claim, next_refresh_at=None)
     if status == RECONNECT_NEEDED:
         return _finish(connection_id, claim, next_refresh_at=None)  # nothing works until the expert re-authorizes
+    if not checked:
+        # Nothing to read: the connection's state stays what the last real answer said.
+        return _finish(connection_id, claim, next_refresh_at=utcnow() + _ttl())
     start, end = now - PAST, now + timedelta(days=int(current_app.config["CALENDAR_BUSY_DAYS"]))
     try:
-        found = read_remote(kind, user_id, data, list(checked.values()), start, end, profile.timezone) if checked else {}
+        found = read_remote(kind, user_id, data, list(checked.values()), start, end, profile.timezone)
     except CalendarError as error:
         return _record_failure(connection_id, claim, error, now)
     with transaction():
@@ -391,9 +395,7 @@ def refresh(connection_id: int, now: datetime | None = None) -> str:
         connection = _owned(connection_id, claim)
         if connection is None:
             return "skipped"
-        # The expert's own bookings may be in these calendars (written there by us): they hold their time
-        # already, and must not keep holding it once moved or cancelled.
-        own = experts.busy_intervals(profile.id, start, end)
+
         still_checked = set(db.session.scalars(
             select(RemoteCalendar.id).where(RemoteCalendar.connection_id == connection_id, RemoteCalendar.check_conflicts.is_(True))
         ))
@@ -403,7 +405,7 @@ def refresh(connection_id: int, now: datetime | None = None) -> str:
                 continue  # unchecked while we read: its times must not come back
             db.session.execute(delete(BusyInterval).where(BusyInterval.calendar_id == calendar_id))
             rows.extend({"calendar_id": calendar_id, "expert_id": profile.id, "start_at": begin, "end_at": finish}
-                        for begin, finish in busy.subtract(found.get(remote_id, ()), own))
+                        for begin, finish in _without_own(kind, calendar_id, profile.id, found.get(remote_id, ()), start, end))
             db.session.execute(update(RemoteCalendar).where(RemoteCalendar.id == calendar_id).values(busy_fetched_at=now))
         if rows:
             db.session.execute(insert(BusyInterval), rows)
@@ -413,6 +415,27 @@ def refresh(connection_id: int, now: datetime | None = None) -> str:
         connection.next_refresh_at = utcnow() + _ttl()
     log.info("calendar connection %s: %s busy interval(s) read from %s calendar(s)", connection_id, len(rows), len(checked))
     return "read"
+
+
+def _without_own(kind: str, calendar_id: int, expert_id: int, found, start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """A calendar's busy times without the expert's own bookings it holds. CalDAV's reader already skips our
+    events by their UID; Google's free/busy cannot say which busy time is ours, so the times of the active
+    bookings written into this calendar (or given a Meet event, which may live in it) are taken out. They
+    hold their time anyway while active, and must not keep holding it once moved or cancelled."""
+    if kind == CALDAV:
+        return list(found)
+    own = db.session.execute(
+        select(Booking.start_at, Booking.end_at)
+        .join(Service, Service.id == Booking.service_id)
+        .where(
+            Booking.expert_id == expert_id, Booking.status.in_(ACTIVE_STATUSES), Booking.start_at < end, Booking.end_at > start,
+            or_(
+                Booking.id.in_(select(CalendarEvent.booking_id).where(CalendarEvent.calendar_id == calendar_id)),
+                and_(Service.location_kind == "video", Service.video_provider == "meet"),
+            ),
+        )
+    ).all()
+    return busy.subtract(found, [(row.start_at, row.end_at) for row in own])
 
 
 def _finish(connection_id: int, claim: datetime, **values) -> str:
@@ -446,31 +469,34 @@ def _record_failure(connection_id: int, claim: datetime, error: CalendarError, n
 
 def check_now(user_id: int, connection_id: int) -> str:
     """The expert's "Check now": list the connection's calendars again and read their busy times, while the
-    expert waits (bounded by ``CALENDAR_TIMEOUT`` per call). Returns the outcome of the read."""
+    expert waits (bounded by ``CALENDAR_TIMEOUT`` per call). Returns ``"read"`` or ``"failed"`` (recorded on
+    the connection, as a job's failure would be)."""
     connection = _own(user_id, connection_id)
     kind, data = connection.kind, _secrets(connection)
     db.session.rollback()
     try:
         if kind == CALDAV:
-            found = caldav_client.calendars(caldav_client.Account(data["url"], data["username"], data["password"]))
+            try:
+                found = caldav_client.calendars(caldav_client.Account(data["url"], data["username"], data["password"]))
+            except caldav_client.UnsafeURL as error:
+                raise CalendarRefused(f"the server's address may not be used: {error}") from error
         else:
             found = google.calendars(user_id)
-    except caldav_client.UnsafeURL:
-        found = None
     except ReauthNeeded:
-        found = None
-    except CalendarError:
-        found = None  # the read below records the failure
-    if found:
+        return "failed"  # marked, with its one email, where Google refused
+    except CalendarError as error:
         with transaction():
             connection = _own(user_id, connection_id, lock=True)
-            _sync_calendars(connection, found)
+            health.mark_broken(connection, health.status_for(error), str(error))
+        return "failed"
     with transaction():
         connection = _own(user_id, connection_id, lock=True)
-        if connection.status == RECONNECT_NEEDED:
-            return "failed"
+        _sync_calendars(connection, found)
+        if health.mark_ok(connection):
+            writes.resume_connection(connection_id)
         connection.claimed_until = None  # the expert asked: this read goes ahead of a stuck claim
-    return refresh(connection_id)
+        connection.next_refresh_at = utcnow()
+    return "failed" if refresh(connection_id) == "failed" else "read"
 
 
 # ---------------------------------------------------------------------------- accounts and keys

@@ -36,6 +36,7 @@ def test_two_customers_and_a_new_busy_event_race_for_the_last_free_time(app, cli
     customers = [make_user(f"Customer {n}") for n in range(2)]
     customer_kwargs = [book_kwargs(customer) for customer in customers]
     customer_ids = [customer.id for customer in customers]
+    service_id = svc.id  # plain values only in the threads: the test's ORM objects belong to its own session
 
     order: list[str] = []
     who = threading.local()
@@ -57,7 +58,7 @@ def test_two_customers_and_a_new_busy_event_race_for_the_last_free_time(app, cli
         def book(n: int, start=start, head_start=head_start):
             who.name = f"booking-{n}"
             clock.sleep(head_start)
-            experts.book(customer_ids[n], svc.id, start, **customer_kwargs[n])
+            experts.book(customer_ids[n], service_id, start, **customer_kwargs[n])
 
         def read():
             who.name = "refresh"
