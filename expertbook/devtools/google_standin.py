@@ -36,6 +36,8 @@ from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from expertbook.devtools.zoom_standin import StandInServer
+
 AUTHORIZE = "authorize"
 TOKEN_CODE = "token:authorization_code"
 TOKEN_REFRESH = "token:refresh_token"
@@ -414,32 +416,12 @@ class GoogleStandIn:
             return _json(self._shown(event))
 
 
-class GoogleServer:
-    """Serve a :class:`GoogleStandIn` over HTTP on loopback in a background thread."""
+class GoogleServer(StandInServer):
+    """Serve a :class:`GoogleStandIn` over HTTP on loopback in a background thread (as the Zoom stand-in's
+    server does); :meth:`config` gives the ``GOOGLE_*`` settings that point an app at it."""
 
     def __init__(self, standin: GoogleStandIn | None = None, host: str = "127.0.0.1", port: int = 0):
-        from werkzeug.serving import make_server
-
-        self.standin = standin or GoogleStandIn()
-        self._server = make_server(host, port, self.standin, threaded=True)
-        self.url = f"http://{host}:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="google-standin", daemon=True)
-
-    def start(self) -> GoogleServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.standin.stop()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> GoogleServer:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        super().__init__(standin or GoogleStandIn(), host, port)
 
     def config(self) -> dict[str, str]:
         return standin_config(self.url, self.standin)
