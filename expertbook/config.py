@@ -27,6 +27,11 @@ def _int(value: str | None, default: int) -> int:
     return int(value) if value not in (None, "") else default
 
 
+def _list(value: str | None) -> list[str]:
+    """A comma-separated setting as a list of its non-empty items."""
+    return [item.strip() for item in (value or "").split(",") if item.strip()]
+
+
 def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "instance") -> dict[str, Any]:
     """Build the configuration dictionary from environment variables."""
     env = os.environ if environ is None else environ
@@ -37,6 +42,10 @@ def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "ins
     return {
         "PRODUCTION": production,
         "SECRET_KEY": env.get("SECRET_KEY") or (None if production else DEV_SECRET_KEY),
+        # Retired keys, most recent first: still accepted when checking what an old key signed (session
+        # cookies, CSRF tokens, API tokens, signed links, sealed links in queued emails), never used to
+        # sign anything new (expertbook/keys.py; docs/operations.md, "Key rotation").
+        "SECRET_KEY_FALLBACKS": _list(env.get("SECRET_KEY_FALLBACKS")),
         "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
         "REDIS_URL": redis_url,
         "BASE_URL": (env.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
@@ -148,5 +157,7 @@ def validate(config: Mapping[str, Any]) -> None:
         raise ConfigError("SECRET_KEY must be set when EXPERTBOOK_ENV=production")
     if config.get("PRODUCTION") and config.get("SECRET_KEY") == DEV_SECRET_KEY:
         raise ConfigError("SECRET_KEY is the development default; set a real one in production")
+    if config.get("PRODUCTION") and DEV_SECRET_KEY in (config.get("SECRET_KEY_FALLBACKS") or ()):
+        raise ConfigError("SECRET_KEY_FALLBACKS holds the development default; remove it in production")
     if config.get("PRODUCTION") and config.get("ZOOM_CLIENT_ID") and not config.get("TOKEN_ENCRYPTION_KEYS"):
         raise ConfigError("TOKEN_ENCRYPTION_KEYS must be set in production when Zoom is configured")

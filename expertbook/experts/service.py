@@ -20,6 +20,7 @@ from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from expertbook import keys
 from expertbook.auth.models import User
 from expertbook.database import transaction, utcnow
 from expertbook.errors import Conflict, NotFound, ValidationFailed
@@ -883,7 +884,8 @@ _MANAGE_SALT = "expertbook-guest-booking-manage"
 
 
 def _manage_serializer() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=_MANAGE_SALT)
+    # Signs with the current SECRET_KEY, accepts a fallback's signature too (expertbook.keys).
+    return URLSafeSerializer(keys.for_itsdangerous(), salt=_MANAGE_SALT)
 
 
 def manage_token(booking: Booking) -> str:
