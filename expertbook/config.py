@@ -108,11 +108,15 @@ def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "ins
         "REGISTER_LIMIT_PER_IP": env.get("REGISTER_LIMIT_PER_IP") or "10 per hour",
         "VERIFICATION_RESEND_LIMIT": env.get("VERIFICATION_RESEND_LIMIT") or "3 per hour",
         # Booking without an account (experts): per client address and per email named, page and API together;
-        # and failed manage-link lookups per client address.
+        # and failed manage-link lookups per client address and per token prefix (a working link is never limited).
         "GUEST_BOOKING_LIMIT_PER_IP": env.get("GUEST_BOOKING_LIMIT_PER_IP") or "10 per hour;30 per day",
         "GUEST_BOOKING_LIMIT_PER_EMAIL": env.get("GUEST_BOOKING_LIMIT_PER_EMAIL") or "5 per hour;10 per day",
         "MANAGE_LINK_LIMIT_PER_IP": env.get("MANAGE_LINK_LIMIT_PER_IP") or "30 per minute;300 per day",
+        "MANAGE_LINK_LIMIT_PER_PREFIX": env.get("MANAGE_LINK_LIMIT_PER_PREFIX") or "10 per hour;30 per day",
         "MANAGE_MOVES_LIMIT_PER_LINK": env.get("MANAGE_MOVES_LIMIT_PER_LINK") or "5 per hour;10 per day",
+        # A guest's manage link works until this long after its booking ends (to see how it ended, or
+        # find the meeting while it runs over), then answers 404; and never once the booking is in an account.
+        "MANAGE_LINK_HOURS_AFTER_END": float(env.get("MANAGE_LINK_HOURS_AFTER_END") or 24),
         # How many proxies in front of the app set X-Forwarded-For/-Proto; 0 trusts none. Behind one,
         # without it every client has the proxy's address and shares one login throttle.
         "PROXY_HOPS": _int(env.get("PROXY_HOPS"), 0),
