@@ -152,3 +152,29 @@ def test_bookings_google_holds_are_not_read_back_as_busy_times(client, google):
     assert calendars.check_now(profile.user_id, connection("google").id) == "read"
     times = _times(svc, start.astimezone(LONDON).date())
     assert "10:00" in times and "11:00" not in times  # free again; the other event still blocks
+
+
+def test_two_workers_refreshing_at_once_spend_one_refresh(app, client, google):
+    from tests.experts.helpers import race
+
+    profile, svc = _connected(client, google, write=None)
+    user_id = profile.user_id
+    expire_google_token(user_id)
+    google.standin.expire_access_tokens()
+    before = google.standin.calls["token:refresh_token"]
+    tokens = []
+    outcomes = race(app, [lambda: tokens.append(google_client.access_token(user_id)) for _ in range(3)])
+    assert outcomes == ["ok"] * 3
+    assert google.standin.calls["token:refresh_token"] == before + 1  # the lock: one refresh, the others use its token
+    assert len(set(tokens)) == 1
+
+
+def test_a_callback_without_our_state_stores_nothing(client, google):
+    profile = make_expert("Ada Expert", handle="ada", timezone="Europe/London")
+    login(client, profile.user)
+    client.get("/calendars/google/connect")
+    answer = client.get("/calendars/google/callback?code=4/forged&state=not-ours")
+    assert answer.status_code == 400
+    assert connection("google") is None
+    declined = client.get("/calendars/google/callback?error=access_denied")
+    assert declined.status_code == 303 and connection("google") is None
