@@ -78,6 +78,10 @@ def _init_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True)
     csrf.init_app(app)
     mail.init_app(app)
+    from expertbook.auth import limits as account_limits
+
+    # Before the limiter's own after_request, so it runs after the limiter has written its headers.
+    app.after_request(account_limits.drop_headers)
     limiter.init_app(app)
     login_manager.init_app(app)
     babel.init_app(app, locale_selector=i18n.select_locale, default_translation_directories=str(ROOT / "translations"))
