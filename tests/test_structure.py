@@ -15,11 +15,14 @@ import pytest
 PACKAGE = "expertbook"
 ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 
-AREAS = ("auth", "clinic", "experts", "video", "api", "main", "notifications")
+AREAS = ("auth", "clinic", "experts", "video", "webhooks", "api", "main", "notifications")
 # What the outbox infrastructure must never import: every area, and the modules that gather them.
-NOT_FOR_NOTIFICATIONS = ("clinic", "experts", "video", "auth", "api", "main", "demo")
+NOT_FOR_NOTIFICATIONS = ("clinic", "experts", "video", "webhooks", "auth", "api", "main", "demo")
 # The booking areas (and the API on top of them), which accounts must not know.
-NOT_FOR_AUTH = ("clinic", "experts", "video", "api")
+NOT_FOR_AUTH = ("clinic", "experts", "video", "webhooks", "api")
+# Webhooks listen to the booking areas; those never know about it (they send signals, and the clinic
+# booking takes webhooks' rows through a registered statement part).
+NOT_WEBHOOKS_AWARE = ("clinic", "experts", "video", "auth", "notifications", "api", "main")
 
 
 @dataclass(frozen=True)
@@ -210,3 +213,8 @@ def test_only_the_cli_imports_the_devtools(found):
     wrong = [str(edge) for edge in found if in_area(edge.target, ("devtools",))
              and not in_area(edge.source, ("devtools",)) and edge.source != f"{PACKAGE}.cli"]
     assert not wrong, "expertbook.devtools is for development only; only expertbook.cli's commands may import it:\n" + "\n".join(wrong)
+
+
+def test_no_area_below_the_top_imports_webhooks(found):
+    wrong = [str(edge) for edge in found if in_area(edge.source, NOT_WEBHOOKS_AWARE) and in_area(edge.target, ("webhooks",))]
+    assert not wrong, "expertbook.webhooks listens to the areas' signals; no area may import it:\n" + "\n".join(wrong)

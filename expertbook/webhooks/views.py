@@ -25,9 +25,10 @@ LOG_FILTERS = ("all", PENDING, DELIVERED, FAILED)
 
 @bp.record_once
 def _connect(state) -> None:
-    from expertbook.webhooks import subscribers
+    from expertbook.webhooks import openapi, subscribers
 
     subscribers.connect()
+    openapi.register()
 
 
 def owners_required(view):
