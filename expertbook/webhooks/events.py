@@ -50,13 +50,30 @@ EVENTS: tuple[EventType, ...] = (
     EventType("booking.cancelled", EXPERT, _l("A booking was cancelled")),
 )
 BY_NAME = {event.name: event for event in EVENTS}
+# The events something actually sends (each receiver that is connected adds its own, see
+# expertbook.webhooks.subscribers.connect): only those are offered and described, so nobody
+# subscribes to an event that never comes.
+_sent: set[str] = set()
+
+
+def sends(*names: str) -> None:
+    """Record that ``names`` are now sent by a connected receiver (or a statement part)."""
+    unknown = set(names) - set(BY_NAME)
+    if unknown:
+        raise ValueError(f"unknown webhook events: {sorted(unknown)}")
+    _sent.update(names)
 #: What *Send test event* sends; never subscribed to, every subscription accepts it.
 TEST_EVENT = "webhook.test"
 
 
 def events_for(owner: str) -> list[EventType]:
     """The events a subscription of a hospital (``HOSPITAL``) or an expert (``EXPERT``) may want."""
-    return [event for event in EVENTS if event.owner == owner]
+    return [event for event in EVENTS if event.owner == owner and event.name in _sent]
+
+
+def sent() -> list[EventType]:
+    """Every event that is sent, in catalogue order."""
+    return [event for event in EVENTS if event.name in _sent]
 
 
 def envelope(event_type: str, occurred_at: datetime, data: dict[str, Any]) -> str:

@@ -98,6 +98,6 @@ def _entry(event_type: str, summary: str) -> dict[str, Any]:
 
 def register() -> None:
     """Describe every event in the API document (idempotent)."""
-    described = {event.name: _entry(event.name, str(event.label)) for event in events.EVENTS}
+    described = {event.name: _entry(event.name, str(event.label)) for event in events.sent()}
     described[events.TEST_EVENT] = _entry(events.TEST_EVENT, "A test event (the *Send test event* button)")
     openapi.register_webhooks(described, SCHEMAS)

@@ -67,4 +67,6 @@ def connect() -> None:
     booking_signals.booking_rescheduled.connect(on_booking_rescheduled)
     booking_signals.booking_cancelled.connect(on_booking_cancelled)
     clinic_signals.appointment_cancelled.connect(on_appointment_cancelled)
+    events.sends("booking.created", "booking.accepted", "booking.declined", "booking.rescheduled", "booking.cancelled",
+                 "appointment.cancelled")
     register_relay_hook(delivery.relay)
