@@ -40,7 +40,7 @@ def relay_until(done, timeout: float = 15.0) -> None:
 
 
 def cancel_one(staff, receiver_user=None):
-    from expertbook.clinic import service as clinic
+    from expertbook.clinic import queue as clinic
 
     from expertbook.clinic.models import Slot
 
