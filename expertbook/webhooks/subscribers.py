@@ -67,6 +67,9 @@ def connect() -> None:
     booking_signals.booking_rescheduled.connect(on_booking_rescheduled)
     booking_signals.booking_cancelled.connect(on_booking_cancelled)
     clinic_signals.appointment_cancelled.connect(on_appointment_cancelled)
-    events.sends("booking.created", "booking.accepted", "booking.declined", "booking.rescheduled", "booking.cancelled",
+    # appointment.booked: written by the booking's own statement, only for the hospital's subscribers
+    # (a receiver of appointment_booked would put every online booking back into a transaction).
+    clinic_signals.write_with_every_booking(delivery.booked_insert, delivery.dispatch)
+    events.sends("appointment.booked", "booking.created", "booking.accepted", "booking.declined", "booking.rescheduled", "booking.cancelled",
                  "appointment.cancelled")
     register_relay_hook(delivery.relay)
