@@ -260,3 +260,21 @@ def waiting(subscription_ids: list[int]) -> dict[int, int]:
         ):
             found[sid] = count
     return found
+
+
+def rotate_keys() -> int:
+    """Re-encrypt every stored signing secret with the first of TOKEN_ENCRYPTION_KEYS (after a new key was
+    put first), so the old key can be removed. Returns how many were re-encrypted."""
+    done = 0
+    last = 0
+    while True:
+        with transaction() as session:
+            batch = list(session.scalars(
+                select(WebhookSubscription).where(WebhookSubscription.id > last).order_by(WebhookSubscription.id).limit(200)
+            ))
+            for subscription in batch:
+                subscription.secret = signing.rotate(subscription.secret)
+        if not batch:
+            return done
+        done += len(batch)
+        last = batch[-1].id

@@ -43,3 +43,8 @@ def headers(secret: str, message_id: str, at: datetime, body: bytes) -> dict[str
         "Content-Type": "application/json",
         "User-Agent": "ExpertBook-Webhooks/1",
     }
+
+
+def rotate(stored: str) -> str:
+    """What :func:`seal` stored, re-encrypted with the first token encryption key (key rotation)."""
+    return crypto.rotate(stored)

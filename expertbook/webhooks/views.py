@@ -209,3 +209,12 @@ def delete(subscription_id: int):
     service.delete(_owners(), subscription_id)
     flash(_("The webhook was deleted."), "success")
     return redirect_to(url_for("webhooks.index"))
+
+
+@bp.cli.command("rotate-keys")
+def rotate_keys_command() -> None:
+    """Re-encrypt every webhook signing secret with the first key of TOKEN_ENCRYPTION_KEYS (``flask webhooks rotate-keys``)."""
+    import click
+
+    count = service.rotate_keys()
+    click.echo(f"Re-encrypted {count} webhook signing secret(s) with the first key.")

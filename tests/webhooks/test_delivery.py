@@ -247,3 +247,18 @@ def test_expert_requests_send_created_then_accepted_or_declined(app, receiver):
         ("booking.created", one.id, "pending"), ("booking.created", two.id, "pending"),
         ("booking.accepted", one.id, "confirmed"), ("booking.declined", two.id, "declined"),
     ]
+
+
+def test_rotating_the_encryption_keys_keeps_every_secret(app, receiver):
+    from cryptography.fernet import Fernet
+
+    staff, subscription, secret = hospital_hook(receiver)
+    old = app.config["TOKEN_ENCRYPTION_KEYS"]
+    app.config["TOKEN_ENCRYPTION_KEYS"] = f"{Fernet.generate_key().decode()},{old}"
+    result = app.test_cli_runner().invoke(args=["webhooks", "rotate-keys"])
+    assert "Re-encrypted 1 webhook signing secret" in result.output
+    app.config["TOKEN_ENCRYPTION_KEYS"] = app.config["TOKEN_ENCRYPTION_KEYS"].split(",")[0]  # the old key is gone
+    db.session.rollback()
+    assert service.signing.unseal(db.session.get(WebhookSubscription, subscription.id).secret) == secret
+    service.send_test([service.owner_of(subscription)], subscription.id)
+    Webhook(secret).verify(receiver.wait_for(1)[0].body, receiver.requests[0].headers)
