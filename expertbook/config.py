@@ -154,6 +154,8 @@ def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "ins
         # an installation whose hospital systems live on its own private network).
         "WEBHOOK_ALLOW_HTTP": _bool(env.get("WEBHOOK_ALLOW_HTTP")),
         "WEBHOOK_ALLOW_PRIVATE_ADDRESSES": _bool(env.get("WEBHOOK_ALLOW_PRIVATE_ADDRESSES")),
+        # How often one webhook's *Send test event* and *Resend* may be pressed (together).
+        "WEBHOOK_SEND_LIMIT": env.get("WEBHOOK_SEND_LIMIT") or "10 per minute;200 per day",
         # Certificate authorities trusted for https endpoints (a PEM file); default: the certifi bundle.
         "WEBHOOK_CA_FILE": env.get("WEBHOOK_CA_FILE") or None,
     }

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from functools import wraps
 
-from flask import Blueprint, abort, flash, request, url_for
+from flask import Blueprint, abort, current_app, flash, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
 
 from expertbook.errors import Conflict, ValidationFailed
+from expertbook.extensions import limiter
 from expertbook.web import EmptyForm, apply_errors, no_store, page_arg, redirect_to, render
 from expertbook.webhooks import events, service
 from expertbook.webhooks.forms import SubscriptionForm
@@ -23,11 +24,22 @@ bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 LOG_FILTERS = ("all", PENDING, DELIVERED, FAILED)
 
 
+def _subscription_key() -> str:
+    return f"webhook-sends:{(request.view_args or {}).get('subscription_id')}"
+
+
+# *Send test event* and *Resend* make the server POST to an address its owner chose: limited per webhook,
+# so nobody turns the button into a way of flooding someone else's server from ours.
+sends_limit = limiter.shared_limit(lambda: current_app.config["WEBHOOK_SEND_LIMIT"], scope="webhook-sends",
+                                   key_func=_subscription_key, methods=["POST"])
+
+
 @bp.record_once
 def _connect(state) -> None:
-    from expertbook.webhooks import openapi, subscribers
+    from expertbook.webhooks import account_hooks, openapi, subscribers
 
     subscribers.connect()
+    account_hooks.connect()
     openapi.register()
 
 
@@ -163,6 +175,7 @@ def _empty_form() -> None:
 
 @bp.post("/<int:subscription_id>/test")
 @owners_required
+@sends_limit
 def send_test(subscription_id: int):
     """*Send test event*: a ``webhook.test`` delivery, signed like any other, shown in the log."""
     _empty_form()
@@ -177,6 +190,7 @@ def send_test(subscription_id: int):
 
 @bp.post("/<int:subscription_id>/deliveries/<int:delivery_id>/resend")
 @owners_required
+@sends_limit
 def resend(subscription_id: int, delivery_id: int):
     """*Resend*: a delivered or failed event goes out again (same ``webhook-id``, a fresh retry window)."""
     _empty_form()

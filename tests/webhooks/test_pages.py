@@ -9,7 +9,7 @@ from standardwebhooks import Webhook
 from expertbook.extensions import db
 from expertbook.webhooks import service
 from expertbook.webhooks.models import WebhookDelivery, WebhookSubscription
-from tests.factories import login, make_expert, make_staff, make_user
+from tests.factories import PASSWORD, login, make_expert, make_staff, make_user
 
 
 def latest(model):
@@ -146,3 +146,28 @@ def test_the_log_is_paged(client, receiver):
     assert second.count('class="delivery ') == 2 and "Newer" in second
     fragment = client.get(f"/webhooks/{subscription.id}?status=failed", headers={"HX-Request": "true"})
     assert fragment.get_data(as_text=True).lstrip().startswith('<section id="delivery-log"')
+
+
+def test_an_experts_webhooks_are_in_their_data_and_go_with_their_account(client, receiver):
+    from expertbook.auth import service as accounts
+
+    expert = make_expert("Dr. Export")
+    subscription, secret = service.create(service.Owner("expert", expert.user_id), receiver.url, ["booking.created"], "My CRM")
+    data = accounts.account_data(expert.user_id)
+    assert data["webhooks"] == [{"url": receiver.url, "description": "My CRM", "events": ["booking.created"], "active": True,
+                                 "createdAt": subscription.created_at.isoformat()}]
+    assert secret not in str(data)
+    accounts.delete_account(expert.user_id, PASSWORD)
+    assert latest(WebhookSubscription) is None
+
+
+def test_send_test_event_and_resend_are_limited_per_webhook(app, client, receiver):
+    app.config["WEBHOOK_SEND_LIMIT"] = "2 per minute"
+    login(client, make_staff())
+    add_hook(client, receiver.url)
+    sid = latest(WebhookSubscription).id
+    assert client.post_form(f"/webhooks/{sid}/test").status_code == 303
+    row = latest(WebhookDelivery)
+    assert client.post_form(f"/webhooks/{sid}/deliveries/{row.id}/resend").status_code == 303
+    assert client.post_form(f"/webhooks/{sid}/test").status_code == 429
+    assert len(receiver.wait_for(2)) == 2 and len(receiver.requests) == 2
