@@ -24,6 +24,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
+from argon2 import profiles as argon2_profiles
 from flask.testing import FlaskClient
 from jinja2 import BytecodeCache
 from sqlalchemy import create_engine, text
@@ -401,6 +403,29 @@ def make_test_app(config: dict):
     application = create_app(config)
     application.jinja_env.bytecode_cache = TEMPLATE_CODE
     return application
+
+
+# Argon2id at production strength costs about 0.2 s of CPU per hash or check (64 MiB, three passes),
+# and the suite logs in and registers hundreds of times. Tests hash with argon2-cffi's cheapest
+# parameters (still Argon2id, through the same functions); a test marked ``production_argon2`` (the
+# hashing-strength test) runs with the app's own hasher. Server processes a test starts (gunicorn, the
+# fleet, workers) always use the app's own.
+TEST_HASHER = PasswordHasher.from_parameters(argon2_profiles.CHEAPEST)
+
+
+@pytest.fixture(autouse=True)
+def _test_password_cost(request, monkeypatch):
+    from expertbook.auth import service as accounts
+    from tests import factories
+
+    if request.node.get_closest_marker("production_argon2"):
+        factories._password_hash.cache_clear()  # made with the test hasher; this test hashes as the app does
+        yield
+        factories._password_hash.cache_clear()
+        return
+    monkeypatch.setattr(accounts, "hasher", TEST_HASHER)
+    monkeypatch.setattr(accounts, "_DUMMY_HASH", TEST_HASHER.hash("unknown account"))
+    yield
 
 
 @pytest.fixture
