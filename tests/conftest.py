@@ -92,31 +92,51 @@ def pytest_terminal_summary(terminalreporter):
 
 # Under ``make test`` pytest-xdist runs the tests in worker processes (``--dist loadgroup``), handing
 # each worker one test at a time. Each worker has its own PostgreSQL database (``postgres_url``), SQLite
-# files, Chromium and Redis databases (``redis_database``). The slowest kinds go first, so the workers
-# are not left waiting for one long test at the end: the fleet, then the fault tests, then browser,
-# schemathesis and gunicorn tests, then the rest, each kind in its usual order.
-SLOW_FIRST = ("fleet", "faults", "browser")
-
-
+# files, Chromium and Redis databases (``redis_database``). The slowest tests go first, so the workers
+# are not left waiting for one long test at the end: the fleet (one group), the every-page browser
+# audit (the longest single tests), the tests that start servers (gunicorn, fault tests), the other
+# browser tests, schemathesis, then the rest; each kind in its usual order.
 def _cost_rank(item) -> int:
-    for rank, marker in enumerate(SLOW_FIRST):
-        if item.get_closest_marker(marker):
-            return rank
-    if "schemathesis" in item.nodeid or "gunicorn_server" in getattr(item, "fixturenames", ()):
-        return len(SLOW_FIRST)
-    return len(SLOW_FIRST) + 1
+    fixtures = getattr(item, "fixturenames", ())
+    slow_first = (
+        item.get_closest_marker("fleet"),
+        "test_every_page_at_360" in item.nodeid,
+        item.get_closest_marker("faults") or "gunicorn_server" in fixtures,
+        item.get_closest_marker("browser"),
+        "test_schemathesis" in item.nodeid,
+    )
+    return next((rank for rank, slow in enumerate(slow_first) if slow), len(slow_first))
+
+
+# Modules whose tests share an expensive module-scoped fixture: all their tests go to one worker, which
+# builds the fixture once (the fleet: nginx, two gunicorns, two workers, Redis; a minute to start).
+ONE_WORKER_MODULES = ("tests/test_fleet.py",)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadgroup`` (as ``make test`` runs): one test at a time to whichever worker is free, except
+    the tests of each of ONE_WORKER_MODULES, which go together to one worker.
+
+    pytest-xdist's own loadgroup reads ``xdist_group`` marks through a node id suffix that pytest 9 no
+    longer lets it set, so it quietly spread the fleet's tests over both workers, and each built a fleet.
+    """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class OneTestOrOneModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in ONE_WORKER_MODULES else nodeid
+
+    return OneTestOrOneModule(config, log)
 
 
 def pytest_collection_modifyitems(config, items):
-    """Keep the tests of a module-scoped fixture on one worker, and start the slow ones first."""
-    if not os.environ.get("PYTEST_XDIST_WORKER"):
-        return  # a run in one process keeps the usual order
-    for item in items:
-        definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
-        if any(defs and defs[-1].scope in ("module", "package", "class") for defs in definitions.values()):
-            # One worker builds the fixture once (the fleet: nginx, two gunicorns, two workers), not each worker.
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
-    items.sort(key=_cost_rank)  # stable: each kind keeps its order
+    """Under xdist, start the slow tests first (see above); a run in one process keeps the usual order."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=_cost_rank)  # stable: each kind keeps its order
 
 
 # ---------------------------------------------------------------------------- redis
@@ -785,6 +805,10 @@ def _browsers(_playwright) -> Iterator[Browsers | None]:
     if _playwright is None:
         yield None
         return
+    from playwright.sync_api import expect
+
+    # Assertions wait as long as actions do (the pages' default timeout): a busy machine is slow, not broken.
+    expect.set_options(timeout=15_000)
     browsers = Browsers(_playwright)
     yield browsers
     browsers.close()
