@@ -27,6 +27,11 @@ def _int(value: str | None, default: int) -> int:
     return int(value) if value not in (None, "") else default
 
 
+def _list(value: str | None) -> list[str]:
+    """A comma-separated setting as a list of its non-empty items."""
+    return [item.strip() for item in (value or "").split(",") if item.strip()]
+
+
 def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "instance") -> dict[str, Any]:
     """Build the configuration dictionary from environment variables."""
     env = os.environ if environ is None else environ
@@ -37,6 +42,10 @@ def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "ins
     return {
         "PRODUCTION": production,
         "SECRET_KEY": env.get("SECRET_KEY") or (None if production else DEV_SECRET_KEY),
+        # Retired keys, most recent first: still accepted when checking what an old key signed (session
+        # cookies, CSRF tokens, API tokens, signed links, sealed links in queued emails), never used to
+        # sign anything new (expertbook/keys.py; docs/operations.md, "Key rotation").
+        "SECRET_KEY_FALLBACKS": _list(env.get("SECRET_KEY_FALLBACKS")),
         "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
         "REDIS_URL": redis_url,
         "BASE_URL": (env.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
@@ -99,11 +108,15 @@ def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "ins
         "REGISTER_LIMIT_PER_IP": env.get("REGISTER_LIMIT_PER_IP") or "10 per hour",
         "VERIFICATION_RESEND_LIMIT": env.get("VERIFICATION_RESEND_LIMIT") or "3 per hour",
         # Booking without an account (experts): per client address and per email named, page and API together;
-        # and failed manage-link lookups per client address.
+        # and failed manage-link lookups per client address and per token prefix (a working link is never limited).
         "GUEST_BOOKING_LIMIT_PER_IP": env.get("GUEST_BOOKING_LIMIT_PER_IP") or "10 per hour;30 per day",
         "GUEST_BOOKING_LIMIT_PER_EMAIL": env.get("GUEST_BOOKING_LIMIT_PER_EMAIL") or "5 per hour;10 per day",
         "MANAGE_LINK_LIMIT_PER_IP": env.get("MANAGE_LINK_LIMIT_PER_IP") or "30 per minute;300 per day",
+        "MANAGE_LINK_LIMIT_PER_PREFIX": env.get("MANAGE_LINK_LIMIT_PER_PREFIX") or "10 per hour;30 per day",
         "MANAGE_MOVES_LIMIT_PER_LINK": env.get("MANAGE_MOVES_LIMIT_PER_LINK") or "5 per hour;10 per day",
+        # A guest's manage link works until this long after its booking ends (to see how it ended, or
+        # find the meeting while it runs over), then answers 404; and never once the booking is in an account.
+        "MANAGE_LINK_HOURS_AFTER_END": float(env.get("MANAGE_LINK_HOURS_AFTER_END") or 24),
         # How many proxies in front of the app set X-Forwarded-For/-Proto; 0 trusts none. Behind one,
         # without it every client has the proxy's address and shares one login throttle.
         "PROXY_HOPS": _int(env.get("PROXY_HOPS"), 0),
@@ -129,6 +142,22 @@ def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "ins
         "ZOOM_TIMEOUT": float(env.get("ZOOM_TIMEOUT") or 10),
         "VIDEO_RETRY_BASE_SECONDS": float(env.get("VIDEO_RETRY_BASE_SECONDS") or 30),
         "JITSI_BASE_URL": (env.get("JITSI_BASE_URL") or "https://meet.jit.si").rstrip("/"),
+        # Experts' own calendars (expertbook/calendars): CalDAV servers and Google Calendar.
+        "CALENDAR_TIMEOUT": float(env.get("CALENDAR_TIMEOUT") or 10),
+        "CALENDAR_BUSY_TTL_SECONDS": float(env.get("CALENDAR_BUSY_TTL_SECONDS") or 300),
+        "CALENDAR_BUSY_DAYS": _int(env.get("CALENDAR_BUSY_DAYS"), 90),
+        "CALENDAR_RETRY_BASE_SECONDS": float(env.get("CALENDAR_RETRY_BASE_SECONDS") or 30),
+        # A CalDAV URL is typed by an expert: https only, and never an address inside our network, unless
+        # these say otherwise (tests and a server on the same private network).
+        "CALDAV_ALLOW_HTTP": _bool(env.get("CALDAV_ALLOW_HTTP")),
+        "CALDAV_ALLOW_PRIVATE_ADDRESSES": _bool(env.get("CALDAV_ALLOW_PRIVATE_ADDRESSES")),
+        "GOOGLE_CLIENT_ID": env.get("GOOGLE_CLIENT_ID") or None,
+        "GOOGLE_CLIENT_SECRET": env.get("GOOGLE_CLIENT_SECRET") or None,
+        "GOOGLE_AUTHORIZE_URL": env.get("GOOGLE_AUTHORIZE_URL") or "https://accounts.google.com/o/oauth2/v2/auth",
+        "GOOGLE_TOKEN_URL": env.get("GOOGLE_TOKEN_URL") or "https://oauth2.googleapis.com/token",
+        "GOOGLE_REVOKE_URL": env.get("GOOGLE_REVOKE_URL") or "https://oauth2.googleapis.com/revoke",
+        "GOOGLE_USERINFO_URL": env.get("GOOGLE_USERINFO_URL") or "https://openidconnect.googleapis.com/v1/userinfo",
+        "GOOGLE_CALENDAR_API_URL": (env.get("GOOGLE_CALENDAR_API_URL") or "https://www.googleapis.com/calendar/v3").rstrip("/"),
         # Comma-separated Fernet keys; the first encrypts, all decrypt (key rotation).
         "TOKEN_ENCRYPTION_KEYS": env.get("TOKEN_ENCRYPTION_KEYS") or None,
     }
@@ -148,5 +177,9 @@ def validate(config: Mapping[str, Any]) -> None:
         raise ConfigError("SECRET_KEY must be set when EXPERTBOOK_ENV=production")
     if config.get("PRODUCTION") and config.get("SECRET_KEY") == DEV_SECRET_KEY:
         raise ConfigError("SECRET_KEY is the development default; set a real one in production")
+    if config.get("PRODUCTION") and DEV_SECRET_KEY in (config.get("SECRET_KEY_FALLBACKS") or ()):
+        raise ConfigError("SECRET_KEY_FALLBACKS holds the development default; remove it in production")
     if config.get("PRODUCTION") and config.get("ZOOM_CLIENT_ID") and not config.get("TOKEN_ENCRYPTION_KEYS"):
         raise ConfigError("TOKEN_ENCRYPTION_KEYS must be set in production when Zoom is configured")
+    if config.get("PRODUCTION") and config.get("GOOGLE_CLIENT_ID") and not config.get("TOKEN_ENCRYPTION_KEYS"):
+        raise ConfigError("TOKEN_ENCRYPTION_KEYS must be set in production when Google is configured")

@@ -15,11 +15,27 @@ import pytest
 PACKAGE = "expertbook"
 ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 
-AREAS = ("auth", "clinic", "experts", "video", "api", "main", "notifications")
+AREAS = ("auth", "clinic", "experts", "calendars", "video", "api", "main", "notifications")
 # What the outbox infrastructure must never import: every area, and the modules that gather them.
-NOT_FOR_NOTIFICATIONS = ("clinic", "experts", "video", "auth", "api", "main", "demo")
+NOT_FOR_NOTIFICATIONS = ("clinic", "experts", "calendars", "video", "auth", "api", "main", "demo")
 # The booking areas (and the API on top of them), which accounts must not know.
-NOT_FOR_AUTH = ("clinic", "experts", "video", "api")
+NOT_FOR_AUTH = ("clinic", "experts", "calendars", "video", "api")
+# Calendars sit between experts and video: video (Google Meet) calls calendars' Google client, so calendars
+# must know neither video nor the areas above it; and experts knows none of them (it asks a registered busy source).
+NOT_FOR_CALENDARS = ("video", "api", "clinic", "main")
+NOT_FOR_EXPERTS = ("calendars", "video", "api")
+# The clinic's modules, a room per responsibility, top to bottom: each imports only modules of the
+# layers below its own (see docs/architecture.md). A module not listed fails the test until it is placed.
+CLINIC_LAYERS = (
+    ("views",),  # pages (it connects the emails and the account hooks)
+    ("account_hooks",),  # what the clinic does when an account changes
+    ("booking", "queue", "moves"),  # taking a place; the desk's queue and cancellations; moves
+    ("sessions",),  # creating, finding and running sessions
+    ("waitlist",),  # waiting lists, and who gets a freed place
+    ("places", "appointments", "doctors", "hospitals"),  # the place-taking UPDATE; reading appointments; directory; staff
+    ("inputs", "states", "emails", "forms"),  # limits and checks; how things read; emails; form shapes
+    ("links", "signals", "clock", "models"),  # signed links, signals, zones, tables
+)
 
 
 @dataclass(frozen=True)
@@ -189,6 +205,14 @@ def test_auth_imports_no_booking_area(found):
     assert not wrong, "expertbook.auth sits below the areas; it must not import them:\n" + "\n".join(wrong)
 
 
+def test_clinic_modules_import_only_layers_below(found):
+    layer = {f"{PACKAGE}.clinic.{name}": depth for depth, names in enumerate(CLINIC_LAYERS) for name in names}
+    unplaced = sorted(name for name in modules() if name.startswith(f"{PACKAGE}.clinic.") and name not in layer)
+    assert not unplaced, "place every clinic module in CLINIC_LAYERS (tests/test_structure.py): " + ", ".join(unplaced)
+    wrong = [str(edge) for edge in found if edge.source in layer and edge.target in layer and layer[edge.target] <= layer[edge.source]]
+    assert not wrong, "a clinic module imports one of its own layer or above (see CLINIC_LAYERS):\n" + "\n".join(wrong)
+
+
 def test_no_module_import_cycle(found):
     graph: dict[str, set[str]] = {}
     for edge in found:
@@ -210,3 +234,13 @@ def test_only_the_cli_imports_the_devtools(found):
     wrong = [str(edge) for edge in found if in_area(edge.target, ("devtools",))
              and not in_area(edge.source, ("devtools",)) and edge.source != f"{PACKAGE}.cli"]
     assert not wrong, "expertbook.devtools is for development only; only expertbook.cli's commands may import it:\n" + "\n".join(wrong)
+
+
+def test_calendars_import_neither_video_nor_the_areas_above(found):
+    wrong = [str(edge) for edge in found if in_area(edge.source, ("calendars",)) and in_area(edge.target, NOT_FOR_CALENDARS)]
+    assert not wrong, "expertbook.calendars sits below video (video imports it for Google Meet):\n" + "\n".join(wrong)
+
+
+def test_experts_import_neither_calendars_nor_video(found):
+    wrong = [str(edge) for edge in found if in_area(edge.source, ("experts",)) and in_area(edge.target, NOT_FOR_EXPERTS)]
+    assert not wrong, "expertbook.experts knows no area above it (they plug in through signals and registries):\n" + "\n".join(wrong)
