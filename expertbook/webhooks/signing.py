@@ -14,7 +14,7 @@ from datetime import datetime
 
 from standardwebhooks.webhooks import Webhook
 
-from expertbook.video import crypto
+from expertbook import crypto
 
 PREFIX = "whsec_"
 

@@ -62,6 +62,23 @@ def test_every_page_fits_a_360px_phone(live_server, browser_page):
     guest = experts.book(None, svc.id, next_weekday_at(11, tz="Asia/Kolkata"), name="Gita Guest", email="gita@example.com",
                          phone="+44 20 7946 0001", customer_timezone="Europe/London")
     manage = experts.manage_token(guest)
+    # Calendars (issue 24): a CalDAV connection that broke, with its calendars and last error, and the forms.
+    from expertbook import crypto
+    from expertbook.calendars.models import CalendarConnection, RemoteCalendar
+    from expertbook.database import utcnow
+    from expertbook.extensions import db
+
+    with transaction():
+        connection = CalendarConnection(
+            user_id=expert.user_id, kind="caldav", status="unreachable", failing_since=utcnow(), last_ok_at=utcnow(),
+            last_error="the server could not be reached (reading busy times): ConnectionError",
+            secrets=crypto.encrypt({"url": "https://caldav.example.org/dav/", "username": "ada.lovelace.long.username", "password": "x"}),
+        )
+        db.session.add(connection)
+        db.session.flush()
+        for name, write in (("Work", False), ("A personal calendar with a rather long name", False), ("ExpertBook bookings", True)):
+            db.session.add(RemoteCalendar(connection_id=connection.id, remote_id=f"https://caldav.example.org/dav/{name}/", name=name,
+                                          check_conflicts=True, write_bookings=write))
     # Accounts: a live password reset link.
     resetting = make_user("Reza Reset", email="reza@example.com")
     verifying = make_user("Vera Verify", email="vera@example.com")
@@ -88,7 +105,8 @@ def test_every_page_fits_a_360px_phone(live_server, browser_page):
         "ada@example.com": ["/expert-dashboard", "/experts/settings/services", "/experts/settings/services/new",
                             f"/experts/settings/services/{svc.id}", "/experts/settings/hours", "/experts/settings/profile",
                             f"/experts/bookings/{made.id}", f"/experts/bookings/{guest.id}", f"/experts/bookings/{made.id}/reschedule",
-                            "/experts/calendar-feed", "/video/settings", "/webhooks", f"/webhooks/{expert_hook.id}"],
+                            "/experts/calendar-feed", "/video/settings", "/calendars/", "/webhooks",
+                            f"/webhooks/{expert_hook.id}"],
         "admin@example.com": ["/notifications"],
     }
     checked = []

@@ -4,8 +4,8 @@ The signing secrets are stored encrypted (TOKEN_ENCRYPTION_KEYS). The downgrade 
 subscription exists: it would delete them, their secrets and their delivery logs, which cannot be
 brought back.
 
-Revision ID: 0014_webhooks
-Revises: 0013_front_desk
+Revision ID: 0015_webhooks
+Revises: 0014_calendars
 Create Date: 2026-12-07 14:28:37.899175
 
 """
@@ -15,8 +15,8 @@ import expertbook.database
 
 
 # revision identifiers, used by Alembic.
-revision = '0014_webhooks'
-down_revision = '0013_front_desk'
+revision = '0015_webhooks'
+down_revision = '0014_calendars'
 branch_labels = None
 depends_on = None
 
@@ -96,7 +96,7 @@ def downgrade():
     count = op.get_bind().execute(sa.text("SELECT count(*) FROM webhook_subscriptions")).scalar_one()
     if count:
         raise RuntimeError(
-            f"Refusing to downgrade below 0014_webhooks: it would delete {count} webhook subscription(s) with their "
+            f"Refusing to downgrade below 0015_webhooks: it would delete {count} webhook subscription(s) with their "
             "secrets and delivery logs. Delete them on the Webhooks page first, then downgrade again."
         )
     with op.batch_alter_table('webhook_attempts', schema=None) as batch_op:
