@@ -239,11 +239,6 @@ def test_only_the_cli_imports_the_devtools(found):
     assert not wrong, "expertbook.devtools is for development only; only expertbook.cli's commands may import it:\n" + "\n".join(wrong)
 
 
-def test_no_area_below_the_top_imports_webhooks(found):
-    wrong = [str(edge) for edge in found if in_area(edge.source, NOT_WEBHOOKS_AWARE) and in_area(edge.target, ("webhooks",))]
-    assert not wrong, "expertbook.webhooks listens to the areas' signals; no area may import it:\n" + "\n".join(wrong)
-
-
 def test_calendars_import_neither_video_nor_the_areas_above(found):
     wrong = [str(edge) for edge in found if in_area(edge.source, ("calendars",)) and in_area(edge.target, NOT_FOR_CALENDARS)]
     assert not wrong, "expertbook.calendars sits below video (video imports it for Google Meet):\n" + "\n".join(wrong)
@@ -252,3 +247,8 @@ def test_calendars_import_neither_video_nor_the_areas_above(found):
 def test_experts_import_neither_calendars_nor_video(found):
     wrong = [str(edge) for edge in found if in_area(edge.source, ("experts",)) and in_area(edge.target, NOT_FOR_EXPERTS)]
     assert not wrong, "expertbook.experts knows no area above it (they plug in through signals and registries):\n" + "\n".join(wrong)
+
+
+def test_no_area_below_the_top_imports_webhooks(found):
+    wrong = [str(edge) for edge in found if in_area(edge.source, NOT_WEBHOOKS_AWARE) and in_area(edge.target, ("webhooks",))]
+    assert not wrong, "expertbook.webhooks listens to the areas' signals; no area may import it:\n" + "\n".join(wrong)

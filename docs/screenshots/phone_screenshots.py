@@ -50,6 +50,14 @@ def _app(folder: Path, extra: dict | None = None):
             "MAIL_SERVER": None,
             "RATELIMIT_STORAGE_URI": "memory://",
             "SESSION_COOKIE_SECURE": False,
+<<<<<<< HEAD
+=======
+            # The webhook screenshots send to a receiver on loopback (see _receiver).
+            "WEBHOOK_ALLOW_HTTP": True,
+            "WEBHOOK_ALLOW_PRIVATE_ADDRESSES": True,
+            "WEBHOOK_RETRY_BASE_SECONDS": 0.1,
+            "WEBHOOK_RETRY_MAX_SECONDS": 0.2,
+>>>>>>> main
         } | (extra or {})
     )
     with app.app_context():
