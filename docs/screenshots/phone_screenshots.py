@@ -50,14 +50,11 @@ def _app(folder: Path, extra: dict | None = None):
             "MAIL_SERVER": None,
             "RATELIMIT_STORAGE_URI": "memory://",
             "SESSION_COOKIE_SECURE": False,
-<<<<<<< HEAD
-=======
             # The webhook screenshots send to a receiver on loopback (see _receiver).
             "WEBHOOK_ALLOW_HTTP": True,
             "WEBHOOK_ALLOW_PRIVATE_ADDRESSES": True,
             "WEBHOOK_RETRY_BASE_SECONDS": 0.1,
             "WEBHOOK_RETRY_MAX_SECONDS": 0.2,
->>>>>>> main
         } | (extra or {})
     )
     with app.app_context():
@@ -295,10 +292,7 @@ def main(argv: list[str] | None = None) -> int:
         (Path(folder) / "radicale").mkdir()
         radicale = Radicale(Path(folder) / "radicale").start()
         calendars = {"CALDAV_ALLOW_HTTP": True, "CALDAV_ALLOW_PRIVATE_ADDRESSES": True} | google.config()
-        # The webhook screenshots send to a receiver on loopback (see _receiver), retried within a second.
-        webhooks = {"WEBHOOK_ALLOW_HTTP": True, "WEBHOOK_ALLOW_PRIVATE_ADDRESSES": True,
-                    "WEBHOOK_RETRY_BASE_SECONDS": 0.1, "WEBHOOK_RETRY_MAX_SECONDS": 0.2}
-        app = _app(Path(folder), calendars | webhooks)
+        app = _app(Path(folder), calendars)
         base, server = _serve(app)
         app.config["BASE_URL"] = base  # the Google redirect comes back here
         try:

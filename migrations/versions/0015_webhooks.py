@@ -5,11 +5,7 @@ subscription exists: it would delete them, their secrets and their delivery logs
 brought back.
 
 Revision ID: 0015_webhooks
-<<<<<<< HEAD
 Revises: 0014_calendars
-=======
-Revises: 0013_front_desk
->>>>>>> main
 Create Date: 2026-12-07 14:28:37.899175
 
 """

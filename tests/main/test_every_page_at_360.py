@@ -105,12 +105,7 @@ def test_every_page_fits_a_360px_phone(live_server, browser_page):
         "ada@example.com": ["/expert-dashboard", "/experts/settings/services", "/experts/settings/services/new",
                             f"/experts/settings/services/{svc.id}", "/experts/settings/hours", "/experts/settings/profile",
                             f"/experts/bookings/{made.id}", f"/experts/bookings/{guest.id}", f"/experts/bookings/{made.id}/reschedule",
-<<<<<<< HEAD
-                            "/experts/calendar-feed", "/video/settings", "/calendars/", "/webhooks",
-                            f"/webhooks/{expert_hook.id}"],
-=======
                             "/experts/calendar-feed", "/video/settings", "/calendars/", "/webhooks", f"/webhooks/{expert_hook.id}"],
->>>>>>> main
         "admin@example.com": ["/notifications"],
     }
     checked = []
