@@ -154,12 +154,11 @@ def test_a_receiver_slower_than_the_timeout_counts_as_a_failed_attempt(app, rece
     app.config["WEBHOOK_TIMEOUT_SECONDS"] = 0.5
     receiver.then("hang:2")
     staff, _, _ = hospital_hook(receiver)
-    started = time.monotonic()
     cancel_one(staff)
-    assert time.monotonic() - started < 2
     [row] = deliveries()
     attempt = db.session.scalar(select(WebhookAttempt).where(WebhookAttempt.delivery_id == row.id))
     assert row.status == "pending" and attempt.status_code is None and attempt.error == "timed out"
+    assert attempt.duration_ms < 1800  # the timeout's half second (and a loaded machine's slack), not the receiver's 2 s
     relay_until(lambda: deliveries()[0].status == "delivered")
 
 
