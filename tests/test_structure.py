@@ -22,8 +22,8 @@ NOT_FOR_NOTIFICATIONS = ("clinic", "experts", "calendars", "video", "webhooks", 
 NOT_FOR_AUTH = ("clinic", "experts", "calendars", "video", "webhooks", "api")
 # Calendars sit between experts and video: video (Google Meet) calls calendars' Google client, so calendars
 # must know neither video nor the areas above it; and experts knows none of them (it asks a registered busy source).
-NOT_FOR_CALENDARS = ("video", "api", "clinic", "main")
-NOT_FOR_EXPERTS = ("calendars", "video", "api")
+NOT_FOR_CALENDARS = ("video", "webhooks", "api", "clinic", "main")
+NOT_FOR_EXPERTS = ("calendars", "video", "webhooks", "api")
 # Webhooks listen to the booking areas; those never know about it (they send signals, and the clinic
 # booking takes webhooks' rows through a registered statement part).
 NOT_WEBHOOKS_AWARE = ("clinic", "experts", "calendars", "video", "auth", "notifications", "api", "main")

@@ -5,7 +5,7 @@ subscription exists: it would delete them, their secrets and their delivery logs
 brought back.
 
 Revision ID: 0015_webhooks
-Revises: 0013_front_desk
+Revises: 0014_calendars
 Create Date: 2026-12-07 14:28:37.899175
 
 """

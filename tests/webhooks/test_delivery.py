@@ -135,6 +135,14 @@ def test_after_the_retry_window_the_delivery_fails_and_the_owner_is_emailed_once
     # One incident, one email to each staff admin of the hospital (not one per failed event).
     assert sorted(email.to_email for email in emails) == sorted([staff.email, colleague.email])
     assert all(receiver.url in email.subject for email in emails)
+    # Rendered and handed to the mailer (no mail server in tests: written to the log), with the log's link.
+    assert all(email.status == "sent" for email in emails)
+    from expertbook.notifications import mailer
+
+    message = mailer.build_message(mailer.Email(to_email=emails[0].to_email, to_name=emails[0].to_name, subject=emails[0].subject,
+                                                template=emails[0].template, context=emails[0].context, message_id=emails[0].message_id))
+    text = message.get_body(("plain",)).get_content()
+    assert f"/webhooks/{subscription.id}" in text and "HTTP 500" in text and "hours after the event" in text
     # A delivery that succeeds ends the incident.
     receiver.default = 200
     service.resend([service.owner_of(subscription)], subscription.id, rows[0].id)
@@ -146,12 +154,11 @@ def test_a_receiver_slower_than_the_timeout_counts_as_a_failed_attempt(app, rece
     app.config["WEBHOOK_TIMEOUT_SECONDS"] = 0.5
     receiver.then("hang:2")
     staff, _, _ = hospital_hook(receiver)
-    started = time.monotonic()
     cancel_one(staff)
-    assert time.monotonic() - started < 2
     [row] = deliveries()
     attempt = db.session.scalar(select(WebhookAttempt).where(WebhookAttempt.delivery_id == row.id))
     assert row.status == "pending" and attempt.status_code is None and attempt.error == "timed out"
+    assert attempt.duration_ms < 1800  # the timeout's half second (and a loaded machine's slack), not the receiver's 2 s
     relay_until(lambda: deliveries()[0].status == "delivered")
 
 
