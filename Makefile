@@ -44,10 +44,14 @@ run: demo
 worker: migrate
 	$(FLASK) worker
 
-## test: run the whole suite; PostgreSQL and Redis on their local default ports are used unless
-##       TEST_DATABASE_URL / REDIS_URL say otherwise; browser tests need chromium, the fleet test nginx
+# Parallel test processes (pytest-xdist): one per core by default; TEST_WORKERS=0 runs in this process.
+TEST_WORKERS ?= auto
+
+## test: run the whole suite in parallel (TEST_WORKERS=auto: one worker per core); PostgreSQL and Redis on their
+##       local default ports are used unless TEST_DATABASE_URL / REDIS_URL say otherwise; browser tests need
+##       chromium, the fleet test nginx. A subset: make test PYTEST_ARGS="tests/auth -k login"
 test: install
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 BENCH_STAMP := $(VENV)/.bench-installed
 

@@ -24,7 +24,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from argon2 import PasswordHasher
+from argon2 import profiles as argon2_profiles
 from flask.testing import FlaskClient
+from jinja2 import BytecodeCache
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -85,31 +88,129 @@ def pytest_terminal_summary(terminalreporter):
             terminalreporter.write_line(f"SKIPPED all {part} tests: {reason}")
 
 
+# ---------------------------------------------------------------------------- parallel runs (pytest-xdist)
+
+# Under ``make test`` pytest-xdist runs the tests in worker processes (``--dist loadgroup``), handing
+# each worker one test at a time. Each worker has its own PostgreSQL database (``postgres_url``), SQLite
+# files, Chromium and Redis databases (``redis_database``). The slowest tests go first, so the workers
+# are not left waiting for one long test at the end: the fleet (one group), the every-page browser
+# audit (the longest single tests), the tests that start servers (gunicorn, fault tests), the other
+# browser tests, schemathesis, then the rest; each kind in its usual order.
+def _cost_rank(item) -> int:
+    fixtures = getattr(item, "fixturenames", ())
+    slow_first = (
+        item.get_closest_marker("fleet"),
+        "test_every_page_at_360" in item.nodeid,
+        item.get_closest_marker("faults") or "gunicorn_server" in fixtures,
+        item.get_closest_marker("browser"),
+        "test_schemathesis" in item.nodeid,
+    )
+    return next((rank for rank, slow in enumerate(slow_first) if slow), len(slow_first))
+
+
+# Modules whose tests share an expensive module-scoped fixture: all their tests go to one worker, which
+# builds the fixture once (the fleet: nginx, two gunicorns, two workers, Redis; a minute to start).
+ONE_WORKER_MODULES = ("tests/test_fleet.py",)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadgroup`` (as ``make test`` runs): one test at a time to whichever worker is free, except
+    the tests of each of ONE_WORKER_MODULES, which go together to one worker.
+
+    pytest-xdist's own loadgroup reads ``xdist_group`` marks through a node id suffix that pytest 9 no
+    longer lets it set, so it quietly spread the fleet's tests over both workers, and each built a fleet.
+    """
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class OneTestOrOneModule(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if module in ONE_WORKER_MODULES else nodeid
+
+    return OneTestOrOneModule(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under xdist, start the slow tests first (see above); a run in one process keeps the usual order."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=_cost_rank)  # stable: each kind keeps its order
+
+
 # ---------------------------------------------------------------------------- redis
 
 
-def redis_database(number: int):
-    """Yield the URL of database ``number`` of the test Redis server, emptied before and after.
+# Each area's Redis tests own one database number below AREA_DATABASES (notifications 1, meetings 6).
+# Under pytest-xdist, worker gwN uses number + N * AREA_DATABASES, so two workers never flush each
+# other's keys: with the server's default 16 databases, gw0 gets 0-6 and gw1 7-13 (14 stays the
+# bench's). A worker whose numbers the server does not have gets a redis-server of its own.
+AREA_DATABASES = 7
 
-    Each area's Redis tests own one database number, so parallel runs never flush each other's
-    keys. Skips (fails in CI) without ``REDIS_URL`` or when the server does not answer.
+
+def worker_index() -> int:
+    """This pytest-xdist worker's number (``gw3`` is 3); 0 without xdist."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")
+    return int(name[2:]) if name.startswith("gw") and name[2:].isdigit() else 0
+
+
+_worker_redis: list["RedisServer"] = []  # this worker's own redis-server, when the shared one is too small
+
+
+def _private_redis_url(number: int) -> str:
+    """Database ``number`` of a redis-server this worker starts once (and stops at the session's end)."""
+    if not _worker_redis:
+        if not shutil.which("redis-server"):
+            missing("Redis", f"worker {worker_index()} needs Redis databases beyond those of {REDIS_URL}, "
+                             "and no redis-server binary is installed to start one of its own (use fewer workers: -n)")
+        import tempfile
+
+        server = RedisServer(Path(tempfile.mkdtemp(prefix="expertbook-redis-")))
+        server.start()
+        _worker_redis.append(server)
+    return f"redis://127.0.0.1:{_worker_redis[0].port}/{number}"
+
+
+def redis_database(number: int):
+    """Yield the URL of this test worker's Redis database for area ``number``, emptied before and after.
+
+    Each area's Redis tests own one database number (below :data:`AREA_DATABASES`), so the areas never
+    flush each other's keys, and each pytest-xdist worker has its own set of numbers (see above).
+    Skips (fails in CI) without ``REDIS_URL`` or when the server does not answer.
     """
     from urllib.parse import urlsplit, urlunsplit
 
     from redis import Redis
+    from redis.exceptions import ResponseError
 
+    assert 0 <= number < AREA_DATABASES, f"area Redis databases are numbered 0-{AREA_DATABASES - 1}"
     if not REDIS_URL:
         missing("Redis", _REDIS_SOURCE)
     parts = urlsplit(REDIS_URL)
-    url = urlunsplit((parts.scheme, parts.netloc, f"/{number}", "", ""))
+    url = urlunsplit((parts.scheme, parts.netloc, f"/{number + worker_index() * AREA_DATABASES}", "", ""))
     client = Redis.from_url(url, socket_connect_timeout=2)
     try:
+        client.flushdb()
+    except ResponseError as exc:
+        if "out of range" not in str(exc):  # "DB index is out of range": the server has fewer databases
+            missing("Redis", f"{url} refuses: {exc}")
+        client.close()
+        url = _private_redis_url(number)
+        client = Redis.from_url(url, socket_connect_timeout=2)
         client.flushdb()
     except Exception as exc:
         missing("Redis", f"{url} is unreachable: {exc}")
     yield url
     client.flushdb()
     client.close()
+
+
+def pytest_sessionfinish(session):
+    _drop_postgres_templates()
+    for server in _worker_redis:
+        server.stop()
+        shutil.rmtree(server.directory, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------- databases
@@ -152,9 +253,17 @@ def sqlite_template(tmp_path_factory) -> str:
     return str(path)
 
 
+# Per test process and server: a migrated database no one connects to, which later throwaway databases
+# copy (CREATE DATABASE ... TEMPLATE) instead of running every migration again; dropped at the end.
+_postgres_templates: dict[str, str] = {}
+
+
 @contextmanager
 def throwaway_postgres(label: str = "test") -> Iterator[str | None]:
     """A new PostgreSQL database beside ``TEST_DATABASE_URL``, built by the migrations, dropped on exit.
+
+    The first of a test process runs the migrations and is then copied as that process's template;
+    the next ones are copies of it (the same schema, ten times faster).
 
     Yields its URL; ``None`` when no PostgreSQL is configured or found; or a one-line
     ``"unavailable: ..."`` reason when the server refuses to create it.
@@ -165,18 +274,25 @@ def throwaway_postgres(label: str = "test") -> Iterator[str | None]:
     from expertbook.config import normalise_database_url
 
     admin_url = make_url(normalise_database_url(TEST_DATABASE_URL))
+    server = admin_url.render_as_string(hide_password=False)
+    template = _postgres_templates.get(server)
     name = f"expertbook_{label}_{os.getpid()}_{uuid.uuid4().hex[:6]}"
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
     try:
         with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
+            conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
     except Exception as exc:  # the server is down or refuses us
         admin.dispose()
         yield f"unavailable: {exc.__class__.__name__}: {exc}".splitlines()[0]
         return
     try:
         url = admin_url.set(database=name).render_as_string(hide_password=False)
-        _migrate(url)
+        if template is None:
+            _migrate(url)
+            template = f"expertbook_template_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+            with admin.connect() as conn:  # nothing is connected to the new database yet: it can be copied
+                conn.execute(text(f'CREATE DATABASE "{template}" TEMPLATE "{name}"'))
+            _postgres_templates[server] = template
         yield url
     finally:
         with admin.connect() as conn:
@@ -184,11 +300,22 @@ def throwaway_postgres(label: str = "test") -> Iterator[str | None]:
         admin.dispose()
 
 
+def _drop_postgres_templates() -> None:
+    for server, template in _postgres_templates.items():
+        admin = create_engine(server, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)'))
+        admin.dispose()
+    _postgres_templates.clear()
+
+
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str | None]:
     """A PostgreSQL database of this test run, built by the migrations, dropped at the end."""
     with throwaway_postgres() as url:
         yield url
+        if url in _emptiers:
+            _emptiers.pop(url).dispose()
 
 
 def require_postgres(url: str | None) -> str:
@@ -212,12 +339,113 @@ def database_url(request, tmp_path, sqlite_template, postgres_url) -> Iterator[s
     _truncate_all(postgres_url)
 
 
+_emptiers: dict[str, object] = {}  # one engine per database, kept for the session: a connection each time costs more than the emptying
+
+
 def _truncate_all(url: str) -> None:
-    engine = create_engine(url)
-    tables = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-    engine.dispose()
+    """Empty every table of ``url`` and restart the sequences that were used, in one round trip.
+
+    DELETE rather than TRUNCATE: on tables of a few rows TRUNCATE, which gives each table and index
+    new files, takes about 100 times longer, and it runs after every PostgreSQL test. Children are
+    emptied before their parents, so no foreign key is in the way.
+    """
+    if url not in _emptiers:
+        _emptiers[url] = create_engine(url, pool_size=1)
+    tables = ", ".join(f"'{t.name}'" for t in reversed(db.metadata.sorted_tables))
+    with _emptiers[url].begin() as conn:
+        conn.execute(text(f"""DO $$
+DECLARE t text; s record;
+BEGIN
+  FOREACH t IN ARRAY ARRAY[{tables}]::text[] LOOP
+    EXECUTE format('DELETE FROM %I', t);
+  END LOOP;
+  FOR s IN SELECT schemaname, sequencename FROM pg_sequences WHERE schemaname = current_schema() AND last_value IS NOT NULL LOOP
+    EXECUTE format('ALTER SEQUENCE %I.%I RESTART', s.schemaname, s.sequencename);
+  END LOOP;
+END $$"""))
+
+
+# ---------------------------------------------------------------------------- the cost of one app
+# Every test builds its own app (twice: SQLite and PostgreSQL). Two pieces of that work give the same
+# result every time, so they are done once per test process and shared:
+#
+# - werkzeug compiles two URL builders per route with ``compile()`` (about 80% of ``create_app``).
+#   A builder's code depends only on the rule's text, its parsed parts, its default names and whether
+#   unknown arguments are appended, so builders with those equal are shared. Rules whose defaults
+#   fill in a part of the URL are compiled as usual (werkzeug folds the default into the code).
+# - Jinja compiles each template on its first use in each app; the compiled code is kept in memory
+#   under Jinja's own key (template name and a checksum of its source).
+
+
+def _share_url_builders() -> None:
+    from werkzeug.routing.rules import Rule
+
+    compile_builder = Rule._compile_builder
+    if getattr(compile_builder, "shared", False):
+        return
+    builders: dict[tuple, Callable] = {}
+
+    def shared_builder(self, append_unknown: bool = True):
+        defaults = self.defaults or {}
+        if any(is_dynamic and data in defaults for is_dynamic, data in self._trace):
+            return compile_builder(self, append_unknown)
+        key = (self.rule, tuple(self._trace), tuple(str(name) for name in defaults), append_unknown)
+        if key not in builders:
+            builders[key] = compile_builder(self, append_unknown)
+        return builders[key]
+
+    shared_builder.shared = True
+    Rule._compile_builder = shared_builder
+
+
+_share_url_builders()
+
+
+class _TemplateCodeCache(BytecodeCache):
+    """A Jinja bytecode cache in this process's memory, shared by every app the tests create."""
+
+    def __init__(self):
+        self.code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket) -> None:
+        if bucket.key in self.code:
+            bucket.bytecode_from_string(self.code[bucket.key])  # Jinja checks the source's checksum
+
+    def dump_bytecode(self, bucket) -> None:
+        self.code[bucket.key] = bucket.bytecode_to_string()
+
+
+TEMPLATE_CODE = _TemplateCodeCache()
+
+
+def make_test_app(config: dict):
+    """``create_app(config)`` sharing the compiled templates of this test process (see above)."""
+    application = create_app(config)
+    application.jinja_env.bytecode_cache = TEMPLATE_CODE
+    return application
+
+
+# Argon2id at production strength costs about 0.2 s of CPU per hash or check (64 MiB, three passes),
+# and the suite logs in and registers hundreds of times. Tests hash with argon2-cffi's cheapest
+# parameters (still Argon2id, through the same functions); a test marked ``production_argon2`` (the
+# hashing-strength test) runs with the app's own hasher. Server processes a test starts (gunicorn, the
+# fleet, workers) always use the app's own.
+TEST_HASHER = PasswordHasher.from_parameters(argon2_profiles.CHEAPEST)
+
+
+@pytest.fixture(autouse=True)
+def _test_password_cost(request, monkeypatch):
+    from expertbook.auth import service as accounts
+    from tests import factories
+
+    if request.node.get_closest_marker("production_argon2"):
+        factories._password_hash.cache_clear()  # made with the test hasher; this test hashes as the app does
+        yield
+        factories._password_hash.cache_clear()
+        return
+    monkeypatch.setattr(accounts, "hasher", TEST_HASHER)
+    monkeypatch.setattr(accounts, "_DUMMY_HASH", TEST_HASHER.hash("unknown account"))
+    yield
 
 
 @pytest.fixture
@@ -229,7 +457,7 @@ def app_config() -> dict:
 @pytest.fixture
 def app(database_url, app_config):
     """An application on a fresh database, with an application context pushed."""
-    application = create_app(_test_config(database_url, **app_config))
+    application = make_test_app(_test_config(database_url, **app_config))
     with application.app_context():
         yield application
         db.session.remove()
@@ -513,26 +741,85 @@ def _playwright():
         yield playwright
 
 
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+# Waits between launch attempts: a machine at load 13 can take longer than one launch's timeout.
+LAUNCH_BACKOFF = (1.0, 3.0, 9.0)
+
+
+class Browsers:
+    """This test process's one Chromium (one per pytest-xdist worker), launched when first needed.
+
+    A launch that fails or times out is tried again after a pause (:data:`LAUNCH_BACKOFF`), and a
+    browser that has gone (crashed, or killed by a busy machine) is replaced before the next test
+    asks for it, so one lost browser costs at most the test it was under, never the tests after it.
+    Tests themselves are never retried.
+    """
+
+    def __init__(self, playwright):
+        self.playwright = playwright
+        self._browser = None
+        self.launches = 0
+
+    def current(self):
+        """A connected browser: the running one, or a new one if there is none or it has gone."""
+        if self._browser is None or not self._browser.is_connected():
+            self._browser = self._launch()
+        return self._browser
+
+    def _launch(self):
+        from playwright.sync_api import Error as PlaywrightError
+
+        for attempt, pause in enumerate((*LAUNCH_BACKOFF, None)):
+            try:
+                browser = self.playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=60_000)
+            except PlaywrightError as exc:
+                if pause is None:
+                    raise
+                import warnings
+
+                warnings.warn(f"Chromium launch {attempt + 1} failed, trying again in {pause:.0f} s: {exc}".splitlines()[0])
+                time.sleep(pause)
+                continue
+            self.launches += 1
+            if self.launches > 1:
+                import warnings
+
+                warnings.warn(f"Chromium had gone and was launched again (launch {self.launches} of this worker)")
+            return browser
+
+    def close(self) -> None:
+        if self._browser is not None and self._browser.is_connected():
+            self._browser.close()
+
+
 @pytest.fixture(scope="session")
-def chromium(_playwright):
-    """Debian's Chromium, driven by Playwright."""
+def _browsers(_playwright) -> Iterator[Browsers | None]:
     if _playwright is None:
+        yield None
+        return
+    from playwright.sync_api import expect
+
+    # Assertions wait as long as actions do (the pages' default timeout): a busy machine is slow, not broken.
+    expect.set_options(timeout=15_000)
+    browsers = Browsers(_playwright)
+    yield browsers
+    browsers.close()
+
+
+@pytest.fixture
+def chromium(_browsers):
+    """Debian's Chromium, driven by Playwright: this worker's one browser (see :class:`Browsers`)."""
+    if _browsers is None:
         missing("browser (Chromium)", f"{CHROMIUM} is not installed (apt-get install chromium)")
-    browser = _playwright.chromium.launch(
-        executable_path=CHROMIUM,
-        headless=True,
-        args=[
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ],
-    )
-    yield browser
-    browser.close()
+    return _browsers.current()
 
 
 class PageProblems:

@@ -160,6 +160,7 @@ def test_production_refuses_to_start_without_a_secret_key(monkeypatch, database_
 # ---------------------------------------------------------------------------- passwords
 
 
+@pytest.mark.production_argon2
 def test_passwords_are_hashed_with_argon2id_at_owasp_strength(client):
     client.post_form("/register", {"name": "H", "email": "h@example.com", "password": PASSWORD, "confirm": PASSWORD})
     stored = db.session.scalar(select(User.password_hash))

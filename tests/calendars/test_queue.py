@@ -1,4 +1,4 @@
-"""Calendar jobs through RQ (real Redis, database 9, this area's own, and the worker class ``flask worker``
+"""Calendar jobs through RQ (real Redis, database 2, this area's own, and the worker class ``flask worker``
 runs): a booking's event is written by the worker, not the web request; busy times go stale and the relay
 pass (the worker's tick) has them read again; a job lost with Redis comes back with the relay."""
 from __future__ import annotations
@@ -29,7 +29,7 @@ LONDON = ZoneInfo("Europe/London")
 
 @pytest.fixture
 def redis_db9():
-    yield from redis_database(9)
+    yield from redis_database(2)
 
 
 @pytest.fixture
