@@ -16,7 +16,7 @@ from expertbook import jobs as _jobs
 ROOT = Path(__file__).resolve().parent.parent
 
 # Each area is a package with a ``views.bp`` blueprint; the order is the order of registration.
-AREAS = ("main", "auth", "clinic", "experts", "api", "calendars", "video", "notifications")
+AREAS = ("main", "auth", "clinic", "experts", "api", "calendars", "video", "webhooks", "notifications")
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:

@@ -160,6 +160,20 @@ def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "ins
         "GOOGLE_CALENDAR_API_URL": (env.get("GOOGLE_CALENDAR_API_URL") or "https://www.googleapis.com/calendar/v3").rstrip("/"),
         # Comma-separated Fernet keys; the first encrypts, all decrypt (key rotation).
         "TOKEN_ENCRYPTION_KEYS": env.get("TOKEN_ENCRYPTION_KEYS") or None,
+        # Webhooks (expertbook/webhooks): each POST's timeout, how long and how often an event is
+        # retried, and where endpoints may be (docs/webhooks.md).
+        "WEBHOOK_TIMEOUT_SECONDS": float(env.get("WEBHOOK_TIMEOUT_SECONDS") or 5),
+        "WEBHOOK_RETRY_HOURS": float(env.get("WEBHOOK_RETRY_HOURS") or 24),
+        "WEBHOOK_RETRY_BASE_SECONDS": float(env.get("WEBHOOK_RETRY_BASE_SECONDS") or 5),
+        "WEBHOOK_RETRY_MAX_SECONDS": float(env.get("WEBHOOK_RETRY_MAX_SECONDS") or 3600),
+        # Only https endpoints on public addresses, unless these say otherwise (tests, development,
+        # an installation whose hospital systems live on its own private network).
+        "WEBHOOK_ALLOW_HTTP": _bool(env.get("WEBHOOK_ALLOW_HTTP")),
+        "WEBHOOK_ALLOW_PRIVATE_ADDRESSES": _bool(env.get("WEBHOOK_ALLOW_PRIVATE_ADDRESSES")),
+        # How often one webhook's *Send test event* and *Resend* may be pressed (together).
+        "WEBHOOK_SEND_LIMIT": env.get("WEBHOOK_SEND_LIMIT") or "10 per minute;200 per day",
+        # Certificate authorities trusted for https endpoints (a PEM file); default: the certifi bundle.
+        "WEBHOOK_CA_FILE": env.get("WEBHOOK_CA_FILE") or None,
     }
 
 

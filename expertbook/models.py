@@ -5,3 +5,4 @@ from expertbook.experts.models import Booking, DateOverride, ExpertProfile, Serv
 from expertbook.notifications.models import OutboxEmail  # noqa: F401
 from expertbook.video.models import Meeting, ZoomConnection  # noqa: F401
 from expertbook.calendars.models import BusyInterval, CalendarConnection, CalendarEvent, RemoteCalendar  # noqa: F401
+from expertbook.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookSubscription, WebhookSubscriptionEvent  # noqa: F401

@@ -50,6 +50,11 @@ def _app(folder: Path, extra: dict | None = None):
             "MAIL_SERVER": None,
             "RATELIMIT_STORAGE_URI": "memory://",
             "SESSION_COOKIE_SECURE": False,
+            # The webhook screenshots send to a receiver on loopback (see _receiver).
+            "WEBHOOK_ALLOW_HTTP": True,
+            "WEBHOOK_ALLOW_PRIVATE_ADDRESSES": True,
+            "WEBHOOK_RETRY_BASE_SECONDS": 0.1,
+            "WEBHOOK_RETRY_MAX_SECONDS": 0.2,
         } | (extra or {})
     )
     with app.app_context():
@@ -67,9 +72,32 @@ def _serve(app) -> tuple[str, object]:
     return f"http://127.0.0.1:{server.server_port}", server
 
 
+def _receiver(answers: list[int]) -> tuple[str, object]:
+    """A webhook receiver on loopback that answers ``answers`` in turn, then 200."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            status = answers.pop(0) if answers else 200
+            body = b"ok" if status == 200 else b"upstream HMIS is restarting"
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_port}/hmis/expertbook-events", server
+
+
 class Shooter:
-    def __init__(self, base: str, browser, viewport: dict, check: bool, prefix: str):
+    def __init__(self, base: str, browser, viewport: dict, check: bool, prefix: str, app=None):
         self.base, self.browser, self.viewport, self.check, self.prefix = base, browser, viewport, check, prefix
+        self.app = app
         self.problems: list[str] = []
         self.taken: list[str] = []
 
@@ -206,6 +234,46 @@ def run(shooter: Shooter) -> None:
     screen.goto(f"{base}/clinic/slots/{slot_id}/now-serving?theme=dark")
     shooter.shot(screen, "now-serving-dark")
 
+    # Webhooks: the staff admin adds one (the secret is shown once), sends two test events to a receiver
+    # that fails once, and reads the delivery log after the retry.
+    url, receiver = _receiver([500])
+    try:
+        staff.goto(base + "/webhooks/new")
+        staff.get_by_label("Endpoint URL").fill(url)
+        staff.get_by_label("appointment.booked", exact=False).check()
+        staff.get_by_label("appointment.cancelled", exact=False).check()
+        staff.get_by_label("Description (optional)").fill("Hospital HMIS")
+        staff.get_by_role("button", name="Add the webhook").click()
+        staff.locator("#secret-value").wait_for()
+        shooter.shot(staff, "webhook-secret")
+        staff.get_by_role("button", name="I have saved it: open the webhook").click()
+        staff.get_by_role("button", name="Send test event").click()
+        staff.locator(".delivery").first.wait_for()
+        staff.get_by_role("button", name="Send test event").click()
+        staff.locator(".delivery").nth(1).wait_for()
+        if shooter.app is not None:
+            import time
+
+            from sqlalchemy import select
+
+            from expertbook.extensions import db
+            from expertbook.webhooks import delivery
+            from expertbook.webhooks.models import UNFINISHED, WebhookDelivery
+
+            with shooter.app.app_context():
+                for _ in range(100):  # the retry falls due a fraction of a second later
+                    time.sleep(0.1)
+                    delivery.relay()
+                    if db.session.scalar(select(WebhookDelivery.id).where(WebhookDelivery.status.in_(UNFINISHED))) is None:
+                        break
+                db.session.remove()
+        staff.reload()
+        staff.locator(".delivery-delivered").nth(1).wait_for()
+        staff.eval_on_selector_all("details.attempts", "all => all.forEach(d => { d.open = true; })")
+        shooter.shot(staff, "webhook-log", full_page=True)
+    finally:
+        receiver.shutdown()
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -230,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
         try:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"), args=["--no-sandbox", "--disable-gpu"])
-                shooter = Shooter(base, browser, {"width": args.width, "height": args.height}, args.check, prefix)
+                shooter = Shooter(base, browser, {"width": args.width, "height": args.height}, args.check, prefix, app)
                 try:
                     if args.only != "calendars":
                         run(shooter)

@@ -31,7 +31,7 @@ from expertbook.calendars.caldav_client import FoundCalendar
 from expertbook.calendars.errors import CalendarRejected, CalendarUnavailable, ReauthNeeded
 from expertbook.calendars.models import GOOGLE, RECONNECT_NEEDED, CalendarConnection
 from expertbook.calendars.oauth import retry_after_seconds, token_session
-from expertbook.database import transaction, utcnow
+from expertbook.database import transaction
 from expertbook.extensions import db
 
 log = logging.getLogger(__name__)

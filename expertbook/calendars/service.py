@@ -373,6 +373,8 @@ def refresh(connection_id: int, now: datetime | None = None) -> str:
     if claim is None:
         return "skipped"
     connection = db.session.get(CalendarConnection, connection_id, populate_existing=True)
+    if connection is None:  # disconnected meanwhile
+        return "skipped"
     profile = experts.profile_of(connection.user_id)
     kind, user_id, data = connection.kind, connection.user_id, _secrets(connection)
     checked = {calendar.id: calendar.remote_id for calendar in connection.calendars if calendar.check_conflicts}

@@ -250,6 +250,8 @@ def sync(event_id: int, now: datetime | None = None) -> str:
     if claim is None:
         return "skipped"
     event = db.session.get(CalendarEvent, event_id, populate_existing=True)
+    if event is None:  # its calendar was disconnected meanwhile
+        return "skipped"
     booking = db.session.get(Booking, event.booking_id, populate_existing=True)
     calendar = db.session.get(RemoteCalendar, event.calendar_id)
     connection = calendar.connection

@@ -155,6 +155,11 @@ class GoogleStandIn:
             }
         return event_id
 
+    @property
+    def live_refresh_tokens(self) -> list[str]:
+        with self._lock:
+            return [g.refresh_token for g in self._grants if not g.revoked and g.refresh_token]
+
     def live_events(self, calendar_id: str) -> list[dict]:
         """The calendar's events that are not deleted."""
         with self._lock:

@@ -558,7 +558,9 @@ def busy_intervals(expert_id: int, start: datetime, end: datetime, exclude_id: i
     )
     if exclude_id is not None:
         query = query.where(Booking.id != exclude_id)
-    return [(row.blocked_start, row.blocked_end) for row in db.session.execute(query)]
+    # And the busy times of the expert's own calendars (external_busy): every offered time and every booking
+    # check (under the expert's lock) honours them too.
+    return [(row.blocked_start, row.blocked_end) for row in db.session.execute(query)] + external_busy(expert_id, start, end)
 
 
 # Bookings can block at most this far around a candidate (longest service plus buffers).
@@ -590,7 +592,6 @@ def offered_times(
     being rescheduled: its own time blocks none of the times around it, and is not offered itself."""
     now = now or utcnow()
     busy = busy_intervals(service.expert_id, window_start - _REACH, window_end + _REACH, exclude_id=moving)
-    busy += external_busy(service.expert_id, window_start - _REACH, window_end + _REACH)
     starts = availability.offered_starts(hours_of(service.expert), rules_of(service), busy, now=now, window_start=window_start, window_end=window_end)
     if moving is not None:
         current = db.session.get(Booking, moving)
@@ -762,8 +763,6 @@ def _free(service: Service, rules: Rules, start_at: datetime, now: datetime, mov
         raise Conflict(NOT_OFFERED)
     if busy_intervals(service.expert_id, *blocked, exclude_id=moving):
         raise Conflict(TAKEN)
-    if external_busy(service.expert_id, *blocked):  # the expert's own calendar, as last read, holds it
-        raise Conflict(NOT_OFFERED)
     return blocked
 
 

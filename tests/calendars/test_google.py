@@ -178,3 +178,14 @@ def test_a_callback_without_our_state_stores_nothing(client, google):
     assert connection("google") is None
     declined = client.get("/calendars/google/callback?error=access_denied")
     assert declined.status_code == 303 and connection("google") is None
+
+
+def test_disconnecting_google_revokes_the_grant_and_forgets_it(client, google):
+    profile, svc = _connected(client, google)
+    assert len(google.standin.live_refresh_tokens) == 1
+    found = connection("google")
+    answer = client.post_form(f"/calendars/{found.id}/disconnect")
+    assert answer.status_code == 303
+    assert connection("google") is None
+    assert google.standin.live_refresh_tokens == []  # revoked at Google
+    assert google.standin.calls["revoke"] == 1
