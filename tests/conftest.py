@@ -142,7 +142,7 @@ def pytest_collection_modifyitems(config, items):
 # ---------------------------------------------------------------------------- redis
 
 
-# Each area's Redis tests own one database number below AREA_DATABASES (notifications 1, meetings 6).
+# Each area's Redis tests own one database number below AREA_DATABASES (notifications 1, calendars 2, meetings 6).
 # Under pytest-xdist, worker gwN uses number + N * AREA_DATABASES, so two workers never flush each
 # other's keys: with the server's default 16 databases, gw0 gets 0-6 and gw1 7-13 (14 stays the
 # bench's). A worker whose numbers the server does not have gets a redis-server of its own.
@@ -769,10 +769,28 @@ class Browsers:
         self.launches = 0
 
     def current(self):
-        """A connected browser: the running one, or a new one if there is none or it has gone."""
+        """A connected browser: the running one, or a new one if there is none or it is known to have gone."""
         if self._browser is None or not self._browser.is_connected():
             self._browser = self._launch()
         return self._browser
+
+    def new_context(self, **options):
+        """A new context of this worker's browser; if the browser turns out to have gone, of a new one.
+
+        Playwright's sync API only learns that the browser has died when it next talks to it, so
+        ``is_connected()`` can still say yes: the first call then fails with ``TargetClosedError``
+        (as four Zoom browser tests did at load 13). That call is where a new browser is launched.
+        """
+        from playwright.sync_api import Error as PlaywrightError
+
+        browser = self.current()
+        try:
+            return browser.new_context(**options)
+        except PlaywrightError as exc:
+            if "closed" not in str(exc):  # "Target page, context or browser has been closed"
+                raise
+        self._browser = None  # gone: never ask it again
+        return self.current().new_context(**options)
 
     def _launch(self):
         from playwright.sync_api import Error as PlaywrightError
@@ -847,7 +865,7 @@ class PageProblems:
 
 
 @pytest.fixture
-def browser_page(chromium):
+def browser_page(chromium, _browsers):
     """A fresh browser context and page; fails the test if the page logged errors or CSP violations.
 
     ``new_page(**context_options)`` passes its options to the browser context (``viewport=...``);
@@ -861,7 +879,7 @@ def browser_page(chromium):
     contexts = []
 
     def new_page(also_expected: str | None = None, **context_options):
-        context = chromium.new_context(**context_options)
+        context = _browsers.new_context(**context_options)
         # Chromium reports CSP violations as console errors; this makes sure each one is seen by name.
         context.add_init_script(
             "window.__cspViolations = [];"
