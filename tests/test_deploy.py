@@ -78,7 +78,23 @@ def test_the_units_run_what_the_guide_says():
     assert "ExecStart=/srv/expertbook/.venv/bin/flask --app wsgi worker" in worker
     assert "Restart=always" in worker and "FLASK_SKIP_DOTENV=1" in worker
     for text in (web, worker):
-        assert "EnvironmentFile=/etc/expertbook/expertbook.env" in text and "WorkingDirectory=/srv/expertbook" in text
+        assert "WorkingDirectory=/srv/expertbook" in text
+        # One environment file, the same for web nodes and workers, and no other source of settings.
+        assert re.findall(r"^EnvironmentFile=(.*)$", text, re.M) == ["/etc/expertbook/expertbook.env"]
+        assert re.findall(r"^Environment=(.*)$", text, re.M) == ["FLASK_SKIP_DOTENV=1"]
+
+
+def test_web_nodes_apply_settings_by_a_restart_on_a_socket_systemd_holds():
+    """A reload (gunicorn's SIGHUP) keeps the environment gunicorn started with, so the unit offers none; the
+    socket unit keeps the port open across a restart, so restarting refuses no connection."""
+    web = (DEPLOY / "systemd" / "expertbook-web.service").read_text()
+    sock = (DEPLOY / "systemd" / "expertbook-web.socket").read_text()
+    assert not re.search(r"^ExecReload=", web, re.M)
+    assert re.search(r"^Requires=expertbook-web\.socket$", web, re.M)
+    assert "expertbook-web.socket" in re.search(r"^After=(.*)$", web, re.M).group(1)
+    assert re.findall(r"^ListenStream=(.*)$", sock, re.M) == ["127.0.0.1:8000"]
+    backlog = int(re.search(r"^Backlog=(\d+)$", sock, re.M).group(1))
+    assert backlog >= 1024  # a few seconds of requests wait there during a restart
 
 
 def test_systemd_accepts_the_units(tmp_path):
@@ -87,7 +103,7 @@ def test_systemd_accepts_the_units(tmp_path):
         pytest.skip("systemd-analyze is not installed")
     (tmp_path / "expertbook.env").write_text("")
     units = []
-    for unit in sorted((DEPLOY / "systemd").glob("*.service")):
+    for unit in sorted([*(DEPLOY / "systemd").glob("*.service"), *(DEPLOY / "systemd").glob("*.socket")]):
         text = unit.read_text().replace("/srv/expertbook", str(ROOT)).replace("/etc/expertbook/expertbook.env", str(tmp_path / "expertbook.env"))
         name = unit.name.replace("@.service", "@1.service")  # an instance of the template
         (tmp_path / name).write_text(text)

@@ -74,6 +74,23 @@ def test_every_setting_gunicorn_conf_reads_is_documented_and_nothing_else():
     assert sorted(environment_reads(GUNICORN_CONF)) == sorted(rows)
 
 
+def test_the_restart_table_names_each_setting_at_most_once_and_covers_the_rest():
+    """"Changing settings" says which restart each setting needs; a setting it does not name needs both."""
+    text = DOC.read_text()
+    section = text[text.index("## Changing settings"):]
+    section = section[:section.index("\n## ", 1)]
+    rows = [line.split("|") for line in section.splitlines() if line.startswith("| ") and not line.startswith(("| kind", "| ---"))]
+    named = [name for row in rows for name in re.findall(r"`([A-Z][A-Z0-9_]*)`", row[2])]
+    known = set(documented("Settings")) | set(documented("gunicorn"))
+    assert sorted(set(named) - known) == [], "named in the restart table but not a setting"
+    assert sorted(name for name in set(named) if named.count(name) > 1) == []
+    assert {row[-2].strip().split()[0].rstrip(":") for row in rows} == {"web", "workers", "both"}
+    assert any("every other setting" in row[1] and row[-2].strip().startswith("both") for row in rows)
+    # gunicorn's settings are read by gunicorn alone: a web restart.
+    gunicorn_row = next(row for row in rows if "GUNICORN_BIND" in row[2])
+    assert set(re.findall(r"`([A-Z][A-Z0-9_]*)`", gunicorn_row[2])) == set(documented("gunicorn")) and gunicorn_row[-2].strip() == "web"
+
+
 def test_the_environment_file_example_sets_only_known_settings():
     known = environment_reads(CONFIG) | environment_reads(GUNICORN_CONF)
     names = re.findall(r"^#?([A-Z][A-Z0-9_]*)=", ENV_EXAMPLE.read_text(), re.M)
