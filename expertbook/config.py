@@ -27,6 +27,21 @@ def _int(value: str | None, default: int) -> int:
     return int(value) if value not in (None, "") else default
 
 
+def _list(value: str | None) -> list[str]:
+    """A comma-separated setting as a list of its non-empty items."""
+    return [item.strip() for item in (value or "").split(",") if item.strip()]
+
+
+def _choice(value: str | None, choices: tuple[str, ...], default: str, name: str) -> str:
+    """One of ``choices`` (case-insensitive), ``default`` when unset; anything else is refused at start."""
+    if value is None or not value.strip():
+        return default
+    chosen = value.strip().lower()
+    if chosen not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return chosen
+
+
 def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "instance") -> dict[str, Any]:
     """Build the configuration dictionary from environment variables."""
     env = os.environ if environ is None else environ
@@ -118,6 +133,11 @@ def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "ins
         "CLINIC_TIMEZONE": env.get("CLINIC_TIMEZONE") or "Asia/Kolkata",
         "CLINIC_POLL_SECONDS": _int(env.get("CLINIC_POLL_SECONDS"), 10),
         "DEMO_PASSWORD": env.get("DEMO_PASSWORD") or "demo-password-1",
+        # Logs: one JSON object per line in production, plain text for development (expertbook/observability.py).
+        "LOG_FORMAT": _choice(env.get("LOG_FORMAT"), ("json", "text"), "json" if production else "text", "LOG_FORMAT"),
+        # GET /metrics: from these client addresses (networks), or with this bearer secret; nobody else.
+        "METRICS_ALLOW": _list(env.get("METRICS_ALLOW") if env.get("METRICS_ALLOW") is not None else "127.0.0.1/32,::1/128"),
+        "METRICS_TOKEN": env.get("METRICS_TOKEN") or None,
         # Video meetings (expertbook/video): Zoom over OAuth; the URLs default to Zoom's real ones.
         "ZOOM_CLIENT_ID": env.get("ZOOM_CLIENT_ID") or None,
         "ZOOM_CLIENT_SECRET": env.get("ZOOM_CLIENT_SECRET") or None,
@@ -148,5 +168,12 @@ def validate(config: Mapping[str, Any]) -> None:
         raise ConfigError("SECRET_KEY must be set when EXPERTBOOK_ENV=production")
     if config.get("PRODUCTION") and config.get("SECRET_KEY") == DEV_SECRET_KEY:
         raise ConfigError("SECRET_KEY is the development default; set a real one in production")
+    import ipaddress
+
+    for network in config.get("METRICS_ALLOW") or ():
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError as exc:
+            raise ConfigError(f"METRICS_ALLOW: {network!r} is not an address or network ({exc})") from exc
     if config.get("PRODUCTION") and config.get("ZOOM_CLIENT_ID") and not config.get("TOKEN_ENCRYPTION_KEYS"):
         raise ConfigError("TOKEN_ENCRYPTION_KEYS must be set in production when Zoom is configured")

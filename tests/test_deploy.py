@@ -111,3 +111,32 @@ def test_systemd_accepts_the_units(tmp_path):
     result = subprocess.run([analyze, "verify", *units], capture_output=True, text=True, timeout=60)
     problems = [line for line in (result.stdout + result.stderr).splitlines() if str(tmp_path) in line]
     assert result.returncode == 0 and problems == [], result.stdout + result.stderr
+
+
+def test_nginx_redacts_the_same_token_links_as_the_app():
+    """The access log's map (over $request_uri and the Referer) names exactly the app's token paths."""
+    from expertbook.observability import TOKEN_PATHS
+
+    site = (DEPLOY / "nginx" / "expertbook.conf").read_text()
+    maps = re.findall(r"^map \$(\w+) \$(\w+) \{(.*?)^\}", site, re.M | re.S)
+    redacting = {source: body for source, _, body in maps if "[redacted]" in body}
+    assert set(redacting) == {"request_uri", "http_referer"}
+    for body in redacting.values():
+        listed = re.search(r"\(\?:([a-z/|-]+)\)", body).group(1).split("|")
+        assert sorted(listed) == sorted(TOKEN_PATHS)
+        assert "video/zoom/callback" in body
+    # Every server of the site logs in that format; nothing logs $request or $request_uri as they are.
+    assert sorted(_directives("access_log")) == ["/var/log/nginx/expertbook.access.log expertbook"] * 2 + ["off", "off"]  # static files: off
+    log_format = site[site.index("log_format expertbook"):]
+    log_format = log_format[:log_format.index("';\n") + 3]
+    assert "$expertbook_uri" in log_format and "$expertbook_referer" in log_format and "$request_id" in log_format
+    assert not re.search(r"\$(request|request_uri|http_referer|uri|args|query_string)\b", log_format)
+
+
+def test_gunicorn_logs_access_in_the_apps_redacted_format():
+    settings = runpy.run_path(str(DEPLOY / "gunicorn.conf.py"))
+    assert settings["accesslog"] == "-" and settings["errorlog"] == "-"
+    formatter = settings["logconfig_dict"]["formatters"]["expertbook"]["()"]
+    assert formatter == "expertbook.observability.LogFormatter"
+    assert {"gunicorn.access", "gunicorn.error"} <= set(settings["logconfig_dict"]["loggers"])
+    assert callable(settings["child_exit"]) and callable(settings["on_starting"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import ipaddress
+import json
 import os
 import re
 import shutil
@@ -34,6 +35,7 @@ from expertbook import create_app
 from expertbook.clinic.models import Appointment
 from expertbook.extensions import db
 from expertbook.notifications.models import OutboxEmail
+from expertbook.observability import TOKEN_PATHS
 from tests.conftest import (
     NGINX,
     ROOT,
@@ -124,8 +126,8 @@ def _replace(text: str, pattern: str, replacement: str, count: int) -> str:
     return result
 
 
-def site_config(upstreams: list[str], http_port: int, https_port: int, cert: Path, key: Path) -> str:
-    """deploy/nginx/expertbook.conf with this machine's addresses, checkout and certificate put in."""
+def site_config(upstreams: list[str], http_port: int, https_port: int, cert: Path, key: Path, access_log: Path) -> str:
+    """deploy/nginx/expertbook.conf with this machine's addresses, checkout, certificate and log file put in."""
     site = SITE.read_text()
     server_params = re.search(r"upstream expertbook \{.*?^\s*server \S+ ([^;]*);", site, re.S | re.M).group(1)
     servers = "".join(f"    server {address} {server_params};\n" for address in upstreams)
@@ -137,12 +139,13 @@ def site_config(upstreams: list[str], http_port: int, https_port: int, cert: Pat
     site = _replace(site, r"ssl_certificate\s+\S+;", f"ssl_certificate {cert};", 1)
     site = _replace(site, r"ssl_certificate_key\s+\S+;", f"ssl_certificate_key {key};", 1)
     site = _replace(site, r"root /srv/expertbook;", f"root {ROOT};", 2)
+    site = _replace(site, r"access_log /var/log/nginx/expertbook\.access\.log expertbook;", f"access_log {access_log} expertbook;", 2)
     return site
 
 
 def nginx_config(prefix: Path, site: Path) -> Path:
     """A main nginx.conf (as Debian's, but everything under ``prefix``) that includes the site; returns its path."""
-    prefix.mkdir()
+    prefix.mkdir(exist_ok=True)
     (prefix / "snippets").symlink_to(SNIPPETS, target_is_directory=True)  # `include snippets/...` as in /etc/nginx
     for name in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
         (prefix / "temp" / name).mkdir(parents=True)
@@ -163,9 +166,7 @@ http {{
     fastcgi_temp_path {prefix}/temp/fastcgi;
     uwsgi_temp_path {prefix}/temp/uwsgi;
     scgi_temp_path {prefix}/temp/scgi;
-    # $request: the request line as the client sent it (an error page's internal redirect turns a POST into a GET).
-    log_format fleet '$request $status upstream=$upstream_addr upstream_status=$upstream_status';
-    access_log {prefix}/access.log fleet;
+    access_log {prefix}/other.log;  # the site's servers log to their own file, in the site's format
     include {site};
 }}
 """
@@ -351,7 +352,8 @@ def fleet(tmp_path_factory):
             cert, key = _self_signed_certificate(base)
             upstreams = [f"{web.listen_address[0]}:{web.listen_address[1]}" for web in webs]
             site = base / "site.conf"
-            site.write_text(site_config(upstreams, http_port, https_port, cert, key))
+            (base / "nginx").mkdir()
+            site.write_text(site_config(upstreams, http_port, https_port, cert, key, base / "nginx" / "access.log"))
             conf = nginx_config(base / "nginx", site)
             nginx = Process("nginx", [NGINX, "-p", str(base / "nginx"), "-c", str(conf), "-e", str(base / "nginx" / "error.log")], {}, base / "nginx.out")
             started.append(nginx)
@@ -423,12 +425,12 @@ def patient_headers(fleet: Fleet, count: int) -> list[dict]:
     return headers
 
 
-def book(session: requests.Session, fleet: Fleet, slot_id: int, headers: dict, key: str) -> requests.Response:
+def book(session: requests.Session, fleet: Fleet, slot_id: int, headers: dict, key: str, timeout: float = 30) -> requests.Response:
     return session.post(
         fleet.url + "/api/appointments",
         json={"slotId": slot_id, "patientName": "Fleet Patient", "contactNumber": "9876543210"},
         headers={**headers, "Idempotency-Key": key},
-        timeout=30,
+        timeout=timeout,
     )
 
 
@@ -476,7 +478,8 @@ def _restarts_for(setting: str) -> set[str]:
 
 def test_a_changed_setting_applies_after_the_documented_restarts_and_no_request_is_lost(fleet):
     """Edit the environment file, then restart what docs/operations.md says, one machine at a time, while
-    clients book through nginx: every booking is answered 201, and the new values are in use."""
+    clients book through nginx: every booking is answered by the app (nginx passes on no POST that reached a
+    node, so a request lost in a restart would be a 502), and the new values are in use."""
     session = fleet.session()
     user = make_users(1)[0]
     web_urls = [web.url for web in fleet.webs]
@@ -491,9 +494,10 @@ def test_a_changed_setting_applies_after_the_documented_restarts_and_no_request_
     assert _restarts_for("API_TOKEN_HOURS") == {"web"} and _restarts_for("MAIL_DEFAULT_SENDER") == {"web", "workers"}
     write_environment_file(fleet.env_file, {**environment_file(fleet.env_file), **changes})
 
-    # Past REMINDER_HOURS, so these bookings queue no reminder: the emails of the run stay few.
-    slot_id = make_slot(capacity=100000, days_ahead=450).id
+    # A full slot: every POST runs the whole booking and is refused (409), so the traffic sends no email.
+    slot_id = make_slot(capacity=1).id
     headers = [bearer(patient) for patient in make_users(2)]
+    assert book(session, fleet, slot_id, headers[0], uuid.uuid4().hex).status_code == 201
     answers: list[int | str] = []
     restarting = threading.Event()
     restarting.set()
@@ -502,10 +506,13 @@ def test_a_changed_setting_applies_after_the_documented_restarts_and_no_request_
         own = fleet.session()
         while restarting.is_set():
             try:
-                answers.append(book(own, fleet, slot_id, h, uuid.uuid4().hex).status_code)
+                # A request that arrives during a restart waits in the socket's queue until the new gunicorn
+                # answers it (seconds; more on a loaded machine): longer than nginx's proxy_read_timeout (60 s)
+                # it would be a 504, which counts as lost below.
+                answers.append(book(own, fleet, slot_id, h, uuid.uuid4().hex, timeout=120).status_code)
             except requests.RequestException as exc:
                 answers.append(exc.__class__.__name__)
-            time.sleep(0.2)  # steady traffic, not a flood that would slow the restarts down
+            time.sleep(0.05)  # steady traffic, not a flood that would slow the restarts down
 
     with ThreadPoolExecutor(max_workers=len(headers)) as pool:
         clients = [pool.submit(client, h) for h in headers]
@@ -523,11 +530,12 @@ def test_a_changed_setting_applies_after_the_documented_restarts_and_no_request_
             restarting.clear()
         for done in clients:
             done.result()
-    assert answers and Counter(answers) == {201: len(answers)}, Counter(answers)
+    assert answers and Counter(answers) == {409: len(answers)}, Counter(answers)  # every POST was answered by the app
     assert all(web.starts == 2 for web in fleet.webs) and all(worker.starts == 2 for worker in fleet.workers)
 
     assert [token_hours(url) for url in web_urls] == [3, 3]
     # The restarted workers send with the new sender.
+    assert book(session, fleet, make_slot(capacity=1).id, headers[1], uuid.uuid4().hex).status_code == 201
     wait_until(lambda: any(str(m["From"]) == "Fleet Clinic <clinic@fleet.example>" for m in fleet.smtp.messages),
                "no email was sent with the new MAIL_DEFAULT_SENDER", timeout=EMAILS_WITHIN)
     fleet.check_alive()
@@ -537,10 +545,9 @@ def _upstreams_of(method: str, path: str, access_log: Path) -> list[tuple[int, l
     """For each logged request ``method path``: nginx's answer and the upstream addresses it tried, in order."""
     found = []
     for line in access_log.read_text().splitlines():
-        parts = line.split()  # METHOD URI PROTOCOL STATUS upstream=... upstream_status=...
-        if parts[:2] == [method, path]:
-            upstream = line.split("upstream=")[1].split(" upstream_status=")[0]
-            found.append((int(parts[3]), [a.strip() for a in upstream.split(",") if a.strip() not in ("", "-")]))
+        entry = json.loads(line)  # the site's log_format: one JSON object per line
+        if (entry["method"], entry["uri"]) == (method, path):
+            found.append((entry["status"], [a.strip() for a in entry["upstream"].split(",") if a.strip() not in ("", "-")]))
     return found
 
 
@@ -742,3 +749,121 @@ def test_every_email_is_sent_exactly_once_and_reminders_once_by_two_workers(flee
 
 def _sent_rows() -> int:
     return db.session.scalar(select(db.func.count()).select_from(OutboxEmail).where(OutboxEmail.status == "sent")) or 0
+
+
+# ---------------------------------------------------------------------------- logs: request ids, and no secret
+
+
+def _body(message) -> str:
+    """Every text part of an email, decoded."""
+    return "\n".join(part.get_content() for part in message.walk() if part.get_content_maintype() == "text")
+
+
+def _log_files(fleet: Fleet) -> list[Path]:
+    """Every log the run wrote: nginx's (access, error, other servers), and each start of each web node and worker."""
+    files = [path for path in fleet.log_dir.rglob("*") if path.is_file() and path.suffix in (".log", ".out")]
+    assert {path.name for path in files} >= {"access.log", "error.log", "web-1-1.log", "web-2-1.log", "worker-1-1.log", "worker-2-1.log"}
+    return files
+
+
+def _json_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+
+
+def test_one_booking_is_followed_by_its_request_id_from_nginx_through_the_worker_to_the_email(fleet):
+    """nginx's $request_id goes to the app (X-Request-Id), is answered in X-Request-ID, logged by the web node
+    (gunicorn's access line and the app's), carried in the email job's meta to the worker, logged there with
+    the send, and written into the email's X-Request-ID header. Every line of every app log is one JSON object."""
+    slot_id = make_slot(capacity=5).id
+    patient = make_users(1)[0]
+    answer = book(fleet.session(), fleet, slot_id, bearer(patient), uuid.uuid4().hex)
+    assert answer.status_code == 201
+    request_id = answer.headers["X-Request-ID"]
+    assert re.fullmatch(r"[0-9a-f]{32}", request_id)  # nginx's $request_id
+    wait_until(lambda: any(patient.email in str(m["To"]) for m in fleet.smtp.messages), "the booking's email was not sent", timeout=EMAILS_WITHIN)
+    email = next(m for m in fleet.smtp.messages if patient.email in str(m["To"]))
+    assert email["X-Request-ID"] == request_id
+
+    nginx = [entry for entry in _json_lines(fleet.access_log) if entry["request_id"] == request_id]
+    assert [(e["method"], e["uri"], e["status"]) for e in nginx] == [("POST", "/api/appointments", 201)]
+    web, worker = [], []
+    for path in _log_files(fleet):
+        if path.name.startswith(("web-", "worker-")):
+            lines = [line for line in path.read_text().splitlines() if line.strip()]
+            # One JSON object per line: nothing else reaches the services' output.
+            entries = [json.loads(line) for line in lines]
+            found = [entry for entry in entries if entry.get("request_id") == request_id]
+            (web if path.name.startswith("web-") else worker).extend((path.name, entry) for entry in found)
+    assert any(entry["logger"] == "gunicorn.access" and entry["path"] == "/api/appointments" and entry["status"] == "201" for _, entry in web), web
+    sent = [entry for _, entry in worker if re.fullmatch(r"email \d+ sent \(attempt 1\)", entry["message"])]
+    assert len(sent) == 1, worker
+    # The excerpt docs/operations.md shows ("Following one request").
+    excerpt = [json.dumps(nginx[0])] + [f"{name}: {json.dumps(entry)}" for name, entry in web + worker] + [f"X-Request-ID: {email['X-Request-ID']}"]
+    (fleet.log_dir / "request-id-excerpt.txt").write_text("\n".join(excerpt) + "\n")
+
+
+def test_no_token_issued_during_the_run_is_in_any_log(fleet):
+    """Issue every kind of link token (verification, reset, a guest's manage link, a clinic move link, a calendar
+    feed) and bearer token, use each link through nginx as a browser would (each from the previous one, so the
+    Referer carries a token too), then read every log line of the whole run: nginx's, the web nodes', the
+    workers'. None holds a token issued during the run."""
+    from tests.experts.helpers import next_weekday_at
+    from tests.factories import make_expert, make_hospital, make_service, make_staff
+
+    session = fleet.session()
+    address = f"scan-{uuid.uuid4().hex[:8]}@example.com"
+    assert session.post(fleet.url + "/api/auth/register", json={"name": "Scan Person", "email": address, "password": PASSWORD}, timeout=30).status_code == 202
+    assert session.post(fleet.url + "/api/auth/forgot-password", json={"email": address}, timeout=30).status_code == 202
+    logged_in = session.post(fleet.url + "/api/auth/login", json={"email": address, "password": PASSWORD}, timeout=30)
+    assert logged_in.status_code == 200
+    bearers = [logged_in.json()["token"]]
+
+    expert = make_expert("Scan Expert")
+    consult = make_service(expert)
+    guest = session.post(fleet.url + "/api/bookings", timeout=30, json={
+        "serviceId": consult.id, "start": next_weekday_at(11).isoformat().replace("+00:00", "Z"), "name": "Gita Guest",
+        "email": f"guest-{uuid.uuid4().hex[:8]}@example.com"})
+    assert guest.status_code == 201, guest.text
+    expert_login = session.post(fleet.url + "/api/auth/login", json={"email": expert.user.email, "password": PASSWORD}, timeout=30)
+    bearers.append(expert_login.json()["token"])
+    feed = session.post(fleet.url + "/api/calendar-feed/reset", headers={"Authorization": f"Bearer {bearers[1]}"}, timeout=30)
+    assert feed.status_code == 200 and feed.json()["url"]
+
+    hospital = make_hospital()
+    staff = make_staff(hospital)
+    slot = make_slot(hospital, capacity=5)
+    patient = make_users(1)[0]
+    assert book(session, fleet, slot.id, bearer(patient), uuid.uuid4().hex).status_code == 201
+    cancelled = session.post(fleet.url + f"/api/organization/slots/{slot.id}/cancel", json={"reason": "The doctor is ill"},
+                             headers=bearer(staff), timeout=30)
+    assert cancelled.status_code == 200, cancelled.text
+
+    def emailed(to: str, path: str) -> bool:
+        return any(to in str(m["To"]) and path in _body(m) for m in fleet.smtp.messages)
+
+    wait_until(lambda: emailed(address, "/verify-email/") and emailed(address, "/reset-password/") and emailed(patient.email, "/clinic/move/"),
+               "the links were not all emailed", timeout=EMAILS_WITHIN)
+    bodies = [_body(m) for m in fleet.smtp.messages]
+    link = re.compile(r"https?://[^\s\"'<>]*?/(?:" + "|".join(TOKEN_PATHS) + r")/[^\s\"'<>]+")
+    links = sorted({found.rstrip(".,)") for body in bodies for found in link.findall(body)} | {guest.json()["manageUrl"], feed.json()["url"]})
+    kinds = {kind for kind in TOKEN_PATHS if any(f"/{kind}/" in url for url in links)}
+    assert kinds == set(TOKEN_PATHS), (kinds, links)
+    tokens = {re.search(r"/(?:" + "|".join(TOKEN_PATHS) + r")/([^/?#]+)", url).group(1).removesuffix(".ics") for url in links}
+    tokens |= set(bearers)
+
+    # Through nginx, as a browser follows them: the path carries the token, and the Referer the previous link.
+    referer = None
+    for url in links:
+        path = url.split("://", 1)[1].split("/", 1)[1]
+        response = session.get(f"{fleet.url}/{path}", headers={"Referer": referer} if referer else {}, allow_redirects=False, timeout=30)
+        assert response.status_code < 500, (url, response.status_code)
+        referer = f"{fleet.url}/{path}"
+    time.sleep(1)  # the last access lines are written
+
+    leaks = [(path.name, token) for path in _log_files(fleet) for token in tokens if token in path.read_text(errors="replace")]
+    assert leaks == []
+    # The links were logged, with their tokens redacted, by nginx and by the web nodes.
+    access = fleet.access_log.read_text()
+    assert all(f"/{kind}/[redacted]" in access for kind in TOKEN_PATHS)
+    web_logs = "".join(path.read_text() for path in _log_files(fleet) if path.name.startswith("web-"))
+    assert all(f"/{kind}/[redacted]" in web_logs for kind in TOKEN_PATHS)

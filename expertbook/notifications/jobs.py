@@ -9,6 +9,7 @@ from flask import Flask
 from rq import SimpleWorker
 
 from expertbook.jobs import app_context
+from expertbook.observability import job_request_id, request_id_context
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +18,7 @@ def send_email(outbox_id: int) -> str:
     """RQ job: send one outbox row (idempotent; see :func:`expertbook.notifications.service.send`)."""
     from expertbook.notifications import service
 
-    with app_context():
+    with app_context(), request_id_context(job_request_id(outbox_id)):
         return service.send(outbox_id)
 
 
@@ -35,7 +36,8 @@ def send_emails(outbox_ids: list[int]) -> dict[str, int]:
         outcomes: dict[str, int] = {}
         for outbox_id in outbox_ids:
             try:
-                outcome = service.send(outbox_id)
+                with request_id_context(job_request_id(outbox_id)):
+                    outcome = service.send(outbox_id)
             except BaseTimeoutException:
                 raise  # RQ's job timeout stops the batch; the rows not reached stay for the relay
             except Exception:
@@ -76,7 +78,8 @@ class AppWorker(SimpleWorker):
         self.stop_signalled = False
 
     def perform_job(self, job, queue, execution):  # noqa: D102 - RQ hook
-        with self.app.app_context():
+        # A job one request caused (a meeting) logs under that request's id; an email job sets each row's own.
+        with self.app.app_context(), request_id_context(job_request_id()):
             return super().perform_job(job, queue, execution)
 
     def request_stop(self, signum, frame):  # noqa: D102 - RQ's SIGTERM/SIGINT handler

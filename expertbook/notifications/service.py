@@ -49,6 +49,7 @@ from expertbook.notifications import mailer
 from expertbook.notifications.dispatcher import Dispatcher
 from expertbook.notifications.lease import Leases
 from expertbook.notifications.models import FAILED, PENDING, SENDING, SENT, STATUSES, OutboxEmail
+from expertbook.observability import job_meta
 
 log = logging.getLogger(__name__)
 
@@ -402,7 +403,7 @@ def send_seconds() -> float:
     return 12 * float(current_app.config["MAIL_TIMEOUT"])
 
 
-def enqueue(outbox_id: int, attempts: int, *, fresh: bool = False) -> bool:
+def enqueue(outbox_id: int, attempts: int, *, fresh: bool = False, request_id: str | None = None) -> bool:
     """Put the row's next attempt on the queue now, unless that job is already waiting there.
 
     ``fresh`` (a row committed a moment ago) skips the look for a waiting job: none can exist yet, and
@@ -413,15 +414,17 @@ def enqueue(outbox_id: int, attempts: int, *, fresh: bool = False) -> bool:
     queue = notifications_queue()
     if not fresh and _waiting_rows(queue, [(outbox_id, attempts)]):
         return False
-    _put(queue, outbox_id, attempts)
+    _put(queue, outbox_id, attempts, request_id)
     return True
 
 
-def _put(queue, outbox_id: int, attempts: int) -> None:
+def _put(queue, outbox_id: int, attempts: int, request_id: str | None = None) -> None:
     queue.enqueue(
         JOB_PATH,
         outbox_id,
         job_id=job_id(outbox_id, attempts),
+        # The request that committed the row, for the worker's log lines and the email's X-Request-ID.
+        meta=job_meta({outbox_id: request_id}),
         job_timeout=int(send_seconds()) + 60,
         result_ttl=24 * 3600,
         failure_ttl=7 * 24 * 3600,
@@ -442,15 +445,17 @@ def _batch_mark(outbox_id: int) -> str:
     return f"{job_id(outbox_id, 0)}:batch"
 
 
-def enqueue_new(outbox_ids: list[int]) -> None:
+def enqueue_new(outbox_ids: list[int], request_ids: Mapping[int, str | None] | None = None) -> None:
     """Enqueue rows just committed (attempt 0): one as its own job, several as ``send_emails`` jobs.
 
     Called by the dispatcher's thread. Each row of a batch is marked with its batch job's id, so the
     relay, finding the row pending, sees that job waiting and adds no second one (as it does for a
-    row's own job). Raises redis errors.
+    row's own job). ``request_ids`` (row id -> the request that committed it) go into the jobs' meta.
+    Raises redis errors.
     """
+    request_ids = request_ids or {}
     if len(outbox_ids) == 1:
-        enqueue(outbox_ids[0], 0, fresh=True)
+        enqueue(outbox_ids[0], 0, fresh=True, request_id=request_ids.get(outbox_ids[0]))
         return
     queue = notifications_queue()
     config = current_app.config
@@ -467,6 +472,7 @@ def enqueue_new(outbox_ids: list[int]) -> None:
             BATCH_JOB_PATH,
             ids,
             job_id=batch_id,
+            meta=job_meta({outbox_id: request_ids.get(outbox_id) for outbox_id in ids}),
             # Every send is bounded by MAIL_TIMEOUT, so this only stops a batch that hangs anyway; the
             # rows it did not reach stay pending for the relay.
             job_timeout=int(send_seconds() * len(ids)) + 60,
