@@ -797,6 +797,11 @@ def test_one_booking_is_followed_by_its_request_id_from_nginx_through_the_worker
     assert any(entry["logger"] == "gunicorn.access" and entry["path"] == "/api/appointments" and entry["status"] == "201" for _, entry in web), web
     sent = [entry for _, entry in worker if re.fullmatch(r"email \d+ sent \(attempt 1\)", entry["message"])]
     assert len(sent) == 1, worker
+    # /metrics of the node that took the booking, read directly (loopback is in METRICS_ALLOW's default).
+    node = next(web for web in fleet.webs if web.url.endswith(nginx[0]["upstream"].rsplit(":", 1)[1]))
+    metrics = requests.get(node.url + "/metrics", timeout=30)
+    assert metrics.status_code == 200 and 'expertbook_bookings_total{kind="clinic",outcome="made"}' in metrics.text
+    (fleet.log_dir / "metrics-after-booking.txt").write_text(metrics.text)
     # The excerpt docs/operations.md shows ("Following one request").
     excerpt = [json.dumps(nginx[0])] + [f"{name}: {json.dumps(entry)}" for name, entry in web + worker] + [f"X-Request-ID: {email['X-Request-ID']}"]
     (fleet.log_dir / "request-id-excerpt.txt").write_text("\n".join(excerpt) + "\n")

@@ -13,6 +13,10 @@ from expertbook.observability import job_request_id, request_id_context
 
 log = logging.getLogger(__name__)
 
+# The periodic pass leaves an email's first attempt to the dispatcher of the process that committed it
+# for this long (the dispatcher enqueues within MAIL_DISPATCH_LINGER_SECONDS, 0.05 s by default).
+FRESH_ROW_SECONDS = 2.0
+
 
 def send_email(outbox_id: int) -> str:
     """RQ job: send one outbox row (idempotent; see :func:`expertbook.notifications.service.send`)."""
@@ -172,7 +176,8 @@ def periodic_pass(app: Flask, reminders: bool = True) -> None:
                 log.exception("the reminder pass failed")
         service.run_relay_hooks()  # other areas' due jobs first (a meeting created now queues its emails)
         try:
-            service.relay()
+            # Rows committed a moment ago are their dispatcher's to enqueue (with their request id).
+            service.relay(settle_seconds=FRESH_ROW_SECONDS)
         except RedisError as exc:  # expected while Redis is away: one line per pass, not a traceback
             log.warning("the relay pass could not reach Redis (%s); the due rows wait for the next pass", exc)
         except Exception:

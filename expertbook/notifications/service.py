@@ -722,14 +722,16 @@ def relay_due_at(due: datetime) -> None:
 # ---------------------------------------------------------------------------- relay and admin
 
 
-def relay(now: datetime | None = None, limit: int = 500) -> int:
+def relay(now: datetime | None = None, limit: int = 500, settle_seconds: float = 0.0) -> int:
     """One pass: dispatch rows that are due (pending) or abandoned (``sending`` past their claim).
 
     Each row's job is enqueued unless it is really waiting in the queue now (:func:`waiting_jobs`);
     rows a dead worker left behind on their last allowed attempt are marked failed. Safe to run
     anywhere, any number of times at once: jobs have deterministic ids and sending claims the row.
     Returns how many rows were due (enqueued now or found waiting). Raises a redis error if the
-    queue is unreachable.
+    queue is unreachable. ``settle_seconds`` leaves rows committed less than that long ago, on their
+    first attempt, to the dispatcher of the process that committed them (the worker's periodic pass):
+    its job carries the request id the email is sent with; a second job would only race it.
     """
     now = now or utcnow()
     max_attempts = current_app.config["MAIL_MAX_ATTEMPTS"]
@@ -742,9 +744,12 @@ def relay(now: datetime | None = None, limit: int = 500) -> int:
                     last_error=f"gave up after {max_attempts} attempts: the worker stopped during the last one")
             .execution_options(synchronize_session=False)
         )
+    due = and_(OutboxEmail.status == PENDING, OutboxEmail.next_attempt_at <= now)
+    if settle_seconds > 0:
+        due = and_(due, or_(OutboxEmail.attempts > 0, OutboxEmail.created_at <= now - timedelta(seconds=settle_seconds)))
     rows = [tuple(row) for row in db.session.execute(
         select(OutboxEmail.id, OutboxEmail.attempts)
-        .where(or_(and_(OutboxEmail.status == PENDING, OutboxEmail.next_attempt_at <= now), abandoned))
+        .where(or_(due, abandoned))
         .order_by(OutboxEmail.next_attempt_at, OutboxEmail.id)
         .limit(limit)
     )]
