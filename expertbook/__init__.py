@@ -34,6 +34,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if config:
         app.config.update(config)
     config_module.validate(app.config)
+    from expertbook import keys
+
+    # Flask checks session cookies against SECRET_KEY_FALLBACKS itself; Flask-WTF does not, but signs
+    # and checks CSRF tokens with an itsdangerous serializer, which takes a list of keys (signs with
+    # the last, accepts any): a form opened before a key rotation can still be sent after it.
+    app.config["WTF_CSRF_SECRET_KEY"] = keys.for_itsdangerous(app.config)
     app.debug = app.debug and not app.config["PRODUCTION"]
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         os.makedirs(app.instance_path, exist_ok=True)

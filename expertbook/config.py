@@ -52,6 +52,10 @@ def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "ins
     return {
         "PRODUCTION": production,
         "SECRET_KEY": env.get("SECRET_KEY") or (None if production else DEV_SECRET_KEY),
+        # Retired keys, most recent first: still accepted when checking what an old key signed (session
+        # cookies, CSRF tokens, API tokens, signed links, sealed links in queued emails), never used to
+        # sign anything new (expertbook/keys.py; docs/operations.md, "Key rotation").
+        "SECRET_KEY_FALLBACKS": _list(env.get("SECRET_KEY_FALLBACKS")),
         "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
         "REDIS_URL": redis_url,
         "BASE_URL": (env.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
@@ -114,11 +118,15 @@ def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "ins
         "REGISTER_LIMIT_PER_IP": env.get("REGISTER_LIMIT_PER_IP") or "10 per hour",
         "VERIFICATION_RESEND_LIMIT": env.get("VERIFICATION_RESEND_LIMIT") or "3 per hour",
         # Booking without an account (experts): per client address and per email named, page and API together;
-        # and failed manage-link lookups per client address.
+        # and failed manage-link lookups per client address and per token prefix (a working link is never limited).
         "GUEST_BOOKING_LIMIT_PER_IP": env.get("GUEST_BOOKING_LIMIT_PER_IP") or "10 per hour;30 per day",
         "GUEST_BOOKING_LIMIT_PER_EMAIL": env.get("GUEST_BOOKING_LIMIT_PER_EMAIL") or "5 per hour;10 per day",
         "MANAGE_LINK_LIMIT_PER_IP": env.get("MANAGE_LINK_LIMIT_PER_IP") or "30 per minute;300 per day",
+        "MANAGE_LINK_LIMIT_PER_PREFIX": env.get("MANAGE_LINK_LIMIT_PER_PREFIX") or "10 per hour;30 per day",
         "MANAGE_MOVES_LIMIT_PER_LINK": env.get("MANAGE_MOVES_LIMIT_PER_LINK") or "5 per hour;10 per day",
+        # A guest's manage link works until this long after its booking ends (to see how it ended, or
+        # find the meeting while it runs over), then answers 404; and never once the booking is in an account.
+        "MANAGE_LINK_HOURS_AFTER_END": float(env.get("MANAGE_LINK_HOURS_AFTER_END") or 24),
         # How many proxies in front of the app set X-Forwarded-For/-Proto; 0 trusts none. Behind one,
         # without it every client has the proxy's address and shares one login throttle.
         "PROXY_HOPS": _int(env.get("PROXY_HOPS"), 0),
@@ -168,6 +176,8 @@ def validate(config: Mapping[str, Any]) -> None:
         raise ConfigError("SECRET_KEY must be set when EXPERTBOOK_ENV=production")
     if config.get("PRODUCTION") and config.get("SECRET_KEY") == DEV_SECRET_KEY:
         raise ConfigError("SECRET_KEY is the development default; set a real one in production")
+    if config.get("PRODUCTION") and DEV_SECRET_KEY in (config.get("SECRET_KEY_FALLBACKS") or ()):
+        raise ConfigError("SECRET_KEY_FALLBACKS holds the development default; remove it in production")
     import ipaddress
 
     for network in config.get("METRICS_ALLOW") or ():

@@ -22,9 +22,9 @@ def load(password: str) -> list[tuple[str, str]]:
     if _user(PATIENT[1]) is None:
         accounts.register_user(PATIENT[0], PATIENT[1], password, verified=True)
     if _user(HOSPITAL[3]) is None:
-        from expertbook.clinic import service as clinic
+        from expertbook.clinic import hospitals
 
-        clinic.register_hospital(HOSPITAL[0], HOSPITAL[1], HOSPITAL[2], HOSPITAL[3], password, verified=True)
+        hospitals.register_hospital(HOSPITAL[0], HOSPITAL[1], HOSPITAL[2], HOSPITAL[3], password, verified=True)
     load_clinic()
     logins = [("patient / customer", PATIENT[1]), ("hospital staff admin", HOSPITAL[3])]
     logins += _notifications(password)
@@ -159,19 +159,19 @@ def load_clinic() -> None:
     """
     from datetime import time, timedelta
 
-    from expertbook.clinic import service as clinic
+    from expertbook.clinic import booking, sessions, states
     from expertbook.clinic.models import Slot
     from expertbook.errors import ServiceError
 
     staff, patient = _user(HOSPITAL[3]), _user(PATIENT[1])
     if staff is None or patient is None or staff.hospital_id is None:
         return
-    today = clinic.local_today(staff.hospital.timezone)
+    today = states.local_today(staff.hospital.timezone)
     week_end = today + timedelta(days=6)
-    sessions = [(time(9), time(12), 10, CLINIC_DOCTORS), (time(17), time(19), 6, CLINIC_DOCTORS[:2])]
-    for start, end, capacity, doctors in sessions:
+    day_sessions = [(time(9), time(12), 10, CLINIC_DOCTORS), (time(17), time(19), 6, CLINIC_DOCTORS[:2])]
+    for start, end, capacity, doctors in day_sessions:
         try:
-            clinic.create_slots(staff.id, doctors, today, start, end, capacity, week_end)
+            sessions.create_slots(staff.id, doctors, today, start, end, capacity, week_end)
         except ServiceError:
             pass  # e.g. today's evening session is over and nothing else is missing
     slots = db.session.scalars(
@@ -182,7 +182,7 @@ def load_clinic() -> None:
         wanted = 5 if slot.start_time == time(17) and index % 3 == 0 else index % 4
         for n in range(wanted):
             try:
-                clinic.book(slot.id, patient.id, FAMILY[n % len(FAMILY)], "9876543210", idempotency_key=f"demo-{slot.id}-{n}")
+                booking.book(slot.id, patient.id, FAMILY[n % len(FAMILY)], "9876543210", idempotency_key=f"demo-{slot.id}-{n}")
             except ServiceError:
                 break  # over, closed or full: leave it as it is
     _front_desk(staff.hospital_id, patient.id, [slot for slot in slots if slot.date > today])
@@ -197,7 +197,7 @@ def _front_desk(hospital_id: int, patient_id: int, slots: list) -> None:
     to be moved). Each part is skipped if the demo data already has it."""
     from datetime import time
 
-    from expertbook.clinic import service as clinic
+    from expertbook.clinic import booking, sessions, waitlist
     from expertbook.clinic.models import Appointment, Slot, WaitlistEntry
     from expertbook.errors import ServiceError
 
@@ -207,7 +207,7 @@ def _front_desk(hospital_id: int, patient_id: int, slots: list) -> None:
     if db.session.scalar(has_walk_in) is None:
         for name, number in WALK_INS[:2]:  # tomorrow's first session
             try:
-                clinic.walk_in(slots[0].id, hospital_id, name, number)
+                booking.walk_in(slots[0].id, hospital_id, name, number)
             except ServiceError:
                 break
     evenings = [s for s in slots if s.start_time == time(17)]
@@ -215,14 +215,14 @@ def _front_desk(hospital_id: int, patient_id: int, slots: list) -> None:
     if evening is not None and db.session.scalar(select(WaitlistEntry.id).where(WaitlistEntry.slot_id == evening.id)) is None:
         for n in range(evening.capacity - evening.booked_count):
             try:
-                clinic.walk_in(evening.id, hospital_id, *WALK_INS[n % len(WALK_INS)])
+                booking.walk_in(evening.id, hospital_id, *WALK_INS[n % len(WALK_INS)])
             except ServiceError:
                 break
         try:
-            clinic.join_waitlist(evening.id, patient_id, "Priya Raman", "9876543210")
+            waitlist.join_waitlist(evening.id, patient_id, "Priya Raman", "9876543210")
         except ServiceError:
             pass
     # The last day's first session with the patient's bookings: its doctor calls in sick.
     ill = next((s for s in reversed(slots) if s.start_time == time(9) and s.booked_count), None)
     if ill is not None:
-        clinic.cancel_session(ill.id, hospital_id, "Dr. unwell today; please move to another session.")
+        sessions.cancel_session(ill.id, hospital_id, "Dr. unwell today; please move to another session.")

@@ -9,7 +9,7 @@ from sqlalchemy import create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from expertbook import create_app
-from expertbook.clinic import service as clinic
+from expertbook.clinic import booking
 from expertbook.clinic.models import Appointment
 from expertbook.extensions import db
 from expertbook.notifications.models import OutboxEmail
@@ -48,7 +48,7 @@ def test_a_dump_restores_into_a_working_database(tmp_path):
         with app.app_context():
             slot_id = make_slot(capacity=10).id
             for user in make_users(3):
-                clinic.book(slot_id, user.id, "Asha Rao", "9876543210")
+                booking.book(slot_id, user.id, "Asha Rao", "9876543210")
             db.session.remove()
             db.engine.dispose()
         before = _counts(source)
@@ -68,8 +68,8 @@ def test_a_dump_restores_into_a_working_database(tmp_path):
         restored = create_app(_test_config(target))
         with restored.app_context():
             user = make_users(1)[0]
-            booking = clinic.book(slot_id, user.id, "Ravi Patel", "9876543210")
-            assert booking.token_number == 104
+            made = booking.book(slot_id, user.id, "Ravi Patel", "9876543210")
+            assert made.token_number == 104
             assert db.session.scalar(select(func.count()).select_from(Appointment)) == 4
             assert db.session.scalar(select(func.count()).select_from(OutboxEmail)) > before["outbox_emails"]
             db.session.remove()

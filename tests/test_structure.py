@@ -20,6 +20,18 @@ AREAS = ("auth", "clinic", "experts", "video", "api", "main", "notifications")
 NOT_FOR_NOTIFICATIONS = ("clinic", "experts", "video", "auth", "api", "main", "demo")
 # The booking areas (and the API on top of them), which accounts must not know.
 NOT_FOR_AUTH = ("clinic", "experts", "video", "api")
+# The clinic's modules, a room per responsibility, top to bottom: each imports only modules of the
+# layers below its own (see docs/architecture.md). A module not listed fails the test until it is placed.
+CLINIC_LAYERS = (
+    ("views",),  # pages (it connects the emails and the account hooks)
+    ("account_hooks",),  # what the clinic does when an account changes
+    ("booking", "queue", "moves"),  # taking a place; the desk's queue and cancellations; moves
+    ("sessions",),  # creating, finding and running sessions
+    ("waitlist",),  # waiting lists, and who gets a freed place
+    ("places", "appointments", "doctors", "hospitals"),  # the place-taking UPDATE; reading appointments; directory; staff
+    ("inputs", "states", "emails", "forms"),  # limits and checks; how things read; emails; form shapes
+    ("links", "signals", "clock", "models"),  # signed links, signals, zones, tables
+)
 
 
 @dataclass(frozen=True)
@@ -187,6 +199,14 @@ def test_notifications_import_no_area(found):
 def test_auth_imports_no_booking_area(found):
     wrong = [str(edge) for edge in found if in_area(edge.source, ("auth",)) and in_area(edge.target, NOT_FOR_AUTH)]
     assert not wrong, "expertbook.auth sits below the areas; it must not import them:\n" + "\n".join(wrong)
+
+
+def test_clinic_modules_import_only_layers_below(found):
+    layer = {f"{PACKAGE}.clinic.{name}": depth for depth, names in enumerate(CLINIC_LAYERS) for name in names}
+    unplaced = sorted(name for name in modules() if name.startswith(f"{PACKAGE}.clinic.") and name not in layer)
+    assert not unplaced, "place every clinic module in CLINIC_LAYERS (tests/test_structure.py): " + ", ".join(unplaced)
+    wrong = [str(edge) for edge in found if edge.source in layer and edge.target in layer and layer[edge.target] <= layer[edge.source]]
+    assert not wrong, "a clinic module imports one of its own layer or above (see CLINIC_LAYERS):\n" + "\n".join(wrong)
 
 
 def test_no_module_import_cycle(found):

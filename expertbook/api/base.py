@@ -11,6 +11,7 @@ from typing import Any
 
 from flask import Blueprint, abort, current_app, g, jsonify, request
 
+from expertbook import keys
 from expertbook.api import fields, service
 from expertbook.auth import sessions
 from expertbook.auth.models import User
@@ -81,7 +82,7 @@ def token_required(view: Callable | None = None, *, check_session: bool = True) 
         if scheme.lower() != "bearer" or not token.strip():
             return jsonify(error="No login token found"), 401
         try:
-            claims = service.token_claims(token.strip(), current_app.config["SECRET_KEY"])
+            claims = service.token_claims(token.strip(), keys.accepted())
         except service.TokenError as error:
             return jsonify(error=str(error)), 401
         if check_session and not sessions.api_session_alive(claims.session_hash, claims.user_id):
@@ -112,5 +113,5 @@ def new_token(user_id: int) -> tuple[str, int]:
     session_id = sessions.start_api_session(
         user_id, expires_at, user_agent=request.user_agent.string, ip=request.remote_addr
     )
-    token = service.issue_token(user_id, session_id, config["SECRET_KEY"], expires_at)
+    token = service.issue_token(user_id, session_id, keys.current(), expires_at)
     return token, int(config["API_TOKEN_HOURS"] * 3600)

@@ -14,7 +14,8 @@ from flask import jsonify
 from expertbook.api import fields, openapi
 from expertbook.api.base import api_session_hash, api_user, api_user_id, bp, json_body, query_args, token_required
 from expertbook.auth import service as accounts
-from expertbook.clinic import service
+from expertbook.clinic import appointments, booking, inputs, moves, places, queue, sessions, states, waitlist
+from expertbook.clinic import doctors as directory
 from expertbook.clinic.models import Appointment, Doctor, Slot, WaitlistEntry
 from expertbook.database import utcnow
 from expertbook.errors import NotFound, ValidationFailed
@@ -54,10 +55,10 @@ def _time_slot(slot: Slot) -> str:
     return f"{slot.start_time:%H:%M}-{slot.end_time:%H:%M}"
 
 
-def slot_json(slot: Slot | service.SlotSnapshot, now: datetime | None = None) -> dict[str, Any]:
+def slot_json(slot: Slot | places.SlotSnapshot, now: datetime | None = None) -> dict[str, Any]:
     """A slot in the seed's shape (from a loaded slot, or the snapshot a booking returns)."""
     now = now or utcnow()
-    badge = service.slot_badge(slot, now)
+    badge = states.slot_badge(slot, now)
     return {
         "slotId": slot.id,
         "hospitalName": slot.hospital.name,
@@ -72,7 +73,7 @@ def slot_json(slot: Slot | service.SlotSnapshot, now: datetime | None = None) ->
         "totalSlots": slot.capacity,
         "bookedSlots": slot.booked_count,
         "availableSlots": slot.places_left,
-        "isActive": service.is_bookable(slot, now),
+        "isActive": states.is_bookable(slot, now),
         "status": badge.label,
         "nowServing": slot.now_serving,
     }
@@ -133,7 +134,7 @@ def save_details():
     # Blank names are the service's to refuse (with the form's messages); here only the types.
     doctors = [
         (doctor.string("doctorName", max_length=120), doctor.string("specialization", max_length=120))
-        for doctor in data.objects("doctors", required=True, max_items=service.MAX_DOCTORS_PER_FORM)
+        for doctor in data.objects("doctors", required=True, max_items=sessions.MAX_DOCTORS_PER_FORM)
     ]
     day = data.day("date", required=True)
     time_slot = data.string("timeSlot", max_length=11)
@@ -150,7 +151,7 @@ def save_details():
     start, end = (_clock(start_text, data), _clock(end_text, data)) if start_text and end_text else (None, None)
     data.check()
     try:
-        created = service.create_slots(api_user().id, doctors, day, start, end, capacity, repeat_until, weekdays)
+        created = sessions.create_slots(api_user().id, doctors, day, start, end, capacity, repeat_until, weekdays)
     except ValidationFailed as error:
         raise _renamed(error) from None
     now = utcnow()
@@ -166,7 +167,7 @@ def available_slots():
     location = query.string("location", max_length=120)
     specialization = query.string("specialization", max_length=120)
     query.check()
-    slots = service.search_slots(day, location, specialization)
+    slots = sessions.search_slots(day, location, specialization)
     now = utcnow()
     return jsonify(slots=[slot_json(s, now) for s in slots])
 
@@ -185,7 +186,7 @@ def all_slots():
     day = query.day("date")
     doctor_id = query.id("doctorId", not_found="Doctor not found")
     query.check()
-    slots, more = service.staff_slots(hospital_id, day, doctor_id, page=page, page_size=ALL_SLOTS_PAGE_SIZE, upcoming_only=False)
+    slots, more = sessions.staff_slots(hospital_id, day, doctor_id, page=page, page_size=ALL_SLOTS_PAGE_SIZE, upcoming_only=False)
     now = utcnow()
     return jsonify(slots=[slot_json(s, now) for s in slots], page=page, hasMore=more)
 
@@ -210,35 +211,35 @@ def book_appointment():
     Send an ``Idempotency-Key`` header to make retries safe: the same key returns the same booking.
     """
     data = json_body()
-    slot_id = data.id("slotId", required=True, not_found=service.SLOT_NOT_FOUND)
+    slot_id = data.id("slotId", required=True, not_found=inputs.SLOT_NOT_FOUND)
     patient_name, contact_number = _patient(data)
     data.check()
-    key = fields.header("Idempotency-Key", min_length=service.MIN_IDEMPOTENCY_KEY, max_length=service.MAX_IDEMPOTENCY_KEY)
+    key = fields.header("Idempotency-Key", min_length=inputs.MIN_IDEMPOTENCY_KEY, max_length=inputs.MAX_IDEMPOTENCY_KEY)
     try:
-        booking = service.book(slot_id, api_user_id(), patient_name, contact_number, key, api_session=api_session_hash())
+        made = booking.book(slot_id, api_user_id(), patient_name, contact_number, key, api_session=api_session_hash())
     except ValidationFailed as error:
         raise _renamed(error) from None
     except NotFound as error:
-        if error.message == service.ACCOUNT_NOT_FOUND:
+        if error.message == inputs.ACCOUNT_NOT_FOUND:
             return jsonify(error="Invalid token"), 401
         raise
-    if booking.replayed:
-        body = appointment_json(service.own_appointment(booking.appointment_id, api_user_id()))
+    if made.replayed:
+        body = appointment_json(appointments.own_appointment(made.appointment_id, api_user_id()))
     else:
         # A new booking answers from what its UPDATE ... RETURNING and INSERT gave back: no read-back.
         body = {
-            "appointmentId": booking.appointment_id,
+            "appointmentId": made.appointment_id,
             "slotId": slot_id,
-            "patientName": booking.patient_name,
-            "contactNumber": booking.contact_number,
-            "tokenNumber": booking.token_number,
+            "patientName": made.patient_name,
+            "contactNumber": made.contact_number,
+            "tokenNumber": made.token_number,
             "status": Appointment.BOOKED,
-            "bookedAt": booking.booked_at.isoformat(),
+            "bookedAt": made.booked_at.isoformat(),
             **_NEW_BOOKING,
-            "slot": slot_json(booking.slot, booking.booked_at),
+            "slot": slot_json(made.slot, made.booked_at),
         }
-    response = jsonify(appointment=body, tokenNumber=booking.token_number, remainingSlots=booking.remaining)
-    if booking.replayed:
+    response = jsonify(appointment=body, tokenNumber=made.token_number, remainingSlots=made.remaining)
+    if made.replayed:
         response.headers["Idempotent-Replayed"] = "true"
     return response, 201
 
@@ -247,8 +248,8 @@ def book_appointment():
 @token_required
 def cancel_appointment(appointment_id: int):
     """Cancel the caller's own upcoming appointment; the place is freed, the token is not reused."""
-    service.cancel(appointment_id, api_user().id)
-    return jsonify(appointment=appointment_json(service.own_appointment(appointment_id, api_user().id)))
+    queue.cancel(appointment_id, api_user().id)
+    return jsonify(appointment=appointment_json(appointments.own_appointment(appointment_id, api_user().id)))
 
 
 @bp.get("/appointments/my")
@@ -256,11 +257,11 @@ def cancel_appointment(appointment_id: int):
 def my_appointments():
     """The caller's own appointments: upcoming (soonest first), then past (latest first), and their
     places on waiting lists (``waitlist``, soonest session first, each with its position)."""
-    upcoming, past = service.my_appointments(api_user().id)
+    upcoming, past = appointments.my_appointments(api_user().id)
     return jsonify(
         upcoming=[appointment_json(a) for a in upcoming],
         past=[appointment_json(a) for a in past],
-        waitlist=[waitlist_json(entry, position) for entry, position in service.my_waitlist(api_user().id)],
+        waitlist=[waitlist_json(entry, position) for entry, position in waitlist.my_waitlist(api_user().id)],
     )
 
 
@@ -270,10 +271,10 @@ def all_appointments():
     """Staff: their own hospital's appointments (``slotId`` and ``date`` narrow it down)."""
     hospital_id = _staff_hospital_id()
     query = query_args()
-    slot_id = query.id("slotId", not_found=service.SLOT_NOT_FOUND)
+    slot_id = query.id("slotId", not_found=inputs.SLOT_NOT_FOUND)
     day = query.day("date")
     query.check()
-    return jsonify(appointments=[appointment_json(a) for a in service.hospital_appointments(hospital_id, slot_id, day)])
+    return jsonify(appointments=[appointment_json(a) for a in appointments.hospital_appointments(hospital_id, slot_id, day)])
 
 
 # ---------------------------------------------------------------------------- the front desk
@@ -289,15 +290,15 @@ def walk_in(slot_id: int):
     email = data.string("email", default=None, max_length=accounts.MAX_EMAIL)
     data.check()
     try:
-        booking = service.walk_in(slot_id, hospital_id, patient_name, contact_number, email)
+        given = booking.walk_in(slot_id, hospital_id, patient_name, contact_number, email)
     except ValidationFailed as error:
         raise _renamed(error) from None
-    return jsonify(appointmentId=booking.appointment_id, tokenNumber=booking.token_number, remainingSlots=booking.remaining), 201
+    return jsonify(appointmentId=given.appointment_id, tokenNumber=given.token_number, remainingSlots=given.remaining), 201
 
 
 def _reason() -> str:
     data = json_body()
-    reason = data.string("reason", required=True, max_length=service.MAX_REASON)
+    reason = data.string("reason", required=True, max_length=inputs.MAX_REASON)
     data.check()
     return reason
 
@@ -307,7 +308,7 @@ def _reason() -> str:
 def staff_cancel_appointment(appointment_id: int):
     """Staff cancel one of their hospital's appointments with a reason; the patient is emailed it."""
     hospital_id = _staff_hospital_id()
-    cancelled = service.staff_cancel(appointment_id, hospital_id, _reason())
+    cancelled = queue.staff_cancel(appointment_id, hospital_id, _reason())
     return jsonify(appointment=appointment_json(cancelled))
 
 
@@ -316,7 +317,7 @@ def staff_cancel_appointment(appointment_id: int):
 def cancel_session(slot_id: int):
     """Staff cancel a whole session with a reason: its appointments and waiting list are cancelled and emailed."""
     hospital_id = _staff_hospital_id()
-    result = service.cancel_session(slot_id, hospital_id, _reason())
+    result = sessions.cancel_session(slot_id, hospital_id, _reason())
     return jsonify(
         cancelled=result.cancelled,
         notified=result.notified,
@@ -330,10 +331,10 @@ def cancel_session(slot_id: int):
 def reschedule(appointment_id: int):
     """Move the caller's appointment to another session in one step: a new token there, the old place released."""
     data = json_body()
-    slot_id = data.id("slotId", required=True, not_found=service.SLOT_NOT_FOUND)
+    slot_id = data.id("slotId", required=True, not_found=inputs.SLOT_NOT_FOUND)
     data.check()
     try:
-        moved = service.move_appointment(appointment_id, slot_id, api_user_id())
+        moved = moves.move_appointment(appointment_id, slot_id, api_user_id())
     except ValidationFailed as error:
         raise _renamed(error) from None
     return jsonify(appointmentId=moved.appointment_id, tokenNumber=moved.token_number, slotId=moved.slot_id)
@@ -347,7 +348,7 @@ def join_waitlist(slot_id: int):
     patient_name, contact_number = _patient(data)
     data.check()
     try:
-        waiting = service.join_waitlist(slot_id, api_user_id(), patient_name, contact_number)
+        waiting = waitlist.join_waitlist(slot_id, api_user_id(), patient_name, contact_number)
     except ValidationFailed as error:
         raise _renamed(error) from None
     return jsonify(waitlistId=waiting.entry_id, position=waiting.position), 201
@@ -357,7 +358,7 @@ def join_waitlist(slot_id: int):
 @token_required
 def leave_waitlist(waitlist_id: int):
     """Leave a waiting list (harmless if already left)."""
-    entry = service.leave_waitlist(waitlist_id, api_user_id())
+    entry = waitlist.leave_waitlist(waitlist_id, api_user_id())
     return jsonify(waitlistId=entry.id, status=entry.status)
 
 
@@ -386,7 +387,7 @@ def _doctor_errors(error: ValidationFailed) -> ValidationFailed:
 @token_required
 def doctors():
     """Staff: their hospital's doctors directory (active and inactive), by name."""
-    return jsonify(doctors=[doctor_json(d) for d in service.doctors_of(_staff_hospital_id())])
+    return jsonify(doctors=[doctor_json(d) for d in directory.doctors_of(_staff_hospital_id())])
 
 
 @bp.post("/organization/doctors")
@@ -397,10 +398,10 @@ def add_doctor():
     data = json_body()
     name = data.string("doctorName", required=True, max_length=120)
     specialization = data.string("specialization", required=True, max_length=120)
-    bio = data.string("bio", max_length=service.MAX_BIO)
+    bio = data.string("bio", max_length=directory.MAX_BIO)
     data.check()
     try:
-        doctor = service.add_doctor(hospital_id, name, specialization, bio)
+        doctor = directory.add_doctor(hospital_id, name, specialization, bio)
     except ValidationFailed as error:
         raise _doctor_errors(error) from None
     return jsonify(doctor=doctor_json(doctor)), 201
@@ -412,15 +413,15 @@ def update_doctor(doctor_id: int):
     """Staff: rename, re-describe or (de)activate a doctor; fields left out keep their value. Every
     session and search shows the change at once; an inactive doctor keeps their sessions."""
     hospital_id = _staff_hospital_id()
-    current = service.staff_doctor(doctor_id, hospital_id)  # 404 for another hospital's
+    current = directory.staff_doctor(doctor_id, hospital_id)  # 404 for another hospital's
     data = json_body()
     name = data.string("doctorName", default=None, max_length=120)
     specialization = data.string("specialization", default=None, max_length=120)
-    bio = data.string("bio", default=None, max_length=service.MAX_BIO)
+    bio = data.string("bio", default=None, max_length=directory.MAX_BIO)
     active = data.boolean("active", default=current.active)
     data.check()
     try:
-        doctor = service.update_doctor(
+        doctor = directory.update_doctor(
             doctor_id, hospital_id,
             current.name if name is None else name,
             current.specialization if specialization is None else specialization,
@@ -697,14 +698,14 @@ openapi.register(
                 "doctors": {
                     "type": "array",
                     "minItems": 1,
-                    "maxItems": service.MAX_DOCTORS_PER_FORM,
+                    "maxItems": sessions.MAX_DOCTORS_PER_FORM,
                     "items": openapi.obj({"doctorName": openapi.text(120), "specialization": openapi.text(120)}, ["doctorName", "specialization"]),
                 },
                 "date": openapi.DATE,
                 "timeSlot": {"type": "string", "pattern": f"^{_CLOCK_PATTERN}-{_CLOCK_PATTERN}$", "example": "09:00-12:00"},
                 "startTime": {"type": "string", "pattern": f"^{_CLOCK_PATTERN}$", "description": "With endTime: instead of timeSlot"},
                 "endTime": {"type": "string", "pattern": f"^{_CLOCK_PATTERN}$"},
-                "totalSlots": openapi.integer(1, service.MAX_CAPACITY, default=10),
+                "totalSlots": openapi.integer(1, sessions.MAX_CAPACITY, default=10),
                 "repeatUntil": {**openapi.DATE, "description": "Repeat the session up to this date"},
                 "weekdays": {"type": "array", "items": openapi.integer(0, 6), "description": "With repeatUntil: only these days (0 = Monday)"},
             },
@@ -758,13 +759,13 @@ openapi.register(
             }
         ),
         "NewDoctor": openapi.obj(
-            {"doctorName": openapi.text(120), "specialization": openapi.text(120), "bio": openapi.text(service.MAX_BIO)},
+            {"doctorName": openapi.text(120), "specialization": openapi.text(120), "bio": openapi.text(directory.MAX_BIO)},
             ["doctorName", "specialization"],
         ),
         "DoctorChange": openapi.obj(
-            {"doctorName": openapi.text(120), "specialization": openapi.text(120), "bio": openapi.text(service.MAX_BIO), "active": openapi.BOOLEAN}
+            {"doctorName": openapi.text(120), "specialization": openapi.text(120), "bio": openapi.text(directory.MAX_BIO), "active": openapi.BOOLEAN}
         ),
-        "Reason": openapi.obj({"reason": openapi.text(service.MAX_REASON)}, ["reason"]),
+        "Reason": openapi.obj({"reason": openapi.text(inputs.MAX_REASON)}, ["reason"]),
         "Reschedule": openapi.obj({"slotId": openapi.ID}, ["slotId"]),
         "JoinWaitlist": openapi.obj({"patientName": openapi.text(120), "contactNumber": _CONTACT}, ["patientName", "contactNumber"]),
         "WaitlistEntry": openapi.answer(

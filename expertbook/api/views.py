@@ -17,7 +17,7 @@ from expertbook.api.base import api_session_hash, api_user, api_user_id, bp, jso
 from expertbook.auth import limits, sessions
 from expertbook.auth import service as accounts
 from expertbook.auth.models import User
-from expertbook.clinic import service as clinic
+from expertbook.clinic import hospitals
 from expertbook.errors import Conflict
 
 __all__ = ["bp"]
@@ -65,7 +65,7 @@ def signup():
         data.check()
     with _neutral():
         if role == "hospital":
-            clinic.register_hospital(hospital_name, location, name, email, password)
+            hospitals.register_hospital(hospital_name, location, name, email, password)
         else:
             accounts.register_user(name, email, password)
     return jsonify(CHECK_YOUR_EMAIL), 202

@@ -4,6 +4,10 @@ A token is 32 random bytes (URL-safe base64). The database keeps only its SHA-25
 so a copy of the database cannot reset anyone's password. The email that carries the link is an
 outbox row, and the outbox stores its context: there the link is *sealed* (Fernet, with a key derived
 from ``SECRET_KEY``) and only the email template unseals it, when the worker renders the message.
+
+Both keyed values (a token's binding and a sealed link) are made with the current ``SECRET_KEY`` and
+checked or opened with it or any of ``SECRET_KEY_FALLBACKS`` (:mod:`expertbook.keys`): a reset link
+emailed, or an email queued, before a key rotation still works after it.
 """
 from __future__ import annotations
 
@@ -14,10 +18,10 @@ import secrets
 from datetime import datetime, timedelta
 from functools import lru_cache
 
-from cryptography.fernet import Fernet, InvalidToken
-from flask import current_app
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import delete, select
 
+from expertbook import keys
 from expertbook.auth.models import AccountToken, User
 from expertbook.database import utcnow
 from expertbook.extensions import db
@@ -32,13 +36,18 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def fingerprint(value: str) -> str:
+def fingerprint(value: str, key: str | None = None) -> str:
     """What a token is bound to: a keyed hash of the password hash (reset) or the address (verification).
 
-    Keyed with ``SECRET_KEY``, so the column gives nothing away about the value itself.
+    Keyed with ``SECRET_KEY`` (or ``key``), so the column gives nothing away about the value itself.
     """
-    key = current_app.config["SECRET_KEY"].encode()
-    return hmac.new(key, b"account-token-binding:" + value.encode(), hashlib.sha256).hexdigest()
+    secret = (key if key is not None else keys.current()).encode()
+    return hmac.new(secret, b"account-token-binding:" + value.encode(), hashlib.sha256).hexdigest()
+
+
+def _still_bound(bound_to: str, value: str) -> bool:
+    """Whether ``bound_to`` is ``value``'s fingerprint under the current key or a fallback."""
+    return any(hmac.compare_digest(bound_to, fingerprint(value, key)) for key in keys.accepted())
 
 
 def bound_value(user: User, purpose: str) -> str:
@@ -93,7 +102,7 @@ def holder(secret: str | None, purpose: str, *, lock: bool = False) -> tuple[Acc
     token, user = row
     if token.expires_at <= utcnow():
         return None
-    if not hmac.compare_digest(token.bound_to, fingerprint(bound_value(user, purpose))):
+    if not _still_bound(token.bound_to, bound_value(user, purpose)):
         return None
     return token, user
 
@@ -106,25 +115,29 @@ def purge_expired(now: datetime | None = None) -> int:
 # ---------------------------------------------------------------------------- sealed links
 
 
-@lru_cache(maxsize=4)
-def _fernet(secret_key: str) -> Fernet:
-    # A key of its own for this purpose, derived from SECRET_KEY.
-    raw = hashlib.sha256(b"expertbook-email-link:" + secret_key.encode()).digest()
-    return Fernet(base64.urlsafe_b64encode(raw))
+@lru_cache(maxsize=8)
+def _fernet(secret_keys: tuple[str, ...]) -> MultiFernet:
+    # A key of its own for this purpose, derived from each SECRET_KEY: the first seals, any opens.
+    return MultiFernet([
+        Fernet(base64.urlsafe_b64encode(hashlib.sha256(b"expertbook-email-link:" + key.encode()).digest()))
+        for key in secret_keys
+    ])
 
 
 def seal(text: str) -> str:
-    """``text`` encrypted for an outbox row's context."""
-    return _fernet(current_app.config["SECRET_KEY"]).encrypt(text.encode()).decode()
+    """``text`` encrypted (with the current key) for an outbox row's context."""
+    return _fernet(keys.accepted()).encrypt(text.encode()).decode()
 
 
 def unseal(sealed: str | None) -> str:
-    """The text :func:`seal` sealed (the ``unseal`` filter of the email templates).
+    """The text :func:`seal` sealed (the ``unseal`` filter of the email templates), with the current
+    key or a fallback.
 
-    Raises ValueError if it cannot be read (SECRET_KEY changed): the email fails visibly on the
-    Notifications page rather than going out without its link.
+    Raises ValueError if no accepted key opens it (it was sealed with a key that is no longer in
+    SECRET_KEY_FALLBACKS): the email fails visibly on the Notifications page rather than going out
+    without its link.
     """
     try:
-        return _fernet(current_app.config["SECRET_KEY"]).decrypt((sealed or "").encode()).decode()
+        return _fernet(keys.accepted()).decrypt((sealed or "").encode()).decode()
     except InvalidToken:
-        raise ValueError("this link was sealed with another SECRET_KEY") from None
+        raise ValueError("this link was sealed with a SECRET_KEY that is no longer accepted") from None

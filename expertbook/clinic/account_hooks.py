@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 from expertbook.auth import service as accounts
 from expertbook.auth import signals as account_signals
 from expertbook.auth.models import User
-from expertbook.clinic import service
+from expertbook.clinic import appointments, queue
 from expertbook.clinic.models import Appointment, Hospital, Slot, WaitlistEntry
 from expertbook.database import utcnow
 from expertbook.extensions import db
@@ -61,7 +61,7 @@ def clinic_data(user_id: int) -> dict[str, Any]:
     user = db.session.get(User, user_id)
     hospital = user.hospital if user is not None else None
     rows = db.session.scalars(
-        service._own_query(user_id).order_by(Slot.starts_at, Appointment.id)  # noqa: SLF001 - the clinic's own query
+        appointments.own_query(user_id).order_by(Slot.starts_at, Appointment.id)  # noqa: SLF001 - the clinic's own query
     ).all()
     waiting = db.session.scalars(
         select(WaitlistEntry).where(WaitlistEntry.user_id == user_id).order_by(WaitlistEntry.joined_at, WaitlistEntry.id)
@@ -120,7 +120,7 @@ def forget_patient(user_id: int) -> None:
         .where(Appointment.user_id == user_id, Appointment.status == Appointment.BOOKED, Slot.ends_at > now)
     ).all()
     for appointment_id in upcoming:
-        service.cancel(appointment_id, user_id)  # frees the place, as the patient's own cancellation does
+        queue.cancel(appointment_id, user_id)  # frees the place, as the patient's own cancellation does
     ids = db.session.scalars(select(Appointment.id).where(Appointment.user_id == user_id)).all()
     # The cancellation emails just queued, and any confirmation still to be composed, would go to a
     # person who is gone: they go too (the account's other emails go with its address).

@@ -1,6 +1,6 @@
 """The clinic's clock: a hospital's zone, and how its times are labelled ("IST", "UTC+05:45").
 
-A leaf module (no area imports), so the clinic's pages (through ``clinic.service``), its emails and its
+A leaf module (no area imports), so the clinic's pages (through ``clinic.views``), its emails and its
 calendar files all name a hospital's time the same way.
 """
 from __future__ import annotations

@@ -5,9 +5,9 @@ hospital, moves and the waiting list.
 Every one is queued by name (``queue_composed(kind, ref_id)``, the appointment's or the waiting-list
 entry's id) inside the transaction of the change that causes it, and composed here, by the worker,
 when it is sent: one query, the templates' context, the .ics. The token confirmation's row is
-written by the booking itself (``expertbook.clinic.service.book``: on PostgreSQL in the booking's one
+written by the booking itself (``expertbook.clinic.booking.book``: on PostgreSQL in the booking's one
 statement), the hottest path of the site. The patient's cancellation is written by a receiver of
-``appointment_cancelled``; the front desk's by the clinic service itself, in its transaction.
+``appointment_cancelled``; the front desk's by the clinic's own modules (queue, sessions, moves), in their transaction.
 
 An appointment's emails go to its account, or for a walk-in to the address the desk took (a walk-in
 without one gets none: :func:`has_address` tells the service).

@@ -1,20 +1,22 @@
 """Signed one-click links for clinic emails: "move to another session" after the hospital cancelled one.
 
 The link names one appointment and works without logging in (a walk-in has no account to log in
-to), so it is signed with the app's secret key under a purpose of its own and expires. It only opens
+to), so it is signed with the app's secret key under a purpose of its own and expires. It is signed
+with the current ``SECRET_KEY`` and accepted under a fallback too (:mod:`expertbook.keys`). It only opens
 the page of choices; the move itself is a POST from that page.
 """
 from __future__ import annotations
 
-from flask import current_app
 from itsdangerous import BadSignature, URLSafeTimedSerializer
+
+from expertbook import keys
 
 MOVE_LINK_DAYS = 30
 _SALT = "expertbook-clinic-move"
 
 
 def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=_SALT)
+    return URLSafeTimedSerializer(keys.for_itsdangerous(), salt=_SALT)
 
 
 def move_token(appointment_id: int) -> str:

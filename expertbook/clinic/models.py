@@ -138,7 +138,7 @@ class Appointment(db.Model):
 
     An online booking belongs to the account that made it; a walk-in (given at the front desk) has
     no account and may carry an email address of its own. New columns have server defaults only,
-    so the booking's prebuilt INSERT (see ``clinic.service``) stays exactly as it was.
+    so the booking's prebuilt INSERT (see ``clinic.booking``) stays exactly as it was.
     """
 
     __tablename__ = "appointments"

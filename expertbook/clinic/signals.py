@@ -16,12 +16,13 @@ failure must not cost the booking writes in a savepoint and logs (``queue_compos
 outside a savepoint aborts the whole transaction, which ``transaction()`` then refuses to commit.
 
 The token confirmation itself is no receiver: the booking writes it (in its one statement on PostgreSQL,
-see ``expertbook.clinic.service.book``). With no receiver of
+see ``expertbook.clinic.booking.book``). With no receiver of
 ``appointment_booked`` connected, as shipped, PostgreSQL runs that statement on its own, without a
 transaction around it; connecting one puts the booking back in a transaction, at the cost of a BEGIN and
 a COMMIT round trip per booking.
 """
 from blinker import Namespace
+from flask import current_app
 
 _signals = Namespace()
 
@@ -29,3 +30,8 @@ _signals = Namespace()
 appointment_booked = _signals.signal("clinic.appointment-booked")
 #: A patient cancelled an appointment (kwarg ``appointment_id``).
 appointment_cancelled = _signals.signal("clinic.appointment-cancelled")
+
+
+def send(signal, **kwargs) -> None:
+    """Send one of these signals from inside the change's transaction, with the application as sender."""
+    signal.send(current_app._get_current_object(), **kwargs)

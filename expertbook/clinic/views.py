@@ -16,8 +16,20 @@ from markupsafe import Markup, escape
 from expertbook.auth import limits
 from expertbook.auth import service as accounts
 from expertbook.auth.views import check_your_email
-from expertbook.clinic import service
-from expertbook.clinic import links
+from expertbook.clinic import (
+    appointments,
+    booking,
+    clock,
+    doctors,
+    hospitals,
+    inputs,
+    links,
+    moves,
+    queue,
+    sessions,
+    states,
+    waitlist,
+)
 from expertbook.clinic.forms import (
     AddStaffForm,
     BookingForm,
@@ -73,7 +85,7 @@ def register_hospital():
     if form.validate_on_submit():
         try:
             with accounts.steady(current_app.config["ACCOUNT_ANSWER_SECONDS"]):
-                service.register_hospital(
+                hospitals.register_hospital(
                     form.hospital_name.data, form.location.data, form.name.data, form.email.data, form.password.data
                 )
         except ValidationFailed as error:
@@ -96,7 +108,7 @@ def staff():
             abort(404)
         if form.validate_on_submit():
             try:
-                added = service.add_staff(current_user.id, form.email.data, bool(form.make_admin.data))
+                added = hospitals.add_staff(current_user.id, form.email.data, bool(form.make_admin.data))
             except ValidationFailed as error:
                 apply_errors(form, error)
                 status = 422
@@ -108,7 +120,7 @@ def staff():
                 return redirect_to(url_for("clinic.staff"))
         else:
             status = 422
-    members = service.staff_of(current_user.hospital_id)
+    members = hospitals.staff_of(current_user.hospital_id)
     return render("clinic/staff.html", "clinic/_staff_form.html", status=status, form=form, members=members)
 
 
@@ -124,8 +136,8 @@ def zone_note(slot: Slot) -> Markup:
 def _zone_note_html(slot: Slot) -> str:
     timezone = slot.hospital.timezone
     name = escape(timezone or current_app.config["CLINIC_TIMEZONE"])
-    abbreviation = escape(service.zone_abbreviation(timezone, slot.starts_at))
-    offset = service.utc_offset_minutes(timezone, slot.starts_at)  # an int: nothing to escape
+    abbreviation = escape(clock.zone_abbreviation(timezone, slot.starts_at))
+    offset = clock.utc_offset_minutes(timezone, slot.starts_at)  # an int: nothing to escape
     return (
         f'<abbr class="zone-note" title="{name} time, where the hospital is" data-utc-offset="{offset}" '
         f'data-at="{slot.starts_at.isoformat()}">{abbreviation}</abbr>'
@@ -148,9 +160,9 @@ def _clinic_context():
         "slot_when": slot_when,
         "zone_note": zone_note,
         "poll_seconds": current_app.config["CLINIC_POLL_SECONDS"],
-        "slot_badge": service.slot_badge,
-        "availability_class": service.availability_class,
-        "appointment_state": service.appointment_state,
+        "slot_badge": states.slot_badge,
+        "availability_class": states.availability_class,
+        "appointment_state": states.appointment_state,
         "now": utcnow(),
     }
 
@@ -160,7 +172,7 @@ def _clinic_local(value: datetime | None, timezone: str | None, fmt: str = "%d %
     """A UTC timestamp shown in the hospital's zone."""
     if value is None:
         return ""
-    return value.astimezone(service.zone(timezone)).strftime(fmt)
+    return value.astimezone(clock.zone(timezone)).strftime(fmt)
 
 
 
@@ -181,7 +193,7 @@ def search():
         "location": request.args.get("location", "").strip()[:120],
         "specialization": request.args.get("specialization", "").strip()[:120],
     }
-    slots = service.search_slots(day_arg(request.args.get("date")), filters["location"], filters["specialization"])
+    slots = sessions.search_slots(day_arg(request.args.get("date")), filters["location"], filters["specialization"])
     query = {k: v for k, v in filters.items() if v}
     return render(
         "clinic/search.html",
@@ -189,7 +201,7 @@ def search():
         slots=slots,
         filters=filters,
         results_url=url_for("clinic.search", **query),
-        specializations=service.specializations() if not wants_fragment() else [],
+        specializations=sessions.specializations() if not wants_fragment() else [],
     )
 
 
@@ -211,7 +223,7 @@ def _validated(form, service_checks) -> bool:
 def _booking_form() -> BookingForm:
     form = BookingForm()
     if not form.booking_key.data:
-        form.booking_key.data = service.new_idempotency_key()
+        form.booking_key.data = inputs.new_idempotency_key()
     return form
 
 
@@ -223,7 +235,7 @@ def slot_detail(slot_id: int):
     Swapped in, the panel scrolls into view and focuses its first field, so on a phone the form is
     where the patient looks rather than far below the results.
     """
-    slot = service.slot_with_details(slot_id)
+    slot = sessions.slot_with_details(slot_id)
     form = _booking_form() if current_user.is_authenticated else None
     return render("clinic/slot.html", "clinic/_slot_panel.html", slot=slot, form=form, focus=wants_fragment())
 
@@ -237,27 +249,27 @@ def book(slot_id: int):
     """
     form = BookingForm()
     status = 422
-    valid = _validated(form, lambda: service.clean_patient(form.patient_name.data, form.contact_number.data))
+    valid = _validated(form, lambda: inputs.clean_patient(form.patient_name.data, form.contact_number.data))
     if valid:
         try:
-            booking = service.book(slot_id, current_user.id, form.patient_name.data, form.contact_number.data, form.booking_key.data or None)
+            made = booking.book(slot_id, current_user.id, form.patient_name.data, form.contact_number.data, form.booking_key.data or None)
         except ValidationFailed as error:
             apply_errors(form, error)
             if "idempotency_key" in error.errors:
                 form.form_errors.append("This form has expired. Please reload the page and try again.")
         except Conflict as error:
             # The session filled (or closed) while the patient typed: no form to retry, but where else to go.
-            slot = service.slot_with_details(slot_id)
+            slot = sessions.slot_with_details(slot_id)
             return render(
                 "clinic/slot.html", "clinic/_slot_panel.html", status=409, slot=slot, form=form,
-                conflict=error.message, others=service.other_sessions(slot),
+                conflict=error.message, others=sessions.other_sessions(slot),
             )
         else:
             # The confirmation has its own address (to reload, bookmark or screenshot); under htmx the
             # browser goes there too (HX-Redirect), so its heading, title and URL are the booking's.
-            flash(f"Booked. Your token number is {booking.token_number}.", "success")
-            return redirect_to(url_for("clinic.appointment", appointment_id=booking.appointment_id))
-    slot = service.slot_with_details(slot_id)
+            flash(f"Booked. Your token number is {made.token_number}.", "success")
+            return redirect_to(url_for("clinic.appointment", appointment_id=made.appointment_id))
+    slot = sessions.slot_with_details(slot_id)
     return render("clinic/slot.html", "clinic/_slot_panel.html", status=status, slot=slot, form=form, focus=True)
 
 
@@ -268,7 +280,7 @@ def availability(slot_id: int):
     One indexed SELECT; it never loads the user or touches the session, and answers 304 when
     nothing changed (the ETag is the slot's version).
     """
-    counts = service.availability(slot_id)
+    counts = sessions.availability(slot_id)
     body = f'<span id="slot-{counts.slot_id}-availability" class="{counts.css}">{counts.left} of {counts.capacity} left</span>'
     # Only integers are interpolated, so the markup needs no escaping.
     response = make_response(body)
@@ -291,10 +303,10 @@ def qr_svg(url: str) -> Markup:
 def appointment(appointment_id: int):
     """The patient's appointment page: for a live one the token number, details, places remaining, tokens ahead,
     a printable slip with a QR code of this page; a cancelled, no-show or past one says so first."""
-    found = service.own_appointment(appointment_id, current_user.id)
-    state = service.appointment_state(found.status, found.slot)
+    found = appointments.own_appointment(appointment_id, current_user.id)
+    state = states.appointment_state(found.status, found.slot)
     context = {"appointment": found, "slot": found.slot, "state": state, "remaining": found.slot.places_left}
-    context["ahead"] = service.tokens_ahead(found, found.slot) if state.live else None
+    context["ahead"] = queue.tokens_ahead(found, found.slot) if state.live else None
     if state.live and not wants_fragment():
         context["qr"] = qr_svg(external_url("clinic.appointment", appointment_id=found.id))
     return render("clinic/appointment.html", "clinic/_booked.html", **context)
@@ -306,14 +318,14 @@ def appointment(appointment_id: int):
 def my_appointments():
     """The patient's places on waiting lists (with their position), upcoming appointments (move; cancel asks
     first), the cancelled or missed ones of sessions still to come, and past ones, each with its state."""
-    upcoming, past = service.my_appointments(current_user.id)
+    upcoming, past = appointments.my_appointments(current_user.id)
     now = utcnow()
-    live = [a for a in upcoming if service.appointment_state(a.status, a.slot, now).live]
-    called_off = [a for a in upcoming if not service.appointment_state(a.status, a.slot, now).live]
+    live = [a for a in upcoming if states.appointment_state(a.status, a.slot, now).live]
+    called_off = [a for a in upcoming if not states.appointment_state(a.status, a.slot, now).live]
     sections = [("Upcoming", live), ("Cancelled or missed", called_off), ("Past", past)]
     return render(
         "clinic/my_appointments.html", "clinic/_my_appointments.html", sections=sections,
-        waiting=service.my_waitlist(current_user.id), cancel_form=EmptyForm(),
+        waiting=waitlist.my_waitlist(current_user.id), cancel_form=EmptyForm(),
     )
 
 
@@ -322,8 +334,8 @@ def my_appointments():
 @no_store
 def cancel_question(appointment_id: int):
     """Ask before cancelling: cancelling cannot be undone and the token is never given out again."""
-    found = service.own_appointment(appointment_id, current_user.id)
-    state = service.appointment_state(found.status, found.slot)
+    found = appointments.own_appointment(appointment_id, current_user.id)
+    state = states.appointment_state(found.status, found.slot)
     return render("clinic/cancel.html", "clinic/cancel.html", appointment=found, slot=found.slot, state=state, form=EmptyForm())
 
 
@@ -336,7 +348,7 @@ def cancel(appointment_id: int):
     if not form.validate_on_submit():
         abort(400)
     try:
-        cancelled = service.cancel(appointment_id, current_user.id)
+        cancelled = queue.cancel(appointment_id, current_user.id)
     except Conflict as error:
         flash(error.message, "error")
     else:
@@ -354,12 +366,12 @@ def now_serving(slot_id: int):
     last heard from the server. No names, no site navigation. htmx replaces one small fragment per poll
     (nothing accumulates, so it can run all day) and keeps polling through errors, so it reconnects by
     itself after a restart. ``?theme=dark`` gives light text on a dark background."""
-    slot = service.slot_with_details(slot_id)
+    slot = sessions.slot_with_details(slot_id)
     return render(
         "clinic/now_serving.html",
         "clinic/_now_serving.html",
         slot=slot,
-        following=service.next_tokens(slot, NEXT_TOKENS_SHOWN),
+        following=queue.next_tokens(slot, NEXT_TOKENS_SHOWN),
         dark=request.args.get("theme") == "dark",
     )
 
@@ -380,10 +392,10 @@ def new_slots():
     status = 200
     hospital = current_user.hospital
     if request.method == "GET" and not form.date.data:
-        form.date.data = service.local_today(hospital.timezone)
+        form.date.data = states.local_today(hospital.timezone)
     if form.validate_on_submit():
         try:
-            created = service.create_slots(
+            created = sessions.create_slots(
                 current_user.id,
                 [row.form.choice() for row in form.doctors],
                 form.date.data,
@@ -410,7 +422,7 @@ def new_slots():
         status = 422
     return render(
         "clinic/slot_form.html", "clinic/_slot_form.html", status=status, form=form, hospital=hospital,
-        doctors=service.doctors_of(hospital.id, active_only=True),
+        doctors=doctors.doctors_of(hospital.id, active_only=True),
     )
 
 
@@ -433,8 +445,8 @@ def doctor_row():
     """One more doctor row for the slot form (htmx appends it); its index follows the rows already there."""
     index = _doctor_row_index()
     row = DoctorRowForm(prefix=f"doctors-{index}-")
-    doctors = service.doctors_of(current_user.hospital_id, active_only=True)
-    return render("clinic/_doctor_row.html", "clinic/_doctor_row.html", row=row, index=index, doctors=doctors)
+    choices = doctors.doctors_of(current_user.hospital_id, active_only=True)
+    return render("clinic/_doctor_row.html", "clinic/_doctor_row.html", row=row, index=index, doctors=choices)
 
 
 @bp.get("/staff/slots")
@@ -445,7 +457,7 @@ def staff_slots():
     day = day_arg(request.args.get("date"))
     doctor_id = id_arg("doctor")
     page = page_arg()
-    slots, more = service.staff_slots(current_user.hospital_id, day, doctor_id, page)
+    slots, more = sessions.staff_slots(current_user.hospital_id, day, doctor_id, page)
     query = {k: v for k, v in {"date": day.isoformat() if day else None, "doctor": doctor_id, "page": page if page > 1 else None}.items() if v}
     return render(
         "clinic/staff_slots.html",
@@ -456,13 +468,13 @@ def staff_slots():
         day=day,
         doctor_id=doctor_id,
         query=query,
-        doctors=service.doctors_of(current_user.hospital_id) if not wants_fragment() else [],
+        doctors=doctors.doctors_of(current_user.hospital_id) if not wants_fragment() else [],
         list_url=url_for("clinic.staff_slots", **query),
     )
 
 
 def _own_slot(slot_id: int) -> Slot:
-    return service.staff_slot(slot_id, current_user.hospital_id)
+    return sessions.staff_slot(slot_id, current_user.hospital_id)
 
 
 def _staff_slot_page(
@@ -472,7 +484,7 @@ def _staff_slot_page(
     message: str | None = None,
     fragment: str = "clinic/_slot_controls.html",
     walk_in_form: WalkInForm | None = None,
-    booking: service.Booking | None = None,
+    given: booking.Booking | None = None,
     notice: str | None = None,
 ):
     capacity_form = capacity_form or CapacityForm(formdata=None, capacity=slot.capacity)
@@ -485,10 +497,10 @@ def _staff_slot_page(
         action_form=EmptyForm(),
         reason_form=ReasonForm(formdata=None),
         form=walk_in_form or WalkInForm(formdata=None),
-        booking=booking,
-        appointments=service.slot_appointments(slot.id),
-        waiting=service.slot_waitlist(slot.id),
-        following=service.next_token(slot),
+        booking=given,
+        appointments=appointments.slot_appointments(slot.id),
+        waiting=waitlist.slot_waitlist(slot.id),
+        following=queue.next_token(slot),
         message=message,
         notice=notice,
     )
@@ -542,7 +554,7 @@ def change_capacity(slot_id: int):
     form = CapacityForm()
     if form.validate_on_submit():
         try:
-            slot = service.change_capacity(slot_id, current_user.hospital_id, form.capacity.data)
+            slot = sessions.change_capacity(slot_id, current_user.hospital_id, form.capacity.data)
         except ValidationFailed as error:
             apply_errors(form, error)
         else:
@@ -558,7 +570,7 @@ def change_capacity(slot_id: int):
 def close_slot(slot_id: int):
     """Stop taking bookings for the slot."""
     _checked_action_form()
-    service.close_slot(slot_id, current_user.hospital_id)
+    sessions.close_slot(slot_id, current_user.hospital_id)
     return _after_staff_action(slot_id, _controls_fragment, done="The slot is closed: no more bookings are taken.")
 
 
@@ -567,7 +579,7 @@ def close_slot(slot_id: int):
 def reopen_slot(slot_id: int):
     """Take bookings again."""
     _checked_action_form()
-    service.reopen_slot(slot_id, current_user.hospital_id)
+    sessions.reopen_slot(slot_id, current_user.hospital_id)
     return _after_staff_action(slot_id, _controls_fragment, done="The slot is open for bookings again.")
 
 
@@ -577,7 +589,7 @@ def call_next(slot_id: int):
     """Call the next waiting token to the doctor (shown on the "now serving" screen)."""
     _checked_action_form()
     try:
-        slot = service.call_next(slot_id, current_user.hospital_id)
+        slot = queue.call_next(slot_id, current_user.hospital_id)
     except Conflict as error:
         return _after_staff_action(slot_id, staff_slot_appointments, error)
     return _after_staff_action(slot_id, staff_slot_appointments, done=f"Now serving token {slot.now_serving}.")
@@ -589,9 +601,9 @@ def appointment_status(appointment_id: int):
     """Mark a patient arrived or no-show (or back to booked)."""
     _checked_action_form()
     try:
-        changed = service.set_appointment_status(appointment_id, current_user.hospital_id, request.form.get("status", ""))
+        changed = queue.set_appointment_status(appointment_id, current_user.hospital_id, request.form.get("status", ""))
     except (Conflict, ValidationFailed) as error:
-        slot_id = service.staff_appointment_slot_id(appointment_id, current_user.hospital_id)
+        slot_id = appointments.staff_appointment_slot_id(appointment_id, current_user.hospital_id)
         return _after_staff_action(slot_id, staff_slot_appointments, error)
     return _after_staff_action(changed.slot_id, staff_slot_appointments, done=f"Token {changed.token_number} updated.")
 
@@ -605,9 +617,9 @@ def walk_in(slot_id: int):
     """Give a walk-in patient the next token; the answer shows it large, with "Print slip"."""
     form = WalkInForm()
     status = 422
-    if _validated(form, lambda: service.clean_patient(form.patient_name.data, form.contact_number.data)):
+    if _validated(form, lambda: inputs.clean_patient(form.patient_name.data, form.contact_number.data)):
         try:
-            booking = service.walk_in(slot_id, current_user.hospital_id, form.patient_name.data, form.contact_number.data, form.email.data)
+            given = booking.walk_in(slot_id, current_user.hospital_id, form.patient_name.data, form.contact_number.data, form.email.data)
         except ValidationFailed as error:
             apply_errors(form, error)
         except Conflict as error:
@@ -615,9 +627,9 @@ def walk_in(slot_id: int):
             status = 409
         else:
             if not wants_fragment():
-                flash(f"Walk-in token {booking.token_number} for {booking.patient_name}.", "success")
-                return redirect_to(url_for("clinic.walk_in_slip", appointment_id=booking.appointment_id))
-            response = _staff_slot_page(_own_slot(slot_id), fragment="clinic/_walk_in.html", booking=booking)
+                flash(f"Walk-in token {given.token_number} for {given.patient_name}.", "success")
+                return redirect_to(url_for("clinic.walk_in_slip", appointment_id=given.appointment_id))
+            response = _staff_slot_page(_own_slot(slot_id), fragment="clinic/_walk_in.html", given=given)
             response.headers["HX-Trigger"] = "clinicRefresh"  # the appointments table shows the new token at once
             return response
     return _staff_slot_page(_own_slot(slot_id), status=status, fragment="clinic/_walk_in.html", walk_in_form=form)
@@ -628,11 +640,11 @@ def walk_in(slot_id: int):
 def walk_in_slip(appointment_id: int):
     """A printable slip for one appointment: the token large, the patient, the doctor, the session, and a QR code
     of the session's "now serving" screen (a walk-in has no account to open the appointment's own page with)."""
-    slot_id = service.staff_appointment_slot_id(appointment_id, current_user.hospital_id)
+    slot_id = appointments.staff_appointment_slot_id(appointment_id, current_user.hospital_id)
     queue_url = external_url("clinic.now_serving", slot_id=slot_id)
     return render(
         "clinic/slip.html", "clinic/slip.html",
-        appointment=service.staff_appointment(appointment_id, current_user.hospital_id), slot=_own_slot(slot_id),
+        appointment=appointments.staff_appointment(appointment_id, current_user.hospital_id), slot=_own_slot(slot_id),
         qr=qr_svg(queue_url), queue_url=queue_url,
     )
 
@@ -642,13 +654,13 @@ def walk_in_slip(appointment_id: int):
 def staff_cancel(appointment_id: int):
     """Cancel one appointment with a reason (the patient is emailed it with a link to book again)."""
     form = ReasonForm()
-    slot_id = service.staff_appointment_slot_id(appointment_id, current_user.hospital_id)
+    slot_id = appointments.staff_appointment_slot_id(appointment_id, current_user.hospital_id)
     if not form.validate_on_submit():
         if "csrf_token" in form.errors:
             abort(400)
         return _after_staff_action(slot_id, staff_slot_appointments, ValidationFailed(form.errors, "Please give a reason; the patient is told it."))
     try:
-        cancelled = service.staff_cancel(appointment_id, current_user.hospital_id, form.reason.data)
+        cancelled = queue.staff_cancel(appointment_id, current_user.hospital_id, form.reason.data)
     except (Conflict, ValidationFailed) as error:
         return _after_staff_action(slot_id, staff_slot_appointments, error)
     return _after_staff_action(slot_id, staff_slot_appointments, done=f"Token {cancelled.token_number} is cancelled; the patient is told why.")
@@ -664,7 +676,7 @@ def cancel_session(slot_id: int):
             abort(400)
         return _after_staff_action(slot_id, _controls_fragment, ValidationFailed(form.errors, "Please give a reason; the patients are told it."))
     try:
-        result = service.cancel_session(slot_id, current_user.hospital_id, form.reason.data)
+        result = sessions.cancel_session(slot_id, current_user.hospital_id, form.reason.data)
     except (Conflict, ValidationFailed) as error:
         return _after_staff_action(slot_id, _controls_fragment, error)
     done = f"The session is cancelled: {result.cancelled} appointment(s) cancelled, {result.notified} patient(s) emailed"
@@ -690,7 +702,7 @@ def _move_page(appointment: Appointment, action: str, status: int = 200, form: M
         "clinic/_move_options.html",
         status=status,
         appointment=appointment,
-        options=service.move_options(appointment),
+        options=moves.move_options(appointment),
         action=action,
         form=form or MoveForm(formdata=None),
     )
@@ -705,7 +717,7 @@ def _move(appointment: Appointment, user_id: int | None, action: str, done_url):
         form.form_errors.extend(form.slot_id.errors)
         return _move_page(appointment, action, 422, form)
     try:
-        moved = service.move_appointment(appointment.id, form.slot_id.data, user_id)
+        moved = moves.move_appointment(appointment.id, form.slot_id.data, user_id)
     except ValidationFailed as error:
         form.form_errors.extend(m for messages in error.errors.values() for m in messages)
         return _move_page(appointment, action, 422, form)
@@ -721,7 +733,7 @@ def _move(appointment: Appointment, user_id: int | None, action: str, done_url):
 @no_store
 def move(appointment_id: int):
     """Move the patient's own appointment to another session (same doctor, or same specialization and hospital)."""
-    found = service.own_appointment(appointment_id, current_user.id)
+    found = appointments.own_appointment(appointment_id, current_user.id)
     action = url_for("clinic.move", appointment_id=appointment_id)
     if request.method == "GET":
         return _move_page(found, action)
@@ -737,8 +749,8 @@ def move_by_link(token: str):
     appointment_id = links.appointment_of_move_token(token)
     if appointment_id is None:
         abort(404, description="This link is not valid any more. Please find another session.")
-    found = service.appointment_for_move_link(appointment_id)
-    replacement = service.appointment_for_move_link(found.moved_to_id) if found.moved_to_id else None
+    found = moves.appointment_for_move_link(appointment_id)
+    replacement = moves.appointment_for_move_link(found.moved_to_id) if found.moved_to_id else None
     action = url_for("clinic.move_by_link", token=token)
     if request.method == "GET":
         if replacement is not None:
@@ -753,9 +765,9 @@ def join_waitlist(slot_id: int):
     """Join a full session's waiting list (name and number, like a booking)."""
     form = BookingForm()
     status = 422
-    if _validated(form, lambda: service.clean_patient(form.patient_name.data, form.contact_number.data)):
+    if _validated(form, lambda: inputs.clean_patient(form.patient_name.data, form.contact_number.data)):
         try:
-            waiting = service.join_waitlist(slot_id, current_user.id, form.patient_name.data, form.contact_number.data)
+            waiting = waitlist.join_waitlist(slot_id, current_user.id, form.patient_name.data, form.contact_number.data)
         except ValidationFailed as error:
             apply_errors(form, error)
         except Conflict as error:
@@ -764,7 +776,7 @@ def join_waitlist(slot_id: int):
         else:
             flash(f"{form.patient_name.data} is number {waiting.position} on the waiting list. We will email you if a place frees up.", "success")
             return redirect_to(url_for("clinic.my_appointments"))
-    slot = service.slot_with_details(slot_id)
+    slot = sessions.slot_with_details(slot_id)
     return render("clinic/slot.html", "clinic/_slot_panel.html", status=status, slot=slot, form=form)
 
 
@@ -774,7 +786,7 @@ def leave_waitlist(entry_id: int):
     """Leave a waiting list."""
     _checked_action_form()
     try:
-        service.leave_waitlist(entry_id, current_user.id)
+        waitlist.leave_waitlist(entry_id, current_user.id)
     except Conflict as error:
         flash(error.message, "error")
     else:
@@ -787,7 +799,7 @@ def leave_waitlist(entry_id: int):
 
 def _doctors_page(form: DoctorForm, status: int = 200):
     return render(
-        "clinic/doctors.html", "clinic/_doctors.html", status=status, form=form, doctors=service.doctors_of(current_user.hospital_id)
+        "clinic/doctors.html", "clinic/_doctors.html", status=status, form=form, doctors=doctors.doctors_of(current_user.hospital_id)
     )
 
 
@@ -800,7 +812,7 @@ def staff_doctors():
         return _doctors_page(form)
     if form.validate_on_submit():
         try:
-            added = service.add_doctor(current_user.hospital_id, form.name.data, form.specialization.data, form.bio.data)
+            added = doctors.add_doctor(current_user.hospital_id, form.name.data, form.specialization.data, form.bio.data)
         except ValidationFailed as error:
             apply_errors(form, error)
         else:
@@ -817,14 +829,14 @@ def staff_doctors():
 @staff_required
 def edit_doctor(doctor_id: int):
     """Edit one doctor: a rename shows on every session, search and page at once (they read the directory)."""
-    doctor = service.staff_doctor(doctor_id, current_user.hospital_id)
+    doctor = doctors.staff_doctor(doctor_id, current_user.hospital_id)
     form = DoctorForm(obj=doctor) if request.method == "GET" else DoctorForm()
     status = 200
     if request.method == "POST":
         status = 422
         if form.validate_on_submit():
             try:
-                service.update_doctor(doctor_id, current_user.hospital_id, form.name.data, form.specialization.data, form.bio.data, form.active.data)
+                doctors.update_doctor(doctor_id, current_user.hospital_id, form.name.data, form.specialization.data, form.bio.data, form.active.data)
             except ValidationFailed as error:
                 apply_errors(form, error)
             else:

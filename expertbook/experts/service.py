@@ -15,11 +15,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 
 from flask import current_app
+from flask_babel import gettext as _
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from expertbook import keys
 from expertbook.auth.models import User
 from expertbook.database import transaction, utcnow
 from expertbook.errors import Conflict, NotFound, ValidationFailed
@@ -883,7 +885,8 @@ _MANAGE_SALT = "expertbook-guest-booking-manage"
 
 
 def _manage_serializer() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=_MANAGE_SALT)
+    # Signs with the current SECRET_KEY, accepts a fallback's signature too (expertbook.keys).
+    return URLSafeSerializer(keys.for_itsdangerous(), salt=_MANAGE_SALT)
 
 
 def manage_token(booking: Booking) -> str:
@@ -902,17 +905,57 @@ def manage_url(booking: Booking) -> str:
     return external_url("experts.manage_booking", token=manage_token(booking))
 
 
-def booking_by_manage_token(token: str, now: datetime | None = None) -> Booking:
-    """The booking a manage link opens; NotFound for a bad signature, an unknown booking, or once the
-    booking has ended (checked on every use, against its current end)."""
+def _issued(token: str) -> tuple[int, str] | None:
+    """The booking id and UID of ``token`` if it is exactly a token :func:`manage_token` issued (with
+    the current key or a fallback), else None.
+
+    itsdangerous accepts more than it issues (its base64 decoder skips characters it does not expect,
+    so one link can be spelled many ways): the token is signed again and must come out identical, so
+    each booking has one link per key, and what counts per link (moves, failures) counts per booking.
+    """
+    token = token or ""
+    if not 20 <= len(token) <= 200:
+        return None
     try:
-        booking_id, uid = _manage_serializer().loads(token or "")
-        booking_id, uid = int(booking_id), str(uid)
+        booking_id, uid = _manage_serializer().loads(token)
     except (BadSignature, TypeError, ValueError):
-        raise NotFound("Booking not found") from None
-    booking = db.session.get(Booking, booking_id)
-    if booking is None or not secrets.compare_digest(booking.ics_uid, uid) or booking.end_at <= (now or utcnow()):
+        return None
+    if type(booking_id) is not int or type(uid) is not str:
+        return None
+    for key in keys.accepted():
+        issued = URLSafeSerializer(key, salt=_MANAGE_SALT).dumps([booking_id, uid])
+        if secrets.compare_digest(issued.encode(), token.encode()):
+            return booking_id, uid
+    return None
+
+
+def manage_link_booking_id(token: str) -> int | None:
+    """The id of the booking ``token`` names, if it is a manage token as issued (no database lookup:
+    for keying per-booking throttles)."""
+    issued = _issued(token)
+    return issued[0] if issued is not None else None
+
+
+def manage_link_expiry(booking: Booking) -> datetime:
+    """When the booking's manage link stops working: ``MANAGE_LINK_HOURS_AFTER_END`` after its current end."""
+    return booking.end_at + timedelta(hours=current_app.config["MANAGE_LINK_HOURS_AFTER_END"])
+
+
+def booking_by_manage_token(token: str, now: datetime | None = None) -> Booking:
+    """The booking a manage link opens, checked on every use. NotFound for a token that is not exactly
+    one we issued or an unknown booking; once the link has expired (:func:`manage_link_expiry`, from the
+    booking's current end); and once the booking is attached to an account (its owner manages it from
+    My bookings, logged in: the link in the guest's emails is revoked)."""
+    issued = _issued(token)
+    if issued is None:
         raise NotFound("Booking not found")
+    booking_id, uid = issued
+    booking = db.session.get(Booking, booking_id)
+    if booking is None or not secrets.compare_digest(booking.ics_uid, uid) or manage_link_expiry(booking) <= (now or utcnow()):
+        raise NotFound("Booking not found")
+    if booking.customer_id is not None or not booking.is_guest:
+        # Only the holder of the exact link gets here, and it is their own booking: say where it went.
+        raise NotFound(_("This booking is now in your account: log in and find it under My bookings."))
     return booking
 
 

@@ -412,6 +412,7 @@ def _private(response):
 
 @bp.get("/experts/manage/<token>")
 @limits.manage_link
+@limits.manage_link_prefix
 def manage_booking(token: str):
     """A guest's booking, through its private link: as it is now (an old link shows a moved or cancelled
     booking's current state), with move, cancel and "Add to calendar". 404 once the booking has ended."""
@@ -423,6 +424,7 @@ def manage_booking(token: str):
 
 @bp.post("/experts/manage/<token>/cancel")
 @limits.manage_link
+@limits.manage_link_prefix
 def manage_cancel(token: str):
     """Cancel a guest booking through its private link, with an optional reason."""
     form = CancelForm()
@@ -445,6 +447,7 @@ def manage_cancel(token: str):
 
 @bp.route("/experts/manage/<token>/reschedule", methods=["GET", "POST"])
 @limits.manage_link
+@limits.manage_link_prefix
 @limits.manage_moves
 def manage_reschedule(token: str):
     """Move a guest booking through its private link: the same rules as for a customer with an account."""
@@ -460,6 +463,7 @@ def manage_reschedule(token: str):
 
 @bp.get("/experts/manage/<token>/booking.ics")
 @limits.manage_link
+@limits.manage_link_prefix
 def manage_calendar_file(token: str):
     """A guest booking as an .ics file, through its private link."""
     return _private(_ics_download(_guest_booking(token)))

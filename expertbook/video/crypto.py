@@ -24,9 +24,14 @@ def _keys(config) -> list[bytes]:
         return [key.strip().encode("ascii") for key in raw.split(",") if key.strip()]
     if config.get("PRODUCTION"):
         raise ConfigError("TOKEN_ENCRYPTION_KEYS must be set in production to store Zoom credentials")
-    # Development only: a fixed key derived from SECRET_KEY, so local data stays readable across restarts.
-    digest = hashlib.sha256(b"expertbook-token-encryption:" + str(config["SECRET_KEY"]).encode()).digest()
-    return [base64.urlsafe_b64encode(digest)]
+    # Development only: a fixed key derived from SECRET_KEY, so local data stays readable across restarts
+    # (and, derived from the fallbacks too, across a rotation of SECRET_KEY).
+    from expertbook import keys
+
+    return [
+        base64.urlsafe_b64encode(hashlib.sha256(b"expertbook-token-encryption:" + key.encode()).digest())
+        for key in keys.accepted(config)
+    ]
 
 
 def _fernet() -> MultiFernet:

@@ -8,7 +8,7 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from expertbook.clinic import service
+from expertbook.clinic import states
 from expertbook.clinic.models import Appointment, Slot
 from expertbook.extensions import db
 from tests import factories
@@ -28,7 +28,7 @@ def _written(slot_id: int | None = None) -> tuple[int, int]:
 
 def test_staff_save_details_then_patient_searches_and_books(app, client):
     staff = make_staff(make_hospital("Apollo", "Chennai"))
-    tomorrow = service.local_today(staff.hospital.timezone) + timedelta(days=1)
+    tomorrow = states.local_today(staff.hospital.timezone) + timedelta(days=1)
     staff_headers = bearer(app, staff)
     db.session.rollback()  # end the test's read snapshot before the app writes elsewhere
     response = client.post(

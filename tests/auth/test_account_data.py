@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from expertbook.auth.models import LoginSession, User
-from expertbook.clinic import service as clinic
+from expertbook.clinic import waitlist
 from expertbook.clinic.models import Appointment, Slot
 from expertbook.experts import service as experts
 from expertbook.experts.models import Booking
@@ -116,7 +116,7 @@ def test_download_my_data_holds_account_appointments_bookings_services_and_email
     make_appointment(slot, patient, patient_name="Data Owner")
     full = make_slot(make_hospital("Busy Hospital", "Pune"), capacity=1)
     make_appointment(full, make_user())
-    clinic.join_waitlist(full.id, patient.id, "Data Owner's mother", "9876543210")
+    waitlist.join_waitlist(full.id, patient.id, "Data Owner's mother", "9876543210")
     expert = make_expert(name="Some Expert")
     service = make_service(expert, title="Chat")
     experts.book(patient.id, service.id, next_weekday_at(10), **book_kwargs(patient))

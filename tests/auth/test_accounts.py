@@ -121,7 +121,7 @@ def test_change_password_requires_the_current_one(client):
 def test_argon2_never_runs_inside_a_write_transaction(app, monkeypatch):
     """On SQLite a transaction holds the database's write lock; a hash takes about 0.1 s, so it runs before."""
     from expertbook.auth import service as accounts
-    from expertbook.clinic import service as clinic
+    from expertbook.clinic import hospitals
 
     seen = []
     real = accounts.hasher
@@ -137,7 +137,7 @@ def test_argon2_never_runs_inside_a_write_transaction(app, monkeypatch):
 
     monkeypatch.setattr(accounts, "hasher", Watched())
     user = accounts.register_user("Lock Free", "lockfree@example.com", "a-long-password-1")
-    clinic.register_hospital("Free Hospital", "Pune", "Admin", "admin-free@example.com", "a-long-password-1")
+    hospitals.register_hospital("Free Hospital", "Pune", "Admin", "admin-free@example.com", "a-long-password-1")
     accounts.change_password(user.id, "a-long-password-1", "another-long-password-2")
     assert [kind for kind, _ in seen] == ["hash", "hash", "verify", "hash"]
     assert not any(inside for _, inside in seen)

@@ -7,7 +7,7 @@ from datetime import time, timedelta
 import pytest
 from sqlalchemy import func, select
 
-from expertbook.clinic import service, signals
+from expertbook.clinic import booking, hospitals, queue, sessions, signals, states
 from expertbook.clinic.models import Appointment, Slot
 from expertbook.database import utcnow
 from expertbook.errors import Conflict, NotFound, ValidationFailed
@@ -25,11 +25,11 @@ def _counts(slot_id: int) -> tuple[int, int, int]:
 def test_tokens_start_at_101_and_remaining_counts_down(app):
     slot = make_slot(capacity=3)
     users = make_users(3)
-    results = [service.book(slot.id, u.id, "Asha", "9876543210") for u in users]
+    results = [booking.book(slot.id, u.id, "Asha", "9876543210") for u in users]
     assert [r.appointment.token_number for r in results] == [101, 102, 103]
     assert [r.remaining for r in results] == [2, 1, 0]
     with pytest.raises(Conflict, match="This slot is fully booked"):
-        service.book(slot.id, make_user().id, "Late", "9876543210")
+        booking.book(slot.id, make_user().id, "Late", "9876543210")
     assert _counts(slot.id) == (3, 3, 3)
 
 
@@ -40,7 +40,7 @@ def test_200_patients_racing_in_process_get_exactly_the_capacity(app):
     def attempt(user_id: int):
         with app.app_context():
             try:
-                return service.book(slot_id, user_id, "Racer", "9876543210").appointment.token_number
+                return booking.book(slot_id, user_id, "Racer", "9876543210").appointment.token_number
             except Conflict as error:
                 return error.message
             finally:
@@ -58,8 +58,8 @@ def test_200_patients_racing_in_process_get_exactly_the_capacity(app):
 def test_same_idempotency_key_books_once(app):
     slot = make_slot(capacity=5)
     user = make_user()
-    first = service.book(slot.id, user.id, "Asha", "9876543210", idempotency_key="key-abcdefgh")
-    again = service.book(slot.id, user.id, "Asha", "9876543210", idempotency_key="key-abcdefgh")
+    first = booking.book(slot.id, user.id, "Asha", "9876543210", idempotency_key="key-abcdefgh")
+    again = booking.book(slot.id, user.id, "Asha", "9876543210", idempotency_key="key-abcdefgh")
     assert again.appointment.id == first.appointment.id and again.replayed
     assert _counts(slot.id) == (1, 1, 1)
 
@@ -67,14 +67,14 @@ def test_same_idempotency_key_books_once(app):
 def test_a_retry_after_its_booking_took_the_last_place_gets_that_booking_not_409(app):
     slot = make_slot(capacity=1)
     user = make_user()
-    first = service.book(slot.id, user.id, "Asha", "9876543210", idempotency_key="key-lastplace")
+    first = booking.book(slot.id, user.id, "Asha", "9876543210", idempotency_key="key-lastplace")
     # The answer was lost; the client retries. The slot is full now, by this very booking.
-    again = service.book(slot.id, user.id, "Asha", "9876543210", idempotency_key="key-lastplace")
+    again = booking.book(slot.id, user.id, "Asha", "9876543210", idempotency_key="key-lastplace")
     assert again.replayed and again.appointment.id == first.appointment.id
     assert _counts(slot.id) == (1, 1, 1)
     # Someone else, or the same patient with a new key, is refused.
     with pytest.raises(Conflict):
-        service.book(slot.id, user.id, "Asha", "9876543210", idempotency_key="key-another1")
+        booking.book(slot.id, user.id, "Asha", "9876543210", idempotency_key="key-another1")
 
 
 def test_racing_retries_with_one_key_book_once(app):
@@ -84,7 +84,7 @@ def test_racing_retries_with_one_key_book_once(app):
     def attempt(_):
         with app.app_context():
             try:
-                return service.book(slot_id, user_id, "Asha", "9876543210", idempotency_key="double-click-1").appointment.id
+                return booking.book(slot_id, user_id, "Asha", "9876543210", idempotency_key="double-click-1").appointment.id
             finally:
                 db.session.remove()
 
@@ -106,13 +106,13 @@ def test_refusals_write_nothing(app, setup, error, message):
     slot = make_slot(**setup)
     before = _counts(slot.id)
     with pytest.raises(error, match=message):
-        service.book(slot.id, make_user().id, "Asha", "9876543210")
+        booking.book(slot.id, make_user().id, "Asha", "9876543210")
     assert _counts(slot.id) == before
 
 
 def test_unknown_slot_is_not_found(app):
     with pytest.raises(NotFound, match="Slot not found"):
-        service.book(987654, make_user().id, "Asha", "9876543210")
+        booking.book(987654, make_user().id, "Asha", "9876543210")
     assert db.session.scalar(select(func.count()).select_from(Appointment)) == 0
 
 
@@ -129,7 +129,7 @@ def test_unknown_slot_is_not_found(app):
 def test_invalid_fields_name_each_field_and_write_nothing(app, name, contact, fields):
     slot = make_slot()
     with pytest.raises(ValidationFailed) as caught:
-        service.book(slot.id, make_user().id, name, contact)
+        booking.book(slot.id, make_user().id, name, contact)
     assert set(caught.value.errors) == fields
     assert _counts(slot.id) == (0, 0, 0)
 
@@ -137,15 +137,15 @@ def test_invalid_fields_name_each_field_and_write_nothing(app, name, contact, fi
 def test_cancel_frees_the_place_but_never_reuses_the_token(app):
     slot = make_slot(capacity=2)
     a, b, c = make_users(3)
-    first = service.book(slot.id, a.id, "A", "9876543210").appointment
-    service.book(slot.id, b.id, "B", "9876543210")
-    service.cancel(first.id, a.id)
+    first = booking.book(slot.id, a.id, "A", "9876543210").appointment
+    booking.book(slot.id, b.id, "B", "9876543210")
+    queue.cancel(first.id, a.id)
     assert _counts(slot.id)[:2] == (1, 2)
-    third = service.book(slot.id, c.id, "C", "9876543210")
+    third = booking.book(slot.id, c.id, "C", "9876543210")
     assert third.appointment.token_number == 103
     assert db.session.get(Appointment, first.id).status == "cancelled"
     # Cancelling twice changes nothing more.
-    service.cancel(first.id, a.id)
+    queue.cancel(first.id, a.id)
     assert _counts(slot.id)[:2] == (2, 3)
 
 
@@ -154,7 +154,7 @@ def test_patients_cannot_cancel_someone_elses_appointment(app):
     owner, other = make_users(2)
     appointment = make_appointment(slot, owner)
     with pytest.raises(NotFound):
-        service.cancel(appointment.id, other.id)
+        queue.cancel(appointment.id, other.id)
     assert _counts(slot.id)[0] == 1
 
 
@@ -173,10 +173,10 @@ def test_signals_are_sent_after_commit_with_the_appointment_id(app):
     signals.appointment_booked.connect(booked)
     signals.appointment_cancelled.connect(cancelled)
     try:
-        result = service.book(slot.id, user.id, "A", "9876543210")
+        result = booking.book(slot.id, user.id, "A", "9876543210")
         with pytest.raises(Conflict):
-            service.book(make_slot(closed=True, doctor=slot.doctor, start=time(14), end=time(15)).id, user.id, "A", "9876543210")
-        service.cancel(result.appointment.id, user.id)
+            booking.book(make_slot(closed=True, doctor=slot.doctor, start=time(14), end=time(15)).id, user.id, "A", "9876543210")
+        queue.cancel(result.appointment.id, user.id)
     finally:
         signals.appointment_booked.disconnect(booked)
         signals.appointment_cancelled.disconnect(cancelled)
@@ -194,7 +194,7 @@ def test_a_receivers_writes_commit_or_roll_back_with_the_booking(app):
     signals.appointment_booked.connect(fail)
     try:
         with pytest.raises(RuntimeError):
-            service.book(slot.id, user.id, "A", "9876543210")
+            booking.book(slot.id, user.id, "A", "9876543210")
     finally:
         signals.appointment_booked.disconnect(fail)
     db.session.rollback()
@@ -205,14 +205,14 @@ def test_a_receivers_writes_commit_or_roll_back_with_the_booking(app):
 def test_capacity_cannot_go_below_booked_and_other_hospitals_get_404(app):
     slot = make_slot(capacity=5, booked=3)
     with pytest.raises(ValidationFailed) as caught:
-        service.change_capacity(slot.id, slot.hospital_id, 2)
+        sessions.change_capacity(slot.id, slot.hospital_id, 2)
     assert "3 places are already booked" in caught.value.errors["capacity"][0]
-    assert service.change_capacity(slot.id, slot.hospital_id, 3).capacity == 3
+    assert sessions.change_capacity(slot.id, slot.hospital_id, 3).capacity == 3
     other = make_staff(email="other@h.example")
     with pytest.raises(NotFound):
-        service.change_capacity(slot.id, other.hospital_id, 8)
+        sessions.change_capacity(slot.id, other.hospital_id, 8)
     with pytest.raises(NotFound):
-        service.close_slot(slot.id, other.hospital_id)
+        sessions.close_slot(slot.id, other.hospital_id)
     db.session.expire_all()
     assert db.session.get(Slot, slot.id).capacity == 3 and not db.session.get(Slot, slot.id).closed
 
@@ -221,12 +221,12 @@ def test_call_next_skips_cancelled_and_no_show(app):
     slot = make_slot()
     users = make_users(4)
     appts = [make_appointment(slot, u) for u in users]
-    service.set_appointment_status(appts[1].id, slot.hospital_id, "no_show")
-    service.cancel(appts[2].id, users[2].id)
-    assert service.call_next(slot.id, slot.hospital_id).now_serving == 101
-    assert service.call_next(slot.id, slot.hospital_id).now_serving == 104
+    queue.set_appointment_status(appts[1].id, slot.hospital_id, "no_show")
+    queue.cancel(appts[2].id, users[2].id)
+    assert queue.call_next(slot.id, slot.hospital_id).now_serving == 101
+    assert queue.call_next(slot.id, slot.hospital_id).now_serving == 104
     with pytest.raises(Conflict):
-        service.call_next(slot.id, slot.hospital_id)
+        queue.call_next(slot.id, slot.hospital_id)
 
 
 def test_tokens_ahead_counts_waiting_tokens_before_mine(app):
@@ -234,53 +234,53 @@ def test_tokens_ahead_counts_waiting_tokens_before_mine(app):
     users = make_users(4)
     appts = [make_appointment(slot, u) for u in users]
     db.session.refresh(slot)
-    assert service.tokens_ahead(appts[3], slot) == 3
-    service.call_next(slot.id, slot.hospital_id)
+    assert queue.tokens_ahead(appts[3], slot) == 3
+    queue.call_next(slot.id, slot.hospital_id)
     db.session.expire_all()
     slot = db.session.get(Slot, slot.id)
-    assert service.tokens_ahead(db.session.get(Appointment, appts[3].id), slot) == 2
+    assert queue.tokens_ahead(db.session.get(Appointment, appts[3].id), slot) == 2
 
 
 def test_create_slots_repeats_over_weekdays_and_skips_duplicates(app):
     staff = make_staff()
-    tz_today = service.local_today(staff.hospital.timezone)
+    tz_today = states.local_today(staff.hospital.timezone)
     start = tz_today + timedelta(days=1)
     until = start + timedelta(days=13)
-    created = service.create_slots(
+    created = sessions.create_slots(
         staff.id, [("Dr. Rao", "Dermatology"), ("Dr. Iyer", "Cardiology")], start, time(9), time(11), 10, until, [0, 2, 4]
     )
     expected_days = [start + timedelta(days=i) for i in range(14) if (start + timedelta(days=i)).weekday() in (0, 2, 4)]
     assert len(created.slots) == 2 * len(expected_days) and created.skipped == 0
-    again = service.create_slots(staff.id, [("Dr. Rao", "Dermatology")], start, time(9), time(11), 10, until, [0, 2, 4])
+    again = sessions.create_slots(staff.id, [("Dr. Rao", "Dermatology")], start, time(9), time(11), 10, until, [0, 2, 4])
     assert again.slots == [] and again.skipped == len(expected_days)
 
 
 def test_create_slots_validates_each_field(app):
     staff = make_staff()
-    yesterday = service.local_today(staff.hospital.timezone) - timedelta(days=1)
+    yesterday = states.local_today(staff.hospital.timezone) - timedelta(days=1)
     with pytest.raises(ValidationFailed) as caught:
-        service.create_slots(staff.id, [("", "Cardiology")], yesterday, time(11), time(9), 0)
+        sessions.create_slots(staff.id, [("", "Cardiology")], yesterday, time(11), time(9), 0)
     assert set(caught.value.errors) == {"doctors-0-name", "date", "end_time", "capacity"}
     assert db.session.scalar(select(func.count()).select_from(Slot)) == 0
 
 
 def test_badges(app):
     now = utcnow()
-    assert service.slot_badge(make_slot(capacity=10, booked=3), now).label == "Available"
+    assert states.slot_badge(make_slot(capacity=10, booked=3), now).label == "Available"
     three_left = make_slot(capacity=10, booked=7, start=time(11), end=time(12))
-    assert service.slot_badge(three_left, now).label == "Available" and service.availability_class(three_left, now) == "avail-ok"
+    assert states.slot_badge(three_left, now).label == "Available" and states.availability_class(three_left, now) == "avail-ok"
     two_left = make_slot(capacity=10, booked=8, start=time(13), end=time(14))
-    assert service.slot_badge(two_left, now).label == "Almost full" and service.availability_class(two_left, now) == "avail-warn"
+    assert states.slot_badge(two_left, now).label == "Almost full" and states.availability_class(two_left, now) == "avail-warn"
     full = make_slot(capacity=10, booked=10, start=time(15), end=time(16))
-    assert service.slot_badge(full, now).label == "Fully booked" and service.availability_class(full, now) == "avail-full"
-    assert service.slot_badge(make_slot(closed=True, start=time(17), end=time(18)), now).label == "Closed"
-    assert service.slot_badge(make_slot(days_ahead=-1), now).label == "Past"
+    assert states.slot_badge(full, now).label == "Fully booked" and states.availability_class(full, now) == "avail-full"
+    assert states.slot_badge(make_slot(closed=True, start=time(17), end=time(18)), now).label == "Closed"
+    assert states.slot_badge(make_slot(days_ahead=-1), now).label == "Past"
 
 
 def test_slot_times_are_the_hospitals_wall_clock(app):
     from datetime import date
 
-    assert service.to_utc(date(2026, 1, 5), time(9), "Asia/Kolkata").isoformat() == "2026-01-05T03:30:00+00:00"
-    assert service.to_utc(date(2026, 7, 6), time(9), "Europe/London").isoformat() == "2026-07-06T08:00:00+00:00"
-    admin = service.register_hospital("Lotus", "Pune", "Meera", "meera@lotus.example", "a long password 1")
+    assert states.to_utc(date(2026, 1, 5), time(9), "Asia/Kolkata").isoformat() == "2026-01-05T03:30:00+00:00"
+    assert states.to_utc(date(2026, 7, 6), time(9), "Europe/London").isoformat() == "2026-07-06T08:00:00+00:00"
+    admin = hospitals.register_hospital("Lotus", "Pune", "Meera", "meera@lotus.example", "a long password 1")
     assert admin.hospital.timezone == app.config["CLINIC_TIMEZONE"] == "Asia/Kolkata"

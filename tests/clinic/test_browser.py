@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from playwright.sync_api import expect
 
-from expertbook.clinic import service
+from expertbook.clinic import states
 from tests.factories import PASSWORD, make_appointment, make_hospital, make_slot, make_staff, make_user
 
 pytestmark = pytest.mark.browser
@@ -29,7 +29,7 @@ def _log_in(page, base: str, email: str) -> None:
 def test_staff_create_patient_books_and_another_browser_sees_the_count_drop(live_server, browser_page):
     staff = make_staff(make_hospital("Apollo", "Chennai"), email="desk@apollo.example")
     make_user("Asha Verma", email="asha@example.com")
-    day = (service.local_today(staff.hospital.timezone) + timedelta(days=1)).isoformat()
+    day = (states.local_today(staff.hospital.timezone) + timedelta(days=1)).isoformat()
 
     desk = browser_page()
     _log_in(desk, live_server, "desk@apollo.example")

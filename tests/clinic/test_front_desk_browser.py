@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from expertbook.clinic import service
+from expertbook.clinic import queue
 from tests.clinic.test_browser import _log_in
 from tests.factories import make_appointment, make_hospital, make_slot, make_staff, make_user
 
@@ -89,7 +89,7 @@ def test_a_patient_waits_gets_the_freed_place_and_moves_it(live_server, browser_
     expect(me.locator("#my-waitlist")).to_contain_text("next in line")
     _fits(me, "#my-waitlist")
 
-    service.cancel(held.id, holder.id)  # the place frees: it is mine at once
+    queue.cancel(held.id, holder.id)  # the place frees: it is mine at once
     me.reload()
     expect(me.locator("#my-waitlist")).to_have_count(0)
     mine = me.locator("tr", has_text="Asha Verma")

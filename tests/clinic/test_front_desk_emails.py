@@ -11,7 +11,7 @@ import pytest
 from icalendar import Calendar
 from sqlalchemy import func, select
 
-from expertbook.clinic import service
+from expertbook.clinic import appointments, booking, moves, queue, sessions, waitlist
 from expertbook.extensions import db
 from expertbook.notifications import service as notifications
 from expertbook.notifications.models import OutboxEmail
@@ -42,8 +42,8 @@ def _by_subject(messages, start: str):
 
 def test_a_walk_in_with_an_address_gets_the_token_and_one_without_gets_nothing(app, smtp):
     slot = make_slot()
-    service.walk_in(slot.id, slot.hospital_id, "Phone Only", "9123456780")
-    booked = service.walk_in(slot.id, slot.hospital_id, "Ravi Kumar", "9876543210", email="ravi@example.com")
+    booking.walk_in(slot.id, slot.hospital_id, "Phone Only", "9123456780")
+    booked = booking.walk_in(slot.id, slot.hospital_id, "Ravi Kumar", "9876543210", email="ravi@example.com")
     [message] = smtp.wait_for(1)
     assert message["To"] == "Ravi Kumar <ravi@example.com>"
     assert message["Subject"] == f"Your token 102 - Dr. Sharma, {slot.date:%d %b %Y}"
@@ -59,8 +59,8 @@ def test_a_walk_in_with_an_address_gets_the_token_and_one_without_gets_nothing(a
 def test_a_staff_cancellation_tells_the_reason_and_links_to_book_again(app, smtp):
     slot = make_slot()
     patient = make_user(name="Priya Raman", email="priya@example.com")
-    booking = service.book(slot.id, patient.id, "Karthik", "9876543210")
-    service.staff_cancel(booking.appointment_id, slot.hospital_id, "Dr. Sharma is in surgery")
+    made = booking.book(slot.id, patient.id, "Karthik", "9876543210")
+    queue.staff_cancel(made.appointment_id, slot.hospital_id, "Dr. Sharma is in surgery")
     confirmation, cancellation = smtp.wait_for(2)
     assert cancellation["To"] == "Priya Raman <priya@example.com>"
     assert cancellation["Subject"].startswith("Cancelled by the hospital: token 101 - Dr. Sharma")
@@ -77,11 +77,11 @@ def test_cancelling_a_session_emails_everyone_with_an_address_and_the_waiting_li
     slot = make_slot(capacity=3)
     later = make_slot(doctor=slot.doctor, days_ahead=2)
     online = make_appointment(slot, make_user(name="Online Patient", email="online@example.com"))
-    service.walk_in(slot.id, slot.hospital_id, "Desk Email", "9876543210", email="desk@example.com")
-    service.walk_in(slot.id, slot.hospital_id, "Desk Phone", "9123456780")
-    service.join_waitlist(slot.id, make_user(name="Waiting Person", email="wait@example.com").id, "Waiting Person", "9876543210")
+    booking.walk_in(slot.id, slot.hospital_id, "Desk Email", "9876543210", email="desk@example.com")
+    booking.walk_in(slot.id, slot.hospital_id, "Desk Phone", "9123456780")
+    waitlist.join_waitlist(slot.id, make_user(name="Waiting Person", email="wait@example.com").id, "Waiting Person", "9876543210")
     smtp.wait_for(1)  # the walk-in's token
-    result = service.cancel_session(slot.id, slot.hospital_id, "Dr. Sharma is unwell")
+    result = sessions.cancel_session(slot.id, slot.hospital_id, "Dr. Sharma is unwell")
     assert (result.cancelled, result.notified, result.waitlist_notified) == (3, 2, 1)
     messages = smtp.wait_for(4)[1:]
     assert sorted(m["To"] for m in messages) == ["Desk Email <desk@example.com>", "Online Patient <online@example.com>", "Waiting Person <wait@example.com>"]
@@ -98,7 +98,7 @@ def test_cancelling_a_session_emails_everyone_with_an_address_and_the_waiting_li
     moved = client.post_form(path, {"slot_id": str(later.id)})
     assert moved.status_code == 303
     db.session.rollback()
-    assert service.own_appointment(online.id, online.user_id).moved_to_id is not None
+    assert appointments.own_appointment(online.id, online.user_id).moved_to_id is not None
     to_waiting = next(m for m in messages if "wait@" in m["To"])
     assert "Reason: Dr. Sharma is unwell" in _text(to_waiting) and "/clinic/search?specialization=Cardiology" in _text(to_waiting)
     assert "Move to another session" not in _text(to_waiting)
@@ -108,9 +108,9 @@ def test_a_move_updates_the_calendar_event_and_a_later_cancel_removes_that_same_
     first = make_slot()
     second = make_slot(doctor=first.doctor, days_ahead=2)
     patient = make_user(name="Priya", email="priya@example.com")
-    booking = service.book(first.id, patient.id, "Karthik", "9876543210")
-    moved = service.move_appointment(booking.appointment_id, second.id, patient.id)
-    service.cancel(moved.appointment_id, patient.id)
+    made = booking.book(first.id, patient.id, "Karthik", "9876543210")
+    moved = moves.move_appointment(made.appointment_id, second.id, patient.id)
+    queue.cancel(moved.appointment_id, patient.id)
     confirmation, move, cancel = smtp.wait_for(3)
     assert move["Subject"] == f"Moved: your new token 101 - Dr. Sharma, {second.date:%d %b %Y}"
     text = _text(move)
@@ -125,10 +125,10 @@ def test_a_move_updates_the_calendar_event_and_a_later_cancel_removes_that_same_
 def test_the_first_person_waiting_is_emailed_their_token(app, smtp):
     slot = make_slot(capacity=1)
     holder = make_user(email="holder@example.com")
-    held = service.book(slot.id, holder.id, "Holder", "9876543210")
+    held = booking.book(slot.id, holder.id, "Holder", "9876543210")
     waiting = make_user(name="Meena", email="meena@example.com")
-    service.join_waitlist(slot.id, waiting.id, "Meena's father", "9876543210")
-    service.cancel(held.appointment_id, holder.id)
+    waitlist.join_waitlist(slot.id, waiting.id, "Meena's father", "9876543210")
+    queue.cancel(held.appointment_id, holder.id)
     messages = smtp.wait_for(3)
     promoted = _by_subject(messages, "A place freed up: your token 102")
     assert promoted["To"] == "Meena <meena@example.com>"
@@ -139,8 +139,8 @@ def test_the_first_person_waiting_is_emailed_their_token(app, smtp):
 
 def test_reminders_go_to_a_walk_ins_address_and_skip_one_without(app, smtp):
     slot = make_slot(days_ahead=2)
-    service.walk_in(slot.id, slot.hospital_id, "Phone Only", "9123456780")
-    service.walk_in(slot.id, slot.hospital_id, "Desk Email", "9876543210", email="desk@example.com")
+    booking.walk_in(slot.id, slot.hospital_id, "Phone Only", "9123456780")
+    booking.walk_in(slot.id, slot.hospital_id, "Desk Email", "9876543210", email="desk@example.com")
     smtp.wait_for(1)
     assert notifications.send_due_reminders(slot.starts_at - timedelta(hours=1)) == 1
     reminder = smtp.wait_for(2)[1]

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from expertbook.clinic import links, service
+from expertbook.clinic import booking, doctors, links, queue, sessions, states, waitlist
 from expertbook.clinic.models import Appointment, Doctor, Slot, WaitlistEntry
 from expertbook.extensions import db
 from tests.factories import login, make_appointment, make_hospital, make_slot, make_staff, make_user, make_users
@@ -84,7 +84,7 @@ def test_cancel_session_page_says_who_was_told_and_whom_to_phone(app, client):
     staff = make_staff()
     slot = make_slot(staff.hospital, capacity=3)
     make_appointment(slot, make_user(), patient_name="Online")
-    service.walk_in(slot.id, staff.hospital_id, "Phone Only", "9123456780")
+    booking.walk_in(slot.id, staff.hospital_id, "Phone Only", "9123456780")
     login(client, staff)
     page = client.get(f"/clinic/staff/slots/{slot.id}").get_data(as_text=True)
     assert "Cancel the whole session" in page
@@ -125,7 +125,7 @@ def test_a_full_session_offers_the_waiting_list_and_my_appointments_shows_the_pl
     entry = db.session.scalar(select(WaitlistEntry.id))
     db.session.rollback()
     # Someone cancels: the place is mine at once, and My appointments shows the token instead of the list.
-    service.cancel(holder.id, holder.user_id)
+    queue.cancel(holder.id, holder.user_id)
     mine = client.get("/clinic/my-appointments").get_data(as_text=True)
     assert 'id="my-waitlist"' not in mine and "<strong>102</strong>" in mine
     left = client.post_form(f"/clinic/waitlist/{entry}/leave")
@@ -136,7 +136,7 @@ def test_leaving_the_waiting_list_from_my_appointments(app, client):
     slot = make_slot(capacity=1)
     make_appointment(slot, make_user())
     me, other = make_users(2)
-    entry = service.join_waitlist(slot.id, me.id, "Asha", "9876543210").entry_id
+    entry = waitlist.join_waitlist(slot.id, me.id, "Asha", "9876543210").entry_id
     login(client, other)
     assert client.post_form(f"/clinic/waitlist/{entry}/leave").status_code == 404
     login(client, me)
@@ -182,8 +182,8 @@ def test_a_move_into_a_full_session_is_409_and_keeps_the_appointment(app, client
 def test_the_move_link_of_a_cancelled_session_works_without_logging_in(app, client):
     first = make_slot()
     second = make_slot(doctor=first.doctor, days_ahead=2)
-    walk_in = service.walk_in(first.id, first.hospital_id, "Desk Patient", "9123456780", email="desk@example.com")
-    service.cancel_session(first.id, first.hospital_id, "Doctor unwell")
+    walk_in = booking.walk_in(first.id, first.hospital_id, "Desk Patient", "9123456780", email="desk@example.com")
+    sessions.cancel_session(first.id, first.hospital_id, "Doctor unwell")
     token = links.move_token(walk_in.appointment_id)
     page = client.get(f"/clinic/move/{token}").get_data(as_text=True)
     assert "The hospital cancelled <strong>token 101</strong>" in page and "Doctor unwell" in page and f'id="move-to-{second.id}"' in page
@@ -214,7 +214,7 @@ def test_the_doctors_directory_and_the_slot_form_that_picks_from_it(app, client)
     # The slot form picks from the directory (and can still add a new doctor inline).
     form = client.get("/clinic/staff/slots/new").get_data(as_text=True)
     assert f'<option value="{rao.id}">Dr. Rao (Dermatology)</option>' in form and "Or add a new doctor" in form
-    day = (service.local_today(staff.hospital.timezone) + timedelta(days=3)).isoformat()
+    day = (states.local_today(staff.hospital.timezone) + timedelta(days=3)).isoformat()
     created = client.post_form(
         "/clinic/staff/slots/new",
         {"doctors-0-doctor_id": str(rao.id), "doctors-1-name": "Dr. Iyer", "doctors-1-specialization": "ENT",
@@ -241,7 +241,7 @@ def test_the_doctors_directory_and_the_slot_form_that_picks_from_it(app, client)
 
 def test_the_directory_is_per_hospital_and_hidden_from_patients(app, client):
     staff = make_staff()
-    doctor = service.add_doctor(staff.hospital_id, "Dr. Rao", "Dermatology")
+    doctor = doctors.add_doctor(staff.hospital_id, "Dr. Rao", "Dermatology")
     other = make_staff(make_hospital("Other", "Pune"))
     login(client, other)
     assert "Dr. Rao" not in client.get("/clinic/staff/doctors").get_data(as_text=True)

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy import func, select
 
-from expertbook.clinic import service
+from expertbook.clinic import booking, moves, queue, sessions, waitlist
 from expertbook.clinic.models import Appointment, Slot, WaitlistEntry
 from expertbook.errors import Conflict
 from expertbook.extensions import db
@@ -51,8 +51,8 @@ def holding(slot_id: int) -> tuple[int, int]:
 def test_100_online_bookings_and_20_walk_ins_racing_for_10_places(app):
     slot = make_slot(capacity=10)
     slot_id, hospital_id = slot.id, slot.hospital_id
-    online = [lambda u=u.id: ("online", service.book(slot_id, u, "Online", "9876543210").token_number) for u in make_users(100)]
-    desk = [lambda n=n: ("walk-in", service.walk_in(slot_id, hospital_id, f"Walk-in {n}", "9876543210").token_number) for n in range(20)]
+    online = [lambda u=u.id: ("online", booking.book(slot_id, u, "Online", "9876543210").token_number) for u in make_users(100)]
+    desk = [lambda n=n: ("walk-in", booking.walk_in(slot_id, hospital_id, f"Walk-in {n}", "9876543210").token_number) for n in range(20)]
     jobs = online + desk
     random.Random(15).shuffle(jobs)
     outcomes = _race(app, jobs)
@@ -68,8 +68,8 @@ def test_5_cancellations_racing_promote_exactly_the_first_5_waiting_in_order(app
     holders = [make_appointment(slot, u) for u in make_users(5)]
     slot_id = slot.id
     waiters = make_users(7)
-    entries = [service.join_waitlist(slot_id, u.id, f"Waiter {i}", "9876543210").entry_id for i, u in enumerate(waiters)]
-    cancellations = [lambda a=a.id, u=a.user_id: service.cancel(a, u).status for a in holders]
+    entries = [waitlist.join_waitlist(slot_id, u.id, f"Waiter {i}", "9876543210").entry_id for i, u in enumerate(waiters)]
+    cancellations = [lambda a=a.id, u=a.user_id: queue.cancel(a, u).status for a in holders]
     assert _race(app, cancellations) == ["cancelled"] * 5
 
     db.session.rollback()
@@ -81,16 +81,16 @@ def test_5_cancellations_racing_promote_exactly_the_first_5_waiting_in_order(app
     assert [a.user_id for a in given] == [u.id for u in waiters[:5]]
     assert db.session.scalar(select(func.count()).where(Appointment.slot_id == slot_id, Appointment.user_id.in_([u.id for u in waiters]))) == 5
     assert holding(slot_id) == (5, 5)
-    assert [pos for _, pos in service.my_waitlist(waiters[5].id)] == [1]
+    assert [pos for _, pos in waitlist.my_waitlist(waiters[5].id)] == [1]
 
 
 def test_20_moves_into_a_3_place_session_while_others_book_it(app):
     target, old, before = make_move_race()
     target_id = target.id
     sources = {slot_id for slot_id, _ in before.values()}
-    moves = [lambda a=a.id, u=a.user_id: ("moved", a, service.move_appointment(a, target_id, u)) for a in old]
-    bookings = [lambda u=u.id: ("booked", u, service.book(target_id, u, "Booker", "9876543210")) for u in make_users(20)]
-    jobs = moves + bookings
+    movers = [lambda a=a.id, u=a.user_id: ("moved", a, moves.move_appointment(a, target_id, u)) for a in old]
+    bookings = [lambda u=u.id: ("booked", u, booking.book(target_id, u, "Booker", "9876543210")) for u in make_users(20)]
+    jobs = movers + bookings
     random.Random(16).shuffle(jobs)
     outcomes = _race(app, jobs)
 
@@ -118,13 +118,13 @@ def test_cancelling_a_session_while_its_patients_cancel_move_and_arrive_never_de
     later = make_slot(doctor=slot.doctor, capacity=30, days_ahead=2)
     slot_id, hospital_id, later_id = slot.id, slot.hospital_id, later.id
     appointments = [make_appointment(slot, u) for u in make_users(30)]
-    patient_cancels = [lambda a=a.id, u=a.user_id: service.cancel(a, u).status for a in appointments[:10]]
+    patient_cancels = [lambda a=a.id, u=a.user_id: queue.cancel(a, u).status for a in appointments[:10]]
     # Plain ids only in the threads: the test's ORM objects belong to its own session, and reading an
     # expired attribute from several threads at once trips SQLAlchemy (seen as a flaky AssertionError).
-    moves = [lambda a=a.id, u=a.user_id: ("moved to", service.move_appointment(a, later_id, u).slot_id) for a in appointments[10:20]]
-    arrivals = [lambda a=a.id: service.set_appointment_status(a, hospital_id, "arrived").status for a in appointments[20:]]
-    session_cancel = [lambda: ("session cancelled", service.cancel_session(slot_id, hospital_id, "Doctor unwell").cancelled)] * 3
-    jobs = patient_cancels + moves + arrivals + session_cancel
+    movers = [lambda a=a.id, u=a.user_id: ("moved to", moves.move_appointment(a, later_id, u).slot_id) for a in appointments[10:20]]
+    arrivals = [lambda a=a.id: queue.set_appointment_status(a, hospital_id, "arrived").status for a in appointments[20:]]
+    session_cancel = [lambda: ("session cancelled", sessions.cancel_session(slot_id, hospital_id, "Doctor unwell").cancelled)] * 3
+    jobs = patient_cancels + movers + arrivals + session_cancel
     random.Random(17).shuffle(jobs)
     outcomes = _race(app, jobs, workers=len(jobs))
     # Only the expected answers: no deadlock, no error. One session cancel wins; the others are told so.

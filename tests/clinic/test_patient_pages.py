@@ -7,7 +7,7 @@ from datetime import time
 import pytest
 from sqlalchemy import func, select
 
-from expertbook.clinic import service
+from expertbook.clinic import booking, queue, sessions
 from expertbook.clinic.models import Appointment, Slot
 from expertbook.extensions import db
 from tests.factories import make_appointment, make_doctor, make_hospital, make_slot, make_user, make_users, login
@@ -145,7 +145,7 @@ def test_closed_since_loading_is_409_availability_changed(app, client):
     slot = make_slot()
     login(client, make_user())
     key = _booking_key(client, slot.id)
-    service.close_slot(slot.id, slot.hospital_id)
+    sessions.close_slot(slot.id, slot.hospital_id)
     response = client.post_form(f"/clinic/slots/{slot.id}/book", {"patient_name": "A", "contact_number": "9876543210", "booking_key": key})
     assert response.status_code == 409
     assert "Slot availability changed, please refresh" in response.get_data(as_text=True)
@@ -210,10 +210,10 @@ def test_availability_fragment_is_the_contract_cheap_and_conditional(app, client
     assert "Set-Cookie" not in response.headers
     again = client.get(f"/clinic/slots/{slot.id}/availability", headers={"If-None-Match": response.headers["ETag"]})
     assert again.status_code == 304
-    service.book(slot.id, make_user().id, "A", "9876543210")
+    booking.book(slot.id, make_user().id, "A", "9876543210")
     booked = client.get(f"/clinic/slots/{slot.id}/availability", headers={"If-None-Match": response.headers["ETag"]})
     assert booked.status_code == 200 and 'class="avail-warn">1 of 10 left' in booked.get_data(as_text=True)
-    service.close_slot(slot.id, slot.hospital_id)
+    sessions.close_slot(slot.id, slot.hospital_id)
     closed = client.get(f"/clinic/slots/{slot.id}/availability", headers={"If-None-Match": booked.headers["ETag"]})
     assert closed.status_code == 200 and 'class="avail-full">0 of 10 left' in closed.get_data(as_text=True)
     assert client.get("/clinic/slots/424242/availability").status_code == 404
@@ -223,7 +223,7 @@ def test_now_serving_shows_tokens_but_no_names(app, client):
     slot = make_slot()
     for user in make_users(3):
         make_appointment(slot, user, patient_name="Very Private Name")
-    service.call_next(slot.id, slot.hospital_id)
+    queue.call_next(slot.id, slot.hospital_id)
     html = client.get(f"/clinic/slots/{slot.id}/now-serving").get_data(as_text=True)
     assert 'id="current-token">101<' in html and 'id="next-token">102<' in html
     assert "Very Private Name" not in html and "9876543210" not in html

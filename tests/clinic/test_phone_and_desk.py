@@ -13,7 +13,7 @@ import segno
 from playwright.sync_api import expect
 from werkzeug.serving import make_server
 
-from expertbook.clinic import service
+from expertbook.clinic import booking, queue
 from tests.browser import DESKTOP, PHONE, VIEWPORTS, audit, log_in
 from tests.conftest import free_port
 from tests.factories import PASSWORD, make_appointment, make_doctor, make_hospital, make_slot, make_staff, make_user
@@ -155,7 +155,7 @@ def test_the_session_fills_while_the_form_is_open(live_server, browser_page, vie
     page.get_by_label("Patient's name").fill("Asha Verma")
     page.get_by_label("Contact number").fill("9876543210")
     for user in (make_user(), make_user()):
-        service.book(slot.id, user.id, "Someone Else", "9123456789")
+        booking.book(slot.id, user.id, "Someone Else", "9123456789")
     page.get_by_role("button", name="Book appointment").click()
     expect(page.locator("#session-filled")).to_have_text("This session just filled.")
     expect(page.locator("#booking-form")).to_have_count(0)
@@ -207,7 +207,7 @@ def test_now_serving_wall_display(live_server, browser_page, viewport):
     slot = make_slot(hospital, make_doctor(hospital, "Dr. Rao", "Cardiology"), capacity=6)
     for n in range(5):
         make_appointment(slot, make_user(), patient_name=f"Private Name {n}")
-    service.call_next(slot.id, slot.hospital_id)
+    queue.call_next(slot.id, slot.hospital_id)
     page = browser_page(**CONTEXT[viewport])
     for theme in ("", "?theme=dark"):
         page.goto(f"{live_server}/clinic/slots/{slot.id}/now-serving{theme}")
@@ -270,7 +270,7 @@ def test_the_desks_walk_in_slip_is_the_same_printed_slip(live_server, browser_pa
     hospital = make_hospital("Apollo", "Chennai")
     staff = make_staff(hospital, email="desk@apollo.example")
     slot = make_slot(hospital, make_doctor(hospital, "Dr. Rao", "Cardiology"))
-    booked = service.walk_in(slot.id, hospital.id, "Ravi Kumar", "9123456780")
+    booked = booking.walk_in(slot.id, hospital.id, "Ravi Kumar", "9123456780")
     page = browser_page(viewport=PHONE, timezone_id="Asia/Kolkata")
     log_in(page, live_server, staff.email)
     page.goto(f"{live_server}/clinic/staff/appointments/{booked.appointment_id}/slip")
@@ -374,7 +374,7 @@ def test_wall_over_time_keeps_one_fragment_and_reconnects_after_a_restart(app, b
         server.stop()
         expect(page.locator("#connection-lost")).to_be_visible(timeout=6000)
         expect(page.locator("#now-serving")).to_have_class(re.compile(r"\bstale\b"))
-        service.call_next(slot.id, slot.hospital_id)
+        queue.call_next(slot.id, slot.hospital_id)
         server.start()
         expect(page.locator("#current-token")).to_have_text("101", timeout=6000)
         expect(page.locator("#connection-lost")).to_be_hidden()

@@ -5,7 +5,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from expertbook.clinic import service
+from expertbook.clinic import sessions, states
 from expertbook.clinic.models import Appointment, Doctor, Slot
 from expertbook.extensions import db
 from tests.factories import login, make_appointment, make_doctor, make_hospital, make_slot, make_staff, make_user, make_users
@@ -22,7 +22,7 @@ def test_slot_form_is_prefilled_and_creates_slots_for_several_doctors(app, clien
     page = client.get("/clinic/staff/slots/new").get_data(as_text=True)
     assert 'value="Apollo" readonly' in page and 'value="Chennai" readonly' in page
     assert 'name="capacity" required type="number" value="10"' in page
-    day = service.local_today(staff.hospital.timezone) + timedelta(days=2)
+    day = states.local_today(staff.hospital.timezone) + timedelta(days=2)
     response = client.post_form(
         "/clinic/staff/slots/new",
         {
@@ -40,7 +40,7 @@ def test_slot_form_is_prefilled_and_creates_slots_for_several_doctors(app, clien
 def test_slot_form_repeat_over_weekdays_says_how_many(app, client):
     staff = make_staff()
     login(client, staff)
-    start = service.local_today(staff.hospital.timezone) + timedelta(days=1)
+    start = states.local_today(staff.hospital.timezone) + timedelta(days=1)
     until = start + timedelta(days=13)
     expected = sum(1 for i in range(14) if (start + timedelta(days=i)).weekday() in (0, 3))
     response = client.post_form(
@@ -59,7 +59,7 @@ def test_slot_form_repeat_over_weekdays_says_how_many(app, client):
 def test_slot_form_errors_are_422_per_field_and_write_nothing(app, client):
     staff = make_staff()
     login(client, staff)
-    yesterday = service.local_today(staff.hospital.timezone) - timedelta(days=1)
+    yesterday = states.local_today(staff.hospital.timezone) - timedelta(days=1)
     response = client.post_form(
         "/clinic/staff/slots/new",
         {"doctors-0-name": "", "doctors-0-specialization": "ENT", "date": yesterday.isoformat(), "start_time": "12:00", "end_time": "09:00", "capacity": "0"},
@@ -75,15 +75,15 @@ def test_slot_form_errors_are_422_per_field_and_write_nothing(app, client):
 
 def test_too_many_doctors_are_refused_with_a_message_not_dropped(app, client):
     login(client, make_staff())
-    soon = (service.local_today("Asia/Kolkata") + timedelta(days=2)).isoformat()
+    soon = (states.local_today("Asia/Kolkata") + timedelta(days=2)).isoformat()
     rows = {}
-    for n in range(service.MAX_DOCTORS_PER_FORM + 1):
+    for n in range(sessions.MAX_DOCTORS_PER_FORM + 1):
         rows |= {f"doctors-{n}-name": f"Dr. {n}", f"doctors-{n}-specialization": "ENT"}
     response = client.post_form(
         "/clinic/staff/slots/new", {**rows, "date": soon, "start_time": "09:00", "end_time": "12:00", "capacity": "10"}, htmx=True
     )
     assert response.status_code == 422
-    assert f"Add at most {service.MAX_DOCTORS_PER_FORM} doctors at a time." in response.get_data(as_text=True)
+    assert f"Add at most {sessions.MAX_DOCTORS_PER_FORM} doctors at a time." in response.get_data(as_text=True)
     assert _slot_count() == 0
 
 

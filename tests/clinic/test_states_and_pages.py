@@ -8,7 +8,7 @@ from datetime import UTC, datetime, time
 import pytest
 from sqlalchemy import select
 
-from expertbook.clinic import service
+from expertbook.clinic import booking, clock, queue, states
 from expertbook.clinic.models import Appointment, Slot
 from expertbook.database import utcnow
 from expertbook.extensions import db
@@ -40,9 +40,9 @@ def _h1(html: str) -> str:
 def test_almost_full_means_four_in_five_places_taken(app, client, capacity, booked, label):
     slot = make_slot(capacity=capacity, booked=booked)
     now = utcnow()
-    assert service.slot_badge(slot, now).label == label
+    assert states.slot_badge(slot, now).label == label
     warn = label == "Almost full"
-    assert (service.availability_class(slot, now) == "avail-warn") is warn
+    assert (states.availability_class(slot, now) == "avail-warn") is warn
     # The polled fragment follows the same rule.
     fragment = client.get(f"/clinic/slots/{slot.id}/availability").get_data(as_text=True)
     assert ('class="avail-warn"' in fragment) is warn
@@ -86,12 +86,12 @@ def test_each_state_says_so_first_and_only_a_live_one_looks_like_a_token(app, cl
 
 def test_appointment_state_rules(app):
     future, over = make_slot(), make_slot(days_ahead=-1)
-    states = {
-        (status, slot is over): service.appointment_state(status, slot).key
+    seen_states = {
+        (status, slot is over): states.appointment_state(status, slot).key
         for status in ("booked", "arrived", "cancelled", "no_show")
         for slot in (future, over)
     }
-    assert states == {
+    assert seen_states == {
         ("booked", False): "confirmed", ("booked", True): "past",
         ("arrived", False): "arrived", ("arrived", True): "past",
         ("cancelled", False): "cancelled", ("cancelled", True): "cancelled",
@@ -160,7 +160,7 @@ def test_a_session_that_just_filled_offers_the_doctors_other_sessions_and_that_d
     login(client, make_user())
     page = client.get(f"/clinic/slots/{slot.id}").get_data(as_text=True)
     key = re.search(r'name="booking_key" type="hidden" value="([^"]+)"', page).group(1)
-    service.book(slot.id, make_user().id, "Someone Else", "9123456789")
+    booking.book(slot.id, make_user().id, "Someone Else", "9123456789")
     response = client.post_form(f"/clinic/slots/{slot.id}/book", {"patient_name": "A", "contact_number": "9876543210", "booking_key": key}, htmx=True)
     html = response.get_data(as_text=True)
     assert response.status_code == 409
@@ -192,13 +192,13 @@ def test_pages_with_live_booking_state_are_never_cached(app, client):
 
 
 def test_zone_abbreviation_at_the_sessions_own_moment(app):
-    assert service.zone_abbreviation("Asia/Kolkata", datetime(2026, 1, 5, 3, 30, tzinfo=UTC)) == "IST"
-    assert service.zone_abbreviation("Europe/London", datetime(2026, 1, 5, 9, tzinfo=UTC)) == "GMT"
-    assert service.zone_abbreviation("Europe/London", datetime(2026, 7, 6, 8, tzinfo=UTC)) == "BST"
+    assert clock.zone_abbreviation("Asia/Kolkata", datetime(2026, 1, 5, 3, 30, tzinfo=UTC)) == "IST"
+    assert clock.zone_abbreviation("Europe/London", datetime(2026, 1, 5, 9, tzinfo=UTC)) == "GMT"
+    assert clock.zone_abbreviation("Europe/London", datetime(2026, 7, 6, 8, tzinfo=UTC)) == "BST"
     # Zones without a lettered abbreviation give their offset.
-    assert service.zone_abbreviation("Asia/Dubai", datetime(2026, 1, 5, tzinfo=UTC)) == "UTC+04"
-    assert service.zone_abbreviation("Asia/Kathmandu", datetime(2026, 1, 5, tzinfo=UTC)) == "UTC+05:45"
-    assert service.utc_offset_minutes("Asia/Kolkata", datetime(2026, 1, 5, tzinfo=UTC)) == 330
+    assert clock.zone_abbreviation("Asia/Dubai", datetime(2026, 1, 5, tzinfo=UTC)) == "UTC+04"
+    assert clock.zone_abbreviation("Asia/Kathmandu", datetime(2026, 1, 5, tzinfo=UTC)) == "UTC+05:45"
+    assert clock.utc_offset_minutes("Asia/Kolkata", datetime(2026, 1, 5, tzinfo=UTC)) == 330
 
 
 def test_clinic_times_carry_the_hospitals_zone_for_the_browser_to_compare(app, client):
@@ -247,7 +247,7 @@ def test_wall_display_has_no_site_navigation_and_shows_the_next_tokens(app, clie
     for user in make_users(5):
         make_appointment(slot, user, patient_name="Very Private Name")
     make_appointment(slot, make_user(), status="cancelled")
-    service.call_next(slot.id, slot.hospital_id)
+    queue.call_next(slot.id, slot.hospital_id)
     login(client, make_staff(slot.hospital))
     html = client.get(f"/clinic/slots/{slot.id}/now-serving").get_data(as_text=True)
     assert "<nav" not in html and "Log out" not in html and "site-header" not in html

@@ -1,5 +1,7 @@
 """Booking without an account: the same rules, the signed manage link (checked on every use, dead
 once the booking has ended, showing the current state), and claiming by a verified account."""
+import base64
+import string
 from datetime import timedelta
 
 import pytest
@@ -58,14 +60,37 @@ def test_a_guest_cannot_book_the_experts_own_service_by_their_address(expert):
         guest_book(consult, next_weekday_at(10), email=expert.user.email.upper())
 
 
-def test_the_manage_link_opens_the_booking_until_it_has_ended(expert):
+def test_the_manage_link_works_until_a_set_time_after_the_booking_ends(app, expert):
     consult = make_service(expert)
     booking = guest_book(consult, next_weekday_at(10))
     token = service.manage_token(booking)
+    assert app.config["MANAGE_LINK_HOURS_AFTER_END"] == 24  # the documented default
     assert service.booking_by_manage_token(token).id == booking.id
-    assert service.booking_by_manage_token(token, now=booking.end_at - timedelta(seconds=1)).id == booking.id
+    # After the booking: still there to see how it went, for MANAGE_LINK_HOURS_AFTER_END.
+    assert service.booking_by_manage_token(token, now=booking.end_at + timedelta(hours=23, minutes=59)).id == booking.id
     with pytest.raises(NotFound):
-        service.booking_by_manage_token(token, now=booking.end_at)  # expired: the booking is over
+        service.booking_by_manage_token(token, now=booking.end_at + timedelta(hours=24))  # expired
+    app.config["MANAGE_LINK_HOURS_AFTER_END"] = 2
+    assert service.booking_by_manage_token(token, now=booking.end_at + timedelta(hours=1)).id == booking.id
+    with pytest.raises(NotFound):
+        service.booking_by_manage_token(token, now=booking.end_at + timedelta(hours=2))
+
+
+def test_the_manage_link_is_revoked_once_the_booking_is_in_an_account(app, expert, verification):
+    consult = make_service(expert)
+    booking = guest_book(consult, next_weekday_at(10))
+    token = service.manage_token(booking)
+    user = make_user("Gita Guest", "gita.guest@example.com")
+    verification.add(user.email)
+    assert service.claim_guest_bookings(user.id, user.email) == 1
+    db.session.expire_all()
+    with pytest.raises(NotFound, match="now in your account"):
+        service.booking_by_manage_token(token)
+    with pytest.raises(NotFound):
+        service.guest_cancel(token)
+    assert db.session.get(Booking, booking.id).status == "confirmed"
+    # The account's owner manages it, logged in, as any of their bookings.
+    assert service.booking_for(user.id, booking.id).id == booking.id
 
 
 @pytest.mark.parametrize("mangle", [
@@ -80,6 +105,38 @@ def test_a_wrong_manage_token_is_not_found(expert, mangle):
     booking = guest_book(consult, next_weekday_at(10))
     with pytest.raises(NotFound):
         service.booking_by_manage_token(mangle(service.manage_token(booking)))
+
+
+def other_spellings(token: str) -> list[str]:
+    """Spellings of ``token`` that decode to the same bytes as it does: base64 padding, and the other
+    characters for the unused low bits of the signature's last character."""
+    payload, _, signature = token.rpartition(".")
+
+    def decoded(text: str) -> bytes:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+    same_bits = [
+        f"{payload}.{signature[:-1]}{char}" for char in string.ascii_letters + string.digits + "-_"
+        if char != signature[-1] and decoded(signature[:-1] + char) == decoded(signature)
+    ]
+    return [token + "=", token + "==", *same_bits]
+
+
+def test_only_the_exact_token_issued_opens_the_booking(expert):
+    """One booking, one link: other spellings that the signature's decoder would read alike are refused."""
+    consult = make_service(expert)
+    booking = guest_book(consult, next_weekday_at(10))
+    token = service.manage_token(booking)
+    spellings = other_spellings(token)
+    assert len(spellings) >= 3 and token not in spellings
+    assert service.booking_by_manage_token(token).id == booking.id
+    for spelling in spellings:
+        with pytest.raises(NotFound):
+            service.booking_by_manage_token(spelling)
+        with pytest.raises(NotFound):
+            service.guest_cancel(spelling)
+    assert service.manage_link_booking_id(token) == booking.id
+    assert {service.manage_link_booking_id(spelling) for spelling in spellings} == {None}
 
 
 def test_a_token_signed_with_another_key_or_for_another_booking_is_not_found(app, expert):
@@ -117,10 +174,15 @@ def test_the_guest_link_cannot_act_once_the_booking_is_over(expert):
     consult = make_service(expert)
     booking = guest_book(consult, next_weekday_at(10))
     token = service.manage_token(booking)
+    just_after, long_after = booking.end_at + timedelta(minutes=1), booking.end_at + timedelta(days=2)
+    with pytest.raises(Conflict, match="over"):  # the link still opens it, but a booking that is over stays as it is
+        service.guest_cancel(token, now=just_after)
+    with pytest.raises(Conflict, match="started"):
+        service.guest_reschedule(token, next_weekday_at(12), now=just_after)
     with pytest.raises(NotFound):
-        service.guest_cancel(token, now=booking.end_at + timedelta(minutes=1))
+        service.guest_cancel(token, now=long_after)
     with pytest.raises(NotFound):
-        service.guest_reschedule(token, next_weekday_at(12), now=booking.end_at + timedelta(minutes=1))
+        service.guest_reschedule(token, next_weekday_at(12), now=long_after)
 
 
 @pytest.fixture

@@ -166,12 +166,60 @@ def test_wrong_and_expired_manage_links_are_404(client, svc):
     assert db.session.get(Booking, booking.id).status == "confirmed"
 
 
+def test_a_manage_link_is_revoked_when_its_booking_joins_an_account_and_says_so(app, client, svc):
+    booking = service.book(None, svc.id, next_weekday_at(9), name="Gita Guest", email="gita@example.com", phone="", notes="", customer_timezone="Europe/London")
+    token = service.manage_token(booking)
+    assert client.get(f"/experts/manage/{token}").status_code == 200
+    owner = make_user("Gita Guest", "gita@example.com")
+    assert service.claim_guest_bookings(owner.id) == 1
+    page = client.get(f"/experts/manage/{token}")
+    assert page.status_code == 404 and "now in your account" in page.get_data(as_text=True)
+    assert client.post_form(f"/experts/manage/{token}/cancel", {"reason": ""}).status_code == 404
+    login(client, owner)
+    assert client.get(f"/experts/bookings/{booking.id}").status_code == 200
+
+
 def test_failed_manage_links_are_throttled_per_client_address(app, client, svc):
     app.config["MANAGE_LINK_LIMIT_PER_IP"] = "3 per minute"
     for _ in range(3):
         assert client.get("/experts/manage/guess-" + "a" * 30, environ_base={"REMOTE_ADDR": "10.2.0.1"}).status_code == 404
     assert client.get("/experts/manage/guess-" + "b" * 30, environ_base={"REMOTE_ADDR": "10.2.0.1"}).status_code == 429
     assert client.get("/experts/manage/guess-" + "b" * 30, environ_base={"REMOTE_ADDR": "10.2.0.2"}).status_code == 404
+
+
+def test_guessing_behind_a_shared_address_never_locks_out_a_working_link(app, client, svc):
+    """30 bad lookups from one NAT address (the default limit per minute) refuse further bad lookups from
+    there, but every guest behind it keeps their own link: a working link is neither counted nor refused."""
+    booking = service.book(None, svc.id, next_weekday_at(9), name="Gita Guest", email="gita@example.com", phone="", notes="", customer_timezone="Europe/London")
+    token = service.manage_token(booking)
+    nat = {"REMOTE_ADDR": "10.2.0.9"}
+    for _ in range(5):  # the guest's own visits do not count towards the limit
+        assert client.get(f"/experts/manage/{token}", environ_base=nat).status_code == 200
+    for n in range(30):
+        assert client.get(f"/experts/manage/guess-{n:04d}" + "a" * 30, environ_base=nat).status_code == 404, n
+    assert client.get("/experts/manage/guess-x" + "a" * 30, environ_base=nat).status_code == 429
+    for path in (f"/experts/manage/{token}", f"/experts/manage/{token}/booking.ics", f"/experts/manage/{token}/reschedule"):
+        assert client.get(path, environ_base=nat).status_code == 200, path
+    cancelled = client.post_form(f"/experts/manage/{token}/cancel", {"reason": ""}, environ_base=nat)
+    assert cancelled.status_code == 303
+    db.session.rollback()
+    assert db.session.get(Booking, booking.id).status == "cancelled"
+
+
+def test_failed_lookups_of_one_bookings_link_are_throttled_across_addresses(app, client, svc):
+    """Guesses at one booking's signature from many addresses share one bucket (the token's prefix, the
+    part that names the booking); the link itself keeps working, and other bookings' links are not affected."""
+    app.config["MANAGE_LINK_LIMIT_PER_PREFIX"] = "2 per hour"
+    booking = service.book(None, svc.id, next_weekday_at(9), name="Gita Guest", email="gita@example.com", phone="", notes="", customer_timezone="Europe/London")
+    token = service.manage_token(booking)
+    payload, _, signature = token.rpartition(".")
+    for n, address in enumerate(("10.4.0.1", "10.4.0.2")):
+        guess = f"{payload}.{'A' * (len(signature) - 1)}{n}"
+        assert client.get(f"/experts/manage/{guess}", environ_base={"REMOTE_ADDR": address}).status_code == 404
+    refused = client.get(f"/experts/manage/{payload}.{'B' * len(signature)}", environ_base={"REMOTE_ADDR": "10.4.0.3"})
+    assert refused.status_code == 429
+    assert client.get(f"/experts/manage/{token}", environ_base={"REMOTE_ADDR": "10.4.0.3"}).status_code == 200
+    assert client.get("/experts/manage/guess-" + "c" * 30, environ_base={"REMOTE_ADDR": "10.4.0.3"}).status_code == 404
 
 
 def test_moves_through_one_manage_link_are_throttled(app, client, svc):
@@ -189,6 +237,26 @@ def test_moves_through_one_manage_link_are_throttled(app, client, svc):
     assert client.get(url).status_code == 200  # looking is not moving
     other = f"/experts/manage/{service.manage_token(theirs)}/reschedule"
     assert client.post_form(other, {"start": next_weekday_at(14, weeks_ahead=2).isoformat(), "tz": "Europe/London"}).status_code == 303
+
+
+def test_the_move_limit_counts_per_booking_whichever_way_its_link_is_spelled(app, client, svc):
+    """Today's decoder would take other spellings of one link (padding, the signature's unused bits):
+    each would have had a move limit of its own. Only the exact link opens the booking, so its moves
+    (and the expert's emails) stop at the limit."""
+    from tests.experts.test_guests import other_spellings
+
+    app.config["MANAGE_MOVES_LIMIT_PER_LINK"] = "2 per hour"
+    mine = service.book(None, svc.id, next_weekday_at(9), name="Gita Guest", email="gita@example.com", phone="", notes="", customer_timezone="Europe/London")
+    token = service.manage_token(mine)
+    for hour in (11, 13):
+        assert client.post_form(f"/experts/manage/{token}/reschedule", {"start": next_weekday_at(hour).isoformat(), "tz": "Europe/London"}).status_code == 303
+    for spelling in other_spellings(token):
+        moved = client.post_form(f"/experts/manage/{spelling}/reschedule", {"start": next_weekday_at(15).isoformat(), "tz": "Europe/London"})
+        assert moved.status_code == 404, spelling
+        assert client.get(f"/experts/manage/{spelling}").status_code == 404
+    assert client.post_form(f"/experts/manage/{token}/reschedule", {"start": next_weekday_at(15).isoformat(), "tz": "Europe/London"}).status_code == 429
+    db.session.rollback()
+    assert db.session.get(Booking, mine.id).start_at == next_weekday_at(13)
 
 
 def test_the_page_and_the_api_share_the_guest_throttle(app, client, svc):

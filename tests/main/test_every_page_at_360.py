@@ -9,7 +9,7 @@ from datetime import timedelta
 from expertbook.auth import tokens
 from expertbook.auth.models import RESET, VERIFY
 from expertbook.clinic import links
-from expertbook.clinic import service as clinic
+from expertbook.clinic import booking, moves, queue, sessions, waitlist
 from expertbook.database import transaction
 from expertbook.experts import service as experts
 from tests.browser import PHONE, audit, log_in
@@ -36,24 +36,24 @@ def test_every_page_fits_a_360px_phone(live_server, browser_page):
     patient = make_user("Asha Verma", email="asha@example.com")
     mine = make_appointment(slot, patient, patient_name="Asha Verma")
     make_appointment(slot, patient, patient_name="Asha's Mother", status="cancelled")
-    clinic.call_next(slot.id, hospital.id)
+    queue.call_next(slot.id, hospital.id)
     expert = make_expert("Ada Expert", handle="ada", timezone="Asia/Kolkata", email="ada@example.com")
     svc = make_service(expert, "An hour on your architecture and hiring", slug="consult")
-    booking = experts.book(patient.id, svc.id, next_weekday_at(10, tz="Asia/Kolkata"), **book_kwargs(patient))
+    made = experts.book(patient.id, svc.id, next_weekday_at(10, tz="Asia/Kolkata"), **book_kwargs(patient))
     make_admin(email="admin@example.com")
 
     # The front desk (issue 15): a walk-in's slip, a full session with its waiting list, a session the
     # hospital cancelled (the patient's move page, a walk-in's move link before and after moving), doctors.
-    walk_in = clinic.walk_in(slot.id, hospital.id, "Ravi Kumar Subramanian", "9123456780")
+    walk_in = booking.walk_in(slot.id, hospital.id, "Ravi Kumar Subramanian", "9123456780")
     full = make_slot(hospital, make_doctor(hospital, "Dr. Iyer", "Cardiology"), capacity=1, days_ahead=2)
     make_appointment(full, make_user(), patient_name="Someone Else")
-    clinic.join_waitlist(full.id, patient.id, "Asha Verma", "9876543210")
+    waitlist.join_waitlist(full.id, patient.id, "Asha Verma", "9876543210")
     called_off = make_slot(hospital, slot.doctor, capacity=4, days_ahead=3)
     moving = make_appointment(called_off, patient, patient_name="Asha Verma")
-    stays = clinic.walk_in(called_off.id, hospital.id, "Walk In One", "9123456781")
-    moves = clinic.walk_in(called_off.id, hospital.id, "Walk In Two", "9123456782")
-    clinic.cancel_session(called_off.id, hospital.id, "The doctor is away")
-    clinic.move_appointment(moves.appointment_id, slot.id, None)
+    stays = booking.walk_in(called_off.id, hospital.id, "Walk In One", "9123456781")
+    movers = booking.walk_in(called_off.id, hospital.id, "Walk In Two", "9123456782")
+    sessions.cancel_session(called_off.id, hospital.id, "The doctor is away")
+    moves.move_appointment(movers.appointment_id, slot.id, None)
     # The experts (issue 16): a guest's manage link, rescheduling, the calendar feed.
     guest = experts.book(None, svc.id, next_weekday_at(11, tz="Asia/Kolkata"), name="Gita Guest", email="gita@example.com",
                          phone="+44 20 7946 0001", customer_timezone="Europe/London")
@@ -68,13 +68,13 @@ def test_every_page_fits_a_360px_phone(live_server, browser_page):
     visits = {
         None: ["/", "/login", "/register", "/clinic/search", f"/clinic/slots/{slot.id}", f"/clinic/slots/{slot.id}/now-serving",
                f"/clinic/slots/{full.id}", "/clinic/register-hospital", "/experts", "/expert/ada", "/expert/ada/consult", "/no-such-page",
-               f"/clinic/move/{links.move_token(stays.appointment_id)}", f"/clinic/move/{links.move_token(moves.appointment_id)}",
+               f"/clinic/move/{links.move_token(stays.appointment_id)}", f"/clinic/move/{links.move_token(movers.appointment_id)}",
                f"/experts/manage/{manage}", f"/experts/manage/{manage}/reschedule", "/forgot-password", f"/reset-password/{reset}",
                "/check-email", f"/verify-email/{verify}"],
         "asha@example.com": ["/profile", "/clinic/search", f"/clinic/slots/{slot.id}", f"/clinic/slots/{full.id}", "/clinic/my-appointments",
                              f"/clinic/appointments/{mine.id}", f"/clinic/appointments/{mine.id}/cancel", f"/clinic/appointments/{mine.id}/move",
                              f"/clinic/appointments/{moving.id}", f"/clinic/appointments/{moving.id}/move", "/my-bookings",
-                             f"/experts/bookings/{booking.id}", f"/experts/bookings/{booking.id}/reschedule",
+                             f"/experts/bookings/{made.id}", f"/experts/bookings/{made.id}/reschedule",
                              "/profile/security", "/profile/delete"],
         "desk@example.com": ["/clinic/staff", "/clinic/staff/slots", "/clinic/staff/slots/new", f"/clinic/staff/slots/{slot.id}",
                              f"/clinic/staff/slots/{full.id}", f"/clinic/staff/slots/{called_off.id}",
@@ -82,7 +82,7 @@ def test_every_page_fits_a_360px_phone(live_server, browser_page):
                              f"/clinic/staff/doctors/{slot.doctor.id}"],
         "ada@example.com": ["/expert-dashboard", "/experts/settings/services", "/experts/settings/services/new",
                             f"/experts/settings/services/{svc.id}", "/experts/settings/hours", "/experts/settings/profile",
-                            f"/experts/bookings/{booking.id}", f"/experts/bookings/{guest.id}", f"/experts/bookings/{booking.id}/reschedule",
+                            f"/experts/bookings/{made.id}", f"/experts/bookings/{guest.id}", f"/experts/bookings/{made.id}/reschedule",
                             "/experts/calendar-feed", "/video/settings"],
         "admin@example.com": ["/notifications"],
     }

@@ -7,7 +7,7 @@ import pytest
 from icalendar import Calendar
 from sqlalchemy import func, select
 
-from expertbook.clinic import service as clinic
+from expertbook.clinic import booking, clock, queue, sessions
 from expertbook.clinic.models import Appointment
 from expertbook.errors import Conflict
 from expertbook.extensions import db
@@ -33,18 +33,18 @@ def test_booking_emails_the_token_with_a_calendar_file(app, client, smtp):
     login(client, patient)
     page = client.get(f"/clinic/slots/{slot.id}").get_data(as_text=True)
     assert page  # the booking form is there
-    booking = clinic.book(slot.id, patient.id, "Karthik Raman", "9876543210")
+    made = booking.book(slot.id, patient.id, "Karthik Raman", "9876543210")
     [message] = smtp.wait_for(1)
     assert message["To"] == "Priya Raman <priya@example.com>"
     assert "Your token 101" in message["Subject"]
     text = message.get_body(("plain",)).get_content()
     assert "Token number: 101" in text and "Karthik Raman" in text
     assert "Dr. Sharma" in text and "City General Hospital" in text
-    assert f"/clinic/appointments/{booking.appointment.id}" in text
+    assert f"/clinic/appointments/{made.appointment.id}" in text
     part, calendar = _calendar(message)
     assert part.get_param("method") == "REQUEST"
     event = next(iter(calendar.walk("VEVENT")))
-    assert str(event["UID"]).startswith(f"clinic-appointment-{booking.appointment.id}@")
+    assert str(event["UID"]).startswith(f"clinic-appointment-{made.appointment.id}@")
     assert event.decoded("DTSTART") == slot.starts_at
 
 
@@ -55,12 +55,12 @@ def test_clinic_emails_and_calendar_files_give_the_hospitals_local_time_and_zone
     hospital.timezone = "Europe/London"
     db.session.commit()
     slot = make_slot(hospital)
-    abbreviation = clinic.zone_abbreviation("Europe/London", slot.starts_at)
+    abbreviation = clock.zone_abbreviation("Europe/London", slot.starts_at)
     assert abbreviation in ("GMT", "BST")
     patient = make_user(email="zone@example.com")
-    booking = clinic.book(slot.id, patient.id, "Zoe", "9876543210")
-    clinic.walk_in(slot.id, hospital.id, "Walker", "9123456780", email="walker@example.com")
-    clinic.cancel(booking.appointment.id, patient.id)
+    made = booking.book(slot.id, patient.id, "Zoe", "9876543210")
+    booking.walk_in(slot.id, hospital.id, "Walker", "9123456780", email="walker@example.com")
+    queue.cancel(made.appointment.id, patient.id)
     messages = smtp.wait_for(3)
     for message in messages:
         text = message.get_body(("plain",)).get_content()
@@ -78,8 +78,8 @@ def test_clinic_emails_and_calendar_files_give_the_hospitals_local_time_and_zone
 def test_cancelling_emails_a_cancel_calendar_for_the_same_event(app, smtp):
     slot = make_slot()
     patient = make_user(email="c@example.com")
-    booking = clinic.book(slot.id, patient.id, "C", "9876543210")
-    clinic.cancel(booking.appointment.id, patient.id)
+    made = booking.book(slot.id, patient.id, "C", "9876543210")
+    queue.cancel(made.appointment.id, patient.id)
     first, second = smtp.wait_for(2)
     assert second["Subject"].startswith("Cancelled: token 101")
     _, invite = _calendar(first)
@@ -93,14 +93,14 @@ def test_cancelling_emails_a_cancel_calendar_for_the_same_event(app, smtp):
 def test_a_refused_booking_writes_no_email(app, smtp):
     slot = make_slot(capacity=1, booked=1)
     with pytest.raises(Conflict):
-        clinic.book(slot.id, make_user().id, "A", "9876543210")
+        booking.book(slot.id, make_user().id, "A", "9876543210")
     db.session.rollback()
     assert db.session.scalar(select(func.count()).select_from(OutboxEmail)) == 0
     assert smtp.messages == []
 
 
 def test_an_email_problem_never_costs_the_booking(app, smtp, monkeypatch, backend):
-    from expertbook.clinic import service as clinic_service
+    from expertbook.clinic import booking as clinic_booking
     from expertbook.notifications import service as notifications
 
     def broken(*args, **kwargs):
@@ -108,24 +108,24 @@ def test_an_email_problem_never_costs_the_booking(app, smtp, monkeypatch, backen
 
     # SQLite writes the email's row in a statement of its own, which may fail; PostgreSQL writes it in the
     # booking's statement. Either way the dispatch after the commit may fail too.
-    monkeypatch.setattr(clinic_service, "queue_composed", broken)
+    monkeypatch.setattr(clinic_booking, "queue_composed", broken)
     monkeypatch.setattr(notifications, "send", broken)
     slot = make_slot()
-    booking = clinic.book(slot.id, make_user().id, "A", "9876543210")
+    made = booking.book(slot.id, make_user().id, "A", "9876543210")
     db.session.rollback()
-    assert db.session.get(Appointment, booking.appointment.id) is not None
+    assert db.session.get(Appointment, made.appointment.id) is not None
     rows = db.session.scalars(select(OutboxEmail)).all()
     if backend == "sqlite":
         assert rows == []
     else:  # written with the booking, and still pending for the relay
-        assert [(row.kind, row.ref_id, row.status) for row in rows] == [("clinic-token", booking.appointment.id, "pending")]
+        assert [(row.kind, row.ref_id, row.status) for row in rows] == [("clinic-token", made.appointment.id, "pending")]
     assert smtp.messages == []
 
 
 def test_clinic_reminder_is_sent_once(app, smtp):
     slot = make_slot(days_ahead=2)
     patient = make_user(email="r@example.com")
-    clinic.book(slot.id, patient.id, "R", "9876543210")
+    booking.book(slot.id, patient.id, "R", "9876543210")
     smtp.wait_for(1)
     too_early = slot.starts_at - timedelta(hours=app.config["REMINDER_HOURS"] + 1)
     assert service.send_due_reminders(too_early) == 0
@@ -144,10 +144,10 @@ def test_patients_booked_in_a_closed_session_still_get_their_reminder(app, smtp)
     slot = make_slot(days_ahead=2)
     kept = make_user(email="kept@example.com")
     gone = make_user(email="gone@example.com")
-    clinic.book(slot.id, kept.id, "Kept", "9876543210")
-    cancelled = clinic.book(slot.id, gone.id, "Gone", "9876543211")
-    clinic.cancel(cancelled.appointment.id, gone.id)
-    clinic.close_slot(slot.id, slot.hospital_id)
+    booking.book(slot.id, kept.id, "Kept", "9876543210")
+    cancelled = booking.book(slot.id, gone.id, "Gone", "9876543211")
+    queue.cancel(cancelled.appointment.id, gone.id)
+    sessions.close_slot(slot.id, slot.hospital_id)
     db.session.rollback()
     assert db.session.get(type(slot), slot.id).closed
     smtp.wait_for(3)  # two confirmations and a cancellation

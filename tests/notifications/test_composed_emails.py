@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import delete, func, select, update
 
 from expertbook.auth.models import User
-from expertbook.clinic import service as clinic
+from expertbook.clinic import booking
 from expertbook.clinic.models import Appointment
 from expertbook.extensions import db
 from expertbook.notifications import service
@@ -40,12 +40,12 @@ def _deliver_in_process(app) -> None:
 def test_a_booking_writes_only_a_named_row_and_sending_composes_it(app, smtp, backend):
     slot = make_slot()
     patient = make_user(name="Priya Raman", email="priya@example.com")
-    booking = clinic.book(slot.id, patient.id, "Karthik Raman", "9876543210")
+    made = booking.book(slot.id, patient.id, "Karthik Raman", "9876543210")
     row = _row()
-    assert (row.kind, row.ref_id, row.status) == ("clinic-token", booking.appointment.id, "pending")
+    assert (row.kind, row.ref_id, row.status) == ("clinic-token", made.appointment.id, "pending")
     assert row.template is None and row.to_email is None and row.subject is None and row.ics_text is None
     # Due by the app's clock (the worker compares it with its own): on PostgreSQL the booking statement's own time.
-    booked_at = db.session.get(Appointment, booking.appointment.id).booked_at
+    booked_at = db.session.get(Appointment, made.appointment.id).booked_at
     if backend == "postgresql":
         assert row.next_attempt_at == booked_at
     else:
@@ -64,7 +64,7 @@ def test_a_booking_writes_only_a_named_row_and_sending_composes_it(app, smtp, ba
 
 def test_the_admin_page_shows_a_row_not_yet_composed(app, client, smtp):
     slot = make_slot()
-    clinic.book(slot.id, make_user().id, "A", "9876543210")
+    booking.book(slot.id, make_user().id, "A", "9876543210")
     login(client, make_admin(email="admin@example.com"))
     page = client.get("/notifications").get_data(as_text=True)
     assert "clinic-token" in page and "written when first sent" in page
@@ -76,7 +76,7 @@ def test_a_named_email_is_composed_once_and_every_attempt_sends_the_same_message
     compose = service._composers["clinic-token"]
     monkeypatch.setitem(service._composers, "clinic-token", lambda ref_id: calls.append(ref_id) or compose(ref_id))
     slot = make_slot()
-    clinic.book(slot.id, make_user(email="p@example.com").id, "P", "9876543210")
+    booking.book(slot.id, make_user(email="p@example.com").id, "P", "9876543210")
     row_id = _row().id
     _deliver_in_process(app)
     smtp.then("451 4.3.0 Try later")
@@ -95,8 +95,8 @@ def test_a_named_email_is_composed_once_and_every_attempt_sends_the_same_message
 
 def test_a_named_email_whose_appointment_is_gone_fails_visibly_and_is_not_retried(app, client, smtp):
     slot = make_slot()
-    booking = clinic.book(slot.id, make_user().id, "A", "9876543210")
-    db.session.execute(delete(Appointment).where(Appointment.id == booking.appointment.id))
+    made = booking.book(slot.id, make_user().id, "A", "9876543210")
+    db.session.execute(delete(Appointment).where(Appointment.id == made.appointment.id))
     db.session.commit()
     _deliver_in_process(app)
     assert service.send(_row().id) == "failed"
@@ -114,7 +114,7 @@ def test_a_named_email_whose_appointment_is_gone_fails_visibly_and_is_not_retrie
 def test_a_named_email_to_an_address_that_cannot_be_mailed_fails_at_sending(app, smtp):
     slot = make_slot()
     patient = make_user(email="ok@example.com")
-    clinic.book(slot.id, patient.id, "A", "9876543210")
+    booking.book(slot.id, patient.id, "A", "9876543210")
     # Written around the forms, which refuse it: the composer's parts get the same checks as queue_email.
     db.session.execute(update(User).where(User.id == patient.id).values(email="a@b.example, evil@example.com"))
     db.session.commit()
@@ -134,7 +134,7 @@ def test_queue_composed_refuses_a_kind_without_a_composer(app):
 
 def test_an_attempt_that_lost_its_claim_while_composing_sends_nothing(app, smtp, monkeypatch):
     slot = make_slot()
-    clinic.book(slot.id, make_user().id, "A", "9876543210")
+    booking.book(slot.id, make_user().id, "A", "9876543210")
     row_id = _row().id
     compose = service._composers["clinic-token"]
 

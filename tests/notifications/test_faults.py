@@ -157,7 +157,7 @@ def queue_notices(count: int) -> list[int]:
 
 def test_a_killed_worker_and_a_new_one_then_a_451_the_email_is_sent_once_within_a_tick(app, smtp, workers):
     # The repro: the retry used to wait for RQ's scheduler, whose lock the dead worker held.
-    from expertbook.clinic import service as clinic
+    from expertbook.clinic import booking
     from tests.factories import make_slot, make_user
 
     workers.kill(workers.start())
@@ -165,7 +165,7 @@ def test_a_killed_worker_and_a_new_one_then_a_451_the_email_is_sent_once_within_
     live_since = utcnow()
     smtp.then("451 4.3.0 Try later")
     slot = make_slot(days_ahead=3)  # beyond REMINDER_HOURS: the booking's only email is its confirmation
-    clinic.book(slot.id, make_user(email="patient@example.com").id, "R", "9876543210")
+    booking.book(slot.id, make_user(email="patient@example.com").id, "R", "9876543210")
     wait_until(all_sent(1), 30, "the booking's email is sent")
     [row] = rows()
     assert row.kind == "clinic-token" and row.attempts == 2 and smtp.data_commands == 2
