@@ -127,6 +127,8 @@ def test_nginx_redacts_the_same_token_links_as_the_app():
         assert "video/zoom/callback" in body
     # Every server of the site logs in that format; nothing logs $request or $request_uri as they are.
     assert sorted(_directives("access_log")) == ["/var/log/nginx/expertbook.access.log expertbook"] * 2 + ["off", "off"]  # static files: off
+    # nginx's error lines carry the raw request line: only critical ones are kept.
+    assert _directives("error_log") == ["/var/log/nginx/expertbook.error.log crit"] * 2
     log_format = site[site.index("log_format expertbook"):]
     log_format = log_format[:log_format.index("';\n") + 3]
     assert "$expertbook_uri" in log_format and "$expertbook_referer" in log_format and "$request_id" in log_format

@@ -140,6 +140,7 @@ def site_config(upstreams: list[str], http_port: int, https_port: int, cert: Pat
     site = _replace(site, r"ssl_certificate_key\s+\S+;", f"ssl_certificate_key {key};", 1)
     site = _replace(site, r"root /srv/expertbook;", f"root {ROOT};", 2)
     site = _replace(site, r"access_log /var/log/nginx/expertbook\.access\.log expertbook;", f"access_log {access_log} expertbook;", 2)
+    site = _replace(site, r"error_log /var/log/nginx/expertbook\.error\.log crit;", f"error_log {access_log.parent / 'site-error.log'} crit;", 2)
     return site
 
 
@@ -762,7 +763,7 @@ def _body(message) -> str:
 def _log_files(fleet: Fleet) -> list[Path]:
     """Every log the run wrote: nginx's (access, error, other servers), and each start of each web node and worker."""
     files = [path for path in fleet.log_dir.rglob("*") if path.is_file() and path.suffix in (".log", ".out")]
-    assert {path.name for path in files} >= {"access.log", "error.log", "web-1-1.log", "web-2-1.log", "worker-1-1.log", "worker-2-1.log"}
+    assert {path.name for path in files} >= {"access.log", "error.log", "site-error.log", "web-1-1.log", "web-2-1.log", "worker-1-1.log", "worker-2-1.log"}
     return files
 
 

@@ -105,3 +105,45 @@ def test_the_files_the_guide_names_exist():
     for path in re.findall(r"`(deploy/[^`\s]+)`", DOC.read_text()):
         if "*" not in path:
             assert (ROOT / path).exists(), path
+
+
+def _documented_defaults(heading: str) -> dict[str, str]:
+    """variable -> the default the table under ``heading`` gives, when it starts with a value in backticks."""
+    text = DOC.read_text()
+    section = text[re.search(rf"^#+ {re.escape(heading)}\s*$", text, re.M).end():]
+    defaults = {}
+    for line in section.splitlines():
+        if line.startswith("#"):
+            break
+        cells = line.split("|")
+        if line.startswith("| `") and len(cells) > 3:
+            name = re.findall(r"`([A-Z][A-Z0-9_]*)`", cells[1])
+            value = re.match(r"\s*`([^`]*)`", cells[2])
+            if name and value and not re.fullmatch(r"[A-Z][A-Z0-9_]*", value.group(1)):
+                defaults[name[0]] = value.group(1)
+    return defaults
+
+
+def test_every_documented_default_is_config_pys():
+    """Setting a variable to the default the guide gives changes nothing in the configuration: the guide and
+    config.py agree (production, as the services run)."""
+    from expertbook.config import from_env
+
+    base = {"EXPERTBOOK_ENV": "production"}
+    defaults = _documented_defaults("Settings")
+    assert len(defaults) >= 40 and defaults["MAIL_CLAIM_SECONDS"] == "30"
+    wrong = {name: value for name, value in defaults.items() if from_env({**base, name: value}) != from_env(base)}
+    assert wrong == {}, "docs/operations.md gives defaults config.py does not have"
+
+
+def test_every_documented_gunicorn_default_is_gunicorn_conf_pys(monkeypatch):
+    import runpy
+
+    for name in documented("gunicorn"):
+        monkeypatch.delenv(name, raising=False)
+    base = runpy.run_path(str(GUNICORN_CONF))
+    for name, value in _documented_defaults("gunicorn").items():
+        monkeypatch.setenv(name, value)
+        changed = runpy.run_path(str(GUNICORN_CONF))
+        monkeypatch.delenv(name)
+        assert {k: v for k, v in changed.items() if not callable(v)} == {k: v for k, v in base.items() if not callable(v)}, name
