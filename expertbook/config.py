@@ -59,8 +59,10 @@ def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "ins
         "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
         "REDIS_URL": redis_url,
         "BASE_URL": (env.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
-        # Mail: with no MAIL_SERVER every email is written to the log instead of sent.
+        # Mail: with no MAIL_SERVER every email is written to the log instead of sent, which production
+        # allows only when MAIL_BACKEND=log says so (validate).
         "MAIL_SERVER": env.get("MAIL_SERVER") or None,
+        "MAIL_BACKEND": _choice(env.get("MAIL_BACKEND"), ("smtp", "log"), "smtp", "MAIL_BACKEND"),
         "MAIL_PORT": _int(env.get("MAIL_PORT"), 25),
         "MAIL_USERNAME": env.get("MAIL_USERNAME") or None,
         "MAIL_PASSWORD": env.get("MAIL_PASSWORD") or None,
@@ -185,5 +187,8 @@ def validate(config: Mapping[str, Any]) -> None:
             ipaddress.ip_network(network, strict=False)
         except ValueError as exc:
             raise ConfigError(f"METRICS_ALLOW: {network!r} is not an address or network ({exc})") from exc
+    if config.get("PRODUCTION") and not config.get("MAIL_SERVER") and config.get("MAIL_BACKEND") != "log":
+        raise ConfigError("MAIL_SERVER must be set in production; without it every email, links included, would be "
+                          "written to the log and marked sent. Set MAIL_BACKEND=log to mean exactly that.")
     if config.get("PRODUCTION") and config.get("ZOOM_CLIENT_ID") and not config.get("TOKEN_ENCRYPTION_KEYS"):
         raise ConfigError("TOKEN_ENCRYPTION_KEYS must be set in production when Zoom is configured")

@@ -120,7 +120,7 @@ def deliver(message: EmailMessage) -> None:
     connect and every read and write of the dialogue: a server that hangs cannot hold a worker.
     """
     config = current_app.config
-    if not config.get("MAIL_SERVER"):
+    if not config.get("MAIL_SERVER"):  # production allows this only with MAIL_BACKEND=log (config.validate)
         log.info("MAIL_SERVER is not set; this email is logged instead of sent:\n%s", message.as_string())
         return
     timeout = float(config["MAIL_TIMEOUT"])
