@@ -10,6 +10,12 @@ export EXPERTBOOK_ENV ?= development
 
 .PHONY: install run test worker migrate demo bench screenshots clean
 
+# caldav's HTTP library (niquests) brings urllib3-future, whose wheel replaces urllib3 for every package in the
+# environment. Built from source with URLLIB3_NO_OVERRIDE it lives beside urllib3 instead (niquests uses it,
+# requests keeps upstream urllib3); docs/operations.md says the same for production installs.
+export URLLIB3_NO_OVERRIDE := 1
+export PIP_NO_BINARY := urllib3-future
+
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

@@ -16,7 +16,7 @@ from expertbook import observability
 ROOT = Path(__file__).resolve().parent.parent
 
 # Each area is a package with a ``views.bp`` blueprint; the order is the order of registration.
-AREAS = ("main", "auth", "clinic", "experts", "api", "video", "notifications")
+AREAS = ("main", "auth", "clinic", "experts", "api", "calendars", "video", "webhooks", "notifications")
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -80,6 +80,10 @@ def _init_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True, compare_type=True)
     csrf.init_app(app)
     mail.init_app(app)
+    from expertbook.auth import limits as account_limits
+
+    # Before the limiter's own after_request, so it runs after the limiter has written its headers.
+    app.after_request(account_limits.drop_headers)
     limiter.init_app(app)
     login_manager.init_app(app)
     babel.init_app(app, locale_selector=i18n.select_locale, default_translation_directories=str(ROOT / "translations"))

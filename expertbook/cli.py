@@ -1,4 +1,4 @@
-"""Command-line commands of the whole app: ``flask --app wsgi demo``, ``flask --app wsgi zoom-standin``.
+"""Command-line commands of the whole app: ``flask --app wsgi demo``, ``zoom-standin``, ``google-standin``.
 
 Each area registers its own commands on its blueprint (``flask worker``, ``flask make-admin``...).
 The development tools of :mod:`expertbook.devtools` are imported inside their command only, so the web
@@ -18,6 +18,7 @@ def init_app(app: Flask) -> None:
     """Register the commands on ``app``."""
     app.cli.add_command(demo)
     app.cli.add_command(zoom_standin)
+    app.cli.add_command(google_standin)
 
 
 
@@ -73,6 +74,23 @@ def zoom_standin(port: int, email: str, access_ttl: int) -> None:
     standin = ZoomStandIn(user_email=email, access_ttl=access_ttl)
     url = f"http://127.0.0.1:{port}"
     click.echo("Start the app with these settings to use this stand-in instead of Zoom:")
+    for key, value in standin_config(url, standin).items():
+        click.echo(f"  export {key}={value}")
+    run_simple("127.0.0.1", port, standin, threaded=True)
+
+
+@click.command("google-standin")
+@click.option("--port", default=5002, show_default=True, help="port on 127.0.0.1")
+@click.option("--email", default="expert.google@example.com", show_default=True, help="the Google account's email")
+def google_standin(port: int, email: str) -> None:
+    """Serve the Google (OAuth and Calendar API) stand-in on 127.0.0.1 for local trials (never for production)."""
+    from werkzeug.serving import run_simple
+
+    from expertbook.devtools.google_standin import GoogleStandIn, standin_config
+
+    standin = GoogleStandIn(email=email)
+    url = f"http://127.0.0.1:{port}"
+    click.echo("Start the app with these settings to use this stand-in instead of Google:")
     for key, value in standin_config(url, standin).items():
         click.echo(f"  export {key}={value}")
     run_simple("127.0.0.1", port, standin, threaded=True)

@@ -159,8 +159,38 @@ def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "ins
         "ZOOM_TIMEOUT": float(env.get("ZOOM_TIMEOUT") or 10),
         "VIDEO_RETRY_BASE_SECONDS": float(env.get("VIDEO_RETRY_BASE_SECONDS") or 30),
         "JITSI_BASE_URL": (env.get("JITSI_BASE_URL") or "https://meet.jit.si").rstrip("/"),
+        # Experts' own calendars (expertbook/calendars): CalDAV servers and Google Calendar.
+        "CALENDAR_TIMEOUT": float(env.get("CALENDAR_TIMEOUT") or 10),
+        "CALENDAR_BUSY_TTL_SECONDS": float(env.get("CALENDAR_BUSY_TTL_SECONDS") or 300),
+        "CALENDAR_BUSY_DAYS": _int(env.get("CALENDAR_BUSY_DAYS"), 90),
+        "CALENDAR_RETRY_BASE_SECONDS": float(env.get("CALENDAR_RETRY_BASE_SECONDS") or 30),
+        # A CalDAV URL is typed by an expert: https only, and never an address inside our network, unless
+        # these say otherwise (tests and a server on the same private network).
+        "CALDAV_ALLOW_HTTP": _bool(env.get("CALDAV_ALLOW_HTTP")),
+        "CALDAV_ALLOW_PRIVATE_ADDRESSES": _bool(env.get("CALDAV_ALLOW_PRIVATE_ADDRESSES")),
+        "GOOGLE_CLIENT_ID": env.get("GOOGLE_CLIENT_ID") or None,
+        "GOOGLE_CLIENT_SECRET": env.get("GOOGLE_CLIENT_SECRET") or None,
+        "GOOGLE_AUTHORIZE_URL": env.get("GOOGLE_AUTHORIZE_URL") or "https://accounts.google.com/o/oauth2/v2/auth",
+        "GOOGLE_TOKEN_URL": env.get("GOOGLE_TOKEN_URL") or "https://oauth2.googleapis.com/token",
+        "GOOGLE_REVOKE_URL": env.get("GOOGLE_REVOKE_URL") or "https://oauth2.googleapis.com/revoke",
+        "GOOGLE_USERINFO_URL": env.get("GOOGLE_USERINFO_URL") or "https://openidconnect.googleapis.com/v1/userinfo",
+        "GOOGLE_CALENDAR_API_URL": (env.get("GOOGLE_CALENDAR_API_URL") or "https://www.googleapis.com/calendar/v3").rstrip("/"),
         # Comma-separated Fernet keys; the first encrypts, all decrypt (key rotation).
         "TOKEN_ENCRYPTION_KEYS": env.get("TOKEN_ENCRYPTION_KEYS") or None,
+        # Webhooks (expertbook/webhooks): each POST's timeout, how long and how often an event is
+        # retried, and where endpoints may be (docs/webhooks.md).
+        "WEBHOOK_TIMEOUT_SECONDS": float(env.get("WEBHOOK_TIMEOUT_SECONDS") or 5),
+        "WEBHOOK_RETRY_HOURS": float(env.get("WEBHOOK_RETRY_HOURS") or 24),
+        "WEBHOOK_RETRY_BASE_SECONDS": float(env.get("WEBHOOK_RETRY_BASE_SECONDS") or 5),
+        "WEBHOOK_RETRY_MAX_SECONDS": float(env.get("WEBHOOK_RETRY_MAX_SECONDS") or 3600),
+        # Only https endpoints on public addresses, unless these say otherwise (tests, development,
+        # an installation whose hospital systems live on its own private network).
+        "WEBHOOK_ALLOW_HTTP": _bool(env.get("WEBHOOK_ALLOW_HTTP")),
+        "WEBHOOK_ALLOW_PRIVATE_ADDRESSES": _bool(env.get("WEBHOOK_ALLOW_PRIVATE_ADDRESSES")),
+        # How often one webhook's *Send test event* and *Resend* may be pressed (together).
+        "WEBHOOK_SEND_LIMIT": env.get("WEBHOOK_SEND_LIMIT") or "10 per minute;200 per day",
+        # Certificate authorities trusted for https endpoints (a PEM file); default: the certifi bundle.
+        "WEBHOOK_CA_FILE": env.get("WEBHOOK_CA_FILE") or None,
     }
 
 
@@ -192,3 +222,5 @@ def validate(config: Mapping[str, Any]) -> None:
                           "written to the log and marked sent. Set MAIL_BACKEND=log to mean exactly that.")
     if config.get("PRODUCTION") and config.get("ZOOM_CLIENT_ID") and not config.get("TOKEN_ENCRYPTION_KEYS"):
         raise ConfigError("TOKEN_ENCRYPTION_KEYS must be set in production when Zoom is configured")
+    if config.get("PRODUCTION") and config.get("GOOGLE_CLIENT_ID") and not config.get("TOKEN_ENCRYPTION_KEYS"):
+        raise ConfigError("TOKEN_ENCRYPTION_KEYS must be set in production when Google is configured")

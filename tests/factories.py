@@ -286,3 +286,36 @@ def make_move_race(movers: int = 20, places: int = 3):
     sources = [make_slot(doctor=target.doctor, capacity=movers, days_ahead=d) for d in (2, 3)]
     old = [make_appointment(sources[i % 2], u) for i, u in enumerate(make_users(movers))]
     return target, old, {a.id: (a.slot_id, a.token_number) for a in old}
+
+
+# ---------------------------------------------------------------------------- webhooks
+
+
+def make_webhook(staff_or_expert_user: User, url: str = "https://93.184.215.14/hooks/expertbook", *, history: bool = True):
+    """A subscription of the user's hospital (a staff admin) or of the expert, with a delivery log written
+    straight to the database (one event delivered on its second try, one failed for good, one waiting)."""
+    from datetime import timedelta as _timedelta
+
+    from expertbook.webhooks import events, service
+    from expertbook.webhooks.models import WebhookAttempt, WebhookDelivery
+
+    user = staff_or_expert_user
+    owner = service.Owner(events.HOSPITAL, user.hospital_id) if user.hospital_id else service.Owner(events.EXPERT, user.id)
+    names = [event.name for event in events.events_for(owner.kind)][:3]
+    subscription, _ = service.create(owner, url, names, "Hospital information system" if user.hospital_id else "My CRM")
+    if history:
+        now = utcnow()
+        for n, (status, codes) in enumerate((("delivered", [503, 200]), ("failed", [500, 500, 500]), ("pending", [502]))):
+            row = WebhookDelivery(subscription_id=subscription.id, event_type=names[n % len(names)], ref_id=n + 1,
+                                  payload='{"type":"x","timestamp":"2026-01-01T00:00:00Z","data":{}}', message_id=f"msg_test{n}{subscription.id}",
+                                  status=status, attempts=len(codes), next_attempt_at=now + _timedelta(minutes=5),
+                                  give_up_at=now + _timedelta(hours=24), occurred_at=now - _timedelta(minutes=10 * n),
+                                  last_status=codes[-1], delivered_at=now if status == "delivered" else None)
+            db.session.add(row)
+            db.session.flush()
+            for attempt, code in enumerate(codes, 1):
+                db.session.add(WebhookAttempt(delivery_id=row.id, attempt=attempt, started_at=now, duration_ms=40 * attempt,
+                                              status_code=code, error=None if code < 300 else f"HTTP {code}",
+                                              response_excerpt="ok" if code < 300 else "Service unavailable: the HMIS is restarting"))
+        db.session.commit()
+    return subscription

@@ -15,11 +15,18 @@ import pytest
 PACKAGE = "expertbook"
 ROOT = Path(__file__).resolve().parent.parent / PACKAGE
 
-AREAS = ("auth", "clinic", "experts", "video", "api", "main", "notifications")
+AREAS = ("auth", "clinic", "experts", "calendars", "video", "webhooks", "api", "main", "notifications")
 # What the outbox infrastructure must never import: every area, and the modules that gather them.
-NOT_FOR_NOTIFICATIONS = ("clinic", "experts", "video", "auth", "api", "main", "demo")
+NOT_FOR_NOTIFICATIONS = ("clinic", "experts", "calendars", "video", "webhooks", "auth", "api", "main", "demo")
 # The booking areas (and the API on top of them), which accounts must not know.
-NOT_FOR_AUTH = ("clinic", "experts", "video", "api")
+NOT_FOR_AUTH = ("clinic", "experts", "calendars", "video", "webhooks", "api")
+# Calendars sit between experts and video: video (Google Meet) calls calendars' Google client, so calendars
+# must know neither video nor the areas above it; and experts knows none of them (it asks a registered busy source).
+NOT_FOR_CALENDARS = ("video", "api", "clinic", "main")
+NOT_FOR_EXPERTS = ("calendars", "video", "api")
+# Webhooks listen to the booking areas; those never know about it (they send signals, and the clinic
+# booking takes webhooks' rows through a registered statement part).
+NOT_WEBHOOKS_AWARE = ("clinic", "experts", "calendars", "video", "auth", "notifications", "api", "main")
 # The clinic's modules, a room per responsibility, top to bottom: each imports only modules of the
 # layers below its own (see docs/architecture.md). A module not listed fails the test until it is placed.
 CLINIC_LAYERS = (
@@ -230,3 +237,18 @@ def test_only_the_cli_imports_the_devtools(found):
     wrong = [str(edge) for edge in found if in_area(edge.target, ("devtools",))
              and not in_area(edge.source, ("devtools",)) and edge.source != f"{PACKAGE}.cli"]
     assert not wrong, "expertbook.devtools is for development only; only expertbook.cli's commands may import it:\n" + "\n".join(wrong)
+
+
+def test_calendars_import_neither_video_nor_the_areas_above(found):
+    wrong = [str(edge) for edge in found if in_area(edge.source, ("calendars",)) and in_area(edge.target, NOT_FOR_CALENDARS)]
+    assert not wrong, "expertbook.calendars sits below video (video imports it for Google Meet):\n" + "\n".join(wrong)
+
+
+def test_experts_import_neither_calendars_nor_video(found):
+    wrong = [str(edge) for edge in found if in_area(edge.source, ("experts",)) and in_area(edge.target, NOT_FOR_EXPERTS)]
+    assert not wrong, "expertbook.experts knows no area above it (they plug in through signals and registries):\n" + "\n".join(wrong)
+
+
+def test_no_area_below_the_top_imports_webhooks(found):
+    wrong = [str(edge) for edge in found if in_area(edge.source, NOT_WEBHOOKS_AWARE) and in_area(edge.target, ("webhooks",))]
+    assert not wrong, "expertbook.webhooks listens to the areas' signals; no area may import it:\n" + "\n".join(wrong)

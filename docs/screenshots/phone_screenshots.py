@@ -2,12 +2,14 @@
 
     .venv/bin/python docs/screenshots/phone_screenshots.py            # writes docs/screenshots/phone-*.png
     .venv/bin/python docs/screenshots/phone_screenshots.py --check    # also checks each page (overflow, CSP, axe-core)
+    .venv/bin/python docs/screenshots/phone_screenshots.py --only calendars   # only the expert's calendar page
 
 It builds a fresh SQLite database in a temporary folder, loads ``flask demo``'s data, serves the app on a
 free loopback port and drives Debian's Chromium (``/usr/bin/chromium``, or ``$CHROMIUM``) through
 Playwright, logged in as the demo patient and the demo hospital staff. Nothing outside the temporary
 folder and docs/screenshots/ is touched. ``--width``/``--height`` take other sizes (the files are then
-named ``<width>-*.png``).
+named ``<width>-*.png``). The calendar page is taken with a real Radicale CalDAV server and the Google
+stand-in, both on loopback, which the script starts and stops.
 """
 from __future__ import annotations
 
@@ -29,9 +31,10 @@ OUT = Path(__file__).resolve().parent
 PASSWORD = "demo-password-1"
 PATIENT = "patient@demo.expertbook.example"
 STAFF = "staff@demo.expertbook.example"
+EXPERT = "expert@demo.expertbook.example"
 
 
-def _app(folder: Path):
+def _app(folder: Path, extra: dict | None = None):
     from flask_migrate import upgrade
 
     from expertbook import demo
@@ -47,7 +50,12 @@ def _app(folder: Path):
             "MAIL_SERVER": None,
             "RATELIMIT_STORAGE_URI": "memory://",
             "SESSION_COOKIE_SECURE": False,
-        }
+            # The webhook screenshots send to a receiver on loopback (see _receiver).
+            "WEBHOOK_ALLOW_HTTP": True,
+            "WEBHOOK_ALLOW_PRIVATE_ADDRESSES": True,
+            "WEBHOOK_RETRY_BASE_SECONDS": 0.1,
+            "WEBHOOK_RETRY_MAX_SECONDS": 0.2,
+        } | (extra or {})
     )
     with app.app_context():
         upgrade()
@@ -64,9 +72,32 @@ def _serve(app) -> tuple[str, object]:
     return f"http://127.0.0.1:{server.server_port}", server
 
 
+def _receiver(answers: list[int]) -> tuple[str, object]:
+    """A webhook receiver on loopback that answers ``answers`` in turn, then 200."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_POST(self):
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            status = answers.pop(0) if answers else 200
+            body = b"ok" if status == 200 else b"upstream HMIS is restarting"
+            self.send_response(status)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return f"http://127.0.0.1:{server.server_port}/hmis/expertbook-events", server
+
+
 class Shooter:
-    def __init__(self, base: str, browser, viewport: dict, check: bool, prefix: str):
+    def __init__(self, base: str, browser, viewport: dict, check: bool, prefix: str, app=None):
         self.base, self.browser, self.viewport, self.check, self.prefix = base, browser, viewport, check, prefix
+        self.app = app
         self.problems: list[str] = []
         self.taken: list[str] = []
 
@@ -99,6 +130,36 @@ class Shooter:
         path = OUT / f"{self.prefix}-{name}.png"
         page.screenshot(path=str(path), full_page=full_page)
         self.taken.append(path.name)
+
+
+def run_calendars(shooter: Shooter, radicale) -> None:
+    """The demo expert's calendar page: CalDAV (Radicale) and Google (the stand-in) connected, then CalDAV down."""
+    base = shooter.base
+    radicale.calendar("Work")
+    radicale.calendar("Personal")
+    radicale.calendar("ExpertBook bookings")
+    expert = shooter.page()
+    shooter.log_in(expert, EXPERT)
+    expert.goto(base + "/calendars/")
+    form = expert.locator("#caldav-form")
+    form.get_by_label("Server address").fill(radicale.url)
+    form.get_by_label("User name").fill("expert")
+    form.get_by_label("App password").fill("app-password-1234")
+    form.get_by_role("button", name="Connect CalDAV").click()
+    expert.wait_for_url(base + "/calendars/")
+    caldav = expert.locator(".calendar-connection").first
+    caldav.get_by_label("ExpertBook bookings").nth(1).check()  # the second one: "Write bookings into"
+    caldav.get_by_role("button", name="Save choices").click()
+    caldav = expert.locator(".calendar-connection").first
+    caldav.get_by_text("Saved.").wait_for()
+    expert.get_by_role("button", name="Connect Google Calendar").click()
+    expert.wait_for_url(base + "/calendars/")
+    shooter.shot(expert, "calendars", full_page=True)
+    radicale.stop()
+    expert.locator(".calendar-connection").first.get_by_role("button", name="Check now").click()
+    expert.locator('.calendar-connection [data-state="unreachable"]').wait_for()
+    expert.locator(".calendar-connection").first.scroll_into_view_if_needed()
+    shooter.shot(expert, "calendars-error")
 
 
 def run(shooter: Shooter) -> None:
@@ -173,29 +234,80 @@ def run(shooter: Shooter) -> None:
     screen.goto(f"{base}/clinic/slots/{slot_id}/now-serving?theme=dark")
     shooter.shot(screen, "now-serving-dark")
 
+    # Webhooks: the staff admin adds one (the secret is shown once), sends two test events to a receiver
+    # that fails once, and reads the delivery log after the retry.
+    url, receiver = _receiver([500])
+    try:
+        staff.goto(base + "/webhooks/new")
+        staff.get_by_label("Endpoint URL").fill(url)
+        staff.get_by_label("appointment.booked", exact=False).check()
+        staff.get_by_label("appointment.cancelled", exact=False).check()
+        staff.get_by_label("Description (optional)").fill("Hospital HMIS")
+        staff.get_by_role("button", name="Add the webhook").click()
+        staff.locator("#secret-value").wait_for()
+        shooter.shot(staff, "webhook-secret")
+        staff.get_by_role("button", name="I have saved it: open the webhook").click()
+        staff.get_by_role("button", name="Send test event").click()
+        staff.locator(".delivery").first.wait_for()
+        staff.get_by_role("button", name="Send test event").click()
+        staff.locator(".delivery").nth(1).wait_for()
+        if shooter.app is not None:
+            import time
+
+            from sqlalchemy import select
+
+            from expertbook.extensions import db
+            from expertbook.webhooks import delivery
+            from expertbook.webhooks.models import UNFINISHED, WebhookDelivery
+
+            with shooter.app.app_context():
+                for _ in range(100):  # the retry falls due a fraction of a second later
+                    time.sleep(0.1)
+                    delivery.relay()
+                    if db.session.scalar(select(WebhookDelivery.id).where(WebhookDelivery.status.in_(UNFINISHED))) is None:
+                        break
+                db.session.remove()
+        staff.reload()
+        staff.locator(".delivery-delivered").nth(1).wait_for()
+        staff.eval_on_selector_all("details.attempts", "all => all.forEach(d => { d.open = true; })")
+        shooter.shot(staff, "webhook-log", full_page=True)
+    finally:
+        receiver.shutdown()
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="check each page: no overflow, no CSP violation, axe-core clean")
     parser.add_argument("--width", type=int, default=checks.PHONE["width"])
     parser.add_argument("--height", type=int, default=checks.PHONE["height"])
+    parser.add_argument("--only", choices=["calendars"], help="take only these pages")
     args = parser.parse_args(argv)
     from playwright.sync_api import sync_playwright
 
+    from expertbook.devtools.google_standin import GoogleServer
+    from tests.calendars.radicale_server import Radicale
+
     prefix = "phone" if (args.width, args.height) == (checks.PHONE["width"], checks.PHONE["height"]) else str(args.width)
-    with tempfile.TemporaryDirectory() as folder:
-        app = _app(Path(folder))
+    with tempfile.TemporaryDirectory() as folder, GoogleServer() as google:
+        (Path(folder) / "radicale").mkdir()
+        radicale = Radicale(Path(folder) / "radicale").start()
+        calendars = {"CALDAV_ALLOW_HTTP": True, "CALDAV_ALLOW_PRIVATE_ADDRESSES": True} | google.config()
+        app = _app(Path(folder), calendars)
         base, server = _serve(app)
+        app.config["BASE_URL"] = base  # the Google redirect comes back here
         try:
             with sync_playwright() as playwright:
                 browser = playwright.chromium.launch(executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"), args=["--no-sandbox", "--disable-gpu"])
-                shooter = Shooter(base, browser, {"width": args.width, "height": args.height}, args.check, prefix)
+                shooter = Shooter(base, browser, {"width": args.width, "height": args.height}, args.check, prefix, app)
                 try:
-                    run(shooter)
+                    if args.only != "calendars":
+                        run(shooter)
+                    run_calendars(shooter, radicale)
                 finally:
                     browser.close()
         finally:
             server.shutdown()
+            radicale.stop()
     print("wrote " + ", ".join(shooter.taken))
     for problem in shooter.problems:
         print("PROBLEM " + problem)

@@ -630,7 +630,7 @@ openapi.register(
                     "required": ["provider", "meetingId", "status", "linkPending"],
                     "additionalProperties": False,
                     "properties": {
-                        "provider": {"type": "string", "enum": ["zoom", "jitsi"]},
+                        "provider": {"type": "string", "enum": ["zoom", "jitsi", "meet"]},
                         "meetingId": {"type": ["string", "null"], "description": "Zoom's 64-bit meeting id, as a string"},
                         "status": {"type": "string", "enum": ["pending", "created", "reauth_needed", "failed", "deleted"]},
                         "linkPending": openapi.BOOLEAN,
@@ -639,7 +639,7 @@ openapi.register(
                         "startPath": {"type": ["string", "null"]},
                     },
                 },
-                "requiresReAuth": {"type": "boolean", "description": "the meeting waits for the expert to re-authorize Zoom (the expert has been emailed)"},
+                "requiresReAuth": {"type": "boolean", "description": "the meeting waits for the expert to re-authorize Zoom or Google (the expert has been emailed)"},
             }
         ),
     },

@@ -14,6 +14,8 @@ from typing import Any
 from expertbook.web import FIRST_DAY, LAST_DAY, MAX_ID
 
 _paths: dict[str, dict[str, Any]] = {}
+# OpenAPI 3.1's ``webhooks``: the requests ExpertBook sends to its subscribers (expertbook/webhooks registers them).
+_webhooks: dict[str, dict[str, Any]] = {}
 _schemas: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -77,6 +79,12 @@ def register(paths: dict[str, dict[str, Any]], schemas: dict[str, Any] | None = 
     """Add an API module's paths (merged per URL) and schemas to the document."""
     for url, operations in paths.items():
         _paths.setdefault(url, {}).update(operations)
+    _schemas.update(schemas or {})
+
+
+def register_webhooks(webhooks: dict[str, dict[str, Any]], schemas: dict[str, Any] | None = None) -> None:
+    """Add outgoing requests (OpenAPI 3.1 ``webhooks``: name -> path item) and their schemas to the document."""
+    _webhooks.update(webhooks)
     _schemas.update(schemas or {})
 
 
@@ -176,6 +184,7 @@ def document(server_url: str) -> dict[str, Any]:
         },
         "servers": [{"url": server_url}],
         "paths": copy.deepcopy(_paths),
+        "webhooks": copy.deepcopy(_webhooks),
         "components": {
             "schemas": copy.deepcopy(_schemas),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},

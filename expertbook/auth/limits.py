@@ -6,10 +6,16 @@
   answer is the same whether or not the account exists, so there is no "failure" to count).
 - Registration: per client address, counting registrations made (bad input does not count).
 - Resending the verification link: per account.
+
+None of their answers carries rate-limit headers (``X-RateLimit-*``, ``Retry-After``), though other
+limited endpoints do: the remaining count of a bucket keyed on an email address would tell anyone that
+someone else just asked about that address (a reset, a login attempt). :func:`drop_headers` removes
+them from every answer that one of these limits was checked for.
 """
 from __future__ import annotations
 
 from flask import current_app, g, request
+from flask_limiter.util import get_remote_address
 from flask_login import current_user
 
 from expertbook.errors import ValidationFailed
@@ -55,9 +61,35 @@ def _account_id_key() -> str:
     return f"verify-resend:{user_id}"
 
 
+def _private(key_func):
+    """``key_func``, noting that an account limit was checked for this request (see :func:`drop_headers`)."""
+
+    def key() -> str:
+        g.account_rate_limit = True
+        return key_func()
+
+    return key
+
+
 def _limit(setting: str, scope: str, deduct_when, key_func=None):
-    options = {"key_func": key_func} if key_func is not None else {}
-    return limiter.shared_limit(lambda: current_app.config[setting], scope=scope, methods=["POST"], deduct_when=deduct_when, **options)
+    return limiter.shared_limit(
+        lambda: current_app.config[setting], scope=scope, methods=["POST"], deduct_when=deduct_when,
+        key_func=_private(key_func or get_remote_address),
+    )
+
+
+# The headers Flask-Limiter writes (its default names; ExpertBook does not rename them).
+RATE_LIMIT_HEADERS = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset", "Retry-After")
+
+
+def drop_headers(response):
+    """An ``after_request`` function: no rate-limit header on an answer an account limit was checked
+    for (its 429 included). Registered before the limiter's own, so that it runs after it (Flask runs
+    them in the reverse order): Flask-Limiter has no per-limit switch for its headers."""
+    if g.get("account_rate_limit"):
+        for name in RATE_LIMIT_HEADERS:
+            response.headers.pop(name, None)
+    return response
 
 
 per_ip = _limit("LOGIN_LIMIT_PER_IP", "login-ip", _failed)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Row, bindparam, insert, select, true
+from sqlalchemy import Row, bindparam, func, insert, literal, select, true
 from sqlalchemy.exc import IntegrityError
 
 from expertbook.auth.models import User
@@ -28,7 +28,7 @@ from expertbook.clinic.places import (
     take_place,
     take_place_update,
 )
-from expertbook.database import single_statement, transaction, utcnow
+from expertbook.database import after_commit, single_statement, transaction, utcnow
 from expertbook.errors import Conflict, NotFound, ValidationFailed
 from expertbook.extensions import db
 from expertbook.notifications.service import dispatch, dispatch_after_commit, named_email_insert, never_costs_the_change, queue_composed
@@ -68,11 +68,13 @@ def _replay(existing: Row, slot_id: int) -> Booking:
     return Booking(existing.id, existing.token_number, max(left or 0, 0), replayed=True)
 
 
-def _both_in_one_statement(guarded: bool):
+def _both_in_one_statement(guarded: bool, parts: tuple[signals.BookedRows, ...] = ()):
     """PostgreSQL: the whole booking as one statement (data-modifying CTEs), one round trip instead
     of three: take the place, insert the appointment, write the patient's token confirmation to the
-    outbox. Same rows, same locks, same constraints; the doctor and the hospital come by a join.
-    SQLite, which has no data-modifying CTEs, runs the statements one by one."""
+    outbox, and the rows other areas write with every booking (``parts``, see
+    :class:`~expertbook.clinic.signals.BookedRows`; their new ids come back as arrays). Same rows, same
+    locks, same constraints; the doctor and the hospital come by a join. SQLite, which has no
+    data-modifying CTEs, runs the statements one by one."""
     taken = take_place_update(_slots.c.doctor_id, _slots.c.hospital_id, guarded=guarded).cte("taken")
     typed = {name: bindparam(name, type_=_appointments.c[name].type) for name in ("user_id", "patient_name", "contact_number", "status", "booked_at", "idempotency_key")}
     made = (
@@ -94,6 +96,9 @@ def _both_in_one_statement(guarded: bool):
         .cte("made")
     )
     mailed = named_email_insert(TOKEN_CONFIRMATION, made.c.appointment_id, NOW).cte("mailed")
+    # Scalar subqueries, not the CTEs' columns: a part's SELECT then has only its own tables in FROM.
+    new_id, hospital_id = select(made.c.appointment_id).scalar_subquery(), select(taken.c.hospital_id).scalar_subquery()
+    extra = [part.build(new_id, hospital_id, NOW).cte(f"booked_rows_{n}") for n, part in enumerate(parts)]
     doctors, hospitals = Doctor.__table__, Hospital.__table__
     return (
         select(
@@ -102,6 +107,7 @@ def _both_in_one_statement(guarded: bool):
             *(column.label(f"hospitals_{column.name}") for column in (hospitals.c.name, hospitals.c.location, hospitals.c.timezone)),
             made.c.appointment_id,
             mailed.c.id.label("email_id"),
+            *(select(func.array_agg(rows.c.id)).scalar_subquery().label(f"booked_rows_{n}") for n, rows in enumerate(extra)),
         )
         .select_from(taken)
         .join(made, true())
@@ -112,7 +118,38 @@ def _both_in_one_statement(guarded: bool):
 
 
 # The guarded statement is the API's, which checks the bearer token's session in the same statement.
-_BOOK_IN_ONE = {guarded: _both_in_one_statement(guarded) for guarded in (False, True)}
+# Built once per set of registered booked rows (areas register theirs as the app starts).
+_BOOK_IN_ONE: dict[tuple[bool, tuple[signals.BookedRows, ...]], object] = {}
+
+
+def _book_in_one(guarded: bool):
+    """The booking's one statement, with every registered part; and the parts, in its order."""
+    parts = tuple(signals.booked_rows)
+    statement = _BOOK_IN_ONE.get((guarded, parts))
+    if statement is None:
+        statement = _BOOK_IN_ONE.setdefault((guarded, parts), _both_in_one_statement(guarded, parts))
+    return statement, parts
+
+
+def _written_in_one(taken: Row, parts: tuple[signals.BookedRows, ...], committed: bool) -> None:
+    """Hand each part the ids of the rows the booking's statement wrote for it (after the commit)."""
+    for n, part in enumerate(parts):
+        ids = list(getattr(taken, f"booked_rows_{n}") or ())
+        if ids:
+            if committed:
+                part.written(ids)
+            else:
+                after_commit(lambda part=part, ids=ids: part.written(ids))
+
+
+def _write_booked_rows(connection, appointment_id: int, hospital_id, now: datetime) -> None:
+    """The registered parts' rows for a new appointment, inside the caller's transaction (SQLite, walk-ins)."""
+    for part in signals.booked_rows:
+        ids = list(connection.execute(
+            part.build(literal(appointment_id), hospital_id, literal(now, type_=_appointments.c.booked_at.type))
+        ).scalars())
+        if ids:
+            after_commit(lambda part=part, ids=ids: part.written(ids))
 _BY_KEY = select(_appointments.c.id, _appointments.c.slot_id, _appointments.c.token_number).where(
     _appointments.c.user_id == bindparam("user_id"), _appointments.c.idempotency_key == bindparam("key")
 )
@@ -139,11 +176,13 @@ def _book_in_transaction(connection, values: dict) -> tuple[Row | None, int | No
     then tell appointment_booked's receivers; (None, None) if the place could not be taken."""
     guarded = "session_hash" in values
     if connection.dialect.name == "postgresql":
-        taken = connection.execute(_BOOK_IN_ONE[guarded], values).one_or_none()
+        statement, parts = _book_in_one(guarded)
+        taken = connection.execute(statement, values).one_or_none()
         if taken is None:
             return None, None
         appointment_id = taken.appointment_id
         dispatch_after_commit(taken.email_id)
+        _written_in_one(taken, parts, committed=False)
     else:
         guard = {name: values[name] for name in ("session_hash", "user_id")} if guarded else None
         taken = take_place(connection, values["slot_id"], values["now"], guard=guard)
@@ -153,6 +192,8 @@ def _book_in_transaction(connection, values: dict) -> tuple[Row | None, int | No
         appointment_id, _ = insert_appointment(connection, taken, row)
         with never_costs_the_change(f"the token confirmation of appointment {appointment_id}"):
             queue_composed(TOKEN_CONFIRMATION, appointment_id)
+        hospital_id = select(_slots.c.hospital_id).where(_slots.c.id == values["slot_id"]).scalar_subquery()
+        _write_booked_rows(connection, appointment_id, hospital_id, values["now"])
     signals.send(signals.appointment_booked, appointment_id=appointment_id)
     return taken, appointment_id
 
@@ -200,10 +241,12 @@ def book(
     try:
         if _alone():
             # The whole booking is one statement, atomic by itself: no BEGIN, no COMMIT.
+            statement, parts = _book_in_one(api_session is not None)
             with single_statement() as connection:
-                taken = connection.execute(_BOOK_IN_ONE[api_session is not None], values).one_or_none()
+                taken = connection.execute(statement, values).one_or_none()
             if taken is not None:
                 dispatch(taken.email_id, fresh=True)  # committed already
+                _written_in_one(taken, parts, committed=True)
             appointment_id = taken.appointment_id if taken is not None else None
         else:
             with transaction() as session:
@@ -269,4 +312,5 @@ def walk_in(slot_id: int, hospital_id: int, patient_name: str | None, contact_nu
         if email:
             with never_costs_the_change(f"the walk-in token email of appointment {appointment_id}"):
                 queue_composed(emails.WALK_IN_TOKEN, appointment_id)
+        _write_booked_rows(connection, appointment_id, literal(hospital_id), now)
     return Booking(appointment_id, token, taken.capacity - taken.booked_count, False, patient_name, contact_number, now, snapshot(slot_id, taken))

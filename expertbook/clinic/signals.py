@@ -21,6 +21,12 @@ see ``expertbook.clinic.booking.book``). With no receiver of
 transaction around it; connecting one puts the booking back in a transaction, at the cost of a BEGIN and
 a COMMIT round trip per booking.
 """
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
 from blinker import Namespace
 from flask import current_app
 
@@ -35,3 +41,31 @@ appointment_cancelled = _signals.signal("clinic.appointment-cancelled")
 def send(signal, **kwargs) -> None:
     """Send one of these signals from inside the change's transaction, with the application as sender."""
     signal.send(current_app._get_current_object(), **kwargs)
+
+
+@dataclass(frozen=True)
+class BookedRows:
+    """Rows another area writes with every new appointment (an online booking or a walk-in), in the
+    booking's own statement, where a receiver of ``appointment_booked`` would cost the online booking
+    its single statement (see the module's docstring).
+
+    ``build(appointment_id, hospital_id, now)`` takes SQL expressions (a CTE's columns in PostgreSQL's
+    one statement, plain values elsewhere) and returns an ``INSERT ... SELECT ... RETURNING id``, which
+    becomes one more CTE of the booking's statement, or runs right after the appointment's INSERT in
+    the same transaction; it may insert no row at all. ``written(ids)`` gets the new rows' ids once
+    the booking has committed, when there are any.
+    """
+
+    build: Callable[[Any, Any, Any], Any]
+    written: Callable[[list[int]], None]
+
+
+#: The registered :class:`BookedRows`, in the order they were registered.
+booked_rows: list[BookedRows] = []
+
+
+def write_with_every_booking(build: Callable[[Any, Any, Any], Any], written: Callable[[list[int]], None]) -> None:
+    """Register rows to write with every new appointment (see :class:`BookedRows`); idempotent."""
+    part = BookedRows(build, written)
+    if part not in booked_rows:
+        booked_rows.append(part)

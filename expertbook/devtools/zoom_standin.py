@@ -482,7 +482,7 @@ class ZoomStandIn:
 
 
 class StandInServer:
-    """Serve a :class:`ZoomStandIn` over HTTP on loopback in a background thread.
+    """Serve a :class:`ZoomStandIn` (or another stand-in's WSGI app) over HTTP on loopback in a background thread.
 
     ``with StandInServer() as zoom: ...`` gives ``zoom.url`` and ``zoom.standin``; :meth:`config`
     returns the ``ZOOM_*`` settings that point an ExpertBook app at it.
@@ -494,7 +494,7 @@ class StandInServer:
         self.standin = standin or ZoomStandIn()
         self._server = make_server(host, port, self.standin, threaded=True)
         self.url = f"http://{host}:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="zoom-standin", daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, name=type(self.standin).__name__, daemon=True)
 
     def start(self) -> StandInServer:
         self._thread.start()

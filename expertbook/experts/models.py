@@ -15,8 +15,10 @@ from expertbook.database import UTCDateTime, utcnow
 from expertbook.extensions import db
 
 LOCATION_KINDS = {"video": "Video meeting", "in_person": "In person", "phone": "Phone call"}
-# Which video provider a video service's meetings use; "auto" is Zoom when the expert connected it, else Jitsi.
-VIDEO_PROVIDERS = {"auto": "Zoom if connected, else Jitsi", "zoom": "Zoom", "jitsi": "Jitsi Meet"}
+# Which video provider a video service's meetings use; "auto" is Zoom when the expert connected it, else Jitsi;
+# "meet" is Google Meet when the expert connected Google Calendar (/calendars), else Jitsi.
+VIDEO_PROVIDERS = {"auto": "Zoom if connected, else Jitsi", "zoom": "Zoom", "jitsi": "Jitsi Meet",
+                   "meet": "Google Meet (connect Google Calendar first)"}
 STATUSES = ("pending", "confirmed", "declined", "cancelled")
 # Bookings in these states hold their time; declined and cancelled ones free it.
 ACTIVE_STATUSES = ("pending", "confirmed")

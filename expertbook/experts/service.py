@@ -385,7 +385,7 @@ def _location_kind(kind: str) -> str:
 
 def _video_provider(choice: str) -> str:
     if choice not in VIDEO_PROVIDERS:
-        raise ValidationFailed({"video_provider": "Choose Zoom, Jitsi or automatic."})
+        raise ValidationFailed({"video_provider": "Choose Zoom, Jitsi, Google Meet or automatic."})
     return choice
 
 
@@ -558,11 +558,31 @@ def busy_intervals(expert_id: int, start: datetime, end: datetime, exclude_id: i
     )
     if exclude_id is not None:
         query = query.where(Booking.id != exclude_id)
-    return [(row.blocked_start, row.blocked_end) for row in db.session.execute(query)]
+    # And the busy times of the expert's own calendars (external_busy): every offered time and every booking
+    # check (under the expert's lock) honours them too.
+    return [(row.blocked_start, row.blocked_end) for row in db.session.execute(query)] + external_busy(expert_id, start, end)
 
 
 # Bookings can block at most this far around a candidate (longest service plus buffers).
 _REACH = timedelta(minutes=MAX_DURATION + 2 * MAX_BUFFER)
+
+# Busy times from outside ExpertBook (the expert's own calendars), given by the calendars area, which
+# registers a source here (experts never imports it). A source answers from the database only, never
+# from a remote server: it is called inside the booking's transaction, under the expert's lock.
+BusySource = Callable[[int, datetime, datetime], list[Interval]]
+_busy_sources: list[BusySource] = []
+
+
+def register_busy_source(source: BusySource) -> BusySource:
+    """Have :func:`external_busy` also ask ``source(expert_id, start, end)`` (idempotent)."""
+    if source not in _busy_sources:
+        _busy_sources.append(source)
+    return source
+
+
+def external_busy(expert_id: int, start: datetime, end: datetime) -> list[Interval]:
+    """The expert's busy intervals from outside ExpertBook that touch ``[start, end)``."""
+    return [interval for source in _busy_sources for interval in source(expert_id, start, end)]
 
 
 def offered_times(
@@ -749,6 +769,12 @@ def _free(service: Service, rules: Rules, start_at: datetime, now: datetime, mov
 def _lock_expert(session: Session, expert_id: int) -> None:
     """Take the lock every booking change of this expert queues on (see :func:`book`)."""
     session.execute(select(ExpertProfile.id).where(ExpertProfile.id == expert_id).with_for_update(of=ExpertProfile))
+
+
+def lock_expert(expert_id: int) -> None:
+    """Inside a transaction: take the lock the expert's bookings queue on, so that what the caller then
+    writes (new external busy times) and any booking of this expert happen one after the other."""
+    _lock_expert(db.session, expert_id)
 
 
 def _phone(phone: str) -> str:

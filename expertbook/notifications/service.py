@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import logging
 from contextlib import contextmanager
-import random
 import re
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -39,13 +38,14 @@ from urllib.parse import urlsplit
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from jinja2 import TemplateNotFound
-from sqlalchemy import ColumnElement, Insert, Integer, String, and_, insert, literal, or_, select, update
+from sqlalchemy import ColumnElement, Insert, Integer, String, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from expertbook.database import after_commit, transaction, utcnow
 from expertbook.errors import NotFound, ValidationFailed
 from expertbook.extensions import db
-from expertbook.notifications import mailer
+from expertbook.notifications import claims, mailer
+from expertbook.notifications.claims import ClaimedRows, backoff
 from expertbook.notifications.dispatcher import Dispatcher
 from expertbook.notifications.lease import Leases
 from expertbook.notifications.models import FAILED, PENDING, SENDING, SENT, STATUSES, OutboxEmail
@@ -56,6 +56,8 @@ log = logging.getLogger(__name__)
 MAX_NAME = 120
 MAX_SUBJECT = 255
 JOB_PATH = "expertbook.notifications.jobs.send_email"
+# The outbox table under the shared claim machinery (see expertbook.notifications.claims).
+ROWS = ClaimedRows(OutboxEmail, "email")
 
 
 # ---------------------------------------------------------------------------- input checks
@@ -327,15 +329,9 @@ def _compose(outbox_id: int, attempt: int, kind: str, ref_id: int) -> mailer.Ema
     finally:
         db.session.rollback()  # end the composer's reads before writing
     message_id = _message_id()
-    with transaction() as session:
-        stored = session.execute(
-            update(OutboxEmail)
-            .where(OutboxEmail.id == outbox_id, OutboxEmail.status == SENDING, OutboxEmail.attempts == attempt)
-            .values(to_email=to_email, to_name=to_name, subject=subject, template=parts.template, context=context,
-                    ics_text=parts.ics, ics_method=ics_method, message_id=message_id)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-    if stored != 1:
+    stored = ROWS.store(outbox_id, attempt, to_email=to_email, to_name=to_name, subject=subject, template=parts.template,
+                        context=context, ics_text=parts.ics, ics_method=ics_method, message_id=message_id)
+    if not stored:
         raise _LostClaim(outbox_id)
     return mailer.Email(to_email=to_email, to_name=to_name, subject=subject, template=parts.template, context=context,
                         message_id=message_id, ics_text=parts.ics, ics_method=ics_method)
@@ -559,9 +555,7 @@ def flush_dispatch(timeout: float = 10.0) -> bool:
 
 def _backoff(attempt: int) -> timedelta:
     config = current_app.config
-    delay = min(config["MAIL_RETRY_BASE_SECONDS"] * 2 ** max(attempt - 1, 0), config["MAIL_RETRY_MAX_SECONDS"])
-    # A little jitter, so a burst of rows that failed together does not retry in lockstep.
-    return timedelta(seconds=delay * random.uniform(1.0, 1.1))
+    return backoff(attempt, config["MAIL_RETRY_BASE_SECONDS"], config["MAIL_RETRY_MAX_SECONDS"])
 
 
 class _LostClaim(Exception):
@@ -578,32 +572,17 @@ class _Named:
 
 def _claim(outbox_id: int) -> tuple[mailer.Email | _Named, int] | None:
     """Move the row to ``sending`` if it is ours to send now; return what to send and the attempt number."""
-    config = current_app.config
-    now = utcnow()
-    with transaction() as session:
-        claimed = session.execute(
-            update(OutboxEmail)
-            .where(
-                OutboxEmail.id == outbox_id,
-                OutboxEmail.attempts < config["MAIL_MAX_ATTEMPTS"],
-                or_(
-                    and_(OutboxEmail.status == PENDING, OutboxEmail.next_attempt_at <= now),
-                    and_(OutboxEmail.status == SENDING, OutboxEmail.claimed_until < now),
-                ),
-            )
-            .values(
-                status=SENDING,
-                attempts=OutboxEmail.attempts + 1,
-                claimed_until=now + timedelta(seconds=config["MAIL_CLAIM_SECONDS"]),
-            )
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if claimed != 1:
-            return None
-        row = session.get(OutboxEmail, outbox_id, populate_existing=True)
-        if row.template is None:
-            return _Named(row.kind, row.ref_id), row.attempts
-        return mailer.Email(
+    attempt = ROWS.claim(outbox_id, OutboxEmail.attempts < current_app.config["MAIL_MAX_ATTEMPTS"])
+    if attempt is None:
+        return None
+    row = db.session.get(OutboxEmail, outbox_id, populate_existing=True)
+    if row is None:  # deleted a moment after the claim (its recipient deleted their account)
+        db.session.rollback()
+        return None
+    if row.template is None:
+        claimed: mailer.Email | _Named = _Named(row.kind, row.ref_id)
+    else:
+        claimed = mailer.Email(
             to_email=row.to_email,
             to_name=row.to_name,
             subject=row.subject,
@@ -612,41 +591,19 @@ def _claim(outbox_id: int) -> tuple[mailer.Email | _Named, int] | None:
             message_id=row.message_id,
             ics_text=row.ics_text,
             ics_method=row.ics_method,
-        ), row.attempts
+        )
+    db.session.rollback()  # end the read before the SMTP dialogue: no snapshot is held across it
+    return claimed, attempt
 
 
 def leases(app) -> Leases:
     """The application's claim leases in this process (see :mod:`expertbook.notifications.lease`)."""
-    found = app.extensions.get("notifications_leases")
-    if found is None:
-        interval = float(app.config["MAIL_CLAIM_SECONDS"]) / 3
-        found = app.extensions.setdefault("notifications_leases", Leases(app, interval))
-    return found
-
-
-def _renew_claim(outbox_id: int, attempt: int) -> bool:
-    """Extend the claim of ``attempt`` by ``MAIL_CLAIM_SECONDS`` from now; False if it is no longer ours."""
-    with transaction() as session:
-        return session.execute(
-            update(OutboxEmail)
-            .where(OutboxEmail.id == outbox_id, OutboxEmail.status == SENDING, OutboxEmail.attempts == attempt)
-            .values(claimed_until=utcnow() + timedelta(seconds=current_app.config["MAIL_CLAIM_SECONDS"]))
-            .execution_options(synchronize_session=False)
-        ).rowcount == 1
+    return claims.leases(app)
 
 
 def _finish(outbox_id: int, attempt: int, **values: Any) -> bool:
     """Record an outcome, only if the claim of ``attempt`` is still ours (``attempts`` is the fence)."""
-    with transaction() as session:
-        done = session.execute(
-            update(OutboxEmail)
-            .where(OutboxEmail.id == outbox_id, OutboxEmail.status == SENDING, OutboxEmail.attempts == attempt)
-            .values(claimed_until=None, **values)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-    if done != 1:
-        log.warning("email %s: attempt %s lost its claim before recording its outcome", outbox_id, attempt)
-    return done == 1
+    return ROWS.finish(outbox_id, attempt, **values)
 
 
 def send(outbox_id: int) -> str:
@@ -659,7 +616,7 @@ def send(outbox_id: int) -> str:
     if claimed is None:
         return "skipped"
     email, attempt = claimed
-    release = leases(current_app._get_current_object()).hold(lambda: _renew_claim(outbox_id, attempt))
+    release = ROWS.hold(outbox_id, attempt)
     try:
         return _send_claimed(outbox_id, attempt, email)
     finally:
@@ -735,7 +692,7 @@ def relay(now: datetime | None = None, limit: int = 500, settle_seconds: float =
     """
     now = now or utcnow()
     max_attempts = current_app.config["MAIL_MAX_ATTEMPTS"]
-    abandoned = and_(OutboxEmail.status == SENDING, OutboxEmail.claimed_until < now)
+    abandoned = ROWS.abandoned(now)
     with transaction() as session:
         session.execute(
             update(OutboxEmail)
@@ -744,12 +701,13 @@ def relay(now: datetime | None = None, limit: int = 500, settle_seconds: float =
                     last_error=f"gave up after {max_attempts} attempts: the worker stopped during the last one")
             .execution_options(synchronize_session=False)
         )
-    due = and_(OutboxEmail.status == PENDING, OutboxEmail.next_attempt_at <= now)
+    ready = ROWS.due(now)
     if settle_seconds > 0:
-        due = and_(due, or_(OutboxEmail.attempts > 0, OutboxEmail.created_at <= now - timedelta(seconds=settle_seconds)))
+        ready = and_(ready, or_(OutboxEmail.status != PENDING, OutboxEmail.attempts > 0,
+                                OutboxEmail.created_at <= now - timedelta(seconds=settle_seconds)))
     rows = [tuple(row) for row in db.session.execute(
         select(OutboxEmail.id, OutboxEmail.attempts)
-        .where(or_(due, abandoned))
+        .where(ready)
         .order_by(OutboxEmail.next_attempt_at, OutboxEmail.id)
         .limit(limit)
     )]

@@ -62,7 +62,10 @@ def on_meeting_ready(sender, booking_id: int, meeting_id: int, **extra) -> None:
 
 def on_meeting_reauth_needed(sender, booking_id: int, meeting_id: int, incident: str, **extra) -> None:
     booking = db.session.get(Booking, booking_id)
-    if booking is None:
+    meeting = db.session.get(Meeting, meeting_id)
+    if booking is None or (meeting is not None and meeting.provider == "meet"):
+        # A Meet meeting waits on the expert's Google grant, whose one re-authorization email the calendars
+        # area sent when Google refused it (expertbook.calendars.health): no second email about it.
         return
     expert = booking.expert
     # Every booking waiting on this grant, in the expert's zone (the meetings' job parks them all with the first).

@@ -128,7 +128,7 @@ def booking_ended(booking_id: int) -> None:
     meeting = _locked(booking_id)
     if meeting is None or meeting.status == MEETING_DELETED:
         return
-    if meeting.external_id is None and meeting.create_marker is None:
+    if meeting.external_id is None and meeting.create_marker is None and meeting.external_ref is None:
         # Nothing exists at the provider (a Jitsi room, or not created yet). A create job in flight
         # notices the cancelled booking when it records its result and deletes what it made.
         meeting.status = MEETING_DELETED
@@ -286,11 +286,13 @@ def _plan(meeting: Meeting, booking: Booking) -> str:
     active = booking.status in ACTIVE_STATUSES
     if not active:
         # A create marker left means Zoom may hold meetings we never heard of: look for them too.
-        return "delete" if meeting.external_id is not None or meeting.create_marker is not None else "forget"
+        exists = meeting.external_id is not None or meeting.create_marker is not None or meeting.external_ref is not None
+        return "delete" if exists else "forget"
     if meeting.join_url is None:
         # Created only for a confirmed booking; one moved back to pending keeps its meeting (moved below).
         return "create" if booking.status == "confirmed" else "nothing"
-    if meeting.provider == provider.ZOOM and (meeting.scheduled_start != booking.start_at or meeting.scheduled_minutes != booking.duration_minutes):
+    moved = meeting.scheduled_start != booking.start_at or meeting.scheduled_minutes != booking.duration_minutes
+    if meeting.provider in (provider.ZOOM, provider.MEET) and moved:
         return "update"
     if meeting.provider == provider.ZOOM and meeting.create_marker is not None:
         return "sweep"
@@ -326,6 +328,7 @@ def sync(meeting_id: int, now: datetime | None = None) -> str:
     requested = _requested_provider(booking.service.video_provider)
     recording = bool(booking.service.record_meetings)
     provider_name, external_id, marker = meeting.provider, meeting.external_id, meeting.create_marker
+    meet = dict(external_ref=meeting.external_ref, booking_uid=booking.ics_uid)  # where a Meet meeting's event is
     booking_id = booking.id
     db.session.rollback()  # end the read: no snapshot or lock is held while the provider is called
 
@@ -333,11 +336,11 @@ def sync(meeting_id: int, now: datetime | None = None) -> str:
         if plan == "create":
             if provider.provider_for(expert_user_id, requested) == provider.ZOOM:
                 return _create_at_zoom(meeting_id, claim, booking_id, marker, expert_user_id, requested, recording, args)
-            result = provider.create_meeting(expert_user_id, recording=recording, provider=requested, **args)
+            result = provider.create_meeting(expert_user_id, recording=recording, provider=requested, booking_uid=meet["booking_uid"], **args)
             return _record_created(meeting_id, claim, result, args["start_utc"], args["duration_min"])
         if plan == "update":
             try:
-                provider.update_meeting(expert_user_id, provider_name, external_id, **args)
+                provider.update_meeting(expert_user_id, provider_name, external_id, **meet, **args)
             except MeetingNotFound:
                 log.warning("meeting %s vanished at Zoom; creating a new one", meeting_id)
                 return _finish(meeting_id, claim, status=MEETING_PENDING, external_id=None, join_url=None,
@@ -345,7 +348,7 @@ def sync(meeting_id: int, now: datetime | None = None) -> str:
             return _finish(meeting_id, claim, scheduled_start=args["start_utc"], scheduled_minutes=args["duration_min"],
                            attempts=0, last_error=None, next_attempt_at=None, outcome="updated", recheck=True)
         if plan == "delete":
-            provider.delete_meeting(expert_user_id, provider_name, external_id)
+            provider.delete_meeting(expert_user_id, provider_name, external_id, **meet)
             if marker is not None:  # and whatever a create whose answer was lost may have made
                 provider.delete_marked(expert_user_id, marker)
             return _finish(meeting_id, claim, status=MEETING_DELETED, next_attempt_at=None, last_error=None, outcome="deleted")
@@ -358,7 +361,7 @@ def sync(meeting_id: int, now: datetime | None = None) -> str:
     except TransientMeetingError as error:
         return _retry_later(meeting_id, claim, str(error), error.retry_after)
     except ReauthRequired as error:
-        return _record_reauth(meeting_id, claim, expert_user_id, plan, str(error))
+        return _record_reauth(meeting_id, claim, expert_user_id, plan, str(error), provider_name)
     except MeetingError as error:
         log.warning("video meeting %s: the provider refused to %s it: %s", meeting_id, plan, error)
         return _finish(meeting_id, claim, status=MEETING_FAILED, next_attempt_at=None,
@@ -467,6 +470,7 @@ def _record_created(meeting_id: int, claim: datetime, result: provider.MeetingRe
             meeting.create_marker = None
         meeting.provider = result.provider
         meeting.external_id = result.meeting_id
+        meeting.external_ref = result.external_ref
         meeting.join_url = result.join_url
         meeting.password = result.password
         meeting.scheduled_start = start
@@ -498,6 +502,8 @@ def _discard(meeting_id: int, result: provider.MeetingResult) -> None:
     booking = db.session.get(Booking, meeting.booking_id) if meeting else None
     if booking is None:
         return
+    if result.provider == provider.MEET:
+        return  # the Meet event is the booking's own (its id comes from the booking): no duplicate to remove
     try:
         provider.delete_meeting(booking.expert.user_id, result.provider, result.meeting_id)
     except MeetingError as error:
@@ -528,23 +534,28 @@ def _retry_later(meeting_id: int, claim: datetime, reason: str, retry_after: flo
     return "retry"
 
 
-def _incident(expert_user_id: int) -> str | None:
+def _incident(expert_user_id: int, provider_name: str = provider.ZOOM) -> str | None:
     """Names the refused grant: a connection goes from connected to ``reconnect_needed`` at most once
     per authorization (re-authorizing sets a new ``connected_at``), so (connection, connected_at) is one incident."""
+    if provider_name == provider.MEET:
+        from expertbook.calendars import google
+
+        return google.reauth_incident(expert_user_id)
     connection = db.session.scalar(select(ZoomConnection).where(ZoomConnection.user_id == expert_user_id))
     if connection is None or connection.status != RECONNECT_NEEDED:
         return None
     return f"{connection.id}:{connection.connected_at.strftime('%Y%m%dT%H%M%S.%f')}"
 
 
-def _record_reauth(meeting_id: int, claim: datetime, expert_user_id: int, plan: str, reason: str) -> str:
+def _record_reauth(meeting_id: int, claim: datetime, expert_user_id: int, plan: str, reason: str,
+                   provider_name: str = provider.ZOOM) -> str:
     app = current_app._get_current_object()
     with transaction():
         meeting = _owned(meeting_id, claim)
         if meeting is None:
             return "skipped"
         meeting.claimed_until = None
-        incident = _incident(expert_user_id)
+        incident = _incident(expert_user_id, provider_name)
         if incident is None:
             # Not waiting on a re-authorization (the expert disconnected meanwhile): try again soon,
             # when the provider choice is made afresh.
@@ -554,17 +565,18 @@ def _record_reauth(meeting_id: int, claim: datetime, expert_user_id: int, plan: 
             _dispatch_after_commit(meeting)
             return "retry"
         meeting.next_attempt_at = None  # resumed by resume_expert() when the expert re-authorizes
-        meeting.last_error = f"waiting for the expert to re-authorize Zoom: {reason}"[:2000]
+        which = "Google" if provider_name == provider.MEET else "Zoom"
+        meeting.last_error = f"waiting for the expert to re-authorize {which}: {reason}"[:2000]
         if plan == "create":
             meeting.status = MEETING_REAUTH
             _touch(meeting.booking_id)
-            _park_waiting(expert_user_id, meeting.id, meeting.last_error)
+            _park_waiting(expert_user_id, meeting.id, meeting.last_error, provider_name)
             db.session.flush()
             signals.meeting_reauth_needed.send(app, booking_id=meeting.booking_id, meeting_id=meeting.id, incident=incident)
     return "reauth"
 
 
-def _park_waiting(expert_user_id: int, meeting_id: int, reason: str) -> None:
+def _park_waiting(expert_user_id: int, meeting_id: int, reason: str, provider_name: str = provider.ZOOM) -> None:
     """The expert's other Zoom meetings still to be created need the same refused grant: they wait with
     this one (and the one email about it lists them all) instead of each failing against Zoom in turn.
     Meetings another job holds right now are left to it."""
@@ -574,7 +586,7 @@ def _park_waiting(expert_user_id: int, meeting_id: int, reason: str) -> None:
         .where(
             Meeting.id != meeting_id,
             Meeting.status == MEETING_PENDING,
-            Meeting.provider == provider.ZOOM,
+            Meeting.provider == provider_name,
             Meeting.join_url.is_(None),
             Booking.status == "confirmed",
             or_(Meeting.claimed_until.is_(None), Meeting.claimed_until < now),

@@ -18,7 +18,7 @@ class ZoomConnection(db.Model):
     """One expert's Zoom grant.
 
     ``secrets`` is a Fernet token holding the access token, refresh token, expiry, Zoom user id,
-    email, account id and active flag (see :mod:`expertbook.video.crypto`). In plain text is only
+    email, account id and active flag (see :mod:`expertbook.crypto`). In plain text is only
     what queries need: whose it is, its status, a keyed hash of the Zoom user id and timestamps.
     """
 
@@ -69,6 +69,9 @@ class Meeting(db.Model):
     provider: Mapped[str] = mapped_column(String(10))
     status: Mapped[str] = mapped_column(String(16), default=MEETING_PENDING)
     external_id: Mapped[int | None] = mapped_column(BigInteger)
+    # Where a provider without numeric ids keeps the meeting: for Google Meet, the Google calendar holding the
+    # booking's event (the event's id is derived from the booking's UID).
+    external_ref: Mapped[str | None] = mapped_column(String(1000))
     join_url: Mapped[str | None] = mapped_column(String(1000))
     password: Mapped[str | None] = mapped_column(String(100))
     scheduled_start: Mapped[datetime | None] = mapped_column(UTCDateTime())

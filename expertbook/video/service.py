@@ -24,7 +24,8 @@ import logging
 import random
 import secrets as secrets_module
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -38,7 +39,8 @@ from sqlalchemy import delete, select, update
 from expertbook.database import after_commit, transaction, utcnow
 from expertbook.extensions import db
 from expertbook.web import external_url
-from expertbook.video import crypto, signals, zoom
+from expertbook import crypto
+from expertbook.video import signals, zoom
 from expertbook.video.errors import (
     MeetingNotFound,
     MeetingProviderError,
@@ -52,7 +54,8 @@ log = logging.getLogger(__name__)
 
 ZOOM = "zoom"
 JITSI = "jitsi"
-PROVIDERS = (ZOOM, JITSI)
+MEET = "meet"  # Google Meet: the conference of the booking's Google Calendar event (expertbook.calendars.google)
+PROVIDERS = (ZOOM, JITSI, MEET)
 
 # Refresh a little before Zoom's expiry (1 hour), so a token never dies between our check and Zoom's.
 REFRESH_MARGIN = timedelta(minutes=5)
@@ -64,12 +67,14 @@ WEBHOOK_TOLERANCE = timedelta(minutes=5)
 
 @dataclass(frozen=True)
 class MeetingResult:
-    """What the booking stores: the provider, Zoom's 64-bit meeting id (None for Jitsi), join URL and password."""
+    """What the booking stores: the provider, Zoom's 64-bit meeting id (None for Jitsi and Meet), join URL and
+    password; for Meet, ``external_ref`` is the Google calendar that holds the booking's event."""
 
     provider: str
     meeting_id: int | None
     join_url: str
     password: str | None
+    external_ref: str | None = None
 
 
 @dataclass(frozen=True)
@@ -394,11 +399,17 @@ def url_validation_answer(secret: str, plain_token: str) -> dict[str, str]:
 
 
 def provider_for(expert_user_id: int, requested: str | None = None) -> str:
-    """The provider a new meeting uses: Jitsi when asked for, or when the expert has no Zoom connection.
+    """The provider a new meeting uses: Jitsi when asked for, or when the expert has no Zoom connection;
+    Google Meet when asked for and the expert connected Google Calendar (else Jitsi).
 
-    A connection waiting for re-authorization still means Zoom: the meeting waits for the expert
+    A connection waiting for re-authorization still means Zoom (or Meet): the meeting waits for the expert
     rather than silently moving to another provider.
     """
+    if requested == MEET:
+        from expertbook.calendars import google
+        from expertbook.calendars.oauth import google_configured
+
+        return MEET if google_configured() and google.connected(expert_user_id) else JITSI
     if requested == JITSI or not zoom_configured():
         return JITSI
     connection = _load(expert_user_id)
@@ -427,6 +438,7 @@ def create_meeting(
     recording: bool,
     provider: str | None = None,
     marker: str | None = None,
+    booking_uid: str | None = None,
 ) -> MeetingResult:
     """Create the meeting of one booking.
 
@@ -434,11 +446,16 @@ def create_meeting(
     without an active Zoom connection the meeting is a Jitsi room. Zoom meetings are scheduled
     (type 2) at ``start_utc`` shown in ``timezone``, with the waiting room on, join-before-host off
     and cloud recording when ``recording`` is true. ``marker`` goes at the start of the agenda, so
-    :func:`find_meetings` finds the meeting should this call's answer be lost.
+    :func:`find_meetings` finds the meeting should this call's answer be lost. A Meet meeting is the
+    conference of the booking's Google Calendar event, whose id is derived from ``booking_uid`` (so a
+    create repeated after a lost answer finds the same event, and its conference, again).
     """
     _outside_transaction()
-    if provider_for(expert_user_id, provider) == JITSI:
+    chosen = provider_for(expert_user_id, provider)
+    if chosen == JITSI:
         return _jitsi_meeting()
+    if chosen == MEET:
+        return _meet_meeting(expert_user_id, topic, start_utc, duration_min, timezone, booking_uid)
     body = {
         "topic": topic[:200],
         "type": 2,
@@ -518,23 +535,45 @@ def update_meeting(
     start_utc: datetime,
     duration_min: int,
     timezone: str,
+    external_ref: str | None = None,
+    booking_uid: str | None = None,
 ) -> None:
     """Move a meeting to the booking's new time. Jitsi rooms have no time: nothing to do.
 
-    Raises :class:`MeetingNotFound` if Zoom no longer has it (the caller may create a new one).
+    Raises :class:`MeetingNotFound` if Zoom (or Google) no longer has it (the caller may create a new one).
     """
+    if provider == MEET and external_ref and booking_uid:
+        with _meet_errors(expert_user_id):
+            from expertbook.calendars import google
+
+            google.move_event(expert_user_id, external_ref, google.event_id(booking_uid), _meet_body(topic, start_utc, duration_min, timezone))
+        return
     if provider != ZOOM or meeting_id is None:
         return
     body = {"topic": topic[:200], "start_time": _zoom_time(start_utc), "duration": int(duration_min), "timezone": timezone}
     _api(expert_user_id, "PATCH", f"/meetings/{int(meeting_id)}", body)
 
 
-def delete_meeting(expert_user_id: int, provider: str, meeting_id: int | None) -> None:
+def delete_meeting(expert_user_id: int, provider: str, meeting_id: int | None, external_ref: str | None = None,
+                   booking_uid: str | None = None) -> None:
     """Delete a cancelled booking's meeting. A meeting that is already gone counts as deleted.
 
     If the expert has since disconnected Zoom there is no grant to delete it with; that is logged
-    and counts as done (Zoom keeps the meeting in the expert's own account).
+    and counts as done (Zoom keeps the meeting in the expert's own account). The same for Google: a Meet
+    meeting is its booking's event, deleted with it.
     """
+    if provider == MEET and external_ref and booking_uid:
+        from expertbook.calendars import google
+
+        if not google.connected(expert_user_id):
+            log.warning("Meet event of user %s not deleted at Google: Google is no longer connected", expert_user_id)
+            return
+        with _meet_errors(expert_user_id):
+            try:
+                google.delete_event(expert_user_id, external_ref, google.event_id(booking_uid))
+            except MeetingNotFound:
+                log.info("the Meet event was already deleted")
+        return
     if provider != ZOOM or meeting_id is None:
         return
     connection = _load(expert_user_id)
@@ -550,6 +589,49 @@ def delete_meeting(expert_user_id: int, provider: str, meeting_id: int | None) -
 def fresh_start_url(expert_user_id: int, meeting_id: int) -> str:
     """The host's start URL, fetched from Zoom now (they expire after two hours): never store or email it."""
     return _api(expert_user_id, "GET", f"/meetings/{int(meeting_id)}").json()["start_url"]
+
+
+# ---------------------------------------------------------------------------- Google Meet
+
+
+@contextmanager
+def _meet_errors(expert_user_id: int) -> Iterator[None]:
+    """Google's failures, as the meeting job classifies them (the calendars area has its own classes)."""
+    from expertbook.calendars import errors, google
+
+    try:
+        yield
+    except errors.CalendarUnavailable as error:
+        raise TransientMeetingError(f"Google: {error}", error.retry_after) from error
+    except errors.ReauthNeeded as error:
+        raise ReauthRequired(expert_user_id, "The expert's Google authorization has expired or was revoked.") from error
+    except google.Gone as error:
+        raise MeetingNotFound(f"Google: {error}") from error
+    except errors.CalendarError as error:
+        raise MeetingProviderError(f"Google: {error}") from error
+
+
+def _meet_body(topic: str, start_utc: datetime, duration_min: int, timezone: str) -> dict[str, Any]:
+    end = start_utc + timedelta(minutes=int(duration_min))
+    return {
+        "summary": topic[:200],
+        "start": {"dateTime": start_utc.astimezone(UTC).isoformat(), "timeZone": timezone},
+        "end": {"dateTime": end.astimezone(UTC).isoformat(), "timeZone": timezone},
+    }
+
+
+def _meet_meeting(expert_user_id: int, topic: str, start_utc: datetime, duration_min: int, timezone: str,
+                  booking_uid: str | None) -> MeetingResult:
+    """The booking's Google Calendar event with a Meet conference (in the calendar bookings are written into,
+    else the primary one); its conference link is the join link."""
+    from expertbook.calendars import google
+
+    if not booking_uid:
+        raise ValueError("a Meet meeting needs the booking's UID")
+    calendar_id = google.write_calendar_id(expert_user_id)
+    with _meet_errors(expert_user_id):
+        link = google.meet_event(expert_user_id, calendar_id, google.event_id(booking_uid), _meet_body(topic, start_utc, duration_min, timezone))
+    return MeetingResult(MEET, None, link, None, external_ref=calendar_id)
 
 
 # ---------------------------------------------------------------------------- retries

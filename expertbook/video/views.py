@@ -232,6 +232,10 @@ def zoom_webhook():
 
 @bp.cli.command("rotate-token-keys")
 def rotate_token_keys() -> None:
-    """Re-encrypt stored Zoom credentials with the first key of TOKEN_ENCRYPTION_KEYS."""
+    """Re-encrypt stored Zoom and calendar credentials with the first key of TOKEN_ENCRYPTION_KEYS."""
+    from expertbook.calendars.service import rotate_keys as rotate_calendar_keys
+
     count = service.rotate_keys()
-    click.echo(f"Re-encrypted {count} Zoom connection(s) with the first key. Old keys can now be removed.")
+    calendars = rotate_calendar_keys()
+    click.echo(f"Re-encrypted {count} Zoom connection(s) and {calendars} calendar connection(s) with the first key. "
+               "Old keys can now be removed.")

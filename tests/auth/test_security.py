@@ -290,6 +290,37 @@ def test_successful_logins_are_not_counted(client, short_limits):
         client.post_form("/logout")
 
 
+def _rate_limit_headers(response) -> list[str]:
+    return [name for name in response.headers.keys() if "ratelimit" in name.lower() or name.lower() == "retry-after"]
+
+
+def test_account_answers_carry_no_rate_limit_headers_though_other_limited_ones_do(app, client):
+    """A bucket keyed on an email address would tell a second client, through X-RateLimit-Remaining, that
+    someone just asked to reset (or tried to log in to) that address; the answers of the account
+    endpoints, their 429s included, say nothing of their limits. The guest booking API still does."""
+    app.config["PASSWORD_RESET_LIMIT_PER_ADDRESS"] = "2 per hour"
+    user = make_user(email="quiet@example.com")
+    login(client, user)
+    answers = {
+        "forgot (page)": client.post_form("/forgot-password", {"email": "asked@example.com"}),
+        "forgot (API)": client.post("/api/auth/forgot-password", json={"email": "asked@example.com"}),
+        "forgot, refused (API)": client.post("/api/auth/forgot-password", json={"email": "asked@example.com"}),
+        "register (page)": client.post_form("/register", {"name": "N", "email": "n@example.com", "password": PASSWORD, "confirm": PASSWORD}),
+        "register (API)": client.post("/api/auth/register", json={"name": "M", "email": "m@example.com", "password": PASSWORD}),
+        "resend": client.post_form("/verify-email/resend"),
+        "login (page)": client.post_form("/login", {"email": "quiet@example.com", "password": "wrong password!!"}),
+        "login (API)": client.post("/api/auth/login", json={"email": "quiet@example.com", "password": "wrong password!!"}),
+    }
+    assert answers["forgot, refused (API)"].status_code == 429
+    assert {what: _rate_limit_headers(answer) for what, answer in answers.items()} == {what: [] for what in answers}
+    from tests.experts.helpers import next_weekday_at
+    from tests.factories import make_expert, make_service
+
+    consult = make_service(make_expert())
+    guest = client.post("/api/bookings", json={"serviceId": consult.id, "start": next_weekday_at(10).isoformat(), "name": "G", "email": "g@example.com"})
+    assert guest.status_code == 201 and "X-RateLimit-Remaining" in _rate_limit_headers(guest)
+
+
 # ---------------------------------------------------------------------------- redirects
 
 

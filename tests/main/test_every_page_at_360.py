@@ -24,6 +24,7 @@ from tests.factories import (
     make_slot,
     make_staff,
     make_user,
+    make_webhook,
 )
 
 pytestmark = pytest.mark.browser
@@ -41,6 +42,9 @@ def test_every_page_fits_a_360px_phone(live_server, browser_page):
     svc = make_service(expert, "An hour on your architecture and hiring", slug="consult")
     made = experts.book(patient.id, svc.id, next_weekday_at(10, tz="Asia/Kolkata"), **book_kwargs(patient))
     make_admin(email="admin@example.com")
+    # Webhooks (issue 24): the hospital's and the expert's, each with a delivery log.
+    hook = make_webhook(staff)
+    expert_hook = make_webhook(expert.user)
 
     # The front desk (issue 15): a walk-in's slip, a full session with its waiting list, a session the
     # hospital cancelled (the patient's move page, a walk-in's move link before and after moving), doctors.
@@ -58,6 +62,23 @@ def test_every_page_fits_a_360px_phone(live_server, browser_page):
     guest = experts.book(None, svc.id, next_weekday_at(11, tz="Asia/Kolkata"), name="Gita Guest", email="gita@example.com",
                          phone="+44 20 7946 0001", customer_timezone="Europe/London")
     manage = experts.manage_token(guest)
+    # Calendars (issue 24): a CalDAV connection that broke, with its calendars and last error, and the forms.
+    from expertbook import crypto
+    from expertbook.calendars.models import CalendarConnection, RemoteCalendar
+    from expertbook.database import utcnow
+    from expertbook.extensions import db
+
+    with transaction():
+        connection = CalendarConnection(
+            user_id=expert.user_id, kind="caldav", status="unreachable", failing_since=utcnow(), last_ok_at=utcnow(),
+            last_error="the server could not be reached (reading busy times): ConnectionError",
+            secrets=crypto.encrypt({"url": "https://caldav.example.org/dav/", "username": "ada.lovelace.long.username", "password": "x"}),
+        )
+        db.session.add(connection)
+        db.session.flush()
+        for name, write in (("Work", False), ("A personal calendar with a rather long name", False), ("ExpertBook bookings", True)):
+            db.session.add(RemoteCalendar(connection_id=connection.id, remote_id=f"https://caldav.example.org/dav/{name}/", name=name,
+                                          check_conflicts=True, write_bookings=write))
     # Accounts: a live password reset link.
     resetting = make_user("Reza Reset", email="reza@example.com")
     verifying = make_user("Vera Verify", email="vera@example.com")
@@ -79,11 +100,12 @@ def test_every_page_fits_a_360px_phone(live_server, browser_page):
         "desk@example.com": ["/clinic/staff", "/clinic/staff/slots", "/clinic/staff/slots/new", f"/clinic/staff/slots/{slot.id}",
                              f"/clinic/staff/slots/{full.id}", f"/clinic/staff/slots/{called_off.id}",
                              f"/clinic/staff/appointments/{walk_in.appointment_id}/slip", "/clinic/staff/doctors",
-                             f"/clinic/staff/doctors/{slot.doctor.id}"],
+                             f"/clinic/staff/doctors/{slot.doctor.id}", "/webhooks", "/webhooks/new", f"/webhooks/{hook.id}",
+                             f"/webhooks/{hook.id}/edit"],
         "ada@example.com": ["/expert-dashboard", "/experts/settings/services", "/experts/settings/services/new",
                             f"/experts/settings/services/{svc.id}", "/experts/settings/hours", "/experts/settings/profile",
                             f"/experts/bookings/{made.id}", f"/experts/bookings/{guest.id}", f"/experts/bookings/{made.id}/reschedule",
-                            "/experts/calendar-feed", "/video/settings"],
+                            "/experts/calendar-feed", "/video/settings", "/calendars/", "/webhooks", f"/webhooks/{expert_hook.id}"],
         "admin@example.com": ["/notifications"],
     }
     checked = []
@@ -97,3 +119,13 @@ def test_every_page_fits_a_360px_phone(live_server, browser_page):
             audit(page, f"{path} ({email or 'anonymous'})")
             checked.append(path)
     assert len(checked) == sum(len(p) for p in visits.values())
+
+    # The answer to adding a webhook: its signing secret, shown once (a POST's page, not an address to visit).
+    page = browser_page(viewport=PHONE)
+    log_in(page, live_server, "desk@example.com")
+    page.goto(live_server + "/webhooks/new")
+    page.get_by_label("Endpoint URL").fill("https://93.184.215.14/second-system")
+    page.get_by_label("appointment.booked", exact=False).check()
+    page.get_by_role("button", name="Add the webhook").click()
+    page.locator("#secret-value").wait_for()
+    audit(page, "the new webhook's secret (desk@example.com)")

@@ -54,7 +54,7 @@ def expire_stored_token(user_id: int, standin=None) -> None:
 
     from expertbook.database import transaction
     from expertbook.extensions import db
-    from expertbook.video import crypto
+    from expertbook import crypto
     from expertbook.video.models import ZoomConnection
 
     with transaction():

@@ -15,7 +15,8 @@ from sqlalchemy import select, text
 
 from expertbook import config as config_module
 from expertbook.extensions import db
-from expertbook.video import crypto, service
+from expertbook import crypto
+from expertbook.video import service
 from expertbook.video.errors import ReauthRequired, TransientMeetingError
 from expertbook.video.models import CONNECTED, RECONNECT_NEEDED, ZoomConnection
 from expertbook.devtools.zoom_standin import MEETING_GET, TOKEN_REFRESH

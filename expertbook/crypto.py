@@ -1,8 +1,10 @@
-"""Encryption at rest for Zoom credentials: MultiFernet over ``TOKEN_ENCRYPTION_KEYS``.
+"""Encryption at rest for stored credentials (Zoom and Google grants, CalDAV app passwords): MultiFernet
+over ``TOKEN_ENCRYPTION_KEYS``.
 
 The first key encrypts; every key decrypts, so a new key can be put first, ``flask rotate-token-keys``
-re-encrypts every row with it, and the old key is then removed. Lookups by Zoom user id (the
+re-encrypts every row with it, and the old key is then removed. Lookups by a provider's user id (Zoom's
 deauthorization webhook) go through a keyed hash, a "blind index", so the id itself stays encrypted.
+Infrastructure: it knows no area (the video and calendars areas both store their secrets with it).
 """
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ def _keys(config) -> list[bytes]:
     if raw:
         return [key.strip().encode("ascii") for key in raw.split(",") if key.strip()]
     if config.get("PRODUCTION"):
-        raise ConfigError("TOKEN_ENCRYPTION_KEYS must be set in production to store Zoom credentials")
+        raise ConfigError("TOKEN_ENCRYPTION_KEYS must be set in production to store Zoom, Google or CalDAV credentials")
     # Development only: a fixed key derived from SECRET_KEY, so local data stays readable across restarts
     # (and, derived from the fallbacks too, across a rotation of SECRET_KEY).
     from expertbook import keys
@@ -51,7 +53,7 @@ def decrypt(token: str) -> dict[str, Any]:
     try:
         return json.loads(_fernet().decrypt(token.encode("ascii")))
     except InvalidToken as error:
-        raise ConfigError("stored Zoom credentials cannot be decrypted with TOKEN_ENCRYPTION_KEYS") from error
+        raise ConfigError("stored credentials cannot be decrypted with TOKEN_ENCRYPTION_KEYS") from error
 
 
 def rotate(token: str) -> str:
