@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from jinja2 import TemplateNotFound
-from sqlalchemy import ColumnElement, Insert, Integer, String, insert, literal, select, update
+from sqlalchemy import ColumnElement, Insert, Integer, String, and_, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from expertbook.database import after_commit, transaction, utcnow
