@@ -778,8 +778,8 @@ class Browsers:
         """A new context of this worker's browser; if the browser turns out to have gone, of a new one.
 
         Playwright's sync API only learns that the browser has died when it next talks to it, so
-        ``is_connected()`` can still say yes: the first call then fails with ``TargetClosedError``
-        (as four Zoom browser tests did at load 13). That call is where a new browser is launched.
+        ``is_connected()`` can still say yes and the first call fails with ``TargetClosedError`` (the
+        error four Zoom browser tests failed with at load 13). That call is where a new browser is launched.
         """
         from playwright.sync_api import Error as PlaywrightError
 
