@@ -96,6 +96,7 @@ class Run:
             "REDIS_URL": REDIS_URL,
             "RATELIMIT_STORAGE_URI": "",
             "MAIL_SERVER": "",
+            "MAIL_BACKEND": "log",  # no worker sends anything here; production wants it said
         }
 
     # ------------------------------------------------------------------ setup

@@ -1,7 +1,6 @@
 """ExpertBook: booking for hospitals and for independent experts, in one Flask + htmx app."""
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping
 from importlib import import_module
@@ -12,6 +11,7 @@ from flask import Flask
 
 from expertbook import config as config_module
 from expertbook import jobs as _jobs
+from expertbook import observability
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,8 +43,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.debug = app.debug and not app.config["PRODUCTION"]
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite:///"):
         os.makedirs(app.instance_path, exist_ok=True)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    # JSON lines in production, plain text in development (LOG_FORMAT); every line redacted.
+    observability.configure_logging(app.config["LOG_FORMAT"])
 
     _init_extensions(app)
     import_module("expertbook.models")
@@ -59,6 +59,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     security.init_app(app)
     cli.init_app(app)
+    # Request ids and request metrics: inside ProxyFix, around everything the app does.
+    observability.init_app(app)
     if app.config["PROXY_HOPS"]:
         from werkzeug.middleware.proxy_fix import ProxyFix
 

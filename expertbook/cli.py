@@ -39,6 +39,10 @@ def demo() -> None:
     """Load idempotent demo data; print the demo logins and a one-line summary."""
     from expertbook import demo as demo_data
 
+    if current_app.config["PRODUCTION"]:
+        # Its accounts, a site administrator among them, share a password printed in the README.
+        raise click.ClickException(
+            "flask demo refuses to run in production (EXPERTBOOK_ENV=production): the demo accounts' password is public.")
     before = demo_data.summary()
     # The demo's bookings cause dozens of emails; without MAIL_SERVER each would be written to the log
     # in full. They are in the outbox (/notifications) for whoever wants to read them.

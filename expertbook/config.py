@@ -32,6 +32,16 @@ def _list(value: str | None) -> list[str]:
     return [item.strip() for item in (value or "").split(",") if item.strip()]
 
 
+def _choice(value: str | None, choices: tuple[str, ...], default: str, name: str) -> str:
+    """One of ``choices`` (case-insensitive), ``default`` when unset; anything else is refused at start."""
+    if value is None or not value.strip():
+        return default
+    chosen = value.strip().lower()
+    if chosen not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+    return chosen
+
+
 def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "instance") -> dict[str, Any]:
     """Build the configuration dictionary from environment variables."""
     env = os.environ if environ is None else environ
@@ -49,8 +59,10 @@ def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "ins
         "SQLALCHEMY_DATABASE_URI": normalise_database_url(database_url),
         "REDIS_URL": redis_url,
         "BASE_URL": (env.get("BASE_URL") or "http://127.0.0.1:5000").rstrip("/"),
-        # Mail: with no MAIL_SERVER every email is written to the log instead of sent.
+        # Mail: with no MAIL_SERVER every email is written to the log instead of sent, which production
+        # allows only when MAIL_BACKEND=log says so (validate).
         "MAIL_SERVER": env.get("MAIL_SERVER") or None,
+        "MAIL_BACKEND": _choice(env.get("MAIL_BACKEND"), ("smtp", "log"), "smtp", "MAIL_BACKEND"),
         "MAIL_PORT": _int(env.get("MAIL_PORT"), 25),
         "MAIL_USERNAME": env.get("MAIL_USERNAME") or None,
         "MAIL_PASSWORD": env.get("MAIL_PASSWORD") or None,
@@ -131,6 +143,11 @@ def from_env(environ: Mapping[str, str] | None = None, instance_path: str = "ins
         "CLINIC_TIMEZONE": env.get("CLINIC_TIMEZONE") or "Asia/Kolkata",
         "CLINIC_POLL_SECONDS": _int(env.get("CLINIC_POLL_SECONDS"), 10),
         "DEMO_PASSWORD": env.get("DEMO_PASSWORD") or "demo-password-1",
+        # Logs: one JSON object per line in production, plain text for development (expertbook/observability.py).
+        "LOG_FORMAT": _choice(env.get("LOG_FORMAT"), ("json", "text"), "json" if production else "text", "LOG_FORMAT"),
+        # GET /metrics: from these client addresses (networks), or with this bearer secret; nobody else.
+        "METRICS_ALLOW": _list(env.get("METRICS_ALLOW") if env.get("METRICS_ALLOW") is not None else "127.0.0.1/32,::1/128"),
+        "METRICS_TOKEN": env.get("METRICS_TOKEN") or None,
         # Video meetings (expertbook/video): Zoom over OAuth; the URLs default to Zoom's real ones.
         "ZOOM_CLIENT_ID": env.get("ZOOM_CLIENT_ID") or None,
         "ZOOM_CLIENT_SECRET": env.get("ZOOM_CLIENT_SECRET") or None,
@@ -193,6 +210,16 @@ def validate(config: Mapping[str, Any]) -> None:
         raise ConfigError("SECRET_KEY is the development default; set a real one in production")
     if config.get("PRODUCTION") and DEV_SECRET_KEY in (config.get("SECRET_KEY_FALLBACKS") or ()):
         raise ConfigError("SECRET_KEY_FALLBACKS holds the development default; remove it in production")
+    import ipaddress
+
+    for network in config.get("METRICS_ALLOW") or ():
+        try:
+            ipaddress.ip_network(network, strict=False)
+        except ValueError as exc:
+            raise ConfigError(f"METRICS_ALLOW: {network!r} is not an address or network ({exc})") from exc
+    if config.get("PRODUCTION") and not config.get("MAIL_SERVER") and config.get("MAIL_BACKEND") != "log":
+        raise ConfigError("MAIL_SERVER must be set in production; without it every email, links included, would be "
+                          "written to the log and marked sent. Set MAIL_BACKEND=log to mean exactly that.")
     if config.get("PRODUCTION") and config.get("ZOOM_CLIENT_ID") and not config.get("TOKEN_ENCRYPTION_KEYS"):
         raise ConfigError("TOKEN_ENCRYPTION_KEYS must be set in production when Zoom is configured")
     if config.get("PRODUCTION") and config.get("GOOGLE_CLIENT_ID") and not config.get("TOKEN_ENCRYPTION_KEYS"):

@@ -235,6 +235,7 @@ def _test_config(url: str, **extra) -> dict:
         "REDIS_URL": None,
         "RUN_JOBS_INLINE": True,
         "MAIL_SERVER": None,
+        "MAIL_BACKEND": "log",  # no SMTP unless a test sets MAIL_SERVER (production refuses this unless said so)
         "RATELIMIT_STORAGE_URI": "memory://",
         "BASE_URL": "http://testserver.example",
         "SESSION_COOKIE_SECURE": False,
@@ -687,6 +688,7 @@ def app_environment(database_url: str, **settings: str) -> dict[str, str]:
             "DATABASE_URL": database_url,
             "PYTHONUNBUFFERED": "1",
             "FLASK_SKIP_DOTENV": "1",  # .flaskenv selects development mode for local use
+            "MAIL_BACKEND": "log",  # without MAIL_SERVER in settings, emails go to the log (production wants it said)
         }
     )
     environment.update(settings)

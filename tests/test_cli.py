@@ -51,3 +51,37 @@ def test_make_run_serves_on_the_port_given():
     assert "run --host 127.0.0.1 --port 5050" in dry.stdout
     default = subprocess.run(["make", "-n", "run"], cwd=ROOT, capture_output=True, text=True, timeout=30)
     assert "run --host 127.0.0.1 --port 5000" in default.stdout
+
+
+def test_demo_refuses_to_run_in_production(app):
+    """Its accounts (a site administrator among them) share the password the README publishes."""
+    from sqlalchemy import func, select
+
+    from expertbook.auth.models import User
+    from expertbook.extensions import db
+
+    app.config["PRODUCTION"] = True
+    before = db.session.scalar(select(func.count()).select_from(User))
+    result = app.test_cli_runner().invoke(args=["demo"])
+    assert result.exit_code != 0 and "refuses to run in production" in result.output
+    assert db.session.scalar(select(func.count()).select_from(User)) == before
+
+
+def test_production_refuses_to_start_without_a_mail_server_unless_told_to_log_emails(tmp_path):
+    import pytest
+
+    from expertbook import create_app
+    from expertbook.config import ConfigError, from_env, validate
+
+    production = {"EXPERTBOOK_ENV": "production", "SECRET_KEY": "k" * 32}
+    with pytest.raises(ConfigError, match="MAIL_SERVER must be set in production"):
+        validate(from_env(production))
+    validate(from_env({**production, "MAIL_BACKEND": "log"}))
+    validate(from_env({**production, "MAIL_SERVER": "smtp.example.org"}))
+    with pytest.raises(ConfigError, match="MAIL_BACKEND"):
+        from_env({**production, "MAIL_BACKEND": "sendmail"})
+    validate(from_env({"EXPERTBOOK_ENV": "development"}))  # a laptop logs emails, as always
+    from tests.conftest import _test_config
+
+    with pytest.raises(ConfigError):
+        create_app(_test_config(f"sqlite:///{tmp_path / 'x.sqlite3'}", PRODUCTION=True, MAIL_BACKEND="smtp"))

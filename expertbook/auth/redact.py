@@ -8,20 +8,22 @@ replaces the token with ``[redacted]`` in every record they emit, whatever the f
 from __future__ import annotations
 
 import logging
-import re
 
 from flask import Flask
 
-_TOKEN_IN_PATH = re.compile(r"(/(?:reset-password|verify-email)/)[^\s/?#\"'&]+")
-REDACTED = r"\1[redacted]"
+from expertbook import observability
 
 # The loggers that write request paths down.
 REQUEST_LOGGERS = ("werkzeug", "gunicorn.access", "gunicorn.error", "flask.app")
 
 
 def redact(text: str) -> str:
-    """``text`` with the token of every reset or verification link replaced by ``[redacted]``."""
-    return _TOKEN_IN_PATH.sub(REDACTED, text)
+    """``text`` with the token of every link (reset, verification, manage, move, feed) replaced by ``[redacted]``.
+
+    The one list of such links is :data:`expertbook.observability.TOKEN_PATHS`, which the log formatters
+    apply to every line as well.
+    """
+    return observability.redact(text)
 
 
 def _clean(value):

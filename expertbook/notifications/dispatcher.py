@@ -21,22 +21,26 @@ from collections.abc import Callable
 
 from flask import Flask
 
+from expertbook.observability import current_request_id
+
 log = logging.getLogger(__name__)
 
 
 class Dispatcher:
     """One per application and process: collects committed row ids and enqueues them in batches.
 
-    ``enqueue(ids)`` does the enqueueing (:func:`expertbook.notifications.service.enqueue_new`, which
-    also creates the one dispatcher per app: :func:`expertbook.notifications.service.dispatcher`).
+    ``enqueue(ids, request_ids)`` does the enqueueing (:func:`expertbook.notifications.service.enqueue_new`,
+    which also creates the one dispatcher per app: :func:`expertbook.notifications.service.dispatcher`);
+    ``request_ids`` names, for each id, the request (or job) that committed its row, if any.
     """
 
-    def __init__(self, app: Flask, enqueue: Callable[[list[int]], object]):
+    def __init__(self, app: Flask, enqueue: Callable[[list[int], dict[int, str | None]], object]):
         self.app = app
         self.enqueue = enqueue
         self.linger = float(app.config["MAIL_DISPATCH_LINGER_SECONDS"])
         self._changed = threading.Condition()
         self._waiting: list[int] = []
+        self._request_ids: dict[int, str | None] = {}
         self._in_flight = 0
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
@@ -48,6 +52,7 @@ class Dispatcher:
     def _forget_parent(self) -> None:
         self._changed = threading.Condition()
         self._waiting = []
+        self._request_ids = {}
         self._in_flight = 0
         self._thread = None
 
@@ -57,6 +62,9 @@ class Dispatcher:
             if self._thread is None or not self._thread.is_alive() or self._pid != os.getpid():
                 self._start()
             self._waiting.append(outbox_id)
+            request_id = current_request_id()
+            if request_id:
+                self._request_ids[outbox_id] = request_id
             self._changed.notify_all()
 
     def _start(self) -> None:
@@ -67,11 +75,12 @@ class Dispatcher:
             atexit.register(self.flush)
             self._exit_hook = True
 
-    def _take(self) -> list[int]:
+    def _take(self) -> tuple[list[int], dict[int, str | None]]:
         with self._changed:
             batch, self._waiting = self._waiting, []
+            request_ids, self._request_ids = self._request_ids, {}
             self._in_flight += bool(batch)
-            return batch
+            return batch, request_ids
 
     def _run(self) -> None:
         while True:
@@ -79,17 +88,17 @@ class Dispatcher:
                 with self._changed:
                     self._changed.wait_for(lambda: self._waiting)
                 time.sleep(max(self.linger, 0.0))  # the rows committed meanwhile join this batch
-                self._enqueue(self._take())
+                self._enqueue(*self._take())
             except Exception:  # never let the thread die: add() would keep handing it ids
                 log.exception("the outbox dispatcher failed; the rows it held stay pending for the relay")
                 time.sleep(1.0)
 
-    def _enqueue(self, batch: list[int]) -> None:
+    def _enqueue(self, batch: list[int], request_ids: dict[int, str | None]) -> None:
         if not batch:
             return
         try:
             with self.app.app_context():
-                self.enqueue(batch)
+                self.enqueue(batch, request_ids)
         except Exception as exc:  # Redis down or unreachable: the rows are committed and pending
             log.warning("could not enqueue emails %s (%s); each stays pending for the relay", batch, exc)
         finally:
@@ -105,6 +114,6 @@ class Dispatcher:
         """
         if self._pid != os.getpid():
             return True
-        self._enqueue(self._take())
+        self._enqueue(*self._take())
         with self._changed:
             return self._changed.wait_for(lambda: not self._waiting and not self._in_flight, timeout)

@@ -9,15 +9,20 @@ from flask import Flask
 from rq import SimpleWorker
 
 from expertbook.jobs import app_context
+from expertbook.observability import job_request_id, request_id_context
 
 log = logging.getLogger(__name__)
+
+# The periodic pass leaves an email's first attempt to the dispatcher of the process that committed it
+# for this long (the dispatcher enqueues within MAIL_DISPATCH_LINGER_SECONDS, 0.05 s by default).
+FRESH_ROW_SECONDS = 2.0
 
 
 def send_email(outbox_id: int) -> str:
     """RQ job: send one outbox row (idempotent; see :func:`expertbook.notifications.service.send`)."""
     from expertbook.notifications import service
 
-    with app_context():
+    with app_context(), request_id_context(job_request_id(outbox_id)):
         return service.send(outbox_id)
 
 
@@ -35,7 +40,8 @@ def send_emails(outbox_ids: list[int]) -> dict[str, int]:
         outcomes: dict[str, int] = {}
         for outbox_id in outbox_ids:
             try:
-                outcome = service.send(outbox_id)
+                with request_id_context(job_request_id(outbox_id)):
+                    outcome = service.send(outbox_id)
             except BaseTimeoutException:
                 raise  # RQ's job timeout stops the batch; the rows not reached stay for the relay
             except Exception:
@@ -76,7 +82,8 @@ class AppWorker(SimpleWorker):
         self.stop_signalled = False
 
     def perform_job(self, job, queue, execution):  # noqa: D102 - RQ hook
-        with self.app.app_context():
+        # A job one request caused (a meeting) logs under that request's id; an email job sets each row's own.
+        with self.app.app_context(), request_id_context(job_request_id()):
             return super().perform_job(job, queue, execution)
 
     def request_stop(self, signum, frame):  # noqa: D102 - RQ's SIGTERM/SIGINT handler
@@ -169,7 +176,8 @@ def periodic_pass(app: Flask, reminders: bool = True) -> None:
                 log.exception("the reminder pass failed")
         service.run_relay_hooks()  # other areas' due jobs first (a meeting created now queues its emails)
         try:
-            service.relay()
+            # Rows committed a moment ago are their dispatcher's to enqueue (with their request id).
+            service.relay(settle_seconds=FRESH_ROW_SECONDS)
         except RedisError as exc:  # expected while Redis is away: one line per pass, not a traceback
             log.warning("the relay pass could not reach Redis (%s); the due rows wait for the next pass", exc)
         except Exception:

@@ -16,6 +16,8 @@ from typing import Any
 
 from flask import current_app, render_template
 
+from expertbook.observability import REQUEST_ID_HEADER, count_failure, current_request_id
+
 log = logging.getLogger(__name__)
 
 
@@ -73,6 +75,11 @@ def build_message(email: Email) -> EmailMessage:
         message["Date"] = formatdate(localtime=False)
         message["Message-ID"] = email.message_id
         message["Auto-Submitted"] = "auto-generated"
+        # The request that caused this email (a booking, a reset...), so it can be followed from the access
+        # log through the worker's log to the recipient's copy (expertbook.observability).
+        request_id = current_request_id()
+        if request_id:
+            message[REQUEST_ID_HEADER] = request_id
     except (ValueError, TypeError) as exc:  # a row written around the validation: it will never be sendable
         raise PermanentFailure(f"invalid header: {exc}") from exc
     message.set_content(text)
@@ -113,7 +120,7 @@ def deliver(message: EmailMessage) -> None:
     connect and every read and write of the dialogue: a server that hangs cannot hold a worker.
     """
     config = current_app.config
-    if not config.get("MAIL_SERVER"):
+    if not config.get("MAIL_SERVER"):  # production allows this only with MAIL_BACKEND=log (config.validate)
         log.info("MAIL_SERVER is not set; this email is logged instead of sent:\n%s", message.as_string())
         return
     timeout = float(config["MAIL_TIMEOUT"])
@@ -122,7 +129,7 @@ def deliver(message: EmailMessage) -> None:
     try:
         smtp = smtp_class(config["MAIL_SERVER"], int(config["MAIL_PORT"]), timeout=timeout)
     except (OSError, smtplib.SMTPException) as exc:
-        raise _classify(exc) from exc
+        raise _counted(_classify(exc)) from exc
     try:
         if config.get("MAIL_USE_TLS") and not config.get("MAIL_USE_SSL"):
             smtp.starttls()
@@ -131,11 +138,17 @@ def deliver(message: EmailMessage) -> None:
         smtp.send_message(message, to_addrs=recipients)
     except (OSError, smtplib.SMTPException) as exc:
         smtp.close()  # not QUIT: on a hung connection that would wait out the timeout a second time
-        raise _classify(exc) from exc
+        raise _counted(_classify(exc)) from exc
     try:
         smtp.quit()
     except (OSError, smtplib.SMTPException):  # the message is accepted already; QUIT changes nothing
         smtp.close()
+
+
+def _counted(failure: Exception) -> Exception:
+    """``failure``, counted in the SMTP failure metric (``/metrics``) by its kind."""
+    count_failure("smtp", "permanent" if isinstance(failure, PermanentFailure) else "transient")
+    return failure
 
 
 def _classify(exc: BaseException) -> Exception:

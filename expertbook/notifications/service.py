@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from jinja2 import TemplateNotFound
-from sqlalchemy import ColumnElement, Insert, Integer, String, insert, literal, select, update
+from sqlalchemy import ColumnElement, Insert, Integer, String, and_, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from expertbook.database import after_commit, transaction, utcnow
@@ -49,6 +49,7 @@ from expertbook.notifications.claims import ClaimedRows, backoff
 from expertbook.notifications.dispatcher import Dispatcher
 from expertbook.notifications.lease import Leases
 from expertbook.notifications.models import FAILED, PENDING, SENDING, SENT, STATUSES, OutboxEmail
+from expertbook.observability import job_meta
 
 log = logging.getLogger(__name__)
 
@@ -398,7 +399,7 @@ def send_seconds() -> float:
     return 12 * float(current_app.config["MAIL_TIMEOUT"])
 
 
-def enqueue(outbox_id: int, attempts: int, *, fresh: bool = False) -> bool:
+def enqueue(outbox_id: int, attempts: int, *, fresh: bool = False, request_id: str | None = None) -> bool:
     """Put the row's next attempt on the queue now, unless that job is already waiting there.
 
     ``fresh`` (a row committed a moment ago) skips the look for a waiting job: none can exist yet, and
@@ -409,15 +410,17 @@ def enqueue(outbox_id: int, attempts: int, *, fresh: bool = False) -> bool:
     queue = notifications_queue()
     if not fresh and _waiting_rows(queue, [(outbox_id, attempts)]):
         return False
-    _put(queue, outbox_id, attempts)
+    _put(queue, outbox_id, attempts, request_id)
     return True
 
 
-def _put(queue, outbox_id: int, attempts: int) -> None:
+def _put(queue, outbox_id: int, attempts: int, request_id: str | None = None) -> None:
     queue.enqueue(
         JOB_PATH,
         outbox_id,
         job_id=job_id(outbox_id, attempts),
+        # The request that committed the row, for the worker's log lines and the email's X-Request-ID.
+        meta=job_meta({outbox_id: request_id}),
         job_timeout=int(send_seconds()) + 60,
         result_ttl=24 * 3600,
         failure_ttl=7 * 24 * 3600,
@@ -438,15 +441,17 @@ def _batch_mark(outbox_id: int) -> str:
     return f"{job_id(outbox_id, 0)}:batch"
 
 
-def enqueue_new(outbox_ids: list[int]) -> None:
+def enqueue_new(outbox_ids: list[int], request_ids: Mapping[int, str | None] | None = None) -> None:
     """Enqueue rows just committed (attempt 0): one as its own job, several as ``send_emails`` jobs.
 
     Called by the dispatcher's thread. Each row of a batch is marked with its batch job's id, so the
     relay, finding the row pending, sees that job waiting and adds no second one (as it does for a
-    row's own job). Raises redis errors.
+    row's own job). ``request_ids`` (row id -> the request that committed it) go into the jobs' meta.
+    Raises redis errors.
     """
+    request_ids = request_ids or {}
     if len(outbox_ids) == 1:
-        enqueue(outbox_ids[0], 0, fresh=True)
+        enqueue(outbox_ids[0], 0, fresh=True, request_id=request_ids.get(outbox_ids[0]))
         return
     queue = notifications_queue()
     config = current_app.config
@@ -463,6 +468,7 @@ def enqueue_new(outbox_ids: list[int]) -> None:
             BATCH_JOB_PATH,
             ids,
             job_id=batch_id,
+            meta=job_meta({outbox_id: request_ids.get(outbox_id) for outbox_id in ids}),
             # Every send is bounded by MAIL_TIMEOUT, so this only stops a batch that hangs anyway; the
             # rows it did not reach stay pending for the relay.
             job_timeout=int(send_seconds() * len(ids)) + 60,
@@ -673,14 +679,16 @@ def relay_due_at(due: datetime) -> None:
 # ---------------------------------------------------------------------------- relay and admin
 
 
-def relay(now: datetime | None = None, limit: int = 500) -> int:
+def relay(now: datetime | None = None, limit: int = 500, settle_seconds: float = 0.0) -> int:
     """One pass: dispatch rows that are due (pending) or abandoned (``sending`` past their claim).
 
     Each row's job is enqueued unless it is really waiting in the queue now (:func:`waiting_jobs`);
     rows a dead worker left behind on their last allowed attempt are marked failed. Safe to run
     anywhere, any number of times at once: jobs have deterministic ids and sending claims the row.
     Returns how many rows were due (enqueued now or found waiting). Raises a redis error if the
-    queue is unreachable.
+    queue is unreachable. ``settle_seconds`` leaves rows committed less than that long ago, on their
+    first attempt, to the dispatcher of the process that committed them (the worker's periodic pass):
+    its job carries the request id the email is sent with; a second job would only race it.
     """
     now = now or utcnow()
     max_attempts = current_app.config["MAIL_MAX_ATTEMPTS"]
@@ -693,9 +701,13 @@ def relay(now: datetime | None = None, limit: int = 500) -> int:
                     last_error=f"gave up after {max_attempts} attempts: the worker stopped during the last one")
             .execution_options(synchronize_session=False)
         )
+    ready = ROWS.due(now)
+    if settle_seconds > 0:
+        ready = and_(ready, or_(OutboxEmail.status != PENDING, OutboxEmail.attempts > 0,
+                                OutboxEmail.created_at <= now - timedelta(seconds=settle_seconds)))
     rows = [tuple(row) for row in db.session.execute(
         select(OutboxEmail.id, OutboxEmail.attempts)
-        .where(ROWS.due(now))
+        .where(ready)
         .order_by(OutboxEmail.next_attempt_at, OutboxEmail.id)
         .limit(limit)
     )]

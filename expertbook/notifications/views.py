@@ -70,12 +70,15 @@ def retry(outbox_id: int):
 def worker_command(burst: bool, queues: tuple[str, ...]) -> None:
     """Run an RQ worker (no RQ scheduler: the relay enqueues what is due); it also relays the outbox and queues reminders periodically."""
     from expertbook.notifications.jobs import Ticker, periodic_pass, work
+    from expertbook.observability import Heartbeat
 
     app = current_app._get_current_object()
     if not app.config.get("REDIS_URL"):
         raise click.ClickException("REDIS_URL is not set. Without Redis, emails are delivered in-process; no worker is needed.")
     names = list(queues or (app.config["NOTIFICATIONS_QUEUE"], "default"))
     periodic_pass(app)  # at once: catch up with whatever piled up while no worker ran
+    # /healthz and /metrics tell from this whether any worker is alive (expertbook.observability).
+    heartbeat = None if burst else Heartbeat(app.config["REDIS_URL"], min(30.0, float(app.config["WORKER_TICK_SECONDS"]))).start()
     ticker = None
     if not burst:
         ticker = Ticker(app)
@@ -87,6 +90,8 @@ def worker_command(burst: bool, queues: tuple[str, ...]) -> None:
         if ticker is not None:
             ticker.stop()
             app.extensions.pop("notifications_ticker", None)
+        if heartbeat is not None:
+            heartbeat.stop()
 
 
 @bp.cli.command("relay")

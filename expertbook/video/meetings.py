@@ -37,6 +37,7 @@ from sqlalchemy import and_, or_, select, update
 from expertbook.database import after_commit, transaction, utcnow
 from expertbook.experts.models import ACTIVE_STATUSES, Booking
 from expertbook.extensions import db
+from expertbook.observability import job_meta
 from expertbook.web import external_url
 from expertbook.video import service as provider
 from expertbook.video import signals
@@ -187,7 +188,7 @@ def enqueue(meeting_id: int, due: datetime | None, waiting: set[str] | None = No
     if jid in (waiting if waiting is not None else waiting_jobs(queue, [jid])):
         return False
     queue.enqueue(JOB_PATH, meeting_id, job_id=jid, job_timeout=_claim_seconds() + 60, result_ttl=24 * 3600,
-                  failure_ttl=7 * 24 * 3600, description=f"sync video meeting {meeting_id}")
+                  failure_ttl=7 * 24 * 3600, description=f"sync video meeting {meeting_id}", meta=job_meta())
     return True
 
 

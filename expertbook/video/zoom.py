@@ -12,6 +12,7 @@ from typing import Any
 
 import requests
 
+from expertbook.observability import count_failure
 from expertbook.video.errors import MeetingNotFound, MeetingProviderError, TransientMeetingError
 
 log = logging.getLogger(__name__)
@@ -63,8 +64,10 @@ def send(method: str, url: str, access_token: str, timeout: float, json: Any = N
             allow_redirects=False,
         )
     except requests.Timeout as error:
+        count_failure("zoom", "timeout")
         raise TransientMeetingError(f"Zoom did not answer {method} {url} in time") from error
     except requests.RequestException as error:
+        count_failure("zoom", "unreachable")
         raise TransientMeetingError(f"Zoom could not be reached: {error.__class__.__name__}") from error
 
 
@@ -75,6 +78,7 @@ def check(response: requests.Response) -> requests.Response:
         return response
     retry_after = retry_after_seconds(response.headers.get("Retry-After"))
     if status == 429 or status >= 500:
+        count_failure("zoom", "transient")
         raise TransientMeetingError(f"Zoom answered {status}", retry_after)
     code = zoom_code(response)
     if status == 404 and code == MEETING_NOT_FOUND:
@@ -83,5 +87,6 @@ def check(response: requests.Response) -> requests.Response:
         message = response.json().get("message", "")
     except (ValueError, AttributeError):
         message = ""
+    count_failure("zoom", "refused")
     log.warning("Zoom refused %s %s: %s code=%s %s", response.request.method, response.url, status, code, message)
     raise MeetingProviderError(f"Zoom refused the request ({status}, code {code}): {message}", status, code)

@@ -6,6 +6,8 @@ Create Date: 2026-11-21 16:05:00
 
 """
 from alembic import op
+
+from expertbook.migration_guard import refuse_if_data, table_has_rows
 import sqlalchemy as sa
 
 
@@ -49,8 +51,8 @@ def upgrade():
 
 
 def downgrade():
-    # Rows still waiting to be composed cannot be kept without their parts.
-    op.execute("DELETE FROM outbox_emails WHERE template IS NULL")
+    # Keeps every row or refuses, before changing anything (expertbook/migration_guard.py).
+    refuse_if_data(revision, {"emails not composed yet": "SELECT count(*) FROM outbox_emails WHERE template IS NULL"})
     for column in ('message_id', 'dedupe_key'):
         op.drop_index(f'uq_outbox_emails_{column}', table_name='outbox_emails')
     with op.batch_alter_table('outbox_emails', schema=None) as batch_op:

@@ -24,5 +24,6 @@ def upgrade():
 
 
 def downgrade():
+    # Keeps every row: nothing to refuse.
     with op.batch_alter_table('appointments', schema=None) as batch_op:
         batch_op.create_index('ix_appointments_slot_status', ['slot_id', 'status'], unique=False)

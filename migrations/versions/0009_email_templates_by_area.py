@@ -40,4 +40,5 @@ def upgrade():
 
 
 def downgrade():
+    # Keeps every row: nothing to refuse.
     _rename({new: old for old, new in RENAMED.items()})

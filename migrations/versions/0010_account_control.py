@@ -17,6 +17,8 @@ Create Date: 2026-11-22 10:00:00
 import sqlalchemy as sa
 from alembic import op
 
+from expertbook.migration_guard import refuse_if_data, table_has_rows
+
 import expertbook.database
 
 revision = '0010_account_control'
@@ -70,9 +72,15 @@ def upgrade():
 
 
 def downgrade():
-    # Records of deleted accounts have no owner to go back to; they go, as before this revision.
-    op.execute(sa.text('DELETE FROM bookings WHERE customer_id IS NULL'))
-    op.execute(sa.text('DELETE FROM appointments WHERE user_id IS NULL'))
+    # Keeps every row or refuses, before changing anything (expertbook/migration_guard.py).
+    refuse_if_data(revision, {
+        "appointments of deleted accounts": "SELECT count(*) FROM appointments WHERE user_id IS NULL",
+        "expert bookings of deleted accounts": "SELECT count(*) FROM bookings WHERE customer_id IS NULL",
+        "reset and verification links": table_has_rows("account_tokens"),
+        "verified email addresses": "SELECT count(*) FROM users WHERE email_verified_at IS NOT NULL",
+        "login sessions (API tokens, devices)": table_has_rows("login_sessions"),
+        "unpublished hospitals": "SELECT count(*) FROM hospitals WHERE published = false",
+    })
     with op.batch_alter_table('bookings', schema=None) as batch_op:
         batch_op.drop_constraint('fk_bookings_customer_id_users', type_='foreignkey')
         batch_op.alter_column('customer_id', existing_type=sa.Integer(), nullable=False)
@@ -86,8 +94,6 @@ def downgrade():
     with op.batch_alter_table('hospitals', schema=None) as batch_op:
         batch_op.drop_column('published')
 
-    # API tokens were not login sessions before this revision.
-    op.execute(sa.text("DELETE FROM login_sessions WHERE kind <> 'web'"))
     with op.batch_alter_table('login_sessions', schema=None) as batch_op:
         batch_op.drop_index('ix_login_sessions_expires_at')
         batch_op.drop_column('ip_prefix')

@@ -11,6 +11,8 @@ Create Date: 2026-11-30 14:03:44.105552
 
 """
 from alembic import op
+
+from expertbook.migration_guard import refuse_if_data, table_has_rows
 import sqlalchemy as sa
 import expertbook.database
 
@@ -64,6 +66,16 @@ def upgrade():
 
 
 def downgrade():
+    # Keeps every row or refuses, before changing anything (expertbook/migration_guard.py).
+    refuse_if_data(revision, {
+        "waiting-list places": table_has_rows("waitlist_entries"),
+        "walk-ins, cancellations, moves and patients' addresses": (
+            "SELECT count(*) FROM appointments WHERE walk_in = true OR email IS NOT NULL OR cancel_reason IS NOT NULL "
+            "OR cancelled_by IS NOT NULL OR moved_to_id IS NOT NULL OR moved_from_id IS NOT NULL"),
+        "calendar updates sent to patients": "SELECT count(*) FROM appointments WHERE calendar_id IS NOT NULL OR calendar_sequence > 0",
+        "cancelled sessions": "SELECT count(*) FROM slots WHERE cancelled_at IS NOT NULL OR cancel_reason IS NOT NULL",
+        "doctors' bios and inactive doctors": "SELECT count(*) FROM doctors WHERE bio <> '' OR active = false",
+    })
     with op.batch_alter_table('slots', schema=None) as batch_op:
         batch_op.drop_column('cancel_reason')
         batch_op.drop_column('cancelled_at')

@@ -71,7 +71,7 @@ def test_key_rotation_reencrypts_with_the_first_key(app, connected_expert, zoom,
 
 def test_production_refuses_zoom_without_encryption_keys():
     config = config_module.from_env(
-        {"EXPERTBOOK_ENV": "production", "SECRET_KEY": "x" * 32, "ZOOM_CLIENT_ID": "id", "ZOOM_CLIENT_SECRET": "s"}
+        {"EXPERTBOOK_ENV": "production", "SECRET_KEY": "x" * 32, "MAIL_SERVER": "smtp.example.org", "ZOOM_CLIENT_ID": "id", "ZOOM_CLIENT_SECRET": "s"}
     )
     with pytest.raises(config_module.ConfigError, match="TOKEN_ENCRYPTION_KEYS"):
         config_module.validate(config)
