@@ -142,7 +142,7 @@ def pytest_collection_modifyitems(config, items):
 # ---------------------------------------------------------------------------- redis
 
 
-# Each area's Redis tests own one database number below AREA_DATABASES (notifications 1, calendars 2, meetings 6).
+# Each area's Redis tests own one database number below AREA_DATABASES (notifications 1, calendars 2, main 3, meetings 6).
 # Under pytest-xdist, worker gwN uses number + N * AREA_DATABASES, so two workers never flush each
 # other's keys: with the server's default 16 databases, gw0 gets 0-6 and gw1 7-13 (14 stays the
 # bench's). A worker whose numbers the server does not have gets a redis-server of its own.
@@ -780,8 +780,8 @@ class Browsers:
         """A new context of this worker's browser; if the browser turns out to have gone, of a new one.
 
         Playwright's sync API only learns that the browser has died when it next talks to it, so
-        ``is_connected()`` can still say yes: the first call then fails with ``TargetClosedError``
-        (as four Zoom browser tests did at load 13). That call is where a new browser is launched.
+        ``is_connected()`` can still say yes and the first call fails with ``TargetClosedError`` (the
+        error four Zoom browser tests failed with at load 13). That call is where a new browser is launched.
         """
         from playwright.sync_api import Error as PlaywrightError
 

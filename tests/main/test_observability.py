@@ -20,7 +20,7 @@ from tests.factories import make_slot, make_users
 
 @pytest.fixture
 def redis_url():
-    yield from redis_database(3)
+    yield from redis_database(3)  # main's own (area numbers are below tests.conftest.AREA_DATABASES)
 
 
 # ---------------------------------------------------------------------------- request ids
